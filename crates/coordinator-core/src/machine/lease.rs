@@ -1,0 +1,730 @@
+//! The lease: observing it, taking it over, renewing, stepping down,
+//! releasing, and resolving writes whose outcome was unknown.
+
+use std::time::Duration;
+
+use super::{
+    LeaderTerm, LeaseContent, Machine, Observation, PendingWrite, Phase, Purpose, WriteKind,
+};
+use crate::action::{Failure, Request, Response, Version};
+use crate::event::{Event, StepDownReason};
+use crate::machine::timers::Timer;
+use crate::records::{decode, encode, LeaseRecord, MetadataRecord, RecordError, FORMAT};
+use crate::time::{duration_millis, Instant};
+
+impl Machine {
+    // ----- reading -----
+
+    pub(super) fn on_poll(&mut self, _now: Instant) {
+        if self.phase != Phase::Running || self.term.is_some() || self.lease_request.is_some() {
+            return;
+        }
+        self.counters.heartbeats += 1;
+        self.read_lease();
+    }
+
+    pub(super) fn read_lease(&mut self) {
+        let if_changed = if self.traits.conditional_get {
+            self.observed.as_ref().map(|o| o.version.clone())
+        } else {
+            None
+        };
+        let key = self.keys.lease();
+        let id = self.send(Request::Get { key, if_changed }, Purpose::ReadLease);
+        self.lease_request = Some(id);
+    }
+
+    fn schedule_poll(&mut self, now: Instant, delay: Duration) {
+        if self.phase == Phase::Running && self.term.is_none() {
+            self.timers.set(Timer::Poll, now + delay);
+        }
+    }
+
+    fn next_poll_delay(&mut self) -> Duration {
+        self.config.heartbeat_interval + self.jitter()
+    }
+
+    pub(super) fn on_lease_read(&mut self, response: Response, now: Instant) {
+        match response {
+            Response::Unchanged => self.consecutive_errors = 0,
+            Response::Object {
+                body,
+                version,
+                store_time_ms,
+            } => {
+                self.consecutive_errors = 0;
+                self.observe(&body, version, store_time_ms, now);
+            }
+            Response::Absent => {
+                self.consecutive_errors = 0;
+                self.on_lease_absent(now);
+                return;
+            }
+            Response::Failed(failure) => {
+                self.consecutive_errors += 1;
+                let delay = self.backoff(Some(&failure));
+                if self.term.is_some() {
+                    self.retry_renewal(now, delay);
+                } else {
+                    self.schedule_poll(now, delay);
+                }
+                return;
+            }
+            _ => {}
+        }
+        if self.phase != Phase::Running {
+            return;
+        }
+        if self.term.is_some() {
+            // A confirming read while leading: a renewal round may still need
+            // to succeed.
+            if self
+                .term
+                .as_ref()
+                .is_some_and(|t| t.round_started.is_some())
+            {
+                let delay = self.config.retry_backoff;
+                self.retry_renewal(now, delay);
+            }
+            return;
+        }
+        if self.lease_request.is_none() {
+            self.evaluate_takeover(now);
+        }
+        if self.term.is_none() && self.lease_request.is_none() {
+            let delay = self.next_poll_delay();
+            self.schedule_poll(now, delay);
+        }
+    }
+
+    fn on_lease_absent(&mut self, now: Instant) {
+        self.observed = None;
+        self.timers.stop(Timer::Takeover);
+        self.pending_writes.retain(|w| w.expected.is_none());
+        if self.term.is_some() {
+            self.counters.renewal_failures += 1;
+            self.step_down(StepDownReason::LeaseLost, now);
+        }
+        self.report_leader(None);
+        if self.phase != Phase::Running || self.follow_only {
+            let delay = self.next_poll_delay();
+            self.schedule_poll(now, delay);
+            return;
+        }
+        // Epochs never go back: learn the high-water mark before creating.
+        let key = self.keys.metadata();
+        let id = self.send(
+            Request::Get {
+                key,
+                if_changed: None,
+            },
+            Purpose::ReadMetadataForCreate,
+        );
+        self.lease_request = Some(id);
+    }
+
+    pub(super) fn on_metadata_for_create(&mut self, response: Response, now: Instant) {
+        match response {
+            Response::Object { body, version, .. } => {
+                self.learn_metadata(&body, version);
+            }
+            Response::Absent => self.metadata.version = None,
+            Response::Failed(failure) => {
+                self.consecutive_errors += 1;
+                let delay = self.backoff(Some(&failure));
+                self.schedule_poll(now, delay);
+                return;
+            }
+            _ => {}
+        }
+        if self.phase == Phase::Running && self.term.is_none() && !self.follow_only {
+            self.acquire(now, None);
+        }
+    }
+
+    fn learn_metadata(&mut self, body: &[u8], version: Version) {
+        let key = self.keys.metadata();
+        match decode::<MetadataRecord>(&key, body) {
+            Ok(record) => {
+                self.epoch_seen = self.epoch_seen.max(record.epoch_high_water);
+                self.metadata.version = Some(version);
+                self.metadata.foreign = false;
+            }
+            Err(error @ RecordError::Corrupt { .. }) => {
+                self.report_problem(error);
+                self.metadata.version = Some(version);
+            }
+            Err(error) => {
+                // Never overwrite another implementation's or a newer
+                // version's metadata.
+                self.report_problem(error);
+                self.metadata.foreign = true;
+            }
+        }
+    }
+
+    /// Takes in a lease read from the store.
+    fn observe(&mut self, body: &[u8], version: Version, store_time_ms: Option<i64>, now: Instant) {
+        let key = self.keys.lease();
+        let content = match decode::<LeaseRecord>(&key, body) {
+            Ok(record) => LeaseContent::Ours(record),
+            Err(error @ RecordError::Foreign { .. }) => {
+                self.refuse(error);
+                return;
+            }
+            Err(error @ RecordError::NewerFormat { .. }) => {
+                self.follow_only = true;
+                self.report_problem(error);
+                if self.term.is_some() {
+                    self.step_down(StepDownReason::Refused, now);
+                }
+                LeaseContent::Unusable
+            }
+            Err(error) => {
+                self.report_problem(error);
+                LeaseContent::Unusable
+            }
+        };
+        let is_new = self.observed.as_ref().map(|o| &o.version) != Some(&version);
+        if is_new {
+            self.observed = Some(Observation {
+                version: version.clone(),
+                content: content.clone(),
+                first_seen: now,
+                store_time_ms,
+                stale_on_store_clock: false,
+            });
+        }
+        let LeaseContent::Ours(record) = content else {
+            self.report_leader(None);
+            return;
+        };
+        self.epoch_seen = self.epoch_seen.max(record.epoch);
+
+        if let Some(index) = self
+            .pending_writes
+            .iter()
+            .position(|w| w.nonce == record.nonce)
+        {
+            let write = self.pending_writes.swap_remove(index);
+            self.pending_writes.clear();
+            self.on_write_succeeded(write, version, now);
+            return;
+        }
+        // Attempts made on another version can no longer land.
+        self.pending_writes
+            .retain(|w| w.expected.as_ref() == Some(&version));
+
+        match &record.leader {
+            Some(holder) if *holder == self.identity => {
+                if self.term.is_none() {
+                    // Our own write landed after we stopped counting on it
+                    // (a late renewal): never resume on it; hand it on.
+                    self.release_if_ours(now);
+                }
+            }
+            Some(holder) => {
+                if holder.worker_id == self.identity.worker_id
+                    && !self.reported_duplicates.contains(&holder.incarnation.0)
+                {
+                    self.reported_duplicates.push(holder.incarnation.0);
+                    self.events.push_back(Event::DuplicateWorkerId {
+                        worker_id: holder.worker_id.clone(),
+                        other: holder.incarnation,
+                    });
+                }
+                if self.term.is_some() {
+                    self.counters.renewal_failures += 1;
+                    self.step_down(StepDownReason::LeaseLost, now);
+                }
+            }
+            None => {
+                if self.term.is_some() {
+                    self.step_down(StepDownReason::LeaseLost, now);
+                }
+            }
+        }
+        self.report_leader(record.leader.as_ref().map(|l| l.worker_id.clone()));
+        self.check_stale(now);
+    }
+
+    /// Marks the observed lease as long dead if the store's own timestamps
+    /// say so: the lease version is older than the leader's renew deadline
+    /// (stretched by the drift bound) plus a margin, measured against this
+    /// worker's fresh heartbeat on the same store clock.
+    pub(super) fn check_stale(&mut self, _now: Instant) {
+        if !self.stale_takeover_enabled() {
+            return;
+        }
+        let Some(own_ms) = self.membership.own_store_time_ms else {
+            return;
+        };
+        let margin = self.config.stale_takeover_margin;
+        let Some(observation) = self.observed.as_mut() else {
+            return;
+        };
+        let (LeaseContent::Ours(record), Some(lease_ms)) =
+            (&observation.content, observation.store_time_ms)
+        else {
+            return;
+        };
+        if record.released || record.leader.as_ref() == Some(&self.identity) {
+            return;
+        }
+        let bound = self.config.minimum_safe_wait(
+            Duration::from_millis(record.renew_deadline_ms),
+            record.drift_tolerance,
+        ) + margin;
+        let age = own_ms.saturating_sub(lease_ms);
+        if age > 0 && u64::try_from(age).unwrap_or(0) > duration_millis(bound) {
+            observation.stale_on_store_clock = true;
+        }
+    }
+
+    // ----- taking over -----
+
+    /// Acquires the lease once this worker's own clock says it is free (and
+    /// its rank's turn has come), or arms the timer for that moment.
+    pub(super) fn evaluate_takeover(&mut self, now: Instant) {
+        if self.phase != Phase::Running
+            || self.term.is_some()
+            || self.follow_only
+            || self.lease_request.is_some()
+        {
+            return;
+        }
+        let Some(observation) = &self.observed else {
+            self.timers.stop(Timer::Takeover);
+            return;
+        };
+        let free_at = match &observation.content {
+            LeaseContent::Ours(record) => {
+                if record.leader.as_ref() == Some(&self.identity) {
+                    return;
+                }
+                let rank = record
+                    .successors
+                    .iter()
+                    .filter(|id| record.leader.as_ref().map(|l| &l.worker_id) != Some(*id))
+                    .position(|id| *id == self.identity.worker_id)
+                    .unwrap_or(record.successors.len());
+                let rank_wait =
+                    self.config.succession_step * u32::try_from(rank).unwrap_or(u32::MAX);
+                let expiry = if record.released || observation.stale_on_store_clock {
+                    observation.first_seen
+                } else {
+                    let wait = self
+                        .config
+                        .lease_timeout
+                        .max(Duration::from_millis(record.lease_timeout_ms))
+                        .max(self.config.minimum_safe_wait(
+                            Duration::from_millis(record.renew_deadline_ms),
+                            record.drift_tolerance,
+                        ));
+                    observation.first_seen + wait
+                };
+                expiry + rank_wait
+            }
+            LeaseContent::Unusable => observation.first_seen + self.config.lease_timeout,
+        };
+        if now >= free_at {
+            self.timers.stop(Timer::Takeover);
+            let expected = observation.version.clone();
+            self.acquire(now, Some(expected));
+        } else {
+            self.timers.set(Timer::Takeover, free_at);
+        }
+    }
+
+    fn acquire(&mut self, now: Instant, expected: Option<Version>) {
+        let successors = match self.observed.as_ref().map(|o| &o.content) {
+            Some(LeaseContent::Ours(previous)) => previous
+                .successors
+                .iter()
+                .filter(|id| **id != self.identity.worker_id)
+                .take(self.config.successors_in_lease)
+                .cloned()
+                .collect(),
+            _ => Vec::new(),
+        };
+        let roster_size = successors.len() + 1;
+        let record = LeaseRecord {
+            format: FORMAT,
+            leader: Some(self.identity.clone()),
+            epoch: self.epoch_seen + 1,
+            nonce: self.rng.next_u64(),
+            renewals: 0,
+            released: false,
+            lease_timeout_ms: duration_millis(self.config.lease_timeout),
+            renew_deadline_ms: duration_millis(self.config.renew_deadline),
+            drift_tolerance: self.config.drift_tolerance,
+            successors,
+            roster_size,
+            acquired_at_unix_ms: self.unix_ms(now),
+            written_at_unix_ms: self.unix_ms(now),
+        };
+        self.counters.elections += 1;
+        self.timers.stop(Timer::Poll);
+        self.write_lease(WriteKind::Acquire, expected, record, now);
+    }
+
+    fn write_lease(
+        &mut self,
+        kind: WriteKind,
+        expected: Option<Version>,
+        record: LeaseRecord,
+        started: Instant,
+    ) {
+        let key = self.keys.lease();
+        let body = encode(&record);
+        let request = match &expected {
+            Some(version) => Request::CompareAndSwap {
+                key,
+                expected: version.clone(),
+                body,
+            },
+            None => Request::Create { key, body },
+        };
+        let write = PendingWrite {
+            kind,
+            nonce: record.nonce,
+            expected,
+            record,
+            started,
+        };
+        let id = self.send(request, Purpose::WriteLease(write));
+        self.lease_request = Some(id);
+    }
+
+    // ----- the outcome of a lease write -----
+
+    pub(super) fn on_lease_written(
+        &mut self,
+        write: PendingWrite,
+        response: Response,
+        now: Instant,
+    ) {
+        match response {
+            Response::Written { version, .. } => {
+                self.consecutive_errors = 0;
+                self.pending_writes.clear();
+                self.on_write_succeeded(write, version, now);
+            }
+            Response::Conflict | Response::AlreadyExists => {
+                self.consecutive_errors = 0;
+                if write.kind == WriteKind::Renew && self.pending_writes.is_empty() {
+                    self.counters.renewal_failures += 1;
+                    self.step_down(StepDownReason::LeaseLost, now);
+                }
+                // Someone else wrote, or one of our own ambiguous attempts
+                // landed: the re-read tells which.
+                if self.phase != Phase::Stopping || !self.pending_writes.is_empty() {
+                    self.read_lease();
+                }
+            }
+            Response::Failed(Failure::Ambiguous { .. }) => {
+                self.consecutive_errors += 1;
+                if write.kind == WriteKind::Renew {
+                    self.counters.renewal_failures += 1;
+                }
+                self.pending_writes.push(write);
+                self.read_lease();
+            }
+            Response::Failed(failure) => {
+                self.consecutive_errors += 1;
+                let delay = self.backoff(Some(&failure));
+                match write.kind {
+                    WriteKind::Renew => {
+                        self.counters.renewal_failures += 1;
+                        self.retry_renewal(now, delay);
+                    }
+                    WriteKind::Acquire => self.schedule_poll(now, delay),
+                    WriteKind::Release => {
+                        if self.phase == Phase::Running {
+                            self.schedule_poll(now, delay);
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// A lease write is known to have landed (from its response, or from a
+    /// re-read showing its nonce).
+    fn on_write_succeeded(&mut self, write: PendingWrite, version: Version, now: Instant) {
+        self.observed = Some(Observation {
+            version,
+            content: LeaseContent::Ours(write.record.clone()),
+            first_seen: now,
+            store_time_ms: None,
+            stale_on_store_clock: false,
+        });
+        self.epoch_seen = self.epoch_seen.max(write.record.epoch);
+        let deadline = write.started + self.config.renew_deadline;
+        match write.kind {
+            WriteKind::Acquire => {
+                if self.phase == Phase::Running && now < deadline {
+                    self.become_leader(write.record, deadline, now);
+                } else {
+                    self.release_if_ours(now);
+                }
+            }
+            WriteKind::Renew => {
+                let round_deadline = self
+                    .term
+                    .as_ref()
+                    .and_then(|t| t.round_started)
+                    .map_or(deadline, |start| start + self.config.renew_deadline);
+                let valid = self.term.as_ref().is_some_and(|t| now < t.deadline);
+                if self.phase == Phase::Running && valid && now < round_deadline {
+                    self.counters.renewals += 1;
+                    if let Some(term) = self.term.as_mut() {
+                        term.deadline = term.deadline.max(round_deadline);
+                        term.renewals = write.record.renewals;
+                        term.round_started = None;
+                        self.timers.set(Timer::Deadline, term.deadline);
+                    }
+                    let delay = self.next_poll_delay();
+                    self.timers.set(Timer::Renew, now + delay);
+                    self.after_renewal(now);
+                } else {
+                    // Landed, but after this worker stopped counting on it:
+                    // never resume on it; hand the lease on instead.
+                    if self.term.is_some() {
+                        self.counters.renewal_failures += 1;
+                        self.step_down(StepDownReason::RenewDeadlineExceeded, now);
+                    }
+                    self.release_if_ours(now);
+                }
+            }
+            WriteKind::Release => {
+                self.report_leader(None);
+                if self.phase == Phase::Running {
+                    self.evaluate_takeover(now);
+                    let delay = self.next_poll_delay();
+                    self.schedule_poll(now, delay);
+                }
+            }
+        }
+    }
+
+    fn become_leader(&mut self, record: LeaseRecord, deadline: Instant, now: Instant) {
+        let epoch = record.epoch;
+        self.counters.acquisitions += 1;
+        self.term = Some(LeaderTerm {
+            epoch,
+            deadline,
+            renewals: 0,
+            round_started: None,
+        });
+        self.timers.stop(Timer::Poll);
+        self.timers.stop(Timer::Takeover);
+        self.timers.stop(Timer::Membership);
+        self.timers.set(Timer::Deadline, deadline);
+        let delay = self.next_poll_delay();
+        self.timers.set(Timer::Renew, now + delay);
+        self.events
+            .push_back(Event::BecameLeader { epoch, deadline });
+        self.report_leader(Some(self.identity.worker_id.clone()));
+        let known: Vec<_> = record.successors.clone();
+        self.membership.begin_term(known);
+        self.timers.set(Timer::ListWorkers, now);
+        self.metadata.dirty = true;
+        self.update_metadata();
+    }
+
+    // ----- renewing -----
+
+    pub(super) fn on_renew(&mut self, now: Instant) {
+        if self.phase != Phase::Running || self.lease_request.is_some() {
+            return;
+        }
+        let Some(term) = self.term.as_mut() else {
+            return;
+        };
+        // No attempt may start that could still be in flight at the deadline.
+        if now + self.config.request_timeout >= term.deadline {
+            return;
+        }
+        term.round_started.get_or_insert(now);
+        let renewals = term.renewals + 1;
+        let Some(observation) = &self.observed else {
+            return;
+        };
+        let LeaseContent::Ours(current) = &observation.content else {
+            return;
+        };
+        let expected = observation.version.clone();
+        let mut record = current.clone();
+        record.renewals = renewals;
+        record.nonce = self.rng.next_u64();
+        record.successors = self
+            .membership
+            .successors(&self.identity.worker_id, self.config.successors_in_lease);
+        record.roster_size = self.membership.roster_size();
+        record.written_at_unix_ms = self.unix_ms(now);
+        self.counters.heartbeats += 1;
+        self.write_lease(WriteKind::Renew, Some(expected), record, now);
+    }
+
+    fn retry_renewal(&mut self, now: Instant, delay: Duration) {
+        if let Some(term) = &self.term {
+            let at = now + delay;
+            if at + self.config.request_timeout < term.deadline {
+                self.timers.set(Timer::Renew, at);
+            }
+        }
+    }
+
+    pub(super) fn on_deadline(&mut self, now: Instant) {
+        let expired = self.term.as_ref().is_some_and(|t| now >= t.deadline);
+        if !expired {
+            if let Some(term) = &self.term {
+                self.timers.set(Timer::Deadline, term.deadline);
+            }
+            return;
+        }
+        self.counters.renewal_failures += 1;
+        self.step_down(StepDownReason::RenewDeadlineExceeded, now);
+        // Watch our own last lease like any follower would.
+        if let Some(observation) = self.observed.as_mut() {
+            observation.first_seen = now;
+        }
+        if self.lease_request.is_none() {
+            let delay = self.next_poll_delay();
+            self.schedule_poll(now, delay);
+        }
+    }
+
+    // ----- releasing -----
+
+    /// Releases the lease if the last version this worker knows is its own
+    /// and nothing else is in flight on it.
+    pub(super) fn release_if_ours(&mut self, now: Instant) {
+        if self.lease_request.is_some() {
+            return;
+        }
+        let Some(observation) = &self.observed else {
+            return;
+        };
+        let LeaseContent::Ours(current) = &observation.content else {
+            return;
+        };
+        if current.released || current.leader.as_ref() != Some(&self.identity) {
+            return;
+        }
+        let expected = observation.version.clone();
+        let mut record = current.clone();
+        record.leader = None;
+        record.released = true;
+        record.renewals += 1;
+        record.nonce = self.rng.next_u64();
+        record.successors = self
+            .membership
+            .successors(&self.identity.worker_id, self.config.successors_in_lease);
+        if record.successors.is_empty() {
+            record.successors = current
+                .successors
+                .iter()
+                .filter(|id| **id != self.identity.worker_id)
+                .cloned()
+                .collect();
+        }
+        record.written_at_unix_ms = self.unix_ms(now);
+        self.write_lease(WriteKind::Release, Some(expected), record, now);
+    }
+
+    // ----- the epoch high-water mark -----
+
+    fn update_metadata(&mut self) {
+        if !self.metadata.dirty || self.metadata.in_flight || self.metadata.foreign {
+            return;
+        }
+        self.metadata.in_flight = true;
+        let key = self.keys.metadata();
+        self.send(
+            Request::Get {
+                key,
+                if_changed: None,
+            },
+            Purpose::ReadMetadataForUpdate,
+        );
+    }
+
+    pub(super) fn after_renewal(&mut self, _now: Instant) {
+        self.update_metadata();
+    }
+
+    pub(super) fn on_metadata_for_update(&mut self, response: Response, _now: Instant) {
+        self.metadata.in_flight = false;
+        let Some(epoch) = self.term.as_ref().map(|t| t.epoch) else {
+            return;
+        };
+        let expected = match response {
+            Response::Object { body, version, .. } => {
+                self.learn_metadata(&body, version.clone());
+                if self.metadata.foreign {
+                    return;
+                }
+                Some(version)
+            }
+            Response::Absent => None,
+            _ => return,
+        };
+        if self.epoch_seen > epoch && expected.is_some() {
+            // Someone recorded a higher epoch: nothing to raise.
+            self.metadata.dirty = false;
+            return;
+        }
+        let key = self.keys.metadata();
+        let body = encode(&MetadataRecord {
+            format: FORMAT,
+            epoch_high_water: epoch,
+            nonce: self.rng.next_u64(),
+        });
+        let request = match expected {
+            Some(expected) => Request::CompareAndSwap {
+                key,
+                expected,
+                body,
+            },
+            None => Request::Create { key, body },
+        };
+        self.metadata.in_flight = true;
+        self.send(request, Purpose::WriteMetadata);
+    }
+
+    pub(super) fn on_metadata_written(&mut self, response: Response, _now: Instant) {
+        self.metadata.in_flight = false;
+        match response {
+            Response::Written { version, .. } => {
+                self.metadata.version = Some(version);
+                self.metadata.dirty = false;
+            }
+            // Raced with another writer: read again and re-decide.
+            Response::Conflict | Response::AlreadyExists => self.update_metadata(),
+            // Retried after the next renewal.
+            _ => {}
+        }
+    }
+
+    // ----- refusing -----
+
+    fn refuse(&mut self, error: RecordError) {
+        self.phase = Phase::Refused;
+        self.step_down(StepDownReason::Refused, Instant::from_millis(0));
+        self.timers.clear();
+        self.timers.clear();
+        self.actions.clear();
+        self.events.push_back(Event::Refused { error });
+    }
+
+    pub(super) fn report_problem(&mut self, error: RecordError) {
+        let text = error.to_string();
+        if !self.reported_problems.contains(&text) {
+            self.reported_problems.push(text);
+            self.events.push_back(Event::RecordProblem { error });
+        }
+    }
+}
