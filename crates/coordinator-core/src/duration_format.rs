@@ -37,7 +37,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         .parse()
         .map_err(|_| format!("`{text}`: `{number}` is not a number"))?;
     let millis = value * millis_per_unit;
-    if !millis.is_finite() || millis < 0.0 || millis > 1e15 {
+    if !millis.is_finite() || !(0.0..=1e15).contains(&millis) {
         return Err(format!("`{text}` is out of range"));
     }
     Ok(Duration::from_micros((millis * 1000.0).round() as u64))
@@ -46,9 +46,9 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 /// Formats a duration the way [`parse_duration`] reads it back.
 pub fn format_duration(d: Duration) -> String {
     let micros = d.as_micros();
-    if micros % 1_000_000 == 0 {
+    if micros.is_multiple_of(1_000_000) {
         format!("{}s", micros / 1_000_000)
-    } else if micros % 1000 == 0 {
+    } else if micros.is_multiple_of(1000) {
         format!("{}ms", micros / 1000)
     } else {
         format!("{}ms", micros as f64 / 1000.0)

@@ -55,7 +55,7 @@ impl fmt::Debug for Instant {
 /// shortened by truncation, saturating at `u64::MAX`.
 pub(crate) fn duration_millis(d: Duration) -> u64 {
     let whole = u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
-    if d.subsec_nanos() % 1_000_000 != 0 {
+    if !d.subsec_nanos().is_multiple_of(1_000_000) {
         whole.saturating_add(1)
     } else {
         whole

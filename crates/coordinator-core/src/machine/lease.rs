@@ -25,7 +25,7 @@ impl Machine {
 
     pub(super) fn read_lease(&mut self) {
         let if_changed = if self.traits.conditional_get {
-            self.observed.as_ref().map(|o| o.version.clone())
+            self.observed.as_ref().and_then(|o| o.version.clone())
         } else {
             None
         };
@@ -98,19 +98,26 @@ impl Machine {
     }
 
     fn on_lease_absent(&mut self, now: Instant) {
-        self.observed = None;
-        self.timers.stop(Timer::Takeover);
         self.pending_writes.retain(|w| w.expected.is_none());
         if self.term.is_some() {
             self.counters.renewal_failures += 1;
             self.step_down(StepDownReason::LeaseLost, now);
         }
         self.report_leader(None);
-        if self.phase != Phase::Running || self.follow_only {
-            let delay = self.next_poll_delay();
-            self.schedule_poll(now, delay);
+        let already_watching = matches!(
+            self.observed.as_ref().map(|o| &o.content),
+            Some(LeaseContent::Absent)
+        );
+        if self.phase != Phase::Running || self.follow_only || already_watching {
+            self.evaluate_takeover(now);
+            if self.lease_request.is_none() {
+                let delay = self.next_poll_delay();
+                self.schedule_poll(now, delay);
+            }
             return;
         }
+        self.observed = None;
+        self.timers.stop(Timer::Takeover);
         // Epochs never go back: learn the high-water mark before creating.
         let key = self.keys.metadata();
         let id = self.send(
@@ -137,8 +144,27 @@ impl Machine {
             }
             _ => {}
         }
-        if self.phase == Phase::Running && self.term.is_none() && !self.follow_only {
+        if self.phase != Phase::Running || self.term.is_some() || self.follow_only {
+            return;
+        }
+        let fresh_namespace = self.epoch_seen == 0 && self.metadata.version.is_none();
+        if fresh_namespace && !self.metadata.foreign {
             self.acquire(now, None);
+            return;
+        }
+        // A lease existed and was deleted: its last holder may still lead
+        // until its deadline, so watch the absence like any lease version.
+        self.observed = Some(Observation {
+            version: None,
+            content: LeaseContent::Absent,
+            first_seen: now,
+            store_time_ms: None,
+            stale_on_store_clock: false,
+        });
+        self.evaluate_takeover(now);
+        if self.lease_request.is_none() {
+            let delay = self.next_poll_delay();
+            self.schedule_poll(now, delay);
         }
     }
 
@@ -185,10 +211,10 @@ impl Machine {
                 LeaseContent::Unusable
             }
         };
-        let is_new = self.observed.as_ref().map(|o| &o.version) != Some(&version);
+        let is_new = self.observed.as_ref().map(|o| o.version.as_ref()) != Some(Some(&version));
         if is_new {
             self.observed = Some(Observation {
-                version: version.clone(),
+                version: Some(version.clone()),
                 content: content.clone(),
                 first_seen: now,
                 store_time_ms,
@@ -325,12 +351,14 @@ impl Machine {
                 };
                 expiry + rank_wait
             }
-            LeaseContent::Unusable => observation.first_seen + self.config.lease_timeout,
+            LeaseContent::Unusable | LeaseContent::Absent => {
+                observation.first_seen + self.config.lease_timeout
+            }
         };
         if now >= free_at {
             self.timers.stop(Timer::Takeover);
             let expected = observation.version.clone();
-            self.acquire(now, Some(expected));
+            self.acquire(now, expected);
         } else {
             self.timers.set(Timer::Takeover, free_at);
         }
@@ -454,7 +482,7 @@ impl Machine {
     /// re-read showing its nonce).
     fn on_write_succeeded(&mut self, write: PendingWrite, version: Version, now: Instant) {
         self.observed = Some(Observation {
-            version,
+            version: Some(version),
             content: LeaseContent::Ours(write.record.clone()),
             first_seen: now,
             store_time_ms: None,
@@ -552,10 +580,11 @@ impl Machine {
         let Some(observation) = &self.observed else {
             return;
         };
-        let LeaseContent::Ours(current) = &observation.content else {
+        let (LeaseContent::Ours(current), Some(expected)) =
+            (&observation.content, observation.version.clone())
+        else {
             return;
         };
-        let expected = observation.version.clone();
         let mut record = current.clone();
         record.renewals = renewals;
         record.nonce = self.rng.next_u64();
@@ -608,13 +637,14 @@ impl Machine {
         let Some(observation) = &self.observed else {
             return;
         };
-        let LeaseContent::Ours(current) = &observation.content else {
+        let (LeaseContent::Ours(current), Some(expected)) =
+            (&observation.content, observation.version.clone())
+        else {
             return;
         };
         if current.released || current.leader.as_ref() != Some(&self.identity) {
             return;
         }
-        let expected = observation.version.clone();
         let mut record = current.clone();
         record.leader = None;
         record.released = true;

@@ -80,12 +80,17 @@ enum LeaseContent {
     Ours(LeaseRecord),
     /// Corrupt or of a newer format: its holder is unknown.
     Unusable,
+    /// No lease object, although one existed before (the epoch high-water
+    /// mark is above zero): someone deleted it, and its last holder may
+    /// still believe it leads.
+    Absent,
 }
 
 /// A lease version as this worker observed it.
 #[derive(Clone, Debug)]
 struct Observation {
-    version: Version,
+    /// `None` when the observation is of an absent lease.
+    version: Option<Version>,
     content: LeaseContent,
     /// The local instant the response first showing this version arrived.
     first_seen: Instant,

@@ -1,0 +1,536 @@
+//! One test per transition of the election machine, driven through the
+//! cluster simulation (virtual time, linearizable register).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::time::Duration;
+
+use coordinator_core::*;
+use support::*;
+
+const NS: &str = "ns";
+
+fn lease_key() -> String {
+    format!("plg_coordinator_global/{NS}/state.json")
+}
+
+fn is_lease_write(r: &Request) -> bool {
+    matches!(r, Request::Create { key, .. } | Request::CompareAndSwap { key, .. } if key.ends_with("state.json"))
+}
+
+fn stored_lease(c: &Cluster) -> LeaseRecord {
+    c.register.lease(NS).expect("a lease is stored")
+}
+
+fn put_raw(c: &mut Cluster, key: &str, body: &[u8]) {
+    let t = c.t;
+    c.register.apply(
+        &Request::Put {
+            key: key.into(),
+            body: body.to_vec(),
+        },
+        t,
+    );
+}
+
+#[test]
+fn a_fresh_namespace_elects_the_first_worker_at_once() {
+    let mut c = Cluster::new(fast_config(), &[1.0, 1.0, 1.0], 1);
+    let took = c.run_until_leader(5_000).expect("someone leads");
+    assert!(took <= 200, "fresh election took {took} ms");
+    c.run_for(10_000);
+    c.assert_no_violations();
+    let leader = c.leader_now().unwrap();
+    let lease = stored_lease(&c);
+    assert_eq!(lease.epoch, 1);
+    assert_eq!(lease.leader.unwrap().worker_id, id(leader));
+    // The leader publishes the others, in order, as successors.
+    let mut expected: Vec<_> = (0..3).filter(|&i| i != leader).map(id).collect();
+    expected.sort();
+    assert_eq!(lease.successors, expected);
+    assert_eq!(lease.roster_size, 3);
+    for i in 0..3 {
+        assert_eq!(c.nodes[i].machine.view().leader, Some(id(leader)), "w{i}");
+    }
+}
+
+#[test]
+fn crashed_leader_is_replaced_by_a_listed_successor_within_the_bound() {
+    let config = fast_config();
+    let mut c = Cluster::new(config.clone(), &[1.0, 1.0, 1.0, 1.0], 2);
+    c.run_for(5_000);
+    let old = c.leader_now().unwrap();
+    let successors = stored_lease(&c).successors.clone();
+    c.crash(old);
+    let took = c.run_until_leader(20_000).expect("a new leader");
+    let new = c.leader_now().unwrap();
+    // Rank order is a preference (followers observe at different poll
+    // phases); compare-and-swap keeps it safe when views disagree.
+    assert!(successors.contains(&id(new)));
+    // lease_timeout after the last observation, which is at most one poll
+    // (interval + jitter) after the last renewal, plus the rank-0 wait (none).
+    let bound = config.lease_timeout + config.heartbeat_interval * 2 + config.heartbeat_jitter;
+    assert!(took <= bound.as_millis() as u64, "fail-over took {took} ms");
+    assert_eq!(stored_lease(&c).epoch, 2);
+    c.run_for(10_000);
+    c.assert_no_violations();
+    // The dead worker leaves the roster.
+    assert!(!stored_lease(&c).successors.contains(&id(old)));
+}
+
+#[test]
+fn graceful_stop_hands_over_within_about_one_poll() {
+    let config = fast_config();
+    let mut c = Cluster::new(config.clone(), &[1.0, 1.0, 1.0], 3);
+    c.run_for(5_000);
+    let old = c.leader_now().unwrap();
+    let old_epoch = stored_lease(&c).epoch;
+    c.stop(old);
+    c.run_for(50);
+    let released = stored_lease(&c);
+    assert!(released.released && released.leader.is_none());
+    assert_eq!(released.epoch, old_epoch, "release keeps the epoch");
+    let took = c.run_until_leader(10_000).expect("a successor");
+    let poll = config.heartbeat_interval + config.heartbeat_jitter + config.succession_step;
+    assert!(
+        took <= poll.as_millis() as u64 + 100,
+        "hand-over took {took} ms"
+    );
+    assert!(c.nodes[old].events.iter().any(|e| matches!(
+        e,
+        Event::StoppedLeading {
+            reason: StepDownReason::Stopping,
+            ..
+        }
+    )));
+    assert!(c.nodes[old].events.contains(&Event::Stopped));
+    assert!(c.nodes[old].machine.is_finished());
+    assert!(!c
+        .worker_keys()
+        .iter()
+        .any(|k| k.ends_with(&format!("/w{old}.json"))));
+    c.assert_no_violations();
+}
+
+#[test]
+fn cas_conflict_makes_the_loser_follow() {
+    // Two workers see the same released lease and race; one CAS loses.
+    let mut c = Cluster::new(fast_config(), &[1.0, 1.0], 4);
+    c.run_for(3_000);
+    c.assert_no_violations();
+    let elections: u64 = c.nodes.iter().map(|n| n.machine.counters().elections).sum();
+    let acquisitions: u64 = c
+        .nodes
+        .iter()
+        .map(|n| n.machine.counters().acquisitions)
+        .sum();
+    assert_eq!(acquisitions, 1);
+    assert!(elections >= 1);
+    let follower = 1 - c.leader_now().unwrap();
+    assert_eq!(
+        c.nodes[follower].machine.view().leader,
+        Some(id(c.leader_now().unwrap()))
+    );
+}
+
+#[test]
+fn ambiguous_acquisition_that_landed_is_recognised_by_its_nonce() {
+    let mut c = Cluster::new(fast_config(), &[], 5);
+    let mut first = true;
+    c.hook = Some(Box::new(move |_, request, _| {
+        if first && is_lease_write(request) {
+            first = false;
+            return Intercept::ApplyThenFail(Failure::Ambiguous {
+                message: "timeout".into(),
+            });
+        }
+        Intercept::Pass
+    }));
+    c.add_node(fast_config(), 0, 1.0, 5);
+    let took = c.run_until_leader(2_000).expect("leads after re-reading");
+    assert!(took < 500, "took {took}");
+    assert_eq!(
+        stored_lease(&c).epoch,
+        1,
+        "no second acquisition was needed"
+    );
+    assert_eq!(c.nodes[0].machine.counters().elections, 1);
+    c.assert_no_violations();
+}
+
+#[test]
+fn ambiguous_acquisition_that_did_not_land_is_retried() {
+    let mut c = Cluster::new(fast_config(), &[], 6);
+    let mut failures = 1;
+    c.hook = Some(Box::new(move |_, request, _| {
+        if failures > 0 && is_lease_write(request) {
+            failures -= 1;
+            return Intercept::Fail(Failure::Ambiguous {
+                message: "reset".into(),
+            });
+        }
+        Intercept::Pass
+    }));
+    c.add_node(fast_config(), 0, 1.0, 6);
+    c.run_until_leader(5_000).expect("leads eventually");
+    assert_eq!(stored_lease(&c).epoch, 1);
+    c.assert_no_violations();
+}
+
+#[test]
+fn a_renewal_that_lands_after_the_deadline_is_not_resumed_on() {
+    let config = fast_config();
+    let mut c = Cluster::new(config.clone(), &[1.0, 1.0], 7);
+    c.run_for(3_000);
+    let leader = c.leader_now().unwrap();
+    // Every renewal of the leader from now on is delayed past its deadline.
+    let renew_deadline = config.renew_deadline.as_millis() as u64;
+    c.hook = Some(Box::new(move |node, request, _| {
+        if node == leader
+            && matches!(request, Request::CompareAndSwap { key, .. } if key.ends_with("state.json"))
+        {
+            return Intercept::Delay(renew_deadline + 200);
+        }
+        Intercept::Pass
+    }));
+    c.run_for(renew_deadline + 100);
+    assert!(!c.nodes[leader]
+        .machine
+        .is_leader(c.nodes[leader].local(c.t)));
+    assert!(c.nodes[leader].events.iter().any(|e| matches!(
+        e,
+        Event::StoppedLeading {
+            reason: StepDownReason::RenewDeadlineExceeded,
+            ..
+        }
+    )));
+    c.hook = None;
+    c.run_for(3_000);
+    // The late renewal landed, but the old leader released rather than resumed.
+    let became: usize = c.nodes[leader]
+        .events
+        .iter()
+        .filter(|e| matches!(e, Event::BecameLeader { .. }))
+        .count();
+    let lease = stored_lease(&c);
+    assert!(lease.epoch >= 2, "a new term started: {lease:?}");
+    assert!(became == 1 || lease.leader.as_ref().map(|l| &l.worker_id) == Some(&id(leader)));
+    c.assert_no_violations();
+}
+
+#[test]
+fn a_leader_that_cannot_reach_the_store_steps_down_at_its_deadline_never_later() {
+    let config = fast_config();
+    let mut c = Cluster::new(config.clone(), &[1.0, 1.0, 1.0], 8);
+    c.run_for(3_000);
+    let leader = c.leader_now().unwrap();
+    let (_, deadline) = c.nodes[leader].machine.term().unwrap();
+    c.hook = Some(Box::new(move |node, _, _| {
+        if node == leader {
+            Intercept::Fail(Failure::Transient {
+                message: "partitioned".into(),
+            })
+        } else {
+            Intercept::Pass
+        }
+    }));
+    c.run_for(5_000);
+    let stepped = c.nodes[leader].events.iter().any(|e| {
+        matches!(
+            e,
+            Event::StoppedLeading {
+                reason: StepDownReason::RenewDeadlineExceeded,
+                ..
+            }
+        )
+    });
+    assert!(stepped);
+    assert!(!c.nodes[leader].machine.is_leader(deadline));
+    let new = c.leader_now().expect("another worker leads");
+    assert_ne!(new, leader);
+    c.assert_no_violations();
+}
+
+#[test]
+fn a_corrupt_lease_is_reported_then_replaced_by_cas_after_the_lease_timeout() {
+    let config = fast_config();
+    let mut c = Cluster::new(config.clone(), &[], 9);
+    put_raw(&mut c, &lease_key(), br#"{"format":1,"leader":nul"#);
+    put_raw(
+        &mut c,
+        &format!("plg_coordinator_global/{NS}/metadata.json"),
+        br#"{"format":1,"epoch_high_water":41,"nonce":1}"#,
+    );
+    c.add_node(config.clone(), 0, 1.0, 9);
+    c.run_for(500);
+    assert!(
+        c.leader_now().is_none(),
+        "must not take a corrupt lease at once"
+    );
+    assert!(c.nodes[0].events.iter().any(|e| matches!(
+        e,
+        Event::RecordProblem {
+            error: RecordError::Corrupt { .. }
+        }
+    )));
+    let took = c.run_until_leader(10_000).expect("replaced");
+    assert!(took + 500 >= config.lease_timeout.as_millis() as u64);
+    // The worker never saw a valid epoch, so it starts above… whatever it saw;
+    // the lease write was a CAS over the corrupt version.
+    assert!(stored_lease(&c).epoch >= 1);
+    c.assert_no_violations();
+}
+
+#[test]
+fn a_lease_of_a_newer_format_is_followed_but_never_written() {
+    let mut c = Cluster::new(fast_config(), &[], 10);
+    put_raw(&mut c, &lease_key(), br#"{"format":2,"holder":"future"}"#);
+    c.add_node(fast_config(), 0, 1.0, 10);
+    c.add_node(fast_config(), 1, 1.0, 11);
+    c.hook = Some(Box::new(move |_, request, _| {
+        if is_lease_write(request) {
+            panic!("wrote the lease of a newer format: {request:?}");
+        }
+        Intercept::Pass
+    }));
+    c.run_for(10_000);
+    assert!(c.leader_now().is_none());
+    assert!(c.nodes[0].events.iter().any(|e| matches!(
+        e,
+        Event::RecordProblem {
+            error: RecordError::NewerFormat { found: 2, .. }
+        }
+    )));
+    // Heartbeats still flow.
+    assert_eq!(c.worker_keys().len(), 2);
+}
+
+#[test]
+fn a_foreign_state_json_is_refused_and_nothing_is_written_after() {
+    let mut c = Cluster::new(fast_config(), &[], 12);
+    put_raw(
+        &mut c,
+        &lease_key(),
+        br#"{"leader":"js-worker","expiresAt":1700000000000}"#,
+    );
+    c.add_node(fast_config(), 0, 1.0, 12);
+    c.run_for(200);
+    assert!(c.nodes[0].machine.is_finished());
+    assert!(c.nodes[0].events.iter().any(|e| matches!(
+        e,
+        Event::Refused {
+            error: RecordError::Foreign { .. }
+        }
+    )));
+    let before = c.register.objects.clone();
+    c.run_for(10_000);
+    assert_eq!(c.nodes[0].machine.poll_timeout(), None);
+    assert_eq!(
+        before.keys().collect::<Vec<_>>(),
+        c.register.objects.keys().collect::<Vec<_>>()
+    );
+    assert!(c.leader_now().is_none());
+}
+
+#[test]
+fn a_duplicate_worker_id_is_reported_and_its_lease_never_adopted() {
+    let config = fast_config();
+    let mut c = Cluster::new(config.clone(), &[], 13);
+    c.add_node_with(config.clone(), id(0), Incarnation(1), 1.0, 13);
+    c.run_for(2_000);
+    assert_eq!(c.leader_now(), Some(0));
+    c.add_node_with(config.clone(), id(0), Incarnation(2), 1.0, 14);
+    c.run_for(5_000);
+    assert!(c.nodes[1].events.iter().any(|e| matches!(
+        e,
+        Event::DuplicateWorkerId {
+            other: Incarnation(1),
+            ..
+        }
+    )));
+    assert_eq!(
+        c.leader_now(),
+        Some(0),
+        "the impostor did not adopt the lease"
+    );
+    assert_eq!(stored_lease(&c).epoch, 1);
+    c.assert_no_violations();
+}
+
+#[test]
+fn followers_with_a_shorter_lease_timeout_wait_for_the_leaders() {
+    let leader_config = Config {
+        lease_timeout: Duration::from_millis(4_000),
+        renew_deadline: Duration::from_millis(3_000),
+        ..fast_config()
+    };
+    let follower_config = fast_config(); // lease_timeout 1.5 s
+    let mut c = Cluster::new(leader_config, &[1.0], 15);
+    c.run_for(2_000);
+    assert_eq!(c.leader_now(), Some(0));
+    c.add_node(follower_config, 1, 1.0, 16);
+    c.run_for(2_000);
+    // Leader stalls (no renewals), still valid for up to 3 s on its clock.
+    c.pause(0, 10_000);
+    let start = c.t;
+    let mut last_leader_write = 0;
+    while !c.leaders().contains(&1) && c.t - start < 20_000 {
+        if stored_lease(&c).leader.map(|l| l.worker_id) == Some(id(0)) {
+            last_leader_write = c.register.objects[&lease_key()].store_time_ms as u64;
+        }
+        c.step();
+    }
+    c.assert_no_violations();
+    assert!(c.leaders().contains(&1), "the follower takes over");
+    // The leader's record says 4 s; the follower's own 1.5 s must not win.
+    let waited = c.t - last_leader_write;
+    assert!(
+        waited >= 4_000,
+        "took over {waited} ms after the last renewal"
+    );
+}
+
+#[test]
+fn stop_while_a_cas_is_in_flight_releases_after_it_lands() {
+    use std::cell::Cell;
+    use std::rc::Rc;
+    let config = fast_config();
+    let mut c = Cluster::new(config.clone(), &[1.0, 1.0], 17);
+    c.run_for(3_000);
+    let leader = c.leader_now().unwrap();
+    let sent = Rc::new(Cell::new(0));
+    let flag = sent.clone();
+    c.hook = Some(Box::new(move |node, request, _| {
+        if node == leader && is_lease_write(request) {
+            flag.set(flag.get() + 1);
+            return Intercept::Delay(300);
+        }
+        Intercept::Pass
+    }));
+    while sent.get() == 0 {
+        c.step();
+    }
+    // The renewal is in flight (it lands in 300 ms + latency): stop now.
+    let before = stored_lease(&c);
+    c.stop(leader);
+    assert!(!c.nodes[leader]
+        .machine
+        .is_leader(c.nodes[leader].local(c.t)));
+    assert!(!c.nodes[leader].machine.is_finished(), "waits for the CAS");
+    c.run_for(330);
+    let renewed = stored_lease(&c);
+    assert_eq!(renewed.renewals, before.renewals + 1, "the renewal landed");
+    c.run_for(400);
+    assert_eq!(sent.get(), 2, "then exactly one more write: the release");
+    let released = stored_lease(&c);
+    assert!(
+        released.released && released.epoch == before.epoch,
+        "{released:?}"
+    );
+    assert!(c.nodes[leader].machine.is_finished());
+    c.run_for(1_000);
+    assert_eq!(c.leader_now(), Some(1 - leader));
+    c.assert_no_violations();
+}
+
+#[test]
+fn a_dead_worker_is_timed_out_and_its_object_removed() {
+    let config = fast_config();
+    let mut c = Cluster::new(config.clone(), &[1.0, 1.0, 1.0], 18);
+    c.run_for(4_000);
+    let leader = c.leader_now().unwrap();
+    let victim = (0..3).find(|&i| i != leader).unwrap();
+    c.crash(victim);
+    c.run_for(config.worker_timeout.as_millis() as u64 + 3_000);
+    assert!(c.nodes[leader].events.iter().any(|e| *e
+        == Event::WorkerTimedOut {
+            worker_id: id(victim)
+        }));
+    assert!(!c
+        .worker_keys()
+        .iter()
+        .any(|k| k.ends_with(&format!("/w{victim}.json"))));
+    assert!(!stored_lease(&c).successors.contains(&id(victim)));
+    assert_eq!(c.nodes[leader].machine.counters().worker_timeouts, 1);
+    c.assert_no_violations();
+}
+
+#[test]
+fn epochs_never_go_back_when_the_lease_object_is_deleted() {
+    let mut c = Cluster::new(fast_config(), &[1.0, 1.0], 19);
+    c.run_for(3_000);
+    for _ in 0..3 {
+        let leader = c.leader_now().unwrap();
+        c.stop(leader);
+        c.run_for(100);
+        let i = c.add_node(fast_config(), c.nodes.len(), 1.0, c.nodes.len() as u64 * 7);
+        let _ = i;
+        c.run_for(3_000);
+    }
+    let epoch = stored_lease(&c).epoch;
+    assert!(epoch >= 4);
+    c.register.objects.remove(&lease_key());
+    // A brand-new worker that never saw any epoch.
+    let fresh = c.add_node(fast_config(), 99, 1.0, 99);
+    c.run_for(5_000);
+    let after = stored_lease(&c).epoch;
+    assert!(after > epoch, "epoch went from {epoch} to {after}");
+    assert!(c.nodes[fresh].machine.view().epoch >= after);
+    c.assert_no_violations();
+}
+
+#[test]
+fn a_stale_lease_is_taken_at_once_where_the_store_clock_is_trusted() {
+    let mut config = fast_config();
+    config.lease_timeout = Duration::from_secs(15);
+    config.renew_deadline = Duration::from_secs(10);
+    config.heartbeat_interval = Duration::from_secs(5);
+    config.heartbeat_jitter = Duration::from_secs(1);
+    config.worker_timeout = Duration::from_secs(20);
+    config.membership_interval = Duration::from_secs(10);
+    config.request_timeout = Duration::from_secs(1);
+    config.stale_takeover_margin = Duration::from_secs(2);
+    for trusted in [true, false] {
+        let mut c = Cluster::new(config.clone(), &[], 20);
+        c.traits.trusted_clock = trusted;
+        c.add_node(config.clone(), 0, 1.0, 20);
+        c.run_for(2_000);
+        assert_eq!(c.leader_now(), Some(0));
+        c.crash(0);
+        // Long after the crash, a new worker starts.
+        c.run_for(60_000);
+        let fresh = c.add_node(config.clone(), 1, 1.0, 21);
+        let took = c.run_until_leader(30_000).unwrap();
+        assert_eq!(c.leader_now(), Some(fresh));
+        if trusted {
+            assert!(took < 1_000, "stale lease taken after {took} ms");
+        } else {
+            assert!(
+                took >= 15_000,
+                "untrusted clock must wait the lease out ({took} ms)"
+            );
+        }
+        c.assert_no_violations();
+    }
+}
+
+#[test]
+fn drift_within_tolerance_keeps_one_leader() {
+    let config = fast_config(); // ρ = 0.1
+    let mut c = Cluster::new(config, &[0.91, 1.09, 1.0, 0.95], 21);
+    for round in 0..6 {
+        c.run_for(4_000);
+        if let Some(leader) = c.leader_now() {
+            if round % 2 == 0 {
+                c.pause(leader, 3_000);
+            } else {
+                c.crash(leader);
+                c.add_node(fast_config(), 10 + round, 1.05, round as u64);
+            }
+        }
+    }
+    c.run_for(5_000);
+    c.assert_no_violations();
+    assert!(c.acquired_epochs.len() >= 3);
+}
