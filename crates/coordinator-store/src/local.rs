@@ -1,0 +1,911 @@
+//! [`LocalDirStore`]: a [`LeaseStore`] in a directory, with real
+//! create-if-absent, compare-and-swap and conditional delete between the
+//! processes of **one machine**.
+//!
+//! # Single host only
+//!
+//! This store is safe between threads and OS processes on one host, on a
+//! local filesystem (ext4, xfs, btrfs, APFS, tmpfs). Network filesystems (NFS,
+//! SMB, many FUSE mounts) may not honour `flock`-style locks, or honour them
+//! only per client, and then two machines can both win a compare-and-swap.
+//! **Do not share a `LocalDirStore` directory between machines**: use an
+//! object store for that.
+//!
+//! # On-disk layout
+//!
+//! ```text
+//! <root>/<key>                    the object's bytes, nothing else
+//! <root>/<dir of key>/.tmp.<name> the write in progress (or left by a crash)
+//! <root>/.locks/<nn>.lock         lock files, 256 stripes, never renamed
+//! ```
+//!
+//! # How a conditional write works
+//!
+//! 1. Take an exclusive lock (`File::try_lock`, `flock` on Unix) on the lock
+//!    file of the key's stripe (a digest of the key picks one of 256). Lock
+//!    files are never renamed or deleted: a lock on the data file itself would
+//!    be worthless, because the rename in step 4 replaces its inode and the
+//!    next writer would lock a different file. Two keys that share a stripe
+//!    only wait for each other.
+//! 2. Read the current content and compare its digest with the expected
+//!    version (or check that there is no file, for create).
+//! 3. Write `.tmp.<name>` in the same directory, `fsync` it.
+//! 4. `rename` it over the target (atomic: readers see the old file or the
+//!    new one, never a torn one), then `fsync` the directory so the rename
+//!    survives a crash.
+//!
+//! Reads take no lock: an open file descriptor keeps reading the inode it
+//! opened, and a written inode is never modified again. A crash at any point
+//! leaves the old or the new value; a leftover temp file is ignored by
+//! [`list`](LeaseStore::list), overwritten by the next write of its key,
+//! removed by the next delete, and [`LocalDirStore::remove_stale_temp_files`]
+//! sweeps the whole tree. Waiting for a lock is bounded by
+//! [`LocalDirStore::with_lock_timeout`] (2 s by default), so a process stopped
+//! while holding one cannot block the others forever.
+//!
+//! # Versions and ABA
+//!
+//! A version is the 128-bit FNV-1a digest of the content (32 hex digits),
+//! never the inode, mtime or size (an inode number is reused, an mtime has
+//! coarse granularity and can be stepped). FNV-1a is implemented here rather
+//! than pulling in `sha2`: versions only have to tell contents apart, not
+//! resist an adversary (anyone who can write to the directory can write any
+//! bytes anyway), and with an odd multiplier two bodies of the same length
+//! that differ in a single byte can never collide.
+//!
+//! Because versions are content digests, writing the same bytes again brings
+//! the old version back (ABA): a compare-and-swap holding a version read
+//! before an intervening write would succeed if the bytes returned to what
+//! they were. S3's ETag (an MD5) behaves the same. The coordinator's records
+//! carry a nonce and a counter that change on every write, so their bodies,
+//! and therefore their versions, never repeat.
+//!
+//! # Store times
+//!
+//! Store times are the file's mtime in milliseconds. The machine's clock can
+//! be stepped by NTP, so [`Capabilities::trusted_clock`] is false.
+//!
+//! # Limits
+//!
+//! * A key cannot be both an object and a prefix of other keys (`a` and
+//!   `a/b`): a path is a file or a directory. Other stores allow it.
+//! * Directories left empty by deletes stay (removing them would race with a
+//!   concurrent create under them).
+//! * Listing reads every listed file to compute its version.
+
+use std::fmt;
+use std::fs::{self, File, Metadata, OpenOptions};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+
+use crate::{
+    Capabilities, Conditional, LeaseStore, ObjectMeta, StoreError, StoreTime, StoredObject,
+    Version, Written,
+};
+
+const BACKEND: &str = "local";
+const LOCK_DIR: &str = ".locks";
+const TEMP_PREFIX: &str = ".tmp.";
+const LOCK_STRIPES: u128 = 256;
+const MAX_KEY_LEN: usize = 1024;
+const MAX_SEGMENT_LEN: usize = 200;
+const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// A [`LeaseStore`] in a local directory, safe between the processes of one
+/// machine (and never between machines). See the [module docs](self).
+///
+/// Cloning is cheap and shares the configuration.
+///
+/// # Examples
+///
+/// ```
+/// use coordinator_store::{LeaseStore, LocalDirStore};
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let dir = tempfile::tempdir()?;
+/// let store = LocalDirStore::new(dir.path().to_path_buf());
+/// let written = store.create("ns/state.json", "v1".into()).await?;
+/// let object = store.get("ns/state.json").await?.expect("just written");
+/// assert_eq!(object.version, written.version);
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct LocalDirStore {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    root: PathBuf,
+    lock_timeout: Duration,
+}
+
+impl fmt::Debug for LocalDirStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LocalDirStore")
+            .field("root", &self.inner.root)
+            .field("lock_timeout", &self.inner.lock_timeout)
+            .finish()
+    }
+}
+
+impl LocalDirStore {
+    /// A store rooted at `root`. The directory is created on the first
+    /// write; until then reads find nothing.
+    pub fn new(root: PathBuf) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                root,
+                lock_timeout: DEFAULT_LOCK_TIMEOUT,
+            }),
+        }
+    }
+
+    /// Sets how long a write waits for a key's lock before failing with
+    /// [`StoreError::Unavailable`] (2 s by default).
+    pub fn with_lock_timeout(self, lock_timeout: Duration) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                root: self.inner.root.clone(),
+                lock_timeout,
+            }),
+        }
+    }
+
+    /// The directory this store lives in.
+    pub fn root(&self) -> &Path {
+        &self.inner.root
+    }
+
+    /// Removes every temp file a crashed writer left behind, taking each
+    /// key's lock first so that no write in progress loses its temp file.
+    /// Returns how many were removed.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`] if the tree cannot be read or a file cannot
+    /// be removed.
+    pub async fn remove_stale_temp_files(&self) -> Result<usize, StoreError> {
+        let inner = self.inner.clone();
+        blocking("remove_stale_temp_files", "", false, move || {
+            inner.remove_stale_temp_files()
+        })
+        .await
+    }
+}
+
+/// What went wrong in the local store, carried as the source of a
+/// [`StoreError`].
+#[derive(Debug, thiserror::Error)]
+enum LocalError {
+    #[error("invalid key: {reason}; keys are relative `/`-separated paths without empty, `.` or `..` segments, and may not use the reserved names `.locks` (first segment) or `.tmp.*`")]
+    InvalidKey { reason: &'static str },
+    #[error("could not {action} `{}`: {source}; {hint}", path.display())]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        hint: &'static str,
+        #[source]
+        source: io::Error,
+    },
+    #[error("waited {waited:?} for the lock `{}` (another process holds it; a stopped or hung process may); retry later", path.display())]
+    LockTimeout { path: PathBuf, waited: Duration },
+    #[error("the blocking task failed: {0}")]
+    Join(#[source] tokio::task::JoinError),
+}
+
+const HINT_IO: &str = "check that the directory exists, is writable and is on a local filesystem";
+
+fn io_err(action: &'static str, path: &Path, source: io::Error) -> LocalError {
+    LocalError::Io {
+        action,
+        path: path.to_path_buf(),
+        hint: HINT_IO,
+        source,
+    }
+}
+
+/// Maps a local failure of `op` on `key` into the shared error type.
+fn store_err(op: &'static str, key: &str, error: LocalError) -> StoreError {
+    match &error {
+        LocalError::Io { source, path, .. } if source.kind() == io::ErrorKind::PermissionDenied => {
+            StoreError::Misconfigured {
+                backend: BACKEND,
+                message: format!(
+                    "{op} on `{key}`: permission denied on `{}`; give this process read and write access to the store directory",
+                    path.display()
+                ),
+            }
+        }
+        LocalError::LockTimeout { .. } => StoreError::Unavailable {
+            key: key.to_owned(),
+            backend: BACKEND,
+            source: Box::new(error),
+        },
+        _ => StoreError::Backend {
+            op,
+            key: key.to_owned(),
+            backend: BACKEND,
+            source: Box::new(error),
+        },
+    }
+}
+
+/// Runs blocking filesystem work off the async threads: on tokio's blocking
+/// pool inside a runtime, inline outside one.
+async fn blocking<T, F>(op: &'static str, key: &str, write: bool, f: F) -> Result<T, StoreError>
+where
+    T: Send + 'static,
+    F: FnOnce() -> Result<T, StoreError> + Send + 'static,
+{
+    match tokio::runtime::Handle::try_current() {
+        Ok(handle) => match handle.spawn_blocking(f).await {
+            Ok(result) => result,
+            // A write whose task died may or may not have renamed its file.
+            Err(join) if write => Err(StoreError::Ambiguous {
+                op,
+                key: key.to_owned(),
+                backend: BACKEND,
+                source: Box::new(LocalError::Join(join)),
+            }),
+            Err(join) => Err(store_err(op, key, LocalError::Join(join))),
+        },
+        Err(_) => f(),
+    }
+}
+
+/// The 128-bit FNV-1a digest of `bytes`.
+pub(crate) fn fnv1a_128(bytes: &[u8]) -> u128 {
+    const OFFSET: u128 = 0x6c62_272e_07bb_0142_62b8_2175_6295_c58d;
+    const PRIME: u128 = 0x0000_0000_0100_0000_0000_0000_0000_013b;
+    bytes.iter().fold(OFFSET, |hash, &byte| {
+        (hash ^ u128::from(byte)).wrapping_mul(PRIME)
+    })
+}
+
+fn version_of(bytes: &[u8]) -> Version {
+    Version::new(format!("{:032x}", fnv1a_128(bytes)))
+}
+
+fn mtime_ms(meta: &Metadata) -> Option<StoreTime> {
+    let modified = meta.modified().ok()?;
+    Some(StoreTime(match modified.duration_since(UNIX_EPOCH) {
+        Ok(since) => i64::try_from(since.as_millis()).unwrap_or(i64::MAX),
+        Err(before) => -i64::try_from(before.duration().as_millis()).unwrap_or(i64::MAX),
+    }))
+}
+
+/// Checks a key (or, with `prefix`, a listing prefix, which may be empty or
+/// end in `/`).
+fn validate(key: &str, prefix: bool) -> Result<(), LocalError> {
+    let invalid = |reason| Err(LocalError::InvalidKey { reason });
+    let key = if prefix {
+        if key.is_empty() {
+            return Ok(());
+        }
+        key.strip_suffix('/').unwrap_or(key)
+    } else {
+        key
+    };
+    if key.is_empty() {
+        return invalid("it is empty");
+    }
+    if key.len() > MAX_KEY_LEN {
+        return invalid("it is longer than 1024 bytes");
+    }
+    if key.contains(['\0', '\\']) {
+        return invalid("it contains a NUL byte or a backslash");
+    }
+    for (index, segment) in key.split('/').enumerate() {
+        if segment.is_empty() {
+            return invalid("it has an empty segment (a leading, trailing or double `/`)");
+        }
+        if segment == "." || segment == ".." {
+            return invalid("it has a `.` or `..` segment");
+        }
+        if segment.len() > MAX_SEGMENT_LEN {
+            return invalid("a segment is longer than 200 bytes");
+        }
+        if segment.starts_with(TEMP_PREFIX) {
+            return invalid("a segment starts with the reserved `.tmp.`");
+        }
+        if index == 0 && segment == LOCK_DIR {
+            return invalid("its first segment is the reserved `.locks`");
+        }
+    }
+    Ok(())
+}
+
+/// The current content of a file and its metadata, or `None` if there is no
+/// file (a directory counts as no object).
+fn read_file(path: &Path) -> Result<Option<(Vec<u8>, Metadata)>, LocalError> {
+    let mut file = match File::open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) if e.kind() == io::ErrorKind::NotADirectory => return Ok(None),
+        Err(e) => return Err(io_err("open", path, e)),
+    };
+    let meta = file.metadata().map_err(|e| io_err("stat", path, e))?;
+    if !meta.is_file() {
+        return Ok(None);
+    }
+    let mut body = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
+    file.read_to_end(&mut body)
+        .map_err(|e| io_err("read", path, e))?;
+    Ok(Some((body, meta)))
+}
+
+fn stored(body: Vec<u8>, meta: &Metadata) -> StoredObject {
+    let version = version_of(&body);
+    StoredObject {
+        body: Bytes::from(body),
+        version,
+        store_time: mtime_ms(meta),
+    }
+}
+
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+/// Creates `dir` and its missing ancestors, fsyncing each new entry's
+/// parent so the directories survive a crash.
+fn ensure_dir(dir: &Path) -> io::Result<()> {
+    if dir.as_os_str().is_empty() {
+        return Ok(());
+    }
+    match fs::metadata(dir) {
+        Ok(meta) if meta.is_dir() => return Ok(()),
+        Ok(_) => return Err(io::Error::from(io::ErrorKind::NotADirectory)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    if let Some(parent) = dir.parent() {
+        ensure_dir(parent)?;
+    }
+    match fs::create_dir(dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Ok(()),
+        Err(e) => return Err(e),
+    }
+    match dir.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => sync_dir(parent),
+        _ => Ok(()),
+    }
+}
+
+fn temp_path(target: &Path) -> PathBuf {
+    let mut name = std::ffi::OsString::from(TEMP_PREFIX);
+    if let Some(file_name) = target.file_name() {
+        name.push(file_name);
+    }
+    target.with_file_name(name)
+}
+
+/// Holds a key's stripe lock until dropped (closing the file releases it).
+struct KeyLock {
+    _file: File,
+}
+
+impl Inner {
+    fn path_of(&self, key: &str) -> PathBuf {
+        self.root.join(key)
+    }
+
+    fn lock_path(&self, key: &str) -> PathBuf {
+        let stripe = fnv1a_128(key.as_bytes()) % LOCK_STRIPES;
+        self.root.join(LOCK_DIR).join(format!("{stripe:02x}.lock"))
+    }
+
+    /// Takes the exclusive lock of `key`'s stripe, waiting at most
+    /// `lock_timeout`.
+    ///
+    /// Every call opens the lock file anew: `flock` locks belong to an open
+    /// file description, so a descriptor shared between threads would let
+    /// them all in at once.
+    fn lock(&self, key: &str) -> Result<KeyLock, LocalError> {
+        let path = self.lock_path(key);
+        let open = || {
+            OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(&path)
+        };
+        let file = match open() {
+            Ok(file) => file,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                let dir = self.root.join(LOCK_DIR);
+                ensure_dir(&dir).map_err(|e| io_err("create the lock directory", &dir, e))?;
+                open().map_err(|e| io_err("open the lock file", &path, e))?
+            }
+            Err(e) => return Err(io_err("open the lock file", &path, e)),
+        };
+        let started = Instant::now();
+        let mut pause = Duration::from_micros(20);
+        loop {
+            match file.try_lock() {
+                Ok(()) => return Ok(KeyLock { _file: file }),
+                Err(std::fs::TryLockError::WouldBlock) => {}
+                Err(std::fs::TryLockError::Error(e)) => {
+                    return Err(io_err("lock", &path, e));
+                }
+            }
+            let waited = started.elapsed();
+            if waited >= self.lock_timeout {
+                return Err(LocalError::LockTimeout { path, waited });
+            }
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(Duration::from_millis(1));
+        }
+    }
+
+    /// Writes `body` to `target` by temp file, fsync, rename and directory
+    /// fsync. The caller holds the key's lock.
+    fn write_atomic(
+        &self,
+        op: &'static str,
+        key: &str,
+        target: &Path,
+        body: &[u8],
+    ) -> Result<Written, StoreError> {
+        let err = |e| store_err(op, key, e);
+        let dir = target.parent().unwrap_or(&self.root);
+        ensure_dir(dir).map_err(|e| err(io_err("create the directory", dir, e)))?;
+        let temp = temp_path(target);
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&temp)
+            .map_err(|e| err(io_err("create the temp file", &temp, e)))?;
+        file.write_all(body)
+            .map_err(|e| err(io_err("write the temp file", &temp, e)))?;
+        file.sync_all()
+            .map_err(|e| err(io_err("fsync the temp file", &temp, e)))?;
+        let meta = file
+            .metadata()
+            .map_err(|e| err(io_err("stat the temp file", &temp, e)))?;
+        drop(file);
+        fs::rename(&temp, target)
+            .map_err(|e| err(io_err("rename the temp file onto", target, e)))?;
+        // The new content is visible now; if the directory cannot be synced
+        // it may still be lost in a crash, so the outcome is unknown.
+        sync_dir(dir).map_err(|e| StoreError::Ambiguous {
+            op,
+            key: key.to_owned(),
+            backend: BACKEND,
+            source: Box::new(io_err("fsync the directory", dir, e)),
+        })?;
+        Ok(Written {
+            version: version_of(body),
+            store_time: mtime_ms(&meta),
+        })
+    }
+
+    fn get(&self, key: &str) -> Result<Option<StoredObject>, StoreError> {
+        validate(key, false).map_err(|e| store_err("get", key, e))?;
+        let current = read_file(&self.path_of(key)).map_err(|e| store_err("get", key, e))?;
+        Ok(current.map(|(body, meta)| stored(body, &meta)))
+    }
+
+    /// Runs `write` under the key's lock, with the current content.
+    fn locked<T>(
+        &self,
+        op: &'static str,
+        key: &str,
+        write: impl FnOnce(&Path, Option<(Vec<u8>, Metadata)>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        validate(key, false).map_err(|e| store_err(op, key, e))?;
+        let _lock = self.lock(key).map_err(|e| store_err(op, key, e))?;
+        let target = self.path_of(key);
+        let current = read_file(&target).map_err(|e| store_err(op, key, e))?;
+        write(&target, current)
+    }
+
+    fn remove(&self, op: &'static str, key: &str, target: &Path) -> Result<(), StoreError> {
+        // A temp file can only be a crash's leftover while we hold the lock.
+        let temp = temp_path(target);
+        match fs::remove_file(&temp) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(store_err(op, key, io_err("remove", &temp, e))),
+        }
+        match fs::remove_file(target) {
+            Ok(()) => {}
+            Err(e)
+                if e.kind() == io::ErrorKind::NotFound
+                    || e.kind() == io::ErrorKind::NotADirectory =>
+            {
+                return Ok(())
+            }
+            Err(e) => return Err(store_err(op, key, io_err("remove", target, e))),
+        }
+        let dir = target.parent().unwrap_or(&self.root);
+        sync_dir(dir).map_err(|e| StoreError::Ambiguous {
+            op,
+            key: key.to_owned(),
+            backend: BACKEND,
+            source: Box::new(io_err("fsync the directory", dir, e)),
+        })
+    }
+
+    fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>, StoreError> {
+        validate(prefix, true).map_err(|e| store_err("list", prefix, e))?;
+        let trimmed = prefix.strip_suffix('/').unwrap_or(prefix);
+        let dir = if trimmed.is_empty() {
+            self.root.clone()
+        } else {
+            self.path_of(trimmed)
+        };
+        let mut out = Vec::new();
+        self.walk(&dir, trimmed, &mut |key, path| {
+            if let Some((body, meta)) = read_file(path)? {
+                out.push(ObjectMeta {
+                    key,
+                    version: version_of(&body),
+                    size: body.len() as u64,
+                    store_time: mtime_ms(&meta),
+                });
+            }
+            Ok(())
+        })
+        .map_err(|e| store_err("list", prefix, e))?;
+        out.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(out)
+    }
+
+    /// Calls `visit(key, path)` for every data file under `dir` (whose key
+    /// prefix is `rel`), skipping temp files and the lock directory.
+    fn walk(
+        &self,
+        dir: &Path,
+        rel: &str,
+        visit: &mut dyn FnMut(String, &Path) -> Result<(), LocalError>,
+    ) -> Result<(), LocalError> {
+        self.walk_entries(dir, rel, &mut |name, path, is_dir| {
+            if name.starts_with(TEMP_PREFIX) {
+                return Ok(());
+            }
+            let key = if rel.is_empty() {
+                name.to_owned()
+            } else {
+                format!("{rel}/{name}")
+            };
+            if is_dir {
+                if rel.is_empty() && name == LOCK_DIR {
+                    return Ok(());
+                }
+                self.walk(path, &key, visit)
+            } else {
+                visit(key, path)
+            }
+        })
+    }
+
+    /// Calls `visit(name, path, is_dir)` for each regular file and directory
+    /// directly in `dir`; a missing `dir` (or a file there) has none.
+    fn walk_entries(
+        &self,
+        dir: &Path,
+        rel: &str,
+        visit: &mut dyn FnMut(&str, &Path, bool) -> Result<(), LocalError>,
+    ) -> Result<(), LocalError> {
+        let entries = match fs::read_dir(dir) {
+            Ok(entries) => entries,
+            Err(e)
+                if e.kind() == io::ErrorKind::NotFound
+                    || e.kind() == io::ErrorKind::NotADirectory =>
+            {
+                return Ok(())
+            }
+            Err(e) => return Err(io_err("read the directory", dir, e)),
+        };
+        for entry in entries {
+            let entry = entry.map_err(|e| io_err("read the directory", dir, e))?;
+            let path = entry.path();
+            let file_type = match entry.file_type() {
+                Ok(file_type) => file_type,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(io_err("stat", &path, e)),
+            };
+            let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
+                tracing::warn!(
+                    backend = BACKEND,
+                    path = %path.display(),
+                    prefix = rel,
+                    "skipping a file whose name is not UTF-8"
+                );
+                continue;
+            };
+            if file_type.is_dir() {
+                visit(&name, &path, true)?;
+            } else if file_type.is_file() {
+                visit(&name, &path, false)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn remove_stale_temp_files(&self) -> Result<usize, StoreError> {
+        let mut temps = Vec::new();
+        self.collect_temps(&self.root.clone(), "", &mut temps)
+            .map_err(|e| store_err("remove_stale_temp_files", "", e))?;
+        let mut removed = 0;
+        for (key, temp) in temps {
+            let _lock = self
+                .lock(&key)
+                .map_err(|e| store_err("remove_stale_temp_files", &key, e))?;
+            match fs::remove_file(&temp) {
+                Ok(()) => removed += 1,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    return Err(store_err(
+                        "remove_stale_temp_files",
+                        &key,
+                        io_err("remove", &temp, e),
+                    ))
+                }
+            }
+        }
+        Ok(removed)
+    }
+
+    /// Finds every temp file under `dir` with the key it belongs to.
+    fn collect_temps(
+        &self,
+        dir: &Path,
+        rel: &str,
+        out: &mut Vec<(String, PathBuf)>,
+    ) -> Result<(), LocalError> {
+        self.walk_entries(dir, rel, &mut |name, path, is_dir| {
+            let join = |name: &str| {
+                if rel.is_empty() {
+                    name.to_owned()
+                } else {
+                    format!("{rel}/{name}")
+                }
+            };
+            if is_dir {
+                if rel.is_empty() && name == LOCK_DIR {
+                    return Ok(());
+                }
+                self.collect_temps(path, &join(name), out)
+            } else {
+                if let Some(target) = name.strip_prefix(TEMP_PREFIX) {
+                    out.push((join(target), path.to_path_buf()));
+                }
+                Ok(())
+            }
+        })
+    }
+}
+
+#[async_trait]
+impl LeaseStore for LocalDirStore {
+    fn backend(&self) -> &'static str {
+        BACKEND
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            conditional_delete: true,
+            // Comparing a digest costs no transfer here.
+            conditional_get: true,
+            // The machine's clock can be stepped by NTP.
+            trusted_clock: false,
+        }
+    }
+
+    /// Reads the object (no lock needed: renames are atomic).
+    ///
+    /// # Cancel safety
+    /// Safe: dropping the future abandons a read.
+    async fn get(&self, key: &str) -> Result<Option<StoredObject>, StoreError> {
+        let inner = self.inner.clone();
+        let owned = key.to_owned();
+        blocking("get", key, false, move || inner.get(&owned)).await
+    }
+
+    async fn get_if_changed(&self, key: &str, known: &Version) -> Result<Conditional, StoreError> {
+        let inner = self.inner.clone();
+        let owned = key.to_owned();
+        let known = known.clone();
+        blocking("get_if_changed", key, false, move || {
+            Ok(match inner.get(&owned)? {
+                None => Conditional::Absent,
+                Some(object) if object.version == known => Conditional::Unchanged,
+                Some(object) => Conditional::Changed(object),
+            })
+        })
+        .await
+    }
+
+    /// Creates the object under the key's lock.
+    ///
+    /// # Cancel safety
+    /// Dropping the future does not stop the write: it runs to completion on
+    /// the blocking pool, like a request already sent.
+    async fn create(&self, key: &str, body: Bytes) -> Result<Written, StoreError> {
+        let inner = self.inner.clone();
+        let owned = key.to_owned();
+        blocking("create", key, true, move || {
+            inner.locked("create", &owned, |target, current| match current {
+                Some(_) => Err(StoreError::AlreadyExists {
+                    key: owned.clone(),
+                    backend: BACKEND,
+                }),
+                None => inner.write_atomic("create", &owned, target, &body),
+            })
+        })
+        .await
+    }
+
+    /// Replaces the object under the key's lock if its digest is `expected`.
+    ///
+    /// # Cancel safety
+    /// Dropping the future does not stop the write (see
+    /// [`create`](LeaseStore::create)).
+    async fn compare_and_swap(
+        &self,
+        key: &str,
+        expected: &Version,
+        body: Bytes,
+    ) -> Result<Written, StoreError> {
+        let inner = self.inner.clone();
+        let owned = key.to_owned();
+        let expected = expected.clone();
+        blocking("compare_and_swap", key, true, move || {
+            inner.locked(
+                "compare_and_swap",
+                &owned,
+                |target, current| match current {
+                    Some((bytes, _)) if version_of(&bytes) == expected => {
+                        inner.write_atomic("compare_and_swap", &owned, target, &body)
+                    }
+                    _ => Err(StoreError::Conflict {
+                        key: owned.clone(),
+                        backend: BACKEND,
+                    }),
+                },
+            )
+        })
+        .await
+    }
+
+    /// Writes the object under the key's lock (the lock also guards the
+    /// key's temp file).
+    async fn put(&self, key: &str, body: Bytes) -> Result<Written, StoreError> {
+        let inner = self.inner.clone();
+        let owned = key.to_owned();
+        blocking("put", key, true, move || {
+            inner.locked("put", &owned, |target, _| {
+                inner.write_atomic("put", &owned, target, &body)
+            })
+        })
+        .await
+    }
+
+    /// Lists the data files under `prefix` (whole segments), sorted by key,
+    /// skipping temp files and lock files. Reads each file for its version.
+    async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>, StoreError> {
+        let inner = self.inner.clone();
+        let owned = prefix.to_owned();
+        blocking("list", prefix, false, move || inner.list(&owned)).await
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        let inner = self.inner.clone();
+        let owned = key.to_owned();
+        blocking("delete", key, true, move || {
+            inner.locked("delete", &owned, |target, _| {
+                inner.remove("delete", &owned, target)
+            })
+        })
+        .await
+    }
+
+    async fn delete_if_version(&self, key: &str, expected: &Version) -> Result<(), StoreError> {
+        let inner = self.inner.clone();
+        let owned = key.to_owned();
+        let expected = expected.clone();
+        blocking("delete_if_version", key, true, move || {
+            inner.locked(
+                "delete_if_version",
+                &owned,
+                |target, current| match current {
+                    Some((bytes, _)) if version_of(&bytes) == expected => {
+                        inner.remove("delete_if_version", &owned, target)
+                    }
+                    _ => Err(StoreError::Conflict {
+                        key: owned.clone(),
+                        backend: BACKEND,
+                    }),
+                },
+            )
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fnv1a_128_matches_reference_vectors() {
+        assert_eq!(
+            format!("{:032x}", fnv1a_128(b"")),
+            "6c62272e07bb014262b821756295c58d"
+        );
+        assert_eq!(
+            format!("{:032x}", fnv1a_128(b"a")),
+            "d228cb696f1a8caf78912b704e4a8964"
+        );
+        assert_eq!(
+            format!("{:032x}", fnv1a_128(b"foobar")),
+            "343e1662793c64bf6f0d3597ba446f18"
+        );
+    }
+
+    #[test]
+    fn keys_are_validated() {
+        for good in ["a", "a/b.json", "ns/workers/w-1.json", ".hidden/x"] {
+            assert!(validate(good, false).is_ok(), "{good}");
+        }
+        for bad in [
+            "", "/a", "a/", "a//b", "../a", "a/./b", "a\\b", ".locks/x", "a/.tmp.b",
+        ] {
+            assert!(validate(bad, false).is_err(), "{bad:?}");
+        }
+        assert!(validate("", true).is_ok());
+        assert!(validate("a/", true).is_ok());
+        assert!(validate("/a", true).is_err());
+    }
+
+    #[tokio::test]
+    async fn invalid_key_names_key_and_backend() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalDirStore::new(dir.path().to_path_buf());
+        let err = store.put("../escape", "x".into()).await.unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("../escape") && text.contains("local"),
+            "{text}"
+        );
+        assert!(!dir.path().parent().unwrap().join("escape").exists());
+    }
+
+    #[tokio::test]
+    async fn works_outside_a_runtime_too() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalDirStore::new(dir.path().join("nested/root"));
+        let written = futures::executor::block_on(store.create("k", "v".into())).unwrap();
+        let got = futures::executor::block_on(store.get("k"))
+            .unwrap()
+            .unwrap();
+        assert_eq!(got.version, written.version);
+        assert_eq!(written.version, version_of(b"v"));
+    }
+
+    #[tokio::test]
+    async fn lock_timeout_reports_unavailable() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalDirStore::new(dir.path().to_path_buf())
+            .with_lock_timeout(Duration::from_millis(50));
+        store.create("k", "v".into()).await.unwrap();
+        // Hold the key's stripe lock through a separate open file description.
+        let held = File::open(store.inner.lock_path("k")).unwrap();
+        held.lock().unwrap();
+        let err = store.put("k", "w".into()).await.unwrap_err();
+        assert!(matches!(err, StoreError::Unavailable { .. }), "{err}");
+        drop(held);
+        store.put("k", "w".into()).await.unwrap();
+    }
+}

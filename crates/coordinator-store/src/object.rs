@@ -1,0 +1,1021 @@
+//! [`ObjectStoreLease`]: a [`LeaseStore`] over the `object_store` crate (S3,
+//! GCS, Azure Blob and its in-memory store).
+//!
+//! * Create-if-absent is `PutMode::Create` (`If-None-Match: *` on S3 and
+//!   Azure, `x-goog-if-generation-match: 0` on GCS).
+//! * Compare-and-swap is `PutMode::Update`: S3 and Azure match the ETag, GCS
+//!   the generation. A [`Version`] from this store carries what its backend
+//!   needs (see [`ObjectStoreLease`]); callers never look inside.
+//! * `get_if_changed` is a real conditional GET (`If-None-Match: <etag>`).
+//! * There is no conditional delete in `object_store`, so
+//!   [`delete_if_version`](LeaseStore::delete_if_version) returns
+//!   [`StoreError::NotSupported`] and
+//!   [`Capabilities::conditional_delete`] is false.
+//!
+//! # Timeouts and retries
+//!
+//! `object_store`'s defaults (30 s per request, 10 retries, up to 3 minutes of
+//! retrying) would let a write land minutes after the call started, long
+//! after a leader's renew deadline. [`StoreOptions`] bounds every call
+//! instead; see its docs for the bound.
+
+use std::fmt;
+use std::hash::{BuildHasher, Hasher};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures::TryStreamExt;
+use object_store::client::{HttpError, HttpErrorKind};
+use object_store::memory::InMemory;
+use object_store::path::Path;
+use object_store::{
+    BackoffConfig, ClientOptions, GetOptions, ObjectStore, ObjectStoreExt, PutMode, PutOptions,
+    PutPayload, PutResult, RetryConfig, UpdateVersion,
+};
+
+use crate::{
+    Capabilities, Conditional, LeaseStore, ObjectMeta, StoreError, StoreTime, StoredObject,
+    Version, Written,
+};
+
+/// How long each request may take and how often it is retried.
+///
+/// Every call of an [`ObjectStoreLease`] ends within about
+/// `retry_timeout + 1 s + request_timeout`: no retry starts once
+/// `retry_timeout` has passed since the call began, the pause before a
+/// retry is at most 1 s, and each attempt is cut off after
+/// `request_timeout`. (A create that meets S3's 409
+/// `ConditionalRequestConflict`, which this adapter retries itself, can
+/// take up to one `retry_timeout` more.) With the defaults that is about
+/// 6 s. A write that is cut off returns [`StoreError::Ambiguous`]; it can
+/// only land while the server still handles an attempt sent inside that
+/// window, never minutes later.
+///
+/// The coordinator needs several attempts to fit inside a leader's renew
+/// deadline (10 s by default), which is why these defaults are small;
+/// `object_store`'s own defaults (30 s per attempt, 10 retries, retrying
+/// for up to 3 minutes) would let a renewal land long after the leader
+/// stepped down.
+///
+/// Conditional writes (create, compare-and-swap) are not retried after a
+/// timeout or a dropped connection (they are not idempotent), but they are
+/// retried after a 5xx, a 429 and a 409 `ConditionalRequestConflict`. A
+/// retry after a 5xx may meet the caller's own first attempt, which the
+/// store had applied after all, and then return [`StoreError::Conflict`] or
+/// [`StoreError::AlreadyExists`]: callers re-read and compare content
+/// before concluding they lost.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use coordinator_store::StoreOptions;
+///
+/// let options = StoreOptions {
+///     request_timeout: Duration::from_secs(1),
+///     ..StoreOptions::default()
+/// };
+/// assert_eq!(options.max_retries, 2);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StoreOptions {
+    /// The time limit of one attempt, connecting included. Default 2 s.
+    pub request_timeout: Duration,
+    /// How many times a failed request is retried (0 disables retries).
+    /// Default 2.
+    pub max_retries: usize,
+    /// No retry starts once this long has passed since the call began.
+    /// Default 3 s.
+    pub retry_timeout: Duration,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        Self {
+            request_timeout: Duration::from_secs(2),
+            max_retries: 2,
+            retry_timeout: Duration::from_secs(3),
+        }
+    }
+}
+
+impl StoreOptions {
+    /// The largest pause between two attempts.
+    const MAX_BACKOFF: Duration = Duration::from_secs(1);
+
+    /// These options as `object_store` client options (per-attempt and
+    /// connect timeouts), for building a store by hand.
+    pub fn client_options(&self) -> ClientOptions {
+        ClientOptions::new()
+            .with_timeout(self.request_timeout)
+            .with_connect_timeout(self.request_timeout)
+    }
+
+    /// These options as an `object_store` retry policy (100 ms first
+    /// back-off, doubling, at most 1 s), for building a store by hand.
+    pub fn retry_config(&self) -> RetryConfig {
+        RetryConfig {
+            backoff: BackoffConfig {
+                init_backoff: Duration::from_millis(100),
+                max_backoff: Self::MAX_BACKOFF,
+                base: 2.0,
+            },
+            max_retries: self.max_retries,
+            retry_timeout: self.retry_timeout,
+        }
+    }
+}
+
+/// Which service an [`ObjectStoreLease`] talks to. It decides what a
+/// [`Version`] holds, the capabilities and the backend name in errors.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ObjectBackend {
+    /// Amazon S3 or an S3-compatible server (MinIO, R2, moto). Versions are
+    /// ETags.
+    S3,
+    /// Google Cloud Storage. Versions carry the generation and the ETag.
+    Gcs,
+    /// Azure Blob Storage. Versions are ETags.
+    Azure,
+    /// `object_store`'s in-memory store, for tests of this adapter.
+    Memory,
+}
+
+impl ObjectBackend {
+    /// The name used in errors and metrics: `"s3"`, `"gcs"`, `"azure"`,
+    /// `"memory-object-store"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ObjectBackend::S3 => "s3",
+            ObjectBackend::Gcs => "gcs",
+            ObjectBackend::Azure => "azure",
+            ObjectBackend::Memory => "memory-object-store",
+        }
+    }
+
+    /// True where the store's timestamps come from the service's clock
+    /// (S3, GCS, Azure).
+    fn trusted_clock(self) -> bool {
+        !matches!(self, ObjectBackend::Memory)
+    }
+
+    /// True where compare-and-swap matches the generation rather than the
+    /// ETag, so versions must carry both.
+    fn uses_generation(self) -> bool {
+        matches!(self, ObjectBackend::Gcs)
+    }
+}
+
+impl fmt::Display for ObjectBackend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A [`LeaseStore`] over any `object_store` backend, rooted at a prefix.
+///
+/// Most callers get one from [`open`](crate::open) with a URL. Build one by
+/// hand to use an `object_store` configured in ways the URL cannot say; give
+/// it the same timeouts ([`StoreOptions::client_options`],
+/// [`StoreOptions::retry_config`]).
+///
+/// # Versions
+///
+/// On S3, Azure and the in-memory store a [`Version`] is the ETag. On GCS,
+/// whose conditional writes match the generation, it is
+/// `<generation>|<etag>`. S3's and GCS's ETags are MD5 digests of the body,
+/// so rewriting the same bytes brings a version back (see the
+/// [crate docs](crate#contract)).
+///
+/// GCS listings carry no generation: a version from [`LeaseStore::list`] on
+/// GCS detects change but cannot be used for a compare-and-swap (it gets
+/// [`StoreError::Conflict`]; read the object with [`LeaseStore::get`] first).
+///
+/// # Examples
+///
+/// ```
+/// use coordinator_store::{LeaseStore, ObjectStoreLease, StoreError};
+/// # futures::executor::block_on(async {
+/// let store = ObjectStoreLease::in_memory();
+/// let first = store.create("ns/state.json", "v1".into()).await?;
+/// store.compare_and_swap("ns/state.json", &first.version, "v2".into()).await?;
+/// let stale = store.compare_and_swap("ns/state.json", &first.version, "v3".into()).await;
+/// assert!(matches!(stale, Err(StoreError::Conflict { .. })));
+/// # Ok::<(), StoreError>(())
+/// # }).unwrap();
+/// ```
+pub struct ObjectStoreLease {
+    store: Arc<dyn ObjectStore>,
+    backend: ObjectBackend,
+    /// The bucket or container, for error messages.
+    bucket: String,
+    /// Where the store is, for error messages (`s3://bucket/prefix`).
+    location: String,
+    /// Every key is under this path; `None` for the bucket's root.
+    root: Option<Path>,
+    options: StoreOptions,
+}
+
+impl fmt::Debug for ObjectStoreLease {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ObjectStoreLease")
+            .field("backend", &self.backend.as_str())
+            .field("location", &self.location)
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The operations, for error messages and classification.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Op {
+    Get,
+    GetIfChanged,
+    Create,
+    CompareAndSwap,
+    Put,
+    List,
+    Delete,
+}
+
+impl Op {
+    fn as_str(self) -> &'static str {
+        match self {
+            Op::Get => "get",
+            Op::GetIfChanged => "get_if_changed",
+            Op::Create => "create",
+            Op::CompareAndSwap => "compare_and_swap",
+            Op::Put => "put",
+            Op::List => "list",
+            Op::Delete => "delete",
+        }
+    }
+
+    /// True if a failed attempt may still have changed the store.
+    fn writes(self) -> bool {
+        matches!(self, Op::Create | Op::CompareAndSwap | Op::Put | Op::Delete)
+    }
+}
+
+impl ObjectStoreLease {
+    /// Wraps `store`, rooting every key at `prefix` (`""` for the bucket's
+    /// root).
+    ///
+    /// `bucket` and `location` only appear in error messages (say
+    /// `"my-bucket"` and `"s3://my-bucket/prod"`). `options` should be the
+    /// ones `store` was built with; they bound this adapter's own retries of
+    /// 409 `ConditionalRequestConflict`.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Misconfigured`] if `prefix` is not a valid object path
+    /// (empty segments, `.` or `..`).
+    pub fn new(
+        store: Arc<dyn ObjectStore>,
+        backend: ObjectBackend,
+        bucket: impl Into<String>,
+        location: impl Into<String>,
+        prefix: &str,
+        options: StoreOptions,
+    ) -> Result<Self, StoreError> {
+        let location = location.into();
+        let trimmed = prefix.trim_matches('/');
+        let root = if trimmed.is_empty() {
+            None
+        } else {
+            match Path::parse(trimmed) {
+                Ok(path) => Some(path),
+                Err(e) => {
+                    return Err(StoreError::Misconfigured {
+                        backend: backend.as_str(),
+                        message: format!(
+                            "the prefix `{prefix}` of {location} is not a valid object path ({e}); \
+                             use `/`-separated names without empty, `.` or `..` segments"
+                        ),
+                    })
+                }
+            }
+        };
+        Ok(Self {
+            store,
+            backend,
+            bucket: bucket.into(),
+            location,
+            root,
+            options,
+        })
+    }
+
+    /// A store over `object_store`'s `InMemory`, at its root, with the
+    /// backend name `"memory-object-store"`. For tests of this adapter; the
+    /// crate's own `MemoryStore` is the in-memory store to use elsewhere.
+    pub fn in_memory() -> Self {
+        Self {
+            store: Arc::new(InMemory::new()),
+            backend: ObjectBackend::Memory,
+            bucket: "memory".to_owned(),
+            location: "object_store InMemory".to_owned(),
+            root: None,
+            options: StoreOptions::default(),
+        }
+    }
+
+    /// Which service this store talks to.
+    pub fn object_backend(&self) -> ObjectBackend {
+        self.backend
+    }
+
+    /// Where the store is (`s3://bucket/prefix`), as given when it was made.
+    pub fn location(&self) -> &str {
+        &self.location
+    }
+
+    /// The options this store was made with.
+    pub fn options(&self) -> StoreOptions {
+        self.options
+    }
+
+    fn name(&self) -> &'static str {
+        self.backend.as_str()
+    }
+
+    /// The full object path of `key`.
+    fn path(&self, op: Op, key: &str) -> Result<Path, StoreError> {
+        let invalid = |why: String| {
+            StoreError::Backend {
+            op: op.as_str(),
+            key: key.to_owned(),
+            backend: self.name(),
+            source: format!(
+                "invalid key: {why}; keys are `/`-separated names without empty, `.` or `..` segments"
+            )
+            .into(),
+        }
+        };
+        if key.is_empty() || key.starts_with('/') || key.ends_with('/') {
+            return Err(invalid("empty, or starts or ends with `/`".to_owned()));
+        }
+        let full = match &self.root {
+            Some(root) => format!("{root}/{key}"),
+            None => key.to_owned(),
+        };
+        Path::parse(full).map_err(|e| invalid(e.to_string()))
+    }
+
+    /// The key of `location` relative to the root, if it is under it.
+    fn key_of<'a>(&self, location: &'a Path) -> Option<&'a str> {
+        let raw = location.as_ref();
+        match &self.root {
+            None => Some(raw),
+            Some(root) => raw
+                .strip_prefix(root.as_ref())
+                .and_then(|rest| rest.strip_prefix('/')),
+        }
+    }
+
+    /// The [`Version`] of an object with this ETag and generation.
+    fn encode(&self, e_tag: Option<&str>, version: Option<&str>) -> Option<Version> {
+        if self.backend.uses_generation() {
+            if e_tag.is_none() && version.is_none() {
+                return None;
+            }
+            Some(Version::new(format!(
+                "{}|{}",
+                version.unwrap_or_default(),
+                e_tag.unwrap_or_default()
+            )))
+        } else {
+            e_tag.map(Version::new)
+        }
+    }
+
+    /// The ETag inside a version, if it has one.
+    fn e_tag_of<'a>(&self, version: &'a Version) -> Option<&'a str> {
+        let raw = version.as_str();
+        let e_tag = if self.backend.uses_generation() {
+            raw.split_once('|').map_or("", |(_, e_tag)| e_tag)
+        } else {
+            raw
+        };
+        (!e_tag.is_empty()).then_some(e_tag)
+    }
+
+    /// What `object_store` needs to update an object of this version, or
+    /// `None` if the version cannot identify one on this backend.
+    fn update_version(&self, version: &Version) -> Option<UpdateVersion> {
+        let raw = version.as_str();
+        if self.backend.uses_generation() {
+            let (generation, e_tag) = raw.split_once('|')?;
+            if generation.is_empty() {
+                return None;
+            }
+            Some(UpdateVersion {
+                e_tag: (!e_tag.is_empty()).then(|| e_tag.to_owned()),
+                version: Some(generation.to_owned()),
+            })
+        } else if raw.is_empty() {
+            None
+        } else {
+            Some(UpdateVersion {
+                e_tag: Some(raw.to_owned()),
+                version: None,
+            })
+        }
+    }
+
+    fn conflict(&self, key: &str) -> StoreError {
+        StoreError::Conflict {
+            key: key.to_owned(),
+            backend: self.name(),
+        }
+    }
+
+    fn already_exists(&self, key: &str) -> StoreError {
+        StoreError::AlreadyExists {
+            key: key.to_owned(),
+            backend: self.name(),
+        }
+    }
+
+    /// The outcome of a successful write.
+    fn written(&self, op: Op, key: &str, result: PutResult) -> Result<Written, StoreError> {
+        match self.encode(result.e_tag.as_deref(), result.version.as_deref()) {
+            Some(version) => Ok(Written {
+                version,
+                store_time: None,
+            }),
+            // The write landed, but without a version nobody can
+            // compare-and-swap on it: say so, and let the caller re-read.
+            None => Err(StoreError::Ambiguous {
+                op: op.as_str(),
+                key: key.to_owned(),
+                backend: self.name(),
+                source: "the store accepted the write but returned no ETag; a store without \
+                         ETags cannot do compare-and-swap"
+                    .into(),
+            }),
+        }
+    }
+
+    fn object_meta(
+        &self,
+        op: Op,
+        key: &str,
+        meta: &object_store::ObjectMeta,
+    ) -> Result<(Version, Option<StoreTime>), StoreError> {
+        let version = self
+            .encode(meta.e_tag.as_deref(), meta.version.as_deref())
+            .ok_or_else(|| StoreError::Backend {
+                op: op.as_str(),
+                key: key.to_owned(),
+                backend: self.name(),
+                source: "the store returned the object without an ETag; a store without ETags \
+                         cannot do compare-and-swap"
+                    .into(),
+            })?;
+        Ok((
+            version,
+            Some(StoreTime(meta.last_modified.timestamp_millis())),
+        ))
+    }
+
+    /// Writes with a precondition, retrying a bounded number of times while
+    /// the store reports another conditional write in flight on the key
+    /// (S3's 409 `ConditionalRequestConflict`).
+    async fn conditional_put(
+        &self,
+        op: Op,
+        key: &str,
+        path: &Path,
+        body: Bytes,
+        mode: PutMode,
+    ) -> Result<Written, StoreError> {
+        let payload = PutPayload::from_bytes(body);
+        let started = Instant::now();
+        let mut attempt = 0usize;
+        loop {
+            let result = self
+                .store
+                .put_opts(path, payload.clone(), PutOptions::from(mode.clone()))
+                .await;
+            match result {
+                Ok(result) => return self.written(op, key, result),
+                Err(e) if is_conditional_request_conflict(&e) => {
+                    // object_store retries a 409 on compare-and-swap itself
+                    // (within `max_retries`), not on create: retry creates
+                    // here, on the same budget.
+                    if op == Op::Create
+                        && attempt < self.options.max_retries
+                        && started.elapsed() < self.options.retry_timeout
+                    {
+                        attempt += 1;
+                        tracing::debug!(
+                            key,
+                            backend = self.name(),
+                            op = op.as_str(),
+                            attempt,
+                            "conditional request conflict; retrying"
+                        );
+                        tokio::time::sleep(conflict_backoff(attempt)).await;
+                        continue;
+                    }
+                    // Another conditional write on this key kept being in
+                    // flight: it is the one that wins, so ours lost.
+                    return Err(match op {
+                        Op::Create => self.already_exists(key),
+                        _ => self.conflict(key),
+                    });
+                }
+                Err(e) => return Err(self.error(op, key, e)),
+            }
+        }
+    }
+
+    /// Maps an `object_store` error of `op` on `key` to a [`StoreError`].
+    ///
+    /// Callers handle first the outcomes that are not errors for their
+    /// operation (a missing object on `get`, `NotModified` on
+    /// `get_if_changed`).
+    fn error(&self, op: Op, key: &str, err: object_store::Error) -> StoreError {
+        let facts = Facts::of(&err);
+        let backend = self.name();
+        let key_owned = key.to_owned();
+
+        if facts.missing_bucket() {
+            return StoreError::Misconfigured {
+                backend,
+                message: format!(
+                    "the bucket `{}` does not exist ({} on `{key}` at {}); create it, or fix the \
+                     bucket name in the store URL",
+                    self.bucket,
+                    op.as_str(),
+                    self.location
+                ),
+            };
+        }
+        let refused = matches!(
+            err,
+            object_store::Error::PermissionDenied { .. }
+                | object_store::Error::Unauthenticated { .. }
+        ) || facts.credentials_refused();
+        if refused {
+            return StoreError::Misconfigured {
+                backend,
+                message: format!(
+                    "the credentials were refused for bucket `{}` ({} on `{key}` at {}): {}; \
+                     check {} and that they may get, put, list and delete objects under the prefix",
+                    self.bucket,
+                    op.as_str(),
+                    self.location,
+                    facts.message,
+                    credential_hint(self.backend)
+                ),
+            };
+        }
+        if facts.wrong_region() {
+            return StoreError::Misconfigured {
+                backend,
+                message: format!(
+                    "the bucket `{}` answered with a redirect or a region error ({} on `{key}` at \
+                     {}): {}; set the bucket's region with `?region=` in the URL or AWS_REGION",
+                    self.bucket,
+                    op.as_str(),
+                    self.location,
+                    facts.message
+                ),
+            };
+        }
+
+        match err {
+            object_store::Error::Precondition { .. }
+            | object_store::Error::AlreadyExists { .. }
+                if op == Op::Create =>
+            {
+                return self.already_exists(key);
+            }
+            object_store::Error::NotModified { .. } if op == Op::Create => {
+                return self.already_exists(key);
+            }
+            object_store::Error::Precondition { .. }
+            | object_store::Error::AlreadyExists { .. }
+            | object_store::Error::NotFound { .. }
+                if op == Op::CompareAndSwap =>
+            {
+                // If-Match on a missing key, or another version there.
+                return self.conflict(key);
+            }
+            object_store::Error::NotFound { .. } => {
+                return StoreError::NotFound {
+                    key: key_owned,
+                    backend,
+                };
+            }
+            object_store::Error::NotImplemented { .. }
+            | object_store::Error::NotSupported { .. } => {
+                return StoreError::NotSupported {
+                    op: op.as_str(),
+                    backend,
+                };
+            }
+            _ => {}
+        }
+
+        if facts.throttled() {
+            return StoreError::Throttled {
+                key: key_owned,
+                backend,
+                retry_after: None,
+            };
+        }
+        // The store acknowledged a write without a version (object_store
+        // reads the ETag header after the write is done): it landed, but
+        // cannot be compare-and-swapped on.
+        if op.writes() && facts.has("ETag Header missing") {
+            return StoreError::Ambiguous {
+                op: op.as_str(),
+                key: key_owned,
+                backend,
+                source: format!(
+                    "{}; the write was applied, but a store that returns no ETag cannot do \
+                     compare-and-swap",
+                    facts.message
+                )
+                .into(),
+            };
+        }
+        let source: crate::BoxError = Box::new(Described {
+            message: facts.message.clone(),
+            inner: err,
+        });
+        let ambiguous = |source| StoreError::Ambiguous {
+            op: op.as_str(),
+            key: key.to_owned(),
+            backend,
+            source,
+        };
+        let unavailable = |source| StoreError::Unavailable {
+            key: key.to_owned(),
+            backend,
+            source,
+        };
+        match (facts.transport, facts.status) {
+            // The connection was never made: nothing was sent.
+            (Some(HttpErrorKind::Connect), _) => unavailable(source),
+            // Sent (perhaps in part) and then lost: a write may have landed.
+            (Some(_), _) | (None, Some(408)) if op.writes() => ambiguous(source),
+            (Some(_), _) | (None, Some(408)) => unavailable(source),
+            // The service refused before applying anything.
+            (None, Some(503)) => unavailable(source),
+            // A server error may come after the write was applied.
+            (None, Some(500..=599)) if op.writes() => ambiguous(source),
+            (None, Some(500..=599)) => unavailable(source),
+            _ => StoreError::Backend {
+                op: op.as_str(),
+                key: key_owned,
+                backend,
+                source,
+            },
+        }
+    }
+}
+
+/// What an `object_store` error tells, found by walking its source chain.
+///
+/// `object_store` does not export the type that carries the HTTP status, so
+/// the status and the service's error code are read from the messages of
+/// the chain (`"… non-2xx status code: 503 Service Unavailable: <body>"`).
+struct Facts {
+    /// The transport failure, if the request got no response.
+    transport: Option<HttpErrorKind>,
+    /// The HTTP status of the response, if any.
+    status: Option<u16>,
+    /// Every message of the chain, joined (for searching: the messages
+    /// repeat their sources').
+    text: String,
+    /// The error's own message, which includes its sources' (for people).
+    message: String,
+}
+
+impl Facts {
+    fn of(err: &object_store::Error) -> Self {
+        let mut transport = None;
+        let mut messages = Vec::new();
+        let mut current: Option<&(dyn std::error::Error + 'static)> = Some(err);
+        while let Some(e) = current {
+            if transport.is_none() {
+                if let Some(http) = e.downcast_ref::<HttpError>() {
+                    transport = Some(http.kind());
+                }
+            }
+            messages.push(e.to_string());
+            current = e.source();
+        }
+        let text = messages.join(": ");
+        let status = parse_status(&text);
+        // The innermost cause ("Connection refused (os error 111)") is
+        // often missing from the outer messages; say it.
+        let mut message = err.to_string();
+        if let Some(root) = messages.last() {
+            if !message.contains(root.as_str()) {
+                message = format!("{message} (cause: {root})");
+            }
+        }
+        Self {
+            transport,
+            status,
+            message,
+            text,
+        }
+    }
+
+    fn has(&self, code: &str) -> bool {
+        self.text.contains(code)
+    }
+
+    fn missing_bucket(&self) -> bool {
+        self.has("NoSuchBucket")
+            || self.has("ContainerNotFound")
+            || self.has("The specified bucket does not exist")
+    }
+
+    fn credentials_refused(&self) -> bool {
+        matches!(self.status, Some(401 | 403))
+            || self.has("InvalidAccessKeyId")
+            || self.has("SignatureDoesNotMatch")
+            || self.has("AuthenticationFailed")
+    }
+
+    fn wrong_region(&self) -> bool {
+        self.has("incorrectly configured region")
+            || self.has("PermanentRedirect")
+            || self.has("AuthorizationHeaderMalformed")
+            || self.status == Some(301)
+    }
+
+    fn throttled(&self) -> bool {
+        self.status == Some(429)
+            || self.has("SlowDown")
+            || self.has("TooManyRequests")
+            || self.has("ServerBusy")
+    }
+}
+
+/// An `object_store` error with a message that names its root cause.
+#[derive(Debug)]
+struct Described {
+    message: String,
+    inner: object_store::Error,
+}
+
+impl fmt::Display for Described {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Described {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.inner)
+    }
+}
+
+/// The HTTP status in an `object_store` error message, if any.
+fn parse_status(text: &str) -> Option<u16> {
+    const MARKER: &str = "status code: ";
+    let at = text.find(MARKER)? + MARKER.len();
+    let digits = text.get(at..at + 3)?;
+    digits.parse().ok()
+}
+
+/// True for S3's 409 `ConditionalRequestConflict`: another conditional write
+/// on the key is in flight; the request was not applied and may be retried.
+fn is_conditional_request_conflict(err: &object_store::Error) -> bool {
+    Facts::of(err).has("ConditionalRequestConflict")
+}
+
+/// The pause before retry `attempt` (1, 2, …) after a conditional request
+/// conflict: 50 ms doubling, at most 400 ms, with up to 50% jitter.
+fn conflict_backoff(attempt: usize) -> Duration {
+    let base = 50u64 << attempt.saturating_sub(1).min(3);
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_usize(attempt);
+    let jitter = hasher.finish() % (base / 2 + 1);
+    Duration::from_millis(base + jitter)
+}
+
+/// Where a backend's credentials come from, for error messages.
+fn credential_hint(backend: ObjectBackend) -> &'static str {
+    match backend {
+        ObjectBackend::S3 => {
+            "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or the role in use); without \
+             s3:ListBucket, S3 answers a read of a missing object with 403"
+        }
+        ObjectBackend::Gcs => "GOOGLE_APPLICATION_CREDENTIALS / GOOGLE_SERVICE_ACCOUNT (or the workload identity in use)",
+        ObjectBackend::Azure => "AZURE_STORAGE_ACCOUNT_NAME and AZURE_STORAGE_ACCOUNT_KEY (or the identity in use)",
+        ObjectBackend::Memory => "the store's configuration",
+    }
+}
+
+/// True if `key` lies under `prefix`, by whole `/`-separated segments
+/// (`a` holds `a/b`, not `ab` nor `a` itself; `a/` holds `a/b`).
+fn key_is_under(key: &str, prefix: &str) -> bool {
+    if prefix.is_empty() {
+        return true;
+    }
+    if prefix.ends_with('/') {
+        return key.starts_with(prefix);
+    }
+    key.strip_prefix(prefix)
+        .is_some_and(|rest| rest.starts_with('/'))
+}
+
+#[async_trait]
+impl LeaseStore for ObjectStoreLease {
+    fn backend(&self) -> &'static str {
+        self.name()
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            conditional_delete: false,
+            conditional_get: true,
+            trusted_clock: self.backend.trusted_clock(),
+        }
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<StoredObject>, StoreError> {
+        let path = self.path(Op::Get, key)?;
+        match self
+            .read(Op::Get, key, &path, GetOptions::default())
+            .await?
+        {
+            Read::Found(object) => Ok(Some(object)),
+            Read::Absent => Ok(None),
+            Read::NotModified => Err(StoreError::Backend {
+                op: Op::Get.as_str(),
+                key: key.to_owned(),
+                backend: self.name(),
+                source: "the store answered an unconditional GET with 304 Not Modified".into(),
+            }),
+        }
+    }
+
+    async fn get_if_changed(&self, key: &str, known: &Version) -> Result<Conditional, StoreError> {
+        let path = self.path(Op::GetIfChanged, key)?;
+        let options = GetOptions {
+            if_none_match: self.e_tag_of(known).map(str::to_owned),
+            ..GetOptions::default()
+        };
+        Ok(
+            match self.read(Op::GetIfChanged, key, &path, options).await? {
+                Read::NotModified => Conditional::Unchanged,
+                Read::Absent => Conditional::Absent,
+                // A store that ignores If-None-Match sends the body anyway.
+                Read::Found(object) if &object.version == known => Conditional::Unchanged,
+                Read::Found(object) => Conditional::Changed(object),
+            },
+        )
+    }
+
+    async fn create(&self, key: &str, body: Bytes) -> Result<Written, StoreError> {
+        let path = self.path(Op::Create, key)?;
+        self.conditional_put(Op::Create, key, &path, body, PutMode::Create)
+            .await
+    }
+
+    async fn compare_and_swap(
+        &self,
+        key: &str,
+        expected: &Version,
+        body: Bytes,
+    ) -> Result<Written, StoreError> {
+        let path = self.path(Op::CompareAndSwap, key)?;
+        let Some(update) = self.update_version(expected) else {
+            // A version this backend cannot match (a GCS listing's): it
+            // cannot be the object's current one as far as a CAS can tell.
+            tracing::debug!(
+                key,
+                backend = self.name(),
+                version = expected.as_str(),
+                "compare-and-swap with a version that cannot identify an object here"
+            );
+            return Err(self.conflict(key));
+        };
+        self.conditional_put(
+            Op::CompareAndSwap,
+            key,
+            &path,
+            body,
+            PutMode::Update(update),
+        )
+        .await
+    }
+
+    async fn put(&self, key: &str, body: Bytes) -> Result<Written, StoreError> {
+        let path = self.path(Op::Put, key)?;
+        match self.store.put(&path, PutPayload::from_bytes(body)).await {
+            Ok(result) => self.written(Op::Put, key, result),
+            Err(e) => Err(self.error(Op::Put, key, e)),
+        }
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>, StoreError> {
+        let trimmed = prefix.trim_end_matches('/');
+        let list_path = if trimmed.is_empty() {
+            self.root.clone()
+        } else {
+            Some(self.path(Op::List, trimmed)?)
+        };
+        let mut stream = self.store.list(list_path.as_ref());
+        let mut out = Vec::new();
+        loop {
+            let meta = match stream.try_next().await {
+                Ok(Some(meta)) => meta,
+                Ok(None) => break,
+                Err(e) => return Err(self.error(Op::List, prefix, e)),
+            };
+            let Some(key) = self.key_of(&meta.location) else {
+                continue;
+            };
+            if !key_is_under(key, prefix) {
+                continue;
+            }
+            let (version, store_time) = self.object_meta(Op::List, key, &meta)?;
+            out.push(ObjectMeta {
+                key: key.to_owned(),
+                version,
+                size: meta.size,
+                store_time,
+            });
+        }
+        out.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(out)
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        let path = self.path(Op::Delete, key)?;
+        match self.store.delete(&path).await {
+            Ok(()) => Ok(()),
+            Err(e @ object_store::Error::NotFound { .. }) => {
+                if Facts::of(&e).missing_bucket() {
+                    Err(self.error(Op::Delete, key, e))
+                } else {
+                    Ok(())
+                }
+            }
+            Err(e) => Err(self.error(Op::Delete, key, e)),
+        }
+    }
+
+    async fn delete_if_version(&self, _key: &str, _expected: &Version) -> Result<(), StoreError> {
+        Err(StoreError::NotSupported {
+            op: "delete_if_version",
+            backend: self.name(),
+        })
+    }
+}
+
+/// The outcome of one GET.
+enum Read {
+    Found(StoredObject),
+    Absent,
+    /// 304: the object still has the ETag given in `If-None-Match`.
+    NotModified,
+}
+
+impl ObjectStoreLease {
+    /// One GET with `options`.
+    async fn read(
+        &self,
+        op: Op,
+        key: &str,
+        path: &Path,
+        options: GetOptions,
+    ) -> Result<Read, StoreError> {
+        let result = match self.store.get_opts(path, options).await {
+            Ok(result) => result,
+            Err(e @ object_store::Error::NotFound { .. }) => {
+                return if Facts::of(&e).missing_bucket() {
+                    Err(self.error(op, key, e))
+                } else {
+                    Ok(Read::Absent)
+                };
+            }
+            Err(object_store::Error::NotModified { .. }) => return Ok(Read::NotModified),
+            Err(e) => return Err(self.error(op, key, e)),
+        };
+        let (version, store_time) = self.object_meta(op, key, &result.meta)?;
+        let body = match result.bytes().await {
+            Ok(body) => body,
+            Err(e) => return Err(self.error(op, key, e)),
+        };
+        Ok(Read::Found(StoredObject {
+            body,
+            version,
+            store_time,
+        }))
+    }
+}

@@ -1,0 +1,531 @@
+//! [`open`]: a [`LeaseStore`] from a URL, checked by the conditional-write
+//! probe before it is handed out.
+//!
+//! | URL | store |
+//! | --- | --- |
+//! | `s3://bucket/prefix` | Amazon S3 ([`ObjectStoreLease`]) |
+//! | `s3://bucket/prefix?endpoint=http://127.0.0.1:9000&region=us-east-1` | an S3-compatible server (MinIO, R2, moto) |
+//! | `gs://bucket/prefix` | Google Cloud Storage |
+//! | `az://container/prefix` | Azure Blob Storage |
+//! | `file:///abs/dir` | [`LocalDirStore`] (one machine only) |
+//! | `memory://` | a fresh [`MemoryStore`] |
+//!
+//! Credentials come from each service's standard environment variables
+//! (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`,
+//! `AWS_REGION`; `GOOGLE_APPLICATION_CREDENTIALS`;
+//! `AZURE_STORAGE_ACCOUNT_NAME`, `AZURE_STORAGE_ACCOUNT_KEY`, …), never from
+//! the URL.
+
+use std::sync::Arc;
+
+use object_store::aws::AmazonS3Builder;
+use object_store::azure::MicrosoftAzureBuilder;
+use object_store::gcp::GoogleCloudStorageBuilder;
+use object_store::ObjectStore;
+use url::Url;
+
+use crate::object::{ObjectBackend, ObjectStoreLease, StoreOptions};
+use crate::probe::{probe_cas, PROBE_PREFIX};
+use crate::{LeaseStore, LocalDirStore, MemoryStore, StoreError};
+
+/// The URL forms [`open`] accepts, for error messages.
+const VALID_FORMS: &str = "s3://bucket/prefix[?endpoint=URL&region=REGION], gs://bucket/prefix, \
+                           az://container/prefix[?endpoint=URL], file:///absolute/dir, memory://";
+
+/// The backend name in errors about a URL whose scheme is not known.
+const UNKNOWN: &str = "unknown";
+
+/// Opens the store a URL names, with the default [`StoreOptions`], and
+/// checks with [`probe_cas`] that it refuses stale conditional writes.
+///
+/// The store is rooted at the URL's path: keys given to it are relative to
+/// `prefix` in `s3://bucket/prefix`. See the [crate docs](crate#opening-a-store) for the
+/// URL forms and where credentials come from.
+///
+/// On S3-compatible servers (`endpoint=` given) an `http://` endpoint turns
+/// on plain HTTP, and requests are path-style (`endpoint/bucket/key`).
+/// With an `endpoint=`, AWS credentials must be in the environment:
+/// looking them up in the EC2 instance metadata makes no sense off AWS.
+/// HTTP client settings (timeouts, plain HTTP) come from [`StoreOptions`]
+/// and the URL only, not from `object_store`'s client variables such as
+/// `AWS_ALLOW_HTTP`.
+///
+/// # Errors
+///
+/// * [`StoreError::Misconfigured`] for a malformed URL, an unknown scheme, a
+///   relative `file:` path, a missing bucket name, unknown query
+///   parameters, missing credentials, a bucket that does not exist,
+///   refused credentials, or a backend that silently overwrites conditional
+///   writes. The message says what to fix.
+/// * Whatever the probe's requests fail with otherwise (say
+///   [`StoreError::Unavailable`] when nothing answers at the endpoint).
+///
+/// # Cancel safety
+///
+/// Dropping the future may leave the probe's small scratch object behind
+/// under `.coordinator-probe/`.
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), coordinator_store::StoreError> {
+/// let store = coordinator_store::open("memory://").await?;
+/// store.create("ns/state.json", "v1".into()).await?;
+/// assert_eq!(store.backend(), "memory");
+///
+/// let err = coordinator_store::open("ftp://host/dir").await.unwrap_err();
+/// assert!(err.to_string().contains("s3://"), "lists the valid schemes: {err}");
+/// # Ok(())
+/// # }
+/// ```
+pub async fn open(url: &str) -> Result<Arc<dyn LeaseStore>, StoreError> {
+    open_with(url, StoreOptions::default()).await
+}
+
+/// [`open`] with explicit timeouts and retries for object stores (ignored by
+/// `file://` and `memory://`).
+///
+/// # Errors
+///
+/// As for [`open`].
+///
+/// # Cancel safety
+///
+/// As for [`open`].
+pub async fn open_with(
+    url: &str,
+    options: StoreOptions,
+) -> Result<Arc<dyn LeaseStore>, StoreError> {
+    let store = open_unprobed_with(url, options).await?;
+    probe_cas(store.as_ref(), PROBE_PREFIX).await?;
+    Ok(store)
+}
+
+/// [`open`] without the conditional-write probe: no request is made. For
+/// tests that count requests or inject faults; anything that elects a
+/// leader should use [`open`].
+///
+/// # Errors
+///
+/// [`StoreError::Misconfigured`] for the URL problems [`open`] lists (not
+/// those only a request can find: a missing bucket, refused credentials).
+///
+/// # Cancel safety
+///
+/// Cancel safe: it only builds the client.
+pub async fn open_unprobed(url: &str) -> Result<Arc<dyn LeaseStore>, StoreError> {
+    open_unprobed_with(url, StoreOptions::default()).await
+}
+
+/// [`open_unprobed`] with explicit timeouts and retries.
+///
+/// # Errors
+///
+/// As for [`open_unprobed`].
+///
+/// # Cancel safety
+///
+/// Cancel safe: it only builds the client.
+pub async fn open_unprobed_with(
+    url: &str,
+    options: StoreOptions,
+) -> Result<Arc<dyn LeaseStore>, StoreError> {
+    let parsed = parse(url)?;
+    match parsed.scheme.as_str() {
+        "s3" => Ok(Arc::new(s3(url, &parsed, options)?)),
+        "gs" => Ok(Arc::new(gcs(url, &parsed, options)?)),
+        "az" => Ok(Arc::new(azure(url, &parsed, options)?)),
+        "file" => Ok(Arc::new(local(url, &parsed)?)),
+        "memory" => {
+            allow_params(url, &parsed, "memory", &[])?;
+            Ok(Arc::new(MemoryStore::new()))
+        }
+        other => Err(misconfigured(
+            UNKNOWN,
+            format!("unknown scheme `{other}` in the store URL `{url}`; use one of: {VALID_FORMS}"),
+        )),
+    }
+}
+
+fn misconfigured(backend: &'static str, message: String) -> StoreError {
+    StoreError::Misconfigured { backend, message }
+}
+
+/// The parts of a store URL.
+struct Parsed {
+    url: Url,
+    scheme: String,
+    /// The bucket or container (the URL's host), if any.
+    bucket: Option<String>,
+    /// The path without leading or trailing `/`, percent-decoded.
+    prefix: String,
+}
+
+/// The backend a URL names by its scheme, for errors about the URL itself.
+fn backend_of(raw: &str) -> &'static str {
+    match raw.split_once(':').map(|(scheme, _)| scheme) {
+        Some("s3") => "s3",
+        Some("gs") => "gcs",
+        Some("az") => "azure",
+        Some("file") => "local",
+        Some("memory") => "memory",
+        _ => UNKNOWN,
+    }
+}
+
+fn parse(raw: &str) -> Result<Parsed, StoreError> {
+    let url = match Url::parse(raw) {
+        Ok(url) => url,
+        Err(url::ParseError::RelativeUrlWithoutBase) => {
+            return Err(misconfigured(
+                UNKNOWN,
+                format!(
+                    "`{raw}` is not a store URL (it has no scheme); for a local directory use an \
+                     absolute file:///absolute/dir URL, otherwise one of: {VALID_FORMS}"
+                ),
+            ))
+        }
+        Err(e) => {
+            return Err(misconfigured(
+                backend_of(raw),
+                format!("malformed store URL `{raw}`: {e}; expected one of: {VALID_FORMS}"),
+            ))
+        }
+    };
+    let scheme = url.scheme().to_owned();
+    let bucket = url
+        .host_str()
+        .filter(|host| !host.is_empty())
+        .map(str::to_owned);
+    let prefix = percent_decode(url.path().trim_matches('/')).ok_or_else(|| {
+        misconfigured(
+            backend_of(raw),
+            format!("malformed store URL `{raw}`: its path has an invalid percent-escape or is not UTF-8"),
+        )
+    })?;
+    Ok(Parsed {
+        url,
+        scheme,
+        bucket,
+        prefix,
+    })
+}
+
+/// Decodes `%XX` escapes; `None` if one is malformed or the result is not
+/// UTF-8.
+fn percent_decode(text: &str) -> Option<String> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = text.get(i + 1..i + 3)?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// The query parameters, refusing any not in `allowed`.
+fn allow_params(
+    raw: &str,
+    parsed: &Parsed,
+    backend: &'static str,
+    allowed: &[&str],
+) -> Result<Vec<(String, String)>, StoreError> {
+    let mut params = Vec::new();
+    for (name, value) in parsed.url.query_pairs() {
+        if !allowed.contains(&name.as_ref()) {
+            let valid = if allowed.is_empty() {
+                "none".to_owned()
+            } else {
+                allowed.join(", ")
+            };
+            return Err(misconfigured(
+                backend,
+                format!(
+                    "unknown parameter `{name}` in the store URL `{raw}`; the {backend} store \
+                     accepts: {valid} (credentials come from the environment, never the URL)"
+                ),
+            ));
+        }
+        params.push((name.into_owned(), value.into_owned()));
+    }
+    Ok(params)
+}
+
+fn bucket(
+    raw: &str,
+    parsed: &Parsed,
+    backend: &'static str,
+    noun: &str,
+) -> Result<String, StoreError> {
+    parsed.bucket.clone().ok_or_else(|| {
+        misconfigured(
+            backend,
+            format!(
+                "the store URL `{raw}` names no {noun}; write it as {}://{noun}/prefix",
+                parsed.scheme
+            ),
+        )
+    })
+}
+
+/// Turns an `object_store` builder error into a message naming the fix.
+fn build_error(backend: &'static str, raw: &str, e: object_store::Error) -> StoreError {
+    misconfigured(
+        backend,
+        format!("could not set up the store for `{raw}`: {e}"),
+    )
+}
+
+/// Checks an `endpoint=` value; returns whether it is plain HTTP.
+fn check_endpoint(raw: &str, backend: &'static str, endpoint: &str) -> Result<bool, StoreError> {
+    match Url::parse(endpoint) {
+        Ok(url) if url.scheme() == "http" && url.host_str().is_some() => Ok(true),
+        Ok(url) if url.scheme() == "https" && url.host_str().is_some() => Ok(false),
+        _ => Err(misconfigured(
+            backend,
+            format!(
+                "the endpoint `{endpoint}` in the store URL `{raw}` is not an http:// or https:// \
+                 URL; write it as ?endpoint=http://127.0.0.1:9000"
+            ),
+        )),
+    }
+}
+
+/// True if the environment gives AWS credentials that need no instance
+/// metadata service.
+fn aws_credentials_in_env() -> bool {
+    [
+        "AWS_ACCESS_KEY_ID",
+        "AWS_WEB_IDENTITY_TOKEN_FILE",
+        "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+        "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+    ]
+    .iter()
+    .any(|name| std::env::var_os(name).is_some_and(|v| !v.is_empty()))
+}
+
+fn s3(raw: &str, parsed: &Parsed, options: StoreOptions) -> Result<ObjectStoreLease, StoreError> {
+    const BACKEND: &str = "s3";
+    let params = allow_params(raw, parsed, BACKEND, &["endpoint", "region"])?;
+    let bucket = bucket(raw, parsed, BACKEND, "bucket")?;
+    let mut builder = AmazonS3Builder::from_env()
+        .with_bucket_name(&bucket)
+        .with_client_options(options.client_options())
+        .with_retry(options.retry_config())
+        .with_virtual_hosted_style_request(false);
+    for (name, value) in &params {
+        match name.as_str() {
+            "endpoint" => {
+                let http = check_endpoint(raw, BACKEND, value)?;
+                if !aws_credentials_in_env() {
+                    return Err(misconfigured(
+                        BACKEND,
+                        format!(
+                            "no AWS credentials in the environment for the endpoint `{value}` \
+                             (store URL `{raw}`); set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY \
+                             (any values for moto)"
+                        ),
+                    ));
+                }
+                builder = builder.with_endpoint(value).with_allow_http(http);
+            }
+            "region" => builder = builder.with_region(value),
+            _ => {}
+        }
+    }
+    let store = builder.build().map_err(|e| build_error(BACKEND, raw, e))?;
+    lease(Arc::new(store), ObjectBackend::S3, bucket, parsed, options)
+}
+
+fn gcs(raw: &str, parsed: &Parsed, options: StoreOptions) -> Result<ObjectStoreLease, StoreError> {
+    const BACKEND: &str = "gcs";
+    allow_params(raw, parsed, BACKEND, &[])?;
+    let bucket = bucket(raw, parsed, BACKEND, "bucket")?;
+    let store = GoogleCloudStorageBuilder::from_env()
+        .with_bucket_name(&bucket)
+        .with_client_options(options.client_options())
+        .with_retry(options.retry_config())
+        .build()
+        .map_err(|e| build_error(BACKEND, raw, e))?;
+    lease(Arc::new(store), ObjectBackend::Gcs, bucket, parsed, options)
+}
+
+fn azure(
+    raw: &str,
+    parsed: &Parsed,
+    options: StoreOptions,
+) -> Result<ObjectStoreLease, StoreError> {
+    const BACKEND: &str = "azure";
+    let params = allow_params(raw, parsed, BACKEND, &["endpoint"])?;
+    let container = bucket(raw, parsed, BACKEND, "container")?;
+    let mut builder = MicrosoftAzureBuilder::from_env()
+        .with_container_name(&container)
+        .with_client_options(options.client_options())
+        .with_retry(options.retry_config());
+    for (name, value) in &params {
+        if name == "endpoint" {
+            let http = check_endpoint(raw, BACKEND, value)?;
+            builder = builder.with_endpoint(value.clone()).with_allow_http(http);
+        }
+    }
+    let store = builder.build().map_err(|e| {
+        misconfigured(
+            BACKEND,
+            format!(
+                "could not set up the store for `{raw}`: {e}; the storage account comes from \
+                 AZURE_STORAGE_ACCOUNT_NAME and its key from AZURE_STORAGE_ACCOUNT_KEY"
+            ),
+        )
+    })?;
+    lease(
+        Arc::new(store),
+        ObjectBackend::Azure,
+        container,
+        parsed,
+        options,
+    )
+}
+
+fn lease(
+    store: Arc<dyn ObjectStore>,
+    backend: ObjectBackend,
+    bucket: String,
+    parsed: &Parsed,
+    options: StoreOptions,
+) -> Result<ObjectStoreLease, StoreError> {
+    let location = format!("{}://{}/{}", parsed.scheme, bucket, parsed.prefix);
+    ObjectStoreLease::new(store, backend, bucket, location, &parsed.prefix, options)
+}
+
+fn local(raw: &str, parsed: &Parsed) -> Result<LocalDirStore, StoreError> {
+    const BACKEND: &str = "local";
+    allow_params(raw, parsed, BACKEND, &[])?;
+    let absolute = raw.starts_with("file:///") || raw.starts_with("file://localhost/");
+    let dir = match parsed.url.to_file_path() {
+        Ok(dir) if absolute => dir,
+        _ => {
+            return Err(misconfigured(
+                BACKEND,
+                format!(
+                    "`{raw}` is not an absolute directory; use an absolute file:///absolute/dir \
+                     URL (three slashes), e.g. file:///var/lib/coordinator"
+                ),
+            ))
+        }
+    };
+    Ok(LocalDirStore::new(dir))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn message(url: &str) -> (&'static str, String) {
+        match open_unprobed(url).await {
+            Err(StoreError::Misconfigured { backend, message }) => (backend, message),
+            other => panic!("{url}: expected Misconfigured, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn unknown_scheme_lists_the_valid_ones() {
+        let (_, m) = message("ftp://host/dir").await;
+        assert!(m.contains("unknown scheme `ftp`"), "{m}");
+        for scheme in ["s3://", "gs://", "az://", "file:///", "memory://"] {
+            assert!(m.contains(scheme), "{m}");
+        }
+    }
+
+    #[tokio::test]
+    async fn relative_file_paths_are_refused() {
+        for url in [
+            "file://relative/dir",
+            "file:relative/dir",
+            "relative/dir",
+            "/abs/dir",
+        ] {
+            let (_, m) = message(url).await;
+            assert!(m.contains("file:///"), "{url}: {m}");
+        }
+    }
+
+    #[tokio::test]
+    async fn malformed_urls_are_refused() {
+        let (_, m) = message("s3://bucket:notaport/x").await;
+        assert!(m.contains("malformed store URL"), "{m}");
+        let (_, m) = message("s3://bucket/a%zz").await;
+        assert!(m.contains("percent-escape"), "{m}");
+        let (b, m) = message("s3://bucket/a//b").await;
+        assert_eq!(b, "s3");
+        assert!(m.contains("not a valid object path"), "{m}");
+    }
+
+    #[tokio::test]
+    async fn missing_bucket_names_are_refused() {
+        let (b, m) = message("s3:///prefix").await;
+        assert_eq!(b, "s3");
+        assert!(
+            m.contains("names no bucket") && m.contains("s3://bucket/prefix"),
+            "{m}"
+        );
+        let (b, m) = message("az:///prefix").await;
+        assert_eq!(b, "azure");
+        assert!(m.contains("names no container"), "{m}");
+    }
+
+    #[tokio::test]
+    async fn unknown_parameters_are_refused() {
+        let (_, m) = message("s3://bucket/p?secret=x").await;
+        assert!(
+            m.contains("unknown parameter `secret`") && m.contains("endpoint, region"),
+            "{m}"
+        );
+        let (_, m) = message("memory://?x=1").await;
+        assert!(m.contains("unknown parameter `x`"), "{m}");
+        let (_, m) = message("s3://bucket/p?endpoint=127.0.0.1:9000").await;
+        assert!(m.contains("not an http:// or https:// URL"), "{m}");
+    }
+
+    #[tokio::test]
+    async fn opens_local_and_memory_stores() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("file://{}", dir.path().display());
+        let store = open(&url).await.unwrap();
+        assert_eq!(store.backend(), "local");
+        store.create("k", "v".into()).await.unwrap();
+        assert!(dir.path().join("k").exists(), "rooted at the directory");
+
+        let store = open("memory://").await.unwrap();
+        assert_eq!(store.backend(), "memory");
+        assert!(
+            store.list("").await.unwrap().is_empty(),
+            "the probe cleaned up"
+        );
+    }
+
+    #[tokio::test]
+    async fn s3_urls_build_without_requests() {
+        let store = open_unprobed("s3://my-bucket/some/prefix?region=eu-west-1")
+            .await
+            .unwrap();
+        assert_eq!(store.backend(), "s3");
+        assert!(store.capabilities().trusted_clock);
+        assert!(!store.capabilities().conditional_delete);
+        assert!(format!("{store:?}").contains("s3://my-bucket/some/prefix"));
+    }
+
+    #[test]
+    fn percent_decoding() {
+        assert_eq!(percent_decode("a%20b").as_deref(), Some("a b"));
+        assert_eq!(percent_decode("a%2"), None);
+        assert_eq!(percent_decode("plain/path").as_deref(), Some("plain/path"));
+    }
+}
