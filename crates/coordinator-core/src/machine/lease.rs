@@ -46,7 +46,16 @@ impl Machine {
 
     pub(super) fn on_lease_read(&mut self, response: Response, now: Instant) {
         match response {
-            Response::Unchanged => self.consecutive_errors = 0,
+            Response::Unchanged => {
+                self.consecutive_errors = 0;
+                // Decide as a full read of the same version would (`observe`):
+                // our own lease, which we no longer lead on, is handed on.
+                // Otherwise a leader that stepped down at its deadline never
+                // leaves its own lease (takeover skips leases we hold).
+                if self.term.is_none() {
+                    self.release_if_ours(now);
+                }
+            }
             Response::Object {
                 body,
                 version,
@@ -744,7 +753,6 @@ impl Machine {
     fn refuse(&mut self, error: RecordError) {
         self.phase = Phase::Refused;
         self.step_down(StepDownReason::Refused, Instant::from_millis(0));
-        self.timers.clear();
         self.timers.clear();
         self.actions.clear();
         self.events.push_back(Event::Refused { error });
