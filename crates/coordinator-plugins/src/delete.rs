@@ -1,0 +1,95 @@
+//! Deleting shared state safely, whatever the backend can do.
+//!
+//! * [`delete_write_once`]: for objects written once by create-if-absent
+//!   and never rewritten afterwards (queue messages, index entries, run-now
+//!   requests, and claims or slots once they reached a terminal state).
+//!   Where the backend has a conditional delete it is used. Where it has
+//!   not (S3, GCS, Azure through `object_store`), a plain delete is exactly
+//!   as safe: the key is never reused and its object never rewritten, so
+//!   the only version a delete can remove is the one we read. A terminal
+//!   claim *is* the tombstone the design asks for; this deletes it once its
+//!   work is done.
+//! * [`retire`]: for objects that are rewritten and whose keys users may
+//!   reuse (TTL records, job definitions). A conditional delete where the
+//!   backend has one; otherwise a compare-and-swap to a terminal tombstone
+//!   body, which is never deleted blindly (a later registration replaces it
+//!   by compare-and-swap), because a blind delete could remove a newer
+//!   record written after we read.
+
+use bytes::Bytes;
+use coordinator_store::{LeaseStore, StoreError, Version};
+
+/// How a [`retire`] or [`delete_write_once`] ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Deleted {
+    /// The object is gone (or tombstoned) now, by this call.
+    Done,
+    /// The object had another version (or was already gone): nothing done.
+    Changed,
+}
+
+/// Deletes a write-once (or terminal) object. See the [module docs](self).
+pub(crate) async fn delete_write_once(
+    store: &dyn LeaseStore,
+    key: &str,
+    version: &Version,
+) -> Result<Deleted, StoreError> {
+    if store.capabilities().conditional_delete {
+        match store.delete_if_version(key, version).await {
+            Ok(()) => Ok(Deleted::Done),
+            Err(StoreError::Conflict { .. } | StoreError::NotFound { .. }) => Ok(Deleted::Changed),
+            Err(error) => Err(error),
+        }
+    } else {
+        store.delete(key).await.map(|()| Deleted::Done)
+    }
+}
+
+/// Retires a mutable object at `version`: a conditional delete, or a
+/// compare-and-swap to `tombstone`. See the [module docs](self).
+pub(crate) async fn retire(
+    store: &dyn LeaseStore,
+    key: &str,
+    version: &Version,
+    tombstone: Bytes,
+) -> Result<Deleted, StoreError> {
+    let result = if store.capabilities().conditional_delete {
+        store.delete_if_version(key, version).await
+    } else {
+        store
+            .compare_and_swap(key, version, tombstone)
+            .await
+            .map(|_| ())
+    };
+    match result {
+        Ok(()) => Ok(Deleted::Done),
+        Err(StoreError::Conflict { .. } | StoreError::NotFound { .. }) => Ok(Deleted::Changed),
+        Err(error) => Err(error),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use coordinator_store::MemoryStore;
+
+    #[tokio::test]
+    async fn conditional_where_possible() {
+        let store = MemoryStore::new();
+        let a = store.create("a", "1".into()).await.unwrap();
+        let b = store.create("b", "1".into()).await.unwrap();
+        assert_eq!(
+            delete_write_once(&store, "a", &b.version).await.unwrap(),
+            Deleted::Changed
+        );
+        assert_eq!(
+            delete_write_once(&store, "a", &a.version).await.unwrap(),
+            Deleted::Done
+        );
+        assert_eq!(
+            retire(&store, "b", &b.version, "t".into()).await.unwrap(),
+            Deleted::Done
+        );
+        assert!(store.get("b").await.unwrap().is_none());
+    }
+}

@@ -1,0 +1,647 @@
+//! [`QueueMaintenance`]: the leader's part of a queue. Recovers stalled
+//! claims, finishes ended ones (retry messages, dead letters, deletes), and
+//! keeps the counters.
+
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use coordinator::{CoordinatorPlugin, LeaderContext, PluginError, StepDownReason};
+use coordinator_store::{StoreError, Version};
+use futures::StreamExt;
+
+use super::claim::truncate;
+use super::record::{
+    ClaimRecord, ClaimState, Counts, DeadHeader, MessageHeader, Next, StatsRecord, Stem,
+};
+use super::{Queue, QueueError, QueueInner, TARGET};
+use crate::codec::{self, FORMAT};
+use crate::delete::delete_write_once;
+use crate::observe::{expiry_wait, Observations};
+
+/// The leader's part of a [`Queue`], as a
+/// [`CoordinatorPlugin`]: attach it to the queue's namespace (in global or
+/// per-plugin mode). Its name is `queue.<queue name>`.
+///
+/// Every [`sweep_interval`](super::QueueConfig::sweep_interval) while
+/// leading it:
+///
+/// 1. lists the claims and the messages (two listings), and reads each
+///    claim whose version it has not read yet;
+/// 2. recovers every claim whose version has stood unchanged for its
+///    visibility (stretched by the drift tolerance, plus a grace) on the
+///    leader's own clock: a compare-and-swap on that version to *failed*,
+///    carrying the leader's epoch (the seal: a worker's late completion now
+///    fails);
+/// 3. finishes every ended claim: writes the retry message or the dead
+///    letter (create-if-absent, keys fixed by the claim), deletes the
+///    message, deletes the claim;
+/// 4. adds what it did to the counters object (compare-and-swap; sealed
+///    with its epoch when the term starts).
+///
+/// Each write is preceded by a synchronous [`LeaderContext::is_valid`]
+/// check. A new term forgets every observation and counts afresh, so a
+/// claim is never recovered early after a fail-over.
+///
+/// ```
+/// use std::sync::Arc;
+/// use coordinator::CoordinatorPlugin;
+/// use coordinator_plugins::queue::Queue;
+/// let queue = Queue::builder(Arc::new(coordinator_store::MemoryStore::new()), "ns", "orders").build().unwrap();
+/// assert_eq!(queue.maintenance().name(), "queue.orders");
+/// ```
+pub struct QueueMaintenance {
+    queue: Arc<QueueInner>,
+    name: String,
+    state: tokio::sync::Mutex<LeaderState>,
+}
+
+#[derive(Default)]
+struct LeaderState {
+    epoch: u64,
+    /// Claims read, by key: the version read and its record.
+    claims: HashMap<String, (Version, ClaimRecord)>,
+    seen: Observations,
+    /// The counters object as last written or read.
+    stats: Option<(Version, StatsRecord)>,
+    /// Counts not yet written.
+    unsaved: Counts,
+}
+
+/// What one sweep did, for logs and tests.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct SweepReport {
+    recovered: u64,
+    finished: u64,
+}
+
+impl QueueMaintenance {
+    pub(crate) fn new(queue: Queue) -> Self {
+        let name = format!("queue.{}", queue.inner.name);
+        Self {
+            queue: queue.inner,
+            name,
+            state: tokio::sync::Mutex::new(LeaderState::default()),
+        }
+    }
+
+    /// Runs one sweep now (what `coordinator_work` does), for tests and for
+    /// callers that drive the leader's work themselves.
+    ///
+    /// # Errors
+    ///
+    /// The first store error; the next sweep starts over.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: every step is idempotent and the next sweep resumes.
+    pub async fn sweep(&self, ctx: &LeaderContext) -> Result<(), QueueError> {
+        let mut state = self.state.lock().await;
+        if state.epoch != ctx.epoch() {
+            self.begin_term(&mut state, ctx).await?;
+        }
+        let report = self.sweep_claims(&mut state, ctx).await?;
+        self.save_counts(&mut state, ctx).await?;
+        if report != SweepReport::default() {
+            tracing::debug!(target: TARGET, queue = %self.queue.name, epoch = ctx.epoch(),
+                recovered = report.recovered, finished = report.finished, "queue sweep");
+        }
+        Ok(())
+    }
+
+    /// A new term: forget every observation, and seal the counters object.
+    async fn begin_term(
+        &self,
+        state: &mut LeaderState,
+        ctx: &LeaderContext,
+    ) -> Result<(), QueueError> {
+        state.epoch = ctx.epoch();
+        state.claims.clear();
+        state.seen.clear();
+        state.stats = None;
+        state.unsaved = Counts::default();
+        self.seal_stats(state, ctx).await
+    }
+
+    /// Reads the counters object and compare-and-swaps this term's epoch
+    /// into it (or creates it), so a deposed leader's late counter write
+    /// fails.
+    async fn seal_stats(
+        &self,
+        state: &mut LeaderState,
+        ctx: &LeaderContext,
+    ) -> Result<(), QueueError> {
+        let q = &self.queue;
+        let key = q.keys.stats();
+        for _ in 0..5 {
+            let current = q
+                .store
+                .get(&key)
+                .await
+                .map_err(|e| QueueError::store("seal", &key, e))?;
+            let (expected, mut record) = match current {
+                Some(found) => {
+                    let (record, _): (StatsRecord, Bytes) = codec::decode(&found.body)
+                        .map_err(|reason| QueueError::corrupt(&key, q.backend(), reason))?;
+                    (Some(found.version), record)
+                }
+                None => (
+                    None,
+                    StatsRecord {
+                        format: FORMAT,
+                        ..StatsRecord::default()
+                    },
+                ),
+            };
+            record.epoch = record.epoch.max(ctx.epoch());
+            record.nonce = q.rng.token();
+            record.counts.add(&state.unsaved);
+            let body = codec::encode(&record, None)
+                .map_err(|reason| QueueError::corrupt(&key, q.backend(), reason))?;
+            if !ctx.is_valid() {
+                return Ok(());
+            }
+            let written = match &expected {
+                Some(version) => q.store.compare_and_swap(&key, version, body).await,
+                None => q.store.create(&key, body).await,
+            };
+            match written {
+                Ok(written) => {
+                    state.stats = Some((written.version, record));
+                    state.unsaved = Counts::default();
+                    return Ok(());
+                }
+                Err(
+                    StoreError::Conflict { .. }
+                    | StoreError::AlreadyExists { .. }
+                    | StoreError::Ambiguous { .. },
+                ) => continue,
+                Err(error) => return Err(QueueError::store("seal", &key, error)),
+            }
+        }
+        Ok(())
+    }
+
+    /// Adds the unsaved counts to the counters object; on a conflict
+    /// (another leader during a migration) re-reads and adds again.
+    async fn save_counts(
+        &self,
+        state: &mut LeaderState,
+        ctx: &LeaderContext,
+    ) -> Result<(), QueueError> {
+        if state.unsaved.is_zero() || !ctx.is_valid() {
+            return Ok(());
+        }
+        let q = &self.queue;
+        let key = q.keys.stats();
+        if let Some((version, record)) = state.stats.clone() {
+            let mut next = record;
+            next.counts.add(&state.unsaved);
+            next.nonce = q.rng.token();
+            let body = codec::encode(&next, None)
+                .map_err(|reason| QueueError::corrupt(&key, q.backend(), reason))?;
+            if ctx.is_valid() {
+                match q.store.compare_and_swap(&key, &version, body).await {
+                    Ok(written) => {
+                        state.stats = Some((written.version, next));
+                        state.unsaved = Counts::default();
+                        return Ok(());
+                    }
+                    Err(StoreError::Conflict { .. } | StoreError::Ambiguous { .. }) => {}
+                    Err(error) => return Err(QueueError::store("stats", &key, error)),
+                }
+            }
+        }
+        self.seal_stats(state, ctx).await
+    }
+
+    async fn sweep_claims(
+        &self,
+        state: &mut LeaderState,
+        ctx: &LeaderContext,
+    ) -> Result<SweepReport, QueueError> {
+        let q = &self.queue;
+        let claims_prefix = q.keys.claims();
+        let messages_prefix = q.keys.messages();
+        let (claims, messages) =
+            futures::join!(q.store.list(&claims_prefix), q.store.list(&messages_prefix));
+        let claims = claims.map_err(|e| QueueError::store("sweep", &claims_prefix, e))?;
+        let messages = messages.map_err(|e| QueueError::store("sweep", &messages_prefix, e))?;
+        let message_versions: HashMap<&str, &Version> = messages
+            .iter()
+            .map(|m| (m.key.as_str(), &m.version))
+            .collect();
+
+        // Read the claims whose version is new to us.
+        let listed: HashSet<&str> = claims.iter().map(|m| m.key.as_str()).collect();
+        state.claims.retain(|key, _| listed.contains(key.as_str()));
+        state.seen.retain(|key| listed.contains(key));
+        let to_read: Vec<String> = claims
+            .iter()
+            .filter(|meta| q.keys.parse_claim(&meta.key).is_some())
+            .filter(|meta| {
+                state
+                    .claims
+                    .get(&meta.key)
+                    .is_none_or(|(v, _)| v != &meta.version)
+            })
+            .map(|meta| meta.key.clone())
+            .collect();
+        let store = q.store.clone();
+        let reads: Vec<(
+            String,
+            Result<Option<coordinator_store::StoredObject>, StoreError>,
+        )> = futures::stream::iter(to_read)
+            .map(move |key: String| {
+                let store = store.clone();
+                async move {
+                    let read = store.get(&key).await;
+                    (key, read)
+                }
+            })
+            .buffer_unordered(q.config.leader_concurrency)
+            .collect()
+            .await;
+        for (key, read) in reads {
+            match read {
+                Ok(Some(found)) => match codec::decode::<ClaimRecord>(&found.body) {
+                    Ok((record, _)) => {
+                        state.claims.insert(key, (found.version, record));
+                    }
+                    Err(reason) => {
+                        tracing::warn!(target: TARGET, queue = %q.name, key = %key, reason = %reason,
+                            "unreadable claim left alone; is another program writing under this prefix?");
+                    }
+                },
+                Ok(None) => {
+                    state.claims.remove(&key);
+                }
+                Err(error) => return Err(QueueError::store("sweep", &key, error)),
+            }
+        }
+
+        // Decide, on this leader's clock, after the responses arrived.
+        let now = q.clock.now();
+        let mut work = Vec::new();
+        for (key, (version, record)) in &state.claims {
+            let unchanged = state.seen.observe(key, version, now);
+            match &record.state {
+                ClaimState::Claimed { visibility_ms, .. } => {
+                    let wait = expiry_wait(
+                        Duration::from_millis(*visibility_ms),
+                        q.config.drift_tolerance,
+                        q.config.recovery_grace,
+                    );
+                    if unchanged >= wait {
+                        work.push((key.clone(), version.clone(), record.clone()));
+                    }
+                }
+                _ => work.push((key.clone(), version.clone(), record.clone())),
+            }
+        }
+        let epoch = ctx.epoch();
+        let results: Vec<Result<Outcome, QueueError>> = futures::stream::iter(work)
+            .map(|(key, version, record)| {
+                let msg_version = message_versions
+                    .get(record.message.as_str())
+                    .map(|v| (*v).clone());
+                async move {
+                    self.handle_claim(ctx, epoch, key, version, record, msg_version)
+                        .await
+                }
+            })
+            .buffer_unordered(q.config.leader_concurrency)
+            .collect()
+            .await;
+        let mut report = SweepReport::default();
+        let mut first_error = None;
+        for result in results {
+            match result {
+                Ok(Outcome::Finished { key, counts }) => {
+                    state.claims.remove(&key);
+                    state.seen.forget(&key);
+                    state.unsaved.add(&counts);
+                    report.finished += 1;
+                    report.recovered += counts.recovered;
+                }
+                Ok(Outcome::Recovered { counts }) => {
+                    state.unsaved.add(&counts);
+                    report.recovered += 1;
+                }
+                Ok(Outcome::Skipped) => {}
+                Err(error) => {
+                    first_error.get_or_insert(error);
+                }
+            }
+        }
+        match first_error {
+            Some(error) => Err(error),
+            None => Ok(report),
+        }
+    }
+
+    /// Recovers (if live) and finishes one claim.
+    async fn handle_claim(
+        &self,
+        ctx: &LeaderContext,
+        epoch: u64,
+        key: String,
+        version: Version,
+        record: ClaimRecord,
+        message_version: Option<Version>,
+    ) -> Result<Outcome, QueueError> {
+        let q = &self.queue;
+        let Some(stem) = q.keys.parse_claim(&key) else {
+            return Ok(Outcome::Skipped);
+        };
+        let mut counts = Counts::default();
+        let mut message: Option<(Version, MessageHeader, Bytes)> = None;
+        let (version, record) = if let ClaimState::Claimed {
+            worker,
+            visibility_ms,
+            ..
+        } = &record.state
+        {
+            // Stalled: read the message to learn what comes next, then seal
+            // the claim with a compare-and-swap on the version we watched.
+            message = self.read_message(&record.message).await?;
+            let state = match &message {
+                None => ClaimState::Abandoned { reason: "the message was already gone".into() },
+                Some(_) => ClaimState::Failed {
+                    worker: worker.clone(),
+                    error: format!(
+                        "visibility timeout: worker `{worker}` neither completed nor extended its claim within {visibility_ms} ms (recovered by the leader, epoch {epoch})"
+                    ),
+                    next: self.next_after(stem.attempt),
+                    by_epoch: Some(epoch),
+                },
+            };
+            let sealed = ClaimRecord {
+                format: FORMAT,
+                message: record.message.clone(),
+                nonce: q.rng.token(),
+                updated_unix_ms: q.clock.unix_ms(),
+                state,
+            };
+            let body = codec::encode(&sealed, None)
+                .map_err(|reason| QueueError::corrupt(&key, q.backend(), reason))?;
+            if !ctx.is_valid() {
+                return Ok(Outcome::Skipped);
+            }
+            match q.store.compare_and_swap(&key, &version, body).await {
+                Ok(written) => {
+                    tracing::info!(target: TARGET, queue = %q.name, key = %key, worker_id = %worker, epoch,
+                        "stalled claim recovered");
+                    counts.recovered += 1;
+                    (written.version, sealed)
+                }
+                // The worker extended or ended it meanwhile: look again next sweep.
+                Err(
+                    StoreError::Conflict { .. }
+                    | StoreError::NotFound { .. }
+                    | StoreError::Ambiguous { .. },
+                ) => return Ok(Outcome::Skipped),
+                Err(error) => return Err(QueueError::store("recover", &key, error)),
+            }
+        } else {
+            (version, record)
+        };
+        match self
+            .finish(
+                ctx,
+                &key,
+                &stem,
+                &version,
+                &record,
+                message,
+                message_version,
+                &mut counts,
+            )
+            .await?
+        {
+            true => Ok(Outcome::Finished { key, counts }),
+            false if counts.recovered > 0 => Ok(Outcome::Recovered { counts }),
+            false => Ok(Outcome::Skipped),
+        }
+    }
+
+    fn next_after(&self, attempt: u32) -> Next {
+        let policy = self.queue.config.retry;
+        if policy.has_attempt_after(attempt) {
+            Next::Retry {
+                delay_ms: crate::clock::ms(policy.backoff(attempt)),
+            }
+        } else {
+            Next::Dead
+        }
+    }
+
+    async fn read_message(
+        &self,
+        key: &str,
+    ) -> Result<Option<(Version, MessageHeader, Bytes)>, QueueError> {
+        let q = &self.queue;
+        let Some(found) = q
+            .store
+            .get(key)
+            .await
+            .map_err(|e| QueueError::store("read", key, e))?
+        else {
+            return Ok(None);
+        };
+        match codec::decode::<MessageHeader>(&found.body) {
+            Ok((header, payload)) => Ok(Some((found.version, header, payload))),
+            // Keep an unreadable message's bytes whole in the dead letter.
+            Err(_) => Ok(Some((
+                found.version,
+                MessageHeader {
+                    format: FORMAT,
+                    enqueued_unix_ms: 0,
+                    errors: Vec::new(),
+                },
+                found.body,
+            ))),
+        }
+    }
+
+    /// Does what an ended claim asks, idempotently; true once the claim is
+    /// deleted. Every step may have been done by an earlier leader.
+    #[allow(clippy::too_many_arguments)]
+    async fn finish(
+        &self,
+        ctx: &LeaderContext,
+        key: &str,
+        stem: &Stem,
+        version: &Version,
+        record: &ClaimRecord,
+        message: Option<(Version, MessageHeader, Bytes)>,
+        message_version: Option<Version>,
+        counts: &mut Counts,
+    ) -> Result<bool, QueueError> {
+        let q = &self.queue;
+        let store = q.store.as_ref();
+        let mut message_version = message_version;
+        match &record.state {
+            ClaimState::Claimed { .. } => return Ok(false),
+            ClaimState::Completed { .. } => counts.completed += 1,
+            ClaimState::Abandoned { .. } => {}
+            ClaimState::Failed { error, next, .. } => {
+                counts.failed += 1;
+                let message = match message {
+                    Some(m) => Some(m),
+                    None => self.read_message(&record.message).await?,
+                };
+                if let Some((read, _, _)) = &message {
+                    message_version.get_or_insert_with(|| read.clone());
+                }
+                // Absent: an earlier leader wrote what follows and deleted it.
+                if let Some((_, header, payload)) = &message {
+                    let mut errors = header.errors.clone();
+                    let mut error = error.clone();
+                    truncate(&mut error);
+                    errors.push(error);
+                    let keep = q.config.max_errors_kept.max(1);
+                    if errors.len() > keep {
+                        errors.drain(..errors.len() - keep);
+                    }
+                    if !ctx.is_valid() {
+                        return Ok(false);
+                    }
+                    match next {
+                        Next::Retry { delay_ms } => {
+                            let next_header = MessageHeader {
+                                format: FORMAT,
+                                enqueued_unix_ms: header.enqueued_unix_ms,
+                                errors,
+                            };
+                            q.create_message(&stem.next(), *delay_ms, &next_header, payload)
+                                .await?;
+                            counts.retried += 1;
+                        }
+                        Next::Dead => {
+                            self.dead_letter(stem, header, errors, payload).await?;
+                            counts.dead += 1;
+                        }
+                    }
+                }
+            }
+        }
+        if !ctx.is_valid() {
+            return Ok(false);
+        }
+        if let Some(message_version) = message_version {
+            delete_write_once(store, &record.message, &message_version)
+                .await
+                .map_err(|e| QueueError::store("delete", &record.message, e))?;
+        } else if store.capabilities().conditional_delete {
+            // Not in our listing: already deleted, or listed after; read it.
+            if let Some(found) = store
+                .get(&record.message)
+                .await
+                .map_err(|e| QueueError::store("delete", &record.message, e))?
+            {
+                delete_write_once(store, &record.message, &found.version)
+                    .await
+                    .map_err(|e| QueueError::store("delete", &record.message, e))?;
+            }
+        } else {
+            store
+                .delete(&record.message)
+                .await
+                .map_err(|e| QueueError::store("delete", &record.message, e))?;
+        }
+        if !ctx.is_valid() {
+            return Ok(false);
+        }
+        delete_write_once(store, key, version)
+            .await
+            .map_err(|e| QueueError::store("delete", key, e))?;
+        Ok(true)
+    }
+
+    async fn dead_letter(
+        &self,
+        stem: &Stem,
+        header: &MessageHeader,
+        errors: Vec<String>,
+        payload: &Bytes,
+    ) -> Result<(), QueueError> {
+        let q = &self.queue;
+        let key = q.keys.dead(&stem.origin);
+        let dead = DeadHeader {
+            format: FORMAT,
+            attempts: stem.attempt,
+            errors,
+            enqueued_unix_ms: header.enqueued_unix_ms,
+            dead_unix_ms: q.clock.unix_ms(),
+        };
+        let body = codec::encode(&dead, Some(payload))
+            .map_err(|reason| QueueError::corrupt(&key, q.backend(), reason))?;
+        match q.store.create(&key, body).await {
+            Ok(_) | Err(StoreError::AlreadyExists { .. }) => {
+                tracing::info!(target: TARGET, queue = %q.name, id = %stem.origin, attempts = stem.attempt, "message dead-lettered");
+                Ok(())
+            }
+            Err(StoreError::Ambiguous { .. }) => match q.store.get(&key).await {
+                Ok(Some(_)) => Ok(()),
+                Ok(None) => Err(QueueError::store(
+                    "dead_letter",
+                    &key,
+                    StoreError::NotFound {
+                        key: key.clone(),
+                        backend: q.backend(),
+                    },
+                )),
+                Err(error) => Err(QueueError::store("dead_letter", &key, error)),
+            },
+            Err(error) => Err(QueueError::store("dead_letter", &key, error)),
+        }
+    }
+}
+
+enum Outcome {
+    Finished { key: String, counts: Counts },
+    Recovered { counts: Counts },
+    Skipped,
+}
+
+#[async_trait]
+impl CoordinatorPlugin for QueueMaintenance {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    async fn on_become_coordinator(&self, ctx: LeaderContext) -> Result<(), PluginError> {
+        let mut state = self.state.lock().await;
+        self.begin_term(&mut state, &ctx).await?;
+        Ok(())
+    }
+
+    async fn on_stop_being_coordinator(&self, _reason: StepDownReason) -> Result<(), PluginError> {
+        let mut state = self.state.lock().await;
+        state.epoch = 0;
+        state.claims.clear();
+        state.seen.clear();
+        Ok(())
+    }
+
+    async fn coordinator_work(&self, ctx: &LeaderContext) -> Result<(), PluginError> {
+        self.sweep(ctx).await?;
+        Ok(())
+    }
+
+    fn work_interval(&self) -> Option<Duration> {
+        Some(self.queue.config.sweep_interval)
+    }
+}
+
+impl fmt::Debug for QueueMaintenance {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("QueueMaintenance")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,620 @@
+//! [`SchedulerPlugin`]: the leader's loop. Reads job definitions, claims
+//! slots as they fall due, serves run-now requests, takes over runs cut
+//! short by a fail-over, and trims history.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use coordinator::{CoordinatorPlugin, LeaderContext, PluginError, StepDownReason};
+use coordinator_core::Instant;
+use coordinator_store::{StoreError, Version};
+use tokio::task::{JoinHandle, JoinSet};
+
+use super::job::{Delivery, JobSpec, MissedRunPolicy, Schedule};
+use super::record::{AttemptRecord, JobRecord, RunOutcome, SlotKind, SlotRecord};
+use super::run::{Held, Run};
+use super::{SchedulerError, SchedulerInner, TARGET};
+use crate::codec::{self, FORMAT};
+use crate::delete::delete_write_once;
+use crate::observe::{expiry_wait, Observations};
+
+/// How often the leader trims old slots.
+const GC_INTERVAL: Duration = Duration::from_secs(600);
+/// Slots younger than this are never trimmed (no request can land that late).
+const GC_MIN_AGE_MS: u64 = 3_600_000;
+
+/// The scheduler's leader loop, as a [`CoordinatorPlugin`] named
+/// `scheduler.<name>`. On becoming leader it spawns a task bound to the
+/// term: every running job is cancelled when the term ends.
+///
+/// ```
+/// use std::sync::Arc;
+/// use coordinator::CoordinatorPlugin;
+/// use coordinator_plugins::scheduler::Scheduler;
+/// let scheduler = Scheduler::builder(Arc::new(coordinator_store::MemoryStore::new()), "ns", "cron")
+///     .build().unwrap();
+/// assert_eq!(scheduler.plugin().name(), "scheduler.cron");
+/// ```
+pub struct SchedulerPlugin {
+    inner: Arc<SchedulerInner>,
+    name: String,
+    task: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl SchedulerPlugin {
+    pub(crate) fn new(inner: Arc<SchedulerInner>) -> Self {
+        let name = format!("scheduler.{}", inner.name);
+        Self {
+            inner,
+            name,
+            task: Mutex::new(None),
+        }
+    }
+
+    fn replace_task(&self, task: Option<JoinHandle<()>>) {
+        let mut slot = self.task.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(old) = std::mem::replace(&mut *slot, task) {
+            old.abort();
+        }
+    }
+}
+
+#[async_trait]
+impl CoordinatorPlugin for SchedulerPlugin {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    async fn on_become_coordinator(&self, ctx: LeaderContext) -> Result<(), PluginError> {
+        let leader = Leader::new(self.inner.clone(), ctx.clone());
+        let task = tokio::spawn(async move {
+            tokio::select! {
+                () = ctx.cancelled() => {}
+                () = leader.run() => {}
+            }
+        });
+        self.replace_task(Some(task));
+        Ok(())
+    }
+
+    async fn on_stop_being_coordinator(&self, _reason: StepDownReason) -> Result<(), PluginError> {
+        self.replace_task(None);
+        Ok(())
+    }
+}
+
+impl fmt::Debug for SchedulerPlugin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SchedulerPlugin")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One job as the leader tracks it.
+struct Tracked {
+    version: Version,
+    record: JobRecord,
+    schedule: Option<Schedule>,
+    /// The next slot to claim; `None` until the job is set up this term.
+    next_due: Option<u64>,
+}
+
+/// A slot someone else was running when we looked.
+struct Watched {
+    job: String,
+    version: Version,
+    record: SlotRecord,
+}
+
+enum Claim {
+    Claimed,
+    Taken,
+    Retry,
+}
+
+struct Leader {
+    inner: Arc<SchedulerInner>,
+    ctx: LeaderContext,
+    jobs: HashMap<String, Tracked>,
+    watched: HashMap<String, Watched>,
+    seen: Observations,
+    runs: JoinSet<()>,
+}
+
+impl Leader {
+    fn new(inner: Arc<SchedulerInner>, ctx: LeaderContext) -> Self {
+        Self {
+            inner,
+            ctx,
+            jobs: HashMap::new(),
+            watched: HashMap::new(),
+            seen: Observations::default(),
+            runs: JoinSet::new(),
+        }
+    }
+
+    async fn run(mut self) {
+        let inner = self.inner.clone();
+        tracing::info!(target: TARGET, scheduler = %inner.name, epoch = self.ctx.epoch(), "scheduler leading");
+        let mut next_reload = inner.clock.now();
+        let mut next_gc = inner.clock.now() + GC_INTERVAL;
+        loop {
+            while self.runs.try_join_next().is_some() {}
+            let now = inner.clock.now();
+            if now >= next_reload {
+                if let Err(error) = self.reload().await {
+                    tracing::warn!(target: TARGET, scheduler = %inner.name, error = %error, "reloading jobs failed; retrying");
+                }
+                if let Err(error) = self.serve_requests().await {
+                    tracing::warn!(target: TARGET, scheduler = %inner.name, error = %error, "serving run-now requests failed; retrying");
+                }
+                self.check_watched().await;
+                next_reload = inner.clock.now() + inner.config.reload_interval;
+            }
+            if now >= next_gc {
+                self.trim_history().await;
+                next_gc = inner.clock.now() + GC_INTERVAL;
+            }
+            self.claim_due().await;
+            // Sleep until the next slot, the next reload, or one tick.
+            let now_unix = inner.clock.unix_ms();
+            let mut wait = inner.config.tick;
+            for tracked in self.jobs.values() {
+                if let (true, Some(due)) = (tracked.record.enabled, tracked.next_due) {
+                    wait = wait.min(Duration::from_millis(due.saturating_sub(now_unix)));
+                }
+            }
+            wait = wait.min(next_reload.saturating_since(inner.clock.now()));
+            tokio::select! {
+                Some(_) = self.runs.join_next(), if !self.runs.is_empty() => {}
+                () = tokio::time::sleep(wait) => {}
+            }
+        }
+    }
+
+    /// Lists the job definitions; reads and (re)sets up changed ones.
+    async fn reload(&mut self) -> Result<(), SchedulerError> {
+        let inner = self.inner.clone();
+        let prefix = inner.keys.jobs();
+        let listed = inner
+            .store
+            .list(&prefix)
+            .await
+            .map_err(|e| SchedulerError::store("list jobs", &prefix, e))?;
+        let mut present = Vec::new();
+        for meta in listed {
+            let Some(job) = inner.keys.job_of_key(&meta.key) else {
+                continue;
+            };
+            present.push(job.clone());
+            if self
+                .jobs
+                .get(&job)
+                .is_some_and(|t| t.version == meta.version)
+            {
+                continue;
+            }
+            let Some((version, record)) = inner.read_job(&job).await? else {
+                continue;
+            };
+            let schedule = match record.spec.parse_schedule() {
+                Ok(schedule) => Some(schedule),
+                Err(error) => {
+                    tracing::error!(target: TARGET, scheduler = %inner.name, job = %job, error = %error, "job left unscheduled");
+                    None
+                }
+            };
+            let mut tracked = Tracked {
+                version,
+                record,
+                schedule,
+                next_due: None,
+            };
+            if tracked.record.enabled && !tracked.record.removed {
+                self.set_up(&job, &mut tracked).await?;
+            }
+            self.jobs.insert(job, tracked);
+        }
+        self.jobs.retain(|job, _| present.contains(job));
+        Ok(())
+    }
+
+    /// Finds where a job's schedule stands (its newest slot) and claims what
+    /// fell due since: on-time slots, and one missed slot under
+    /// [`MissedRunPolicy::RunOnce`].
+    async fn set_up(&mut self, job: &str, tracked: &mut Tracked) -> Result<(), SchedulerError> {
+        let inner = self.inner.clone();
+        let Some(schedule) = tracked.schedule.clone() else {
+            return Ok(());
+        };
+        if !inner
+            .handlers
+            .contains_key(tracked.record.spec.handler_name())
+        {
+            tracing::error!(target: TARGET, scheduler = %inner.name, job, handler = tracked.record.spec.handler_name(),
+                "no handler registered under this name on this worker; the job's slots are left for a leader that has it");
+            return Ok(());
+        }
+        let prefix = inner.keys.slots(job);
+        let slots = inner
+            .store
+            .list(&prefix)
+            .await
+            .map_err(|e| SchedulerError::store("list slots", &prefix, e))?;
+        let newest = slots
+            .iter()
+            .filter_map(|m| inner.keys.slot_instant(job, &m.key))
+            .max();
+        // Runs cut short by an earlier term: watch the newest few.
+        for meta in slots.iter().rev().take(3) {
+            self.watch_if_running(job, &meta.key).await?;
+        }
+        let spec = tracked.record.spec.clone();
+        let now = inner.clock.unix_ms();
+        let lower = newest.unwrap_or(0).max(tracked.record.active_since_unix_ms);
+        let on_time_from = now.saturating_sub(crate::clock::ms(spec.late_tolerance));
+        // The newest missed slot: the last one before the on-time window.
+        let mut missed = None;
+        let mut cursor = lower;
+        if on_time_from > lower + 1 {
+            if let Some(previous) = schedule.previous_before(on_time_from) {
+                if previous > lower {
+                    missed = Some(previous);
+                    cursor = previous;
+                }
+            }
+        }
+        cursor = cursor.max(on_time_from.saturating_sub(1));
+        if let (Some(slot), MissedRunPolicy::RunOnce) = (missed, spec.missed) {
+            let _ = self.claim_slot(job, &spec, slot, SlotKind::CatchUp).await;
+        } else if let Some(slot) = missed {
+            tracing::info!(target: TARGET, scheduler = %inner.name, job, slot_unix_ms = slot, "missed slots skipped");
+        }
+        tracked.next_due = schedule.next_after(cursor);
+        Ok(())
+    }
+
+    async fn watch_if_running(&mut self, job: &str, key: &str) -> Result<(), SchedulerError> {
+        let inner = &self.inner;
+        let Some(found) = inner
+            .store
+            .get(key)
+            .await
+            .map_err(|e| SchedulerError::store("read slot", key, e))?
+        else {
+            return Ok(());
+        };
+        let Ok((record, _)) = codec::decode::<SlotRecord>(&found.body) else {
+            return Ok(());
+        };
+        let ours = record.attempts.last().is_some_and(|a| {
+            a.epoch == self.ctx.epoch() && a.worker == self.ctx.worker_id().as_str()
+        });
+        if record.running && !ours {
+            let now = inner.clock.now();
+            self.seen.observe(key, &found.version, now);
+            self.watched.insert(
+                key.to_owned(),
+                Watched {
+                    job: job.to_owned(),
+                    version: found.version,
+                    record,
+                },
+            );
+        }
+        Ok(())
+    }
+
+    /// Claims every enabled job's slots that are due now.
+    async fn claim_due(&mut self) {
+        let now = self.inner.clock.unix_ms();
+        let due: Vec<(String, JobSpec, u64)> = self
+            .jobs
+            .iter()
+            .filter(|(_, t)| t.record.enabled && !t.record.removed)
+            .filter_map(|(job, t)| {
+                t.next_due
+                    .filter(|&d| d <= now)
+                    .map(|d| (job.clone(), t.record.spec.clone(), d))
+            })
+            .collect();
+        for (job, spec, slot) in due {
+            match self
+                .claim_slot(&job, &spec, slot, SlotKind::Scheduled)
+                .await
+            {
+                Claim::Retry => continue,
+                Claim::Claimed | Claim::Taken => {
+                    if let Some(tracked) = self.jobs.get_mut(&job) {
+                        tracked.next_due =
+                            tracked.schedule.as_ref().and_then(|s| s.next_after(slot));
+                    }
+                }
+            }
+        }
+    }
+
+    fn slot_record(&self, spec: &JobSpec, kind: SlotKind, slot_unix_ms: Option<u64>) -> SlotRecord {
+        SlotRecord {
+            format: FORMAT,
+            job: spec.name.clone(),
+            kind,
+            slot_unix_ms,
+            nonce: self.inner.rng.token(),
+            lease_ms: crate::clock::ms(self.inner.config.run_lease),
+            running: true,
+            outcome: None,
+            attempts: vec![AttemptRecord {
+                attempt: 1,
+                worker: self.ctx.worker_id().to_string(),
+                epoch: self.ctx.epoch(),
+                start_unix_ms: self.inner.clock.unix_ms(),
+                end_unix_ms: None,
+                outcome: None,
+            }],
+        }
+    }
+
+    /// Creates a scheduled slot's object (the claim) and starts its run.
+    async fn claim_slot(&mut self, job: &str, spec: &JobSpec, slot: u64, kind: SlotKind) -> Claim {
+        let key = self.inner.keys.scheduled_slot(job, slot);
+        let record = self.slot_record(spec, kind, Some(slot));
+        self.create_and_run(spec, key, record).await
+    }
+
+    async fn create_and_run(&mut self, spec: &JobSpec, key: String, record: SlotRecord) -> Claim {
+        let inner = self.inner.clone();
+        let Some(handler) = inner.handlers.get(spec.handler_name()).cloned() else {
+            return Claim::Retry;
+        };
+        let body = match codec::encode(&record, None) {
+            Ok(body) => body,
+            Err(_) => return Claim::Retry,
+        };
+        if !self.ctx.is_valid() {
+            return Claim::Retry;
+        }
+        let started: Instant = inner.clock.now();
+        let version = match inner.store.create(&key, body.clone()).await {
+            Ok(written) => written.version,
+            Err(StoreError::AlreadyExists { .. }) => {
+                tracing::debug!(target: TARGET, scheduler = %inner.name, key = %key, "slot already claimed");
+                return Claim::Taken;
+            }
+            Err(StoreError::Ambiguous { .. }) => match inner.store.get(&key).await {
+                Ok(Some(found)) if found.body == body => found.version,
+                Ok(Some(_)) => return Claim::Taken,
+                _ => return Claim::Retry,
+            },
+            Err(error) => {
+                tracing::warn!(target: TARGET, scheduler = %inner.name, key = %key, error = %error, "claiming a slot failed; retrying");
+                return Claim::Retry;
+            }
+        };
+        tracing::info!(target: TARGET, scheduler = %inner.name, job = %spec.name, key = %key, epoch = self.ctx.epoch(), "slot claimed");
+        let run = Run::new(
+            inner,
+            self.ctx.clone(),
+            spec.clone(),
+            handler,
+            Held {
+                key,
+                version,
+                record,
+                written_at: started,
+            },
+        );
+        self.runs.spawn(run.execute());
+        Claim::Claimed
+    }
+
+    /// Serves run-now requests: one manual slot per request id.
+    async fn serve_requests(&mut self) -> Result<(), SchedulerError> {
+        let inner = self.inner.clone();
+        let prefix = inner.keys.requests();
+        let listed = inner
+            .store
+            .list(&prefix)
+            .await
+            .map_err(|e| SchedulerError::store("list requests", &prefix, e))?;
+        for meta in listed {
+            let Some((job, id)) = inner.keys.parse_request(&meta.key) else {
+                continue;
+            };
+            let Some(spec) = self
+                .jobs
+                .get(&job)
+                .filter(|t| !t.record.removed)
+                .map(|t| t.record.spec.clone())
+            else {
+                continue;
+            };
+            let key = inner.keys.manual_slot(&job, &id);
+            let record = self.slot_record(&spec, SlotKind::Manual, None);
+            match self.create_and_run(&spec, key, record).await {
+                Claim::Retry => continue,
+                Claim::Claimed | Claim::Taken => {
+                    if self.ctx.is_valid() {
+                        let _ =
+                            delete_write_once(inner.store.as_ref(), &meta.key, &meta.version).await;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Takes over (at least once) or closes (at most once) runs whose lease
+    /// lapsed on this leader's clock.
+    async fn check_watched(&mut self) {
+        let inner = self.inner.clone();
+        let keys: Vec<String> = self.watched.keys().cloned().collect();
+        for key in keys {
+            let Some(watched) = self.watched.get(&key) else {
+                continue;
+            };
+            let found = match inner.store.get_if_changed(&key, &watched.version).await {
+                Ok(coordinator_store::Conditional::Unchanged) => None,
+                Ok(coordinator_store::Conditional::Changed(found)) => Some(Some(found)),
+                Ok(coordinator_store::Conditional::Absent) => Some(None),
+                Err(_) => continue,
+            };
+            match found {
+                Some(None) => {
+                    self.watched.remove(&key);
+                    self.seen.forget(&key);
+                    continue;
+                }
+                Some(Some(found)) => match codec::decode::<SlotRecord>(&found.body) {
+                    Ok((record, _)) if record.running => {
+                        self.seen.observe(&key, &found.version, inner.clock.now());
+                        if let Some(w) = self.watched.get_mut(&key) {
+                            w.version = found.version;
+                            w.record = record;
+                        }
+                        continue;
+                    }
+                    _ => {
+                        self.watched.remove(&key);
+                        self.seen.forget(&key);
+                        continue;
+                    }
+                },
+                None => {}
+            }
+            let Some(watched) = self.watched.get(&key) else {
+                continue;
+            };
+            let lease = Duration::from_millis(watched.record.lease_ms);
+            let unchanged = self.seen.observe(&key, &watched.version, inner.clock.now());
+            if unchanged
+                < expiry_wait(
+                    lease,
+                    inner.config.drift_tolerance,
+                    inner.config.recovery_grace,
+                )
+            {
+                continue;
+            }
+            let Some(watched) = self.watched.remove(&key) else {
+                continue;
+            };
+            self.seen.forget(&key);
+            self.take_over(key, watched).await;
+        }
+    }
+
+    async fn take_over(&mut self, key: String, watched: Watched) {
+        let inner = self.inner.clone();
+        let Some(spec) = self.jobs.get(&watched.job).map(|t| t.record.spec.clone()) else {
+            return;
+        };
+        let mut record = watched.record;
+        let attempts = record.attempts.last().map_or(0, |a| a.attempt);
+        let now = inner.clock.unix_ms();
+        if let Some(last) = record.attempts.last_mut() {
+            last.end_unix_ms.get_or_insert(now);
+            last.outcome.get_or_insert(RunOutcome::Abandoned {
+                reason: "cut short by a fail-over".into(),
+            });
+        }
+        let rerun =
+            spec.delivery == Delivery::AtLeastOnce && spec.retry.has_attempt_after(attempts);
+        if rerun {
+            record.attempts.push(AttemptRecord {
+                attempt: attempts + 1,
+                worker: self.ctx.worker_id().to_string(),
+                epoch: self.ctx.epoch(),
+                start_unix_ms: now,
+                end_unix_ms: None,
+                outcome: None,
+            });
+        } else {
+            record.running = false;
+            record.outcome = Some(RunOutcome::Abandoned {
+                reason: if spec.delivery == Delivery::AtMostOnce {
+                    "cut short by a fail-over; at most once, so not run again".into()
+                } else {
+                    "cut short by a fail-over after its last attempt".into()
+                },
+            });
+        }
+        record.nonce = inner.rng.token();
+        let Ok(body) = codec::encode(&record, None) else {
+            return;
+        };
+        if !self.ctx.is_valid() {
+            return;
+        }
+        let started = inner.clock.now();
+        match inner
+            .store
+            .compare_and_swap(&key, &watched.version, body)
+            .await
+        {
+            Ok(written) if rerun => {
+                let Some(handler) = inner.handlers.get(spec.handler_name()).cloned() else {
+                    return;
+                };
+                tracing::info!(target: TARGET, scheduler = %inner.name, key = %key, epoch = self.ctx.epoch(), "run cut short by a fail-over taken over");
+                let run = Run::new(
+                    inner,
+                    self.ctx.clone(),
+                    spec,
+                    handler,
+                    Held {
+                        key,
+                        version: written.version,
+                        record,
+                        written_at: started,
+                    },
+                );
+                self.runs.spawn(run.execute());
+            }
+            Ok(_) => {
+                tracing::info!(target: TARGET, scheduler = %inner.name, key = %key, "run cut short by a fail-over closed as abandoned");
+            }
+            Err(_) => {}
+        }
+    }
+
+    /// Deletes finished slots beyond the history limit once they are an
+    /// hour old; the newest scheduled slot is always kept (it marks where
+    /// the schedule stands).
+    async fn trim_history(&mut self) {
+        let inner = self.inner.clone();
+        let now = inner.clock.unix_ms();
+        let jobs: Vec<String> = self.jobs.keys().cloned().collect();
+        for job in jobs {
+            let prefix = inner.keys.slots(&job);
+            let Ok(slots) = inner.store.list(&prefix).await else {
+                continue;
+            };
+            let excess = slots.len().saturating_sub(inner.config.history_limit);
+            let newest = slots
+                .iter()
+                .filter_map(|m| inner.keys.slot_instant(&job, &m.key))
+                .max();
+            for meta in slots.iter().take(excess) {
+                let instant = inner.keys.slot_instant(&job, &meta.key);
+                let old = instant.is_some_and(|at| at + GC_MIN_AGE_MS < now);
+                if !old || instant == newest || !self.ctx.is_valid() {
+                    continue;
+                }
+                let _ = delete_write_once(inner.store.as_ref(), &meta.key, &meta.version).await;
+            }
+        }
+    }
+}
+
+impl Schedule {
+    /// The last slot strictly before `unix_ms`.
+    pub(crate) fn previous_before(&self, unix_ms: u64) -> Option<u64> {
+        self.previous_before_impl(unix_ms)
+    }
+}

@@ -1,0 +1,569 @@
+//! [`TtlSweeper`]: the leader's sweep over overdue index buckets.
+
+use std::fmt;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use coordinator::{CoordinatorPlugin, LeaderContext, PluginError, StepDownReason};
+use coordinator_core::Instant;
+use coordinator_store::{ObjectMeta, StoreError, Version};
+use futures::StreamExt;
+
+use super::record::{RecordHeader, RecordState, SweepRecord};
+use super::{ExpiredRecord, ExpiryAction, TtlError, TtlInner, TARGET};
+use crate::clock::ms;
+use crate::codec::{self, FORMAT};
+use crate::delete::{delete_write_once, retire, Deleted};
+use crate::observe::{expiry_wait, Observations};
+
+/// The leader's part of a [`Ttl`](super::Ttl), as a [`CoordinatorPlugin`]
+/// named `ttl.<name>`; sweeps every
+/// [`sweep_interval`](super::TtlConfig::sweep_interval).
+///
+/// A sweep lists each overdue bucket since the last persisted position
+/// (or, after a long outage, the whole index once), checks each entry's
+/// record (same generation, live, expired on this leader's clock by the
+/// margin), acts with a write conditional on the version read, deletes the
+/// entry, and finally moves the position forward (compare-and-swap on
+/// `sweep.json`, which the term sealed with its epoch when it began).
+///
+/// ```
+/// use std::sync::Arc;
+/// use coordinator::CoordinatorPlugin;
+/// use coordinator_plugins::ttl::Ttl;
+/// let ttl = Ttl::builder(Arc::new(coordinator_store::MemoryStore::new()), "ns", "sessions").build().unwrap();
+/// assert_eq!(ttl.sweeper().name(), "ttl.sessions");
+/// ```
+pub struct TtlSweeper {
+    inner: Arc<TtlInner>,
+    name: String,
+    state: tokio::sync::Mutex<SweepState>,
+    seen: Mutex<Observations>,
+}
+
+#[derive(Default)]
+struct SweepState {
+    epoch: u64,
+    position: Option<(Version, SweepRecord)>,
+    last_full_scan: Option<Instant>,
+}
+
+/// What became of one index entry.
+enum Entry {
+    /// Acted on, or stale: the entry is gone.
+    Done { acted: bool },
+    /// Left for later (moved to a later bucket).
+    Deferred,
+}
+
+/// A sweep's tally (for logs and tests).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Tally {
+    pub(crate) expired: u64,
+    pub(crate) stale: u64,
+    pub(crate) deferred: u64,
+}
+
+impl TtlSweeper {
+    pub(crate) fn new(inner: Arc<TtlInner>) -> Self {
+        let name = format!("ttl.{}", inner.name);
+        Self {
+            inner,
+            name,
+            state: tokio::sync::Mutex::new(SweepState::default()),
+            seen: Mutex::new(Observations::default()),
+        }
+    }
+
+    /// Runs one sweep now (what `coordinator_work` does).
+    ///
+    /// # Errors
+    ///
+    /// The first store error; the position is not moved past a bucket that
+    /// was not fully swept.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: every step is idempotent.
+    pub async fn sweep(&self, ctx: &LeaderContext) -> Result<(), TtlError> {
+        let mut state = self.state.lock().await;
+        if state.epoch != ctx.epoch() {
+            state.epoch = ctx.epoch();
+            state.position = None;
+            state.last_full_scan = None;
+            self.seen
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clear();
+        }
+        if state.position.is_none() {
+            state.position = Some(self.seal(ctx).await?);
+        }
+        let inner = &self.inner;
+        let now = inner.clock.unix_ms();
+        let width = ms(inner.config.bucket_width).max(1);
+        // Buckets that end at or before now − margin are overdue.
+        let due_until = inner.bucket_of(now.saturating_sub(ms(inner.config.clock_skew_margin)));
+        let swept_until = state.position.as_ref().map_or(0, |(_, r)| r.swept_until_ms);
+        let full_due = state.last_full_scan.is_none_or(|at| {
+            inner.clock.now().saturating_since(at) >= inner.config.full_scan_interval
+        });
+        let buckets = due_until.saturating_sub(swept_until) / width;
+        let mut tally = Tally::default();
+        if full_due || buckets > inner.config.max_bucket_listings as u64 {
+            let index = inner.keys.index();
+            let listed = inner
+                .store
+                .list(&index)
+                .await
+                .map_err(|e| TtlError::store("sweep", &index, e))?;
+            let overdue: Vec<ObjectMeta> = listed
+                .into_iter()
+                .filter(|m| {
+                    inner
+                        .keys
+                        .parse_entry(&m.key)
+                        .is_some_and(|(bucket, _, _)| bucket < due_until)
+                })
+                .collect();
+            self.process(ctx, overdue, &mut tally).await?;
+            state.last_full_scan = Some(inner.clock.now());
+        } else {
+            let mut bucket = swept_until;
+            while bucket < due_until {
+                let prefix = inner.keys.bucket(bucket);
+                let listed = inner
+                    .store
+                    .list(&prefix)
+                    .await
+                    .map_err(|e| TtlError::store("sweep", &prefix, e))?;
+                self.process(ctx, listed, &mut tally).await?;
+                bucket += width;
+            }
+        }
+        if due_until > swept_until {
+            self.advance(ctx, &mut state, due_until).await?;
+        }
+        if tally != Tally::default() {
+            tracing::debug!(target: TARGET, ttl = %inner.name, epoch = ctx.epoch(), expired = tally.expired,
+                stale = tally.stale, deferred = tally.deferred, "ttl sweep");
+        }
+        Ok(())
+    }
+
+    /// Reads `sweep.json` and compare-and-swaps this term's epoch into it
+    /// (or creates it), before trusting its position.
+    async fn seal(&self, ctx: &LeaderContext) -> Result<(Version, SweepRecord), TtlError> {
+        let inner = &self.inner;
+        let key = inner.keys.sweep();
+        for _ in 0..5 {
+            let found = inner
+                .store
+                .get(&key)
+                .await
+                .map_err(|e| TtlError::store("seal", &key, e))?;
+            let (expected, mut record) = match found {
+                Some(found) => {
+                    let (record, _): (SweepRecord, Bytes) = codec::decode(&found.body)
+                        .map_err(|reason| TtlError::corrupt(&key, inner.backend(), reason))?;
+                    (Some(found.version), record)
+                }
+                None => (
+                    None,
+                    SweepRecord {
+                        format: FORMAT,
+                        ..SweepRecord::default()
+                    },
+                ),
+            };
+            record.epoch = record.epoch.max(ctx.epoch());
+            record.nonce = inner.rng.token();
+            let body = codec::encode(&record, None)
+                .map_err(|reason| TtlError::corrupt(&key, inner.backend(), reason))?;
+            if !ctx.is_valid() {
+                return Err(TtlError::store(
+                    "seal",
+                    &key,
+                    StoreError::Conflict {
+                        key: key.clone(),
+                        backend: inner.backend(),
+                    },
+                ));
+            }
+            let written = match &expected {
+                Some(version) => inner.store.compare_and_swap(&key, version, body).await,
+                None => inner.store.create(&key, body).await,
+            };
+            match written {
+                Ok(written) => return Ok((written.version, record)),
+                Err(
+                    StoreError::Conflict { .. }
+                    | StoreError::AlreadyExists { .. }
+                    | StoreError::Ambiguous { .. },
+                ) => continue,
+                Err(error) => return Err(TtlError::store("seal", &key, error)),
+            }
+        }
+        Err(TtlError::Contended { key })
+    }
+
+    async fn advance(
+        &self,
+        ctx: &LeaderContext,
+        state: &mut SweepState,
+        until: u64,
+    ) -> Result<(), TtlError> {
+        let inner = &self.inner;
+        let key = inner.keys.sweep();
+        let Some((version, record)) = state.position.clone() else {
+            return Ok(());
+        };
+        let mut next = record;
+        next.swept_until_ms = next.swept_until_ms.max(until);
+        next.nonce = inner.rng.token();
+        let body = codec::encode(&next, None)
+            .map_err(|reason| TtlError::corrupt(&key, inner.backend(), reason))?;
+        if !ctx.is_valid() {
+            return Ok(());
+        }
+        match inner.store.compare_and_swap(&key, &version, body).await {
+            Ok(written) => {
+                state.position = Some((written.version, next));
+                Ok(())
+            }
+            // Another leader (a migration) moved it: re-seal next sweep.
+            Err(StoreError::Conflict { .. } | StoreError::Ambiguous { .. }) => {
+                state.position = None;
+                Ok(())
+            }
+            Err(error) => Err(TtlError::store("advance", &key, error)),
+        }
+    }
+
+    async fn process(
+        &self,
+        ctx: &LeaderContext,
+        entries: Vec<ObjectMeta>,
+        tally: &mut Tally,
+    ) -> Result<(), TtlError> {
+        let results: Vec<Result<Entry, TtlError>> = futures::stream::iter(entries)
+            .map(|meta| async move { self.entry(ctx, meta).await })
+            .buffer_unordered(self.inner.config.concurrency)
+            .collect()
+            .await;
+        let mut first_error = None;
+        for result in results {
+            match result {
+                Ok(Entry::Done { acted: true }) => tally.expired += 1,
+                Ok(Entry::Done { acted: false }) => tally.stale += 1,
+                Ok(Entry::Deferred) => tally.deferred += 1,
+                Err(error) => {
+                    first_error.get_or_insert(error);
+                }
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+
+    async fn drop_entry(&self, ctx: &LeaderContext, meta: &ObjectMeta) -> Result<(), TtlError> {
+        if ctx.is_valid() {
+            delete_write_once(self.inner.store.as_ref(), &meta.key, &meta.version)
+                .await
+                .map_err(|e| TtlError::store("delete entry", &meta.key, e))?;
+        }
+        Ok(())
+    }
+
+    /// Moves an entry to the bucket of `at` (a later sweep looks again).
+    async fn defer(
+        &self,
+        ctx: &LeaderContext,
+        meta: &ObjectMeta,
+        key: &str,
+        generation: &str,
+        at: u64,
+    ) -> Result<Entry, TtlError> {
+        if !ctx.is_valid() {
+            return Ok(Entry::Deferred);
+        }
+        let inner = &self.inner;
+        let entry = inner.keys.entry(inner.bucket_of(at), key, generation);
+        if entry != meta.key {
+            match inner
+                .store
+                .create(&entry, Bytes::from_static(super::record::ENTRY_BODY))
+                .await
+            {
+                Ok(_) | Err(StoreError::AlreadyExists { .. }) => self.drop_entry(ctx, meta).await?,
+                Err(error) => return Err(TtlError::store("defer", &entry, error)),
+            }
+        }
+        Ok(Entry::Deferred)
+    }
+
+    async fn entry(&self, ctx: &LeaderContext, meta: ObjectMeta) -> Result<Entry, TtlError> {
+        let inner = &self.inner;
+        let Some((_, key, generation)) = inner.keys.parse_entry(&meta.key) else {
+            return Ok(Entry::Done { acted: false });
+        };
+        let object = inner.keys.record(&key);
+        let Some((version, header, payload)) = inner.read(&key).await? else {
+            self.drop_entry(ctx, &meta).await?;
+            return Ok(Entry::Done { acted: false });
+        };
+        if header.generation != generation {
+            self.drop_entry(ctx, &meta).await?;
+            return Ok(Entry::Done { acted: false });
+        }
+        let now = inner.clock.unix_ms();
+        let margin = ms(inner.config.clock_skew_margin);
+        match &header.state {
+            RecordState::SoftDeleted { .. } | RecordState::Deleted { .. } => {
+                self.drop_entry(ctx, &meta).await?;
+                return Ok(Entry::Done { acted: false });
+            }
+            RecordState::Expiring { lease_ms, .. } => {
+                // Another leader's callback claim: take it over only once it
+                // stood unchanged for its lease on our clock.
+                let unchanged = self
+                    .seen
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .observe(&object, &version, inner.clock.now());
+                let wait = expiry_wait(
+                    Duration::from_millis(*lease_ms),
+                    inner.config.drift_tolerance,
+                    Duration::from_secs(1),
+                );
+                if unchanged < wait {
+                    let later = now
+                        .saturating_add(ms(wait - unchanged))
+                        .max(now + ms(inner.config.bucket_width));
+                    return self.defer(ctx, &meta, &key, &generation, later).await;
+                }
+            }
+            RecordState::Live => {
+                if header.expires_at_unix_ms.saturating_add(margin) > now {
+                    return self
+                        .defer(
+                            ctx,
+                            &meta,
+                            &key,
+                            &generation,
+                            header.expires_at_unix_ms.saturating_add(margin),
+                        )
+                        .await;
+                }
+            }
+        }
+        if !ctx.is_valid() {
+            return Ok(Entry::Deferred);
+        }
+        let acted = self.act(ctx, &object, version, header, payload).await?;
+        match acted {
+            Acted::Done | Acted::Changed => {
+                self.drop_entry(ctx, &meta).await?;
+                Ok(Entry::Done {
+                    acted: matches!(acted, Acted::Done),
+                })
+            }
+            Acted::Retry => {
+                let later = now.saturating_add(ms(inner.config.bucket_width));
+                self.defer(ctx, &meta, &key, &generation, later).await
+            }
+        }
+    }
+
+    /// The expiry action, conditional on `version`.
+    async fn act(
+        &self,
+        ctx: &LeaderContext,
+        object: &str,
+        version: Version,
+        header: RecordHeader,
+        payload: Bytes,
+    ) -> Result<Acted, TtlError> {
+        let inner = &self.inner;
+        let store = inner.store.as_ref();
+        let epoch = ctx.epoch();
+        let encode = |header: &RecordHeader, payload: &[u8]| {
+            codec::encode(header, Some(payload))
+                .map_err(|reason| TtlError::corrupt(object, inner.backend(), reason))
+        };
+        let with_state = |state: RecordState| RecordHeader {
+            state,
+            nonce: inner.rng.token(),
+            ..header.clone()
+        };
+        let tombstone = encode(&with_state(RecordState::Deleted { epoch }), &[])?;
+        let result = match inner.config.action {
+            ExpiryAction::HardDelete => retire(store, object, &version, tombstone).await,
+            ExpiryAction::SoftDelete => {
+                let body = encode(&with_state(RecordState::SoftDeleted { epoch }), &payload)?;
+                match store.compare_and_swap(object, &version, body).await {
+                    Ok(_) => Ok(Deleted::Done),
+                    Err(StoreError::Conflict { .. } | StoreError::NotFound { .. }) => {
+                        Ok(Deleted::Changed)
+                    }
+                    Err(error) => Err(error),
+                }
+            }
+            ExpiryAction::Archive => {
+                let archive = inner.keys.archive(&header.key, &header.generation);
+                let copy = encode(&header, &payload)?;
+                match store.create(&archive, copy).await {
+                    Ok(_) | Err(StoreError::AlreadyExists { .. }) => {}
+                    Err(error) => return Err(TtlError::store("archive", &archive, error)),
+                }
+                if !ctx.is_valid() {
+                    return Ok(Acted::Retry);
+                }
+                retire(store, object, &version, tombstone).await
+            }
+            ExpiryAction::Callback => {
+                return self.callback(ctx, object, version, header, payload).await
+            }
+        };
+        match result {
+            Ok(Deleted::Done) => {
+                tracing::debug!(target: TARGET, ttl = %inner.name, key = %header.key, epoch, "record expired");
+                Ok(Acted::Done)
+            }
+            Ok(Deleted::Changed) => Ok(Acted::Changed),
+            Err(error) => Err(TtlError::store("expire", object, error)),
+        }
+    }
+
+    /// Claims the record (compare-and-swap to expiring), runs the callback
+    /// with a timeout, then deletes the record conditionally on the claim.
+    async fn callback(
+        &self,
+        ctx: &LeaderContext,
+        object: &str,
+        version: Version,
+        header: RecordHeader,
+        payload: Bytes,
+    ) -> Result<Acted, TtlError> {
+        let inner = &self.inner;
+        let store = inner.store.as_ref();
+        let Some(callback) = inner.callback.clone() else {
+            return Ok(Acted::Retry);
+        };
+        let claim = RecordHeader {
+            state: RecordState::Expiring {
+                worker: ctx.worker_id().to_string(),
+                epoch: ctx.epoch(),
+                lease_ms: ms(inner.config.callback_timeout),
+            },
+            nonce: inner.rng.token(),
+            ..header.clone()
+        };
+        let body = codec::encode(&claim, Some(&payload))
+            .map_err(|reason| TtlError::corrupt(object, inner.backend(), reason))?;
+        if !ctx.is_valid() {
+            return Ok(Acted::Retry);
+        }
+        let claimed = match store.compare_and_swap(object, &version, body).await {
+            Ok(written) => written.version,
+            Err(StoreError::Conflict { .. } | StoreError::NotFound { .. }) => {
+                return Ok(Acted::Changed)
+            }
+            Err(error) => return Err(TtlError::store("claim", object, error)),
+        };
+        let record = ExpiredRecord {
+            key: header.key.clone(),
+            payload: payload.clone(),
+            expires_at_unix_ms: header.expires_at_unix_ms,
+            epoch: ctx.epoch(),
+        };
+        let outcome = tokio::select! {
+            () = ctx.cancelled() => return Ok(Acted::Retry),
+            outcome = tokio::time::timeout(inner.config.callback_timeout, callback.expired(record)) => outcome,
+        };
+        if !ctx.is_valid() {
+            return Ok(Acted::Retry);
+        }
+        match outcome {
+            Ok(Ok(())) => {
+                let tombstone = RecordHeader {
+                    state: RecordState::Deleted { epoch: ctx.epoch() },
+                    nonce: inner.rng.token(),
+                    ..header
+                };
+                let tombstone = codec::encode(&tombstone, None)
+                    .map_err(|reason| TtlError::corrupt(object, inner.backend(), reason))?;
+                match retire(store, object, &claimed, tombstone).await {
+                    Ok(_) => Ok(Acted::Done),
+                    Err(error) => Err(TtlError::store("expire", object, error)),
+                }
+            }
+            failed => {
+                let error = match failed {
+                    Ok(Err(error)) => error.to_string(),
+                    _ => "timed out".to_owned(),
+                };
+                tracing::warn!(target: TARGET, ttl = %inner.name, key = %header.key, error = %error, "expiry callback failed; retrying at a later sweep");
+                // Give the claim back so the next sweep can act at once.
+                let back = RecordHeader {
+                    nonce: inner.rng.token(),
+                    ..header
+                };
+                if let Ok(body) = codec::encode(&back, Some(&payload)) {
+                    let _ = store.compare_and_swap(object, &claimed, body).await;
+                }
+                Ok(Acted::Retry)
+            }
+        }
+    }
+}
+
+enum Acted {
+    Done,
+    Changed,
+    Retry,
+}
+
+#[async_trait]
+impl CoordinatorPlugin for TtlSweeper {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    async fn on_become_coordinator(&self, ctx: LeaderContext) -> Result<(), PluginError> {
+        let mut state = self.state.lock().await;
+        state.epoch = ctx.epoch();
+        state.last_full_scan = None;
+        self.seen
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
+        state.position = Some(self.seal(&ctx).await?);
+        Ok(())
+    }
+
+    async fn on_stop_being_coordinator(&self, _reason: StepDownReason) -> Result<(), PluginError> {
+        let mut state = self.state.lock().await;
+        state.epoch = 0;
+        state.position = None;
+        Ok(())
+    }
+
+    async fn coordinator_work(&self, ctx: &LeaderContext) -> Result<(), PluginError> {
+        self.sweep(ctx).await?;
+        Ok(())
+    }
+
+    fn work_interval(&self) -> Option<Duration> {
+        Some(self.inner.config.sweep_interval)
+    }
+}
+
+impl fmt::Debug for TtlSweeper {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TtlSweeper")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
