@@ -34,7 +34,7 @@ impl Machine {
         self.lease_request = Some(id);
     }
 
-    fn schedule_poll(&mut self, now: Instant, delay: Duration) {
+    pub(super) fn schedule_poll(&mut self, now: Instant, delay: Duration) {
         if self.phase == Phase::Running && self.term.is_none() {
             self.timers.set(Timer::Poll, now + delay);
         }
@@ -144,7 +144,10 @@ impl Machine {
             Response::Object { body, version, .. } => {
                 self.learn_metadata(&body, version);
             }
-            Response::Absent => self.metadata.version = None,
+            Response::Absent => {
+                self.metadata.version = None;
+                self.metadata.high_water = 0;
+            }
             Response::Failed(failure) => {
                 self.consecutive_errors += 1;
                 let delay = self.backoff(Some(&failure));
@@ -156,9 +159,11 @@ impl Machine {
         if self.phase != Phase::Running || self.term.is_some() || self.follow_only {
             return;
         }
-        let fresh_namespace = self.epoch_seen == 0 && self.metadata.version.is_none();
+        let fresh_namespace = self.epoch_seen == 0
+            && self.metadata.highest_reserved == 0
+            && self.metadata.version.is_none();
         if fresh_namespace && !self.metadata.foreign {
-            self.acquire(now, None);
+            self.acquire(now, None, true);
             return;
         }
         // A lease existed and was deleted: its last holder may still lead
@@ -177,11 +182,13 @@ impl Machine {
         }
     }
 
-    fn learn_metadata(&mut self, body: &[u8], version: Version) {
+    pub(super) fn learn_metadata(&mut self, body: &[u8], version: Version) {
         let key = self.keys.metadata();
         match decode::<MetadataRecord>(&key, body) {
             Ok(record) => {
-                self.epoch_seen = self.epoch_seen.max(record.epoch_high_water);
+                self.metadata.high_water = record.epoch_high_water;
+                self.metadata.highest_reserved =
+                    self.metadata.highest_reserved.max(record.epoch_high_water);
                 self.metadata.version = Some(version);
                 self.metadata.foreign = false;
             }
@@ -367,13 +374,20 @@ impl Machine {
         if now >= free_at {
             self.timers.stop(Timer::Takeover);
             let expected = observation.version.clone();
-            self.acquire(now, expected);
+            self.acquire(now, expected, false);
         } else {
             self.timers.set(Timer::Takeover, free_at);
         }
     }
 
-    fn acquire(&mut self, now: Instant, expected: Option<Version>) {
+    /// Writes the lease for a new term under `epoch`, already reserved in
+    /// the high-water mark.
+    pub(super) fn write_acquisition(
+        &mut self,
+        now: Instant,
+        expected: Option<Version>,
+        epoch: u64,
+    ) {
         let successors = match self.observed.as_ref().map(|o| &o.content) {
             Some(LeaseContent::Ours(previous)) => previous
                 .successors
@@ -388,7 +402,7 @@ impl Machine {
         let record = LeaseRecord {
             format: FORMAT,
             leader: Some(self.identity.clone()),
-            epoch: self.epoch_seen + 1,
+            epoch,
             nonce: self.rng.next_u64(),
             renewals: 0,
             released: false,
@@ -400,7 +414,6 @@ impl Machine {
             acquired_at_unix_ms: self.unix_ms(now),
             written_at_unix_ms: self.unix_ms(now),
         };
-        self.counters.elections += 1;
         self.timers.stop(Timer::Poll);
         self.write_lease(WriteKind::Acquire, expected, record, now);
     }
@@ -524,7 +537,6 @@ impl Machine {
                     }
                     let delay = self.next_poll_delay();
                     self.timers.set(Timer::Renew, now + delay);
-                    self.after_renewal(now);
                 } else {
                     // Landed, but after this worker stopped counting on it:
                     // never resume on it; hand the lease on instead.
@@ -567,8 +579,6 @@ impl Machine {
         let known: Vec<_> = record.successors.clone();
         self.membership.begin_term(known);
         self.timers.set(Timer::ListWorkers, now);
-        self.metadata.dirty = true;
-        self.update_metadata();
     }
 
     // ----- renewing -----
@@ -672,80 +682,6 @@ impl Machine {
         }
         record.written_at_unix_ms = self.unix_ms(now);
         self.write_lease(WriteKind::Release, Some(expected), record, now);
-    }
-
-    // ----- the epoch high-water mark -----
-
-    fn update_metadata(&mut self) {
-        if !self.metadata.dirty || self.metadata.in_flight || self.metadata.foreign {
-            return;
-        }
-        self.metadata.in_flight = true;
-        let key = self.keys.metadata();
-        self.send(
-            Request::Get {
-                key,
-                if_changed: None,
-            },
-            Purpose::ReadMetadataForUpdate,
-        );
-    }
-
-    pub(super) fn after_renewal(&mut self, _now: Instant) {
-        self.update_metadata();
-    }
-
-    pub(super) fn on_metadata_for_update(&mut self, response: Response, _now: Instant) {
-        self.metadata.in_flight = false;
-        let Some(epoch) = self.term.as_ref().map(|t| t.epoch) else {
-            return;
-        };
-        let expected = match response {
-            Response::Object { body, version, .. } => {
-                self.learn_metadata(&body, version.clone());
-                if self.metadata.foreign {
-                    return;
-                }
-                Some(version)
-            }
-            Response::Absent => None,
-            _ => return,
-        };
-        if self.epoch_seen > epoch && expected.is_some() {
-            // Someone recorded a higher epoch: nothing to raise.
-            self.metadata.dirty = false;
-            return;
-        }
-        let key = self.keys.metadata();
-        let body = encode(&MetadataRecord {
-            format: FORMAT,
-            epoch_high_water: epoch,
-            nonce: self.rng.next_u64(),
-        });
-        let request = match expected {
-            Some(expected) => Request::CompareAndSwap {
-                key,
-                expected,
-                body,
-            },
-            None => Request::Create { key, body },
-        };
-        self.metadata.in_flight = true;
-        self.send(request, Purpose::WriteMetadata);
-    }
-
-    pub(super) fn on_metadata_written(&mut self, response: Response, _now: Instant) {
-        self.metadata.in_flight = false;
-        match response {
-            Response::Written { version, .. } => {
-                self.metadata.version = Some(version);
-                self.metadata.dirty = false;
-            }
-            // Raced with another writer: read again and re-decide.
-            Response::Conflict | Response::AlreadyExists => self.update_metadata(),
-            // Retried after the next renewal.
-            _ => {}
-        }
     }
 
     // ----- refusing -----

@@ -44,8 +44,13 @@ pub(super) struct Membership {
 #[derive(Clone, Debug, Default)]
 pub(super) struct MetadataState {
     pub(super) version: Option<Version>,
-    pub(super) dirty: bool,
-    pub(super) in_flight: bool,
+    /// The high-water mark last read or written.
+    pub(super) high_water: u64,
+    /// The highest mark ever read or written; never goes back. Epochs
+    /// reserved but never acquired count here, not in the leadership view.
+    pub(super) highest_reserved: u64,
+    /// Another implementation (or a newer version) owns the object: it is
+    /// read but never written.
     pub(super) foreign: bool,
 }
 

@@ -19,6 +19,7 @@
 //! [`is_leader`](Machine::is_leader) with a fresh instant just before each
 //! effect, not only when a timer fires.
 
+mod epoch;
 mod lease;
 mod membership;
 mod timers;
@@ -131,14 +132,25 @@ enum Purpose {
     ReadLease,
     ReadMetadataForCreate,
     WriteLease(PendingWrite),
-    PutHeartbeat { sequence: u64 },
+    PutHeartbeat {
+        sequence: u64,
+    },
     ReadOwnHeartbeat,
     ListWorkers,
     DeleteWorker,
     ReadRoster,
-    WriteRoster { workers: Vec<WorkerId> },
-    ReadMetadataForUpdate,
-    WriteMetadata,
+    WriteRoster {
+        workers: Vec<WorkerId>,
+    },
+    /// Reading the high-water mark before reserving an epoch.
+    ReserveRead {
+        expected: Option<Version>,
+    },
+    /// Raising the high-water mark to `epoch` before a lease carries it.
+    ReserveWrite {
+        expected: Option<Version>,
+        epoch: u64,
+    },
     DeleteOwnHeartbeat,
 }
 
@@ -392,8 +404,10 @@ impl Machine {
             Purpose::DeleteWorker => {}
             Purpose::ReadRoster => self.on_roster_read(response, now),
             Purpose::WriteRoster { workers } => self.on_roster_written(workers, response, now),
-            Purpose::ReadMetadataForUpdate => self.on_metadata_for_update(response, now),
-            Purpose::WriteMetadata => self.on_metadata_written(response, now),
+            Purpose::ReserveRead { expected } => self.on_reserve_read(expected, response, now),
+            Purpose::ReserveWrite { expected, epoch } => {
+                self.on_reserve_written(expected, epoch, response, now)
+            }
             Purpose::DeleteOwnHeartbeat => {}
         }
         self.advance_stop(now);

@@ -24,7 +24,46 @@ pub struct Register {
 }
 
 impl Register {
+    /// The version number the next write will get, minus one.
+    pub fn next_version(&self) -> u64 {
+        self.next_version
+    }
+
+    /// The answer to a read (`Get` or `List`), which changes nothing.
+    pub fn read(&self, request: &Request) -> Option<Response> {
+        Some(match request {
+            Request::Get { key, if_changed } => match self.objects.get(key) {
+                None => Response::Absent,
+                Some(o)
+                    if if_changed.as_ref().map(|v| v.0.as_str())
+                        == Some(&o.version.to_string()) =>
+                {
+                    Response::Unchanged
+                }
+                Some(o) => Response::Object {
+                    body: o.body.clone(),
+                    version: Version(o.version.to_string()),
+                    store_time_ms: Some(o.store_time_ms),
+                },
+            },
+            Request::List { prefix } => Response::Listed(
+                self.objects
+                    .range(prefix.clone()..)
+                    .take_while(|(k, _)| k.starts_with(prefix.as_str()))
+                    .map(|(k, o)| Listed {
+                        key: k.clone(),
+                        version: Version(o.version.to_string()),
+                    })
+                    .collect(),
+            ),
+            _ => return None,
+        })
+    }
+
     pub fn apply(&mut self, request: &Request, true_ms: u64) -> Response {
+        if let Some(response) = self.read(request) {
+            return response;
+        }
         let mut write = |objects: &mut BTreeMap<String, Object>, key: &str, body: &[u8]| {
             self.next_version += 1;
             objects.insert(
@@ -41,20 +80,6 @@ impl Register {
             }
         };
         match request {
-            Request::Get { key, if_changed } => match self.objects.get(key) {
-                None => Response::Absent,
-                Some(o)
-                    if if_changed.as_ref().map(|v| v.0.as_str())
-                        == Some(&o.version.to_string()) =>
-                {
-                    Response::Unchanged
-                }
-                Some(o) => Response::Object {
-                    body: o.body.clone(),
-                    version: Version(o.version.to_string()),
-                    store_time_ms: Some(o.store_time_ms),
-                },
-            },
             Request::Create { key, body } => {
                 if self.objects.contains_key(key) {
                     Response::AlreadyExists
@@ -73,16 +98,7 @@ impl Register {
                 _ => Response::Conflict,
             },
             Request::Put { key, body } => write(&mut self.objects, key, body),
-            Request::List { prefix } => Response::Listed(
-                self.objects
-                    .range(prefix.clone()..)
-                    .take_while(|(k, _)| k.starts_with(prefix.as_str()))
-                    .map(|(k, o)| Listed {
-                        key: k.clone(),
-                        version: Version(o.version.to_string()),
-                    })
-                    .collect(),
-            ),
+            Request::Get { .. } | Request::List { .. } => unreachable!(),
             Request::Delete { key, if_version } => match (if_version, self.objects.get(key)) {
                 (Some(v), Some(o)) if o.version.to_string() != v.0 => Response::Conflict,
                 _ => {
@@ -112,6 +128,17 @@ pub enum Intercept {
     ApplyThenFail(Failure),
     /// Apply only after this many extra milliseconds, answer after that.
     Delay(u64),
+    /// The general case, for random latencies and ambiguous outcomes: apply
+    /// `apply_after` ms after sending (`None`: never), answer `reply_after`
+    /// ms after sending, with `fail` instead of the store's answer if given.
+    /// An answer due before the request applies is always a failure (the
+    /// client gave up on a request that lands later); `fail` defaults to an
+    /// ambiguous one then, and to a transient one when nothing applies.
+    Timed {
+        apply_after: Option<u64>,
+        reply_after: u64,
+        fail: Option<Failure>,
+    },
 }
 
 pub type Hook = Box<dyn FnMut(usize, &Request, u64) -> Intercept>;
@@ -155,6 +182,109 @@ struct Delivery {
     /// Applied when delivered, not when sent.
     request: Option<Request>,
     response: Response,
+    then: Then,
+}
+
+/// What a due entry does after applying its request (if any).
+#[derive(Clone, Debug)]
+enum Then {
+    /// Hand the response to the node.
+    Deliver,
+    /// Queue the answer (the store's, or this failure) for a later time.
+    Reply { at: u64, fail: Option<Failure> },
+    /// Nothing: the client already gave up on this request.
+    Nothing,
+}
+
+fn ambiguous() -> Failure {
+    Failure::Ambiguous {
+        message: "timed out".into(),
+    }
+}
+
+fn short_nonce(nonce: u64) -> String {
+    format!("{:04x}", nonce & 0xffff)
+}
+
+/// A one-line description of a record body (lease bodies decoded).
+pub fn describe_body(key: &str, body: &[u8]) -> String {
+    if key.ends_with("state.json") {
+        if let Ok(l) = decode::<LeaseRecord>(key, body) {
+            let leader = l
+                .leader
+                .map(|id| format!("{}#{}", id.worker_id, id.incarnation.0 % 1000))
+                .unwrap_or_else(|| "-".into());
+            return format!(
+                "lease{{leader {leader} epoch {} renewals {}{} nonce {}}}",
+                l.epoch,
+                l.renewals,
+                if l.released { " released" } else { "" },
+                short_nonce(l.nonce)
+            );
+        }
+    }
+    if key.ends_with("metadata.json") {
+        if let Ok(m) = decode::<MetadataRecord>(key, body) {
+            return format!("metadata{{high water {}}}", m.epoch_high_water);
+        }
+    }
+    format!("{} bytes", body.len())
+}
+
+fn short_key(key: &str) -> &str {
+    key.rsplit_once("/ns/").map_or(key, |(_, k)| k)
+}
+
+/// A one-line description of a request.
+pub fn describe_request(request: &Request) -> String {
+    match request {
+        Request::Get { key, if_changed } => match if_changed {
+            Some(v) => format!("GET {} if-changed {}", short_key(key), v.0),
+            None => format!("GET {}", short_key(key)),
+        },
+        Request::Create { key, body } => {
+            format!("CREATE {} {}", short_key(key), describe_body(key, body))
+        }
+        Request::CompareAndSwap {
+            key,
+            expected,
+            body,
+        } => format!(
+            "CAS {} on v{} {}",
+            short_key(key),
+            expected.0,
+            describe_body(key, body)
+        ),
+        Request::Put { key, .. } => format!("PUT {}", short_key(key)),
+        Request::List { prefix } => format!("LIST {}", short_key(prefix)),
+        Request::Delete { key, if_version } => match if_version {
+            Some(v) => format!("DELETE {} if v{}", short_key(key), v.0),
+            None => format!("DELETE {}", short_key(key)),
+        },
+    }
+}
+
+/// A one-line description of a response.
+pub fn describe_response(response: &Response) -> String {
+    match response {
+        Response::Object { version, body, .. } => {
+            let text = String::from_utf8_lossy(body);
+            let key = if text.contains("\"epoch_high_water\"") {
+                "metadata.json"
+            } else if text.contains("\"renew_deadline_ms\"") {
+                "state.json"
+            } else {
+                "object"
+            };
+            format!("object v{} {}", version.0, describe_body(key, body))
+        }
+        Response::Written { version, .. } => format!("written v{}", version.0),
+        Response::Listed(entries) => format!("listed {} objects", entries.len()),
+        Response::Failed(Failure::Ambiguous { .. }) => "FAILED (ambiguous)".into(),
+        Response::Failed(Failure::Transient { .. }) => "FAILED (transient)".into(),
+        Response::Failed(Failure::Throttled { .. }) => "FAILED (throttled)".into(),
+        other => format!("{other:?}"),
+    }
 }
 
 /// The cluster: nodes, a register, virtual true time and in-flight replies.
@@ -171,6 +301,9 @@ pub struct Cluster {
     pub acquired_epochs: Vec<(u64, usize, u64)>,
     pub violations: Vec<String>,
     pub steps: u64,
+    /// When `Some`, every send, apply, delivery, timer and event is logged
+    /// here with its true time, for failure messages.
+    pub trace: Option<Vec<String>>,
 }
 
 pub fn id(i: usize) -> WorkerId {
@@ -199,6 +332,7 @@ impl Cluster {
             acquired_epochs: Vec::new(),
             violations: Vec::new(),
             steps: 0,
+            trace: None,
         };
         for (i, rate) in rates.iter().enumerate() {
             cluster.add_node(config.clone(), i, *rate, seed.wrapping_add(i as u64));
@@ -219,6 +353,23 @@ impl Cluster {
         seed: u64,
     ) -> usize {
         let offset = 1_000_000 * (self.nodes.len() as u64 + 1);
+        let unix_ms = self.t;
+        self.add_node_at(config, worker_id, incarnation, rate, seed, offset, unix_ms)
+    }
+
+    /// Adds a node whose monotonic clock reads `offset + true × rate` and
+    /// whose wall clock reads `unix_ms` now.
+    #[allow(clippy::too_many_arguments)]
+    pub fn add_node_at(
+        &mut self,
+        config: Config,
+        worker_id: WorkerId,
+        incarnation: Incarnation,
+        rate: f64,
+        seed: u64,
+        offset: u64,
+        unix_ms: u64,
+    ) -> usize {
         let identity = Identity {
             worker_id,
             incarnation,
@@ -232,7 +383,7 @@ impl Cluster {
                 self.traits,
                 seed,
                 local_now,
-                self.t,
+                unix_ms,
             ),
             rate,
             offset,
@@ -243,52 +394,143 @@ impl Cluster {
         };
         self.nodes.push(node);
         let index = self.nodes.len() - 1;
+        self.log(|| format!("w{index} starts (rate {rate})"));
         self.drain(index);
         index
+    }
+
+    fn log(&mut self, line: impl FnOnce() -> String) {
+        if let Some(trace) = self.trace.as_mut() {
+            let t = self.t;
+            trace.push(format!("t={t:>6} {}", line()));
+        }
+    }
+
+    /// The last lines of the trace, for a failure message.
+    pub fn trace_tail(&self, lines: usize) -> String {
+        match &self.trace {
+            None => "(trace off)".into(),
+            Some(trace) => trace[trace.len().saturating_sub(lines)..].join("\n"),
+        }
+    }
+
+    /// The latest true time at which something sent is still due to apply
+    /// or answer.
+    pub fn in_flight_until(&self) -> Option<u64> {
+        self.deliveries.keys().map(|(t, _)| *t).max()
+    }
+
+    /// Flags requests that write shared state without a condition.
+    fn check_request(&mut self, i: usize, request: &Request) {
+        let machine = &self.nodes[i].machine;
+        let own = machine.keys().worker(&machine.identity().worker_id);
+        let bad = match request {
+            Request::Put { key, .. } => *key != own,
+            Request::Delete { key, if_version } => {
+                *key != own
+                    && (!key.contains("/workers/")
+                        || (if_version.is_none() && self.traits.conditional_delete))
+            }
+            _ => false,
+        };
+        if bad {
+            self.violations.push(format!(
+                "t={} w{i}: unconditional write of shared state {}",
+                self.t,
+                describe_request(request)
+            ));
+        }
     }
 
     /// Sends the node's queued actions and collects its events.
     pub fn drain(&mut self, i: usize) {
         while let Some(action) = self.nodes[i].machine.poll_action() {
-            if matches!(&action.request, Request::Put { key, .. } if !key.contains("/workers/")) {
-                self.violations.push(format!(
-                    "t={} w{i}: unconditional write of shared state {:?}",
-                    self.t, action.request
-                ));
-            }
+            self.check_request(i, &action.request);
             let intercept = match self.hook.as_mut() {
                 Some(hook) => hook(i, &action.request, self.t),
                 None => Intercept::Pass,
             };
-            let (at, request, response) = match intercept {
-                Intercept::Pass => (
-                    self.t + self.latency_ms,
-                    None,
-                    self.register.apply(&action.request, self.t),
-                ),
-                Intercept::Fail(f) => (self.t + self.latency_ms, None, Response::Failed(f)),
-                Intercept::ApplyThenFail(f) => {
-                    self.register.apply(&action.request, self.t);
-                    (self.t + self.latency_ms, None, Response::Failed(f))
+            self.log(|| {
+                format!(
+                    "w{i} sends #{} {} [{intercept:?}]",
+                    action.id.0,
+                    describe_request(&action.request)
+                )
+            });
+            let t = self.t;
+            let latency = self.latency_ms;
+            let mut entries = Vec::new();
+            match intercept {
+                Intercept::Pass => {
+                    let response = self.register.apply(&action.request, t);
+                    entries.push((t + latency, None, response, Then::Deliver));
                 }
-                Intercept::Delay(extra) => (
-                    self.t + self.latency_ms + extra,
+                Intercept::Fail(f) => {
+                    entries.push((t + latency, None, Response::Failed(f), Then::Deliver))
+                }
+                Intercept::ApplyThenFail(f) => {
+                    self.register.apply(&action.request, t);
+                    entries.push((t + latency, None, Response::Failed(f), Then::Deliver));
+                }
+                Intercept::Delay(extra) => entries.push((
+                    t + latency + extra,
                     Some(action.request.clone()),
                     Response::Unchanged,
-                ),
-            };
-            self.seq += 1;
-            self.deliveries.insert(
-                (at, self.seq),
-                Delivery {
-                    node: i,
-                    id: action.id,
-                    request,
-                    response,
+                    Then::Deliver,
+                )),
+                Intercept::Timed {
+                    apply_after,
+                    reply_after,
+                    fail,
+                } => match apply_after {
+                    None => {
+                        let f = fail.unwrap_or(Failure::Transient {
+                            message: "refused".into(),
+                        });
+                        entries.push((t + reply_after, None, Response::Failed(f), Then::Deliver));
+                    }
+                    Some(0) => {
+                        let response = self.register.apply(&action.request, t);
+                        let response = fail.map_or(response, Response::Failed);
+                        entries.push((t + reply_after, None, response, Then::Deliver));
+                    }
+                    Some(a) if a <= reply_after => entries.push((
+                        t + a,
+                        Some(action.request.clone()),
+                        Response::Unchanged,
+                        Then::Reply {
+                            at: t + reply_after,
+                            fail,
+                        },
+                    )),
+                    Some(a) => {
+                        let f = fail.unwrap_or_else(ambiguous);
+                        entries.push((t + reply_after, None, Response::Failed(f), Then::Deliver));
+                        entries.push((
+                            t + a,
+                            Some(action.request.clone()),
+                            Response::Unchanged,
+                            Then::Nothing,
+                        ));
+                    }
                 },
-            );
+            }
+            for (at, request, response, then) in entries {
+                self.seq += 1;
+                self.deliveries.insert(
+                    (at, self.seq),
+                    Delivery {
+                        node: i,
+                        id: action.id,
+                        request,
+                        response,
+                        then,
+                    },
+                );
+            }
         }
         while let Some(event) = self.nodes[i].machine.poll_event() {
+            self.log(|| format!("w{i} event {event:?}"));
             if let Event::BecameLeader { epoch, .. } = &event {
                 if let Some((_, who, last)) = self.acquired_epochs.last() {
                     if epoch <= last {
@@ -312,7 +554,8 @@ impl Cluster {
         self.nodes[i].max_epoch_view = self.nodes[i].max_epoch_view.max(epoch);
     }
 
-    fn next_time(&self) -> Option<u64> {
+    /// The true time of the next delivery or timer, if any.
+    pub fn next_time(&self) -> Option<u64> {
         let delivery = self.deliveries.keys().next().map(|(t, _)| *t);
         let timers = self.nodes.iter().filter(|n| n.alive).filter_map(|n| {
             n.machine
@@ -337,10 +580,39 @@ impl Cluster {
         for key in due {
             let delivery = self.deliveries.remove(&key).unwrap();
             let node = delivery.node;
-            let response = match delivery.request {
-                Some(request) => self.register.apply(&request, self.t),
+            let response = match &delivery.request {
+                Some(request) => {
+                    let response = self.register.apply(request, self.t);
+                    self.log(|| {
+                        format!(
+                            "store applies w{node}'s late #{} {} -> {}",
+                            delivery.id.0,
+                            describe_request(request),
+                            describe_response(&response)
+                        )
+                    });
+                    response
+                }
                 None => delivery.response,
             };
+            match delivery.then {
+                Then::Deliver => {}
+                Then::Nothing => continue,
+                Then::Reply { at, fail } => {
+                    self.seq += 1;
+                    self.deliveries.insert(
+                        (at, self.seq),
+                        Delivery {
+                            node,
+                            id: delivery.id,
+                            request: None,
+                            response: fail.map_or(response, Response::Failed),
+                            then: Then::Deliver,
+                        },
+                    );
+                    continue;
+                }
+            }
             if !self.nodes[node].alive {
                 continue;
             }
@@ -353,11 +625,19 @@ impl Cluster {
                         id: delivery.id,
                         request: None,
                         response,
+                        then: Then::Deliver,
                     },
                 );
                 continue;
             }
             let now = self.nodes[node].local(self.t);
+            self.log(|| {
+                format!(
+                    "w{node} receives #{} {}",
+                    delivery.id.0,
+                    describe_response(&response)
+                )
+            });
             self.nodes[node]
                 .machine
                 .handle_response(delivery.id, response, now);
@@ -371,6 +651,7 @@ impl Cluster {
             }
             let now = n.local(self.t);
             if n.machine.poll_timeout().is_some_and(|at| at <= now) {
+                self.log(|| format!("w{i} timer at local {now:?}"));
                 self.nodes[i].machine.handle_timeout(now);
                 self.drain(i);
                 self.check_leaders();
@@ -404,20 +685,24 @@ impl Cluster {
     pub fn check_leaders(&mut self) {
         let leaders = self.leaders();
         if leaders.len() > 1 {
+            self.log(|| format!("SPLIT BRAIN: leaders {leaders:?}"));
             self.violations
                 .push(format!("t={}: split brain, leaders {:?}", self.t, leaders));
         }
     }
 
     pub fn crash(&mut self, i: usize) {
+        self.log(|| format!("w{i} crashes"));
         self.nodes[i].alive = false;
     }
 
     pub fn pause(&mut self, i: usize, ms: u64) {
+        self.log(|| format!("w{i} pauses for {ms} ms"));
         self.nodes[i].paused_until = self.t + ms;
     }
 
     pub fn stop(&mut self, i: usize) {
+        self.log(|| format!("w{i} stops gracefully"));
         let now = self.nodes[i].local(self.t);
         self.nodes[i].machine.stop(now);
         self.drain(i);

@@ -1,0 +1,161 @@
+//! The epoch high-water mark: an epoch is reserved in `metadata.json`
+//! before any lease carries it, so that even if the lease object is deleted
+//! (by an operator or a lifecycle rule) no epoch is ever issued twice.
+
+use super::{LeaseContent, Machine, Phase, Purpose};
+use crate::action::{Request, Response, Version};
+use crate::records::{encode, MetadataRecord, FORMAT};
+use crate::time::Instant;
+
+impl Machine {
+    /// Starts an acquisition of the lease at `expected` (`None`: create it).
+    /// `metadata_fresh` says the high-water mark was read just now, so the
+    /// reservation can be written without reading it again.
+    pub(super) fn acquire(
+        &mut self,
+        now: Instant,
+        expected: Option<Version>,
+        metadata_fresh: bool,
+    ) {
+        self.counters.elections += 1;
+        self.start_reservation(now, expected, metadata_fresh);
+    }
+
+    fn start_reservation(&mut self, now: Instant, expected: Option<Version>, metadata_fresh: bool) {
+        if self.metadata.foreign {
+            // Never write another implementation's metadata; the lease's
+            // own epoch chain still increases by compare-and-swap.
+            let epoch = self.next_epoch();
+            self.write_acquisition(now, expected, epoch);
+        } else if metadata_fresh {
+            self.reserve_epoch(now, expected);
+        } else {
+            let key = self.keys.metadata();
+            let id = self.send(
+                Request::Get {
+                    key,
+                    if_changed: None,
+                },
+                Purpose::ReserveRead { expected },
+            );
+            self.lease_request = Some(id);
+        }
+    }
+
+    /// Takes a reserved but unused epoch, or reserves a new one.
+    ///
+    /// A mark above the epoch of the exact lease version being replaced was
+    /// reserved by a worker whose acquisition has not replaced that version
+    /// (had it, this compare-and-swap would fail): at most one acquisition
+    /// from that version can succeed, so the epoch can be shared and stays
+    /// contiguous. An absent or unreadable lease gives no such bound, so a
+    /// new epoch is reserved.
+    fn reserve_epoch(&mut self, now: Instant, expected: Option<Version>) {
+        let replaced_epoch = match (&expected, self.observed.as_ref()) {
+            (Some(version), Some(observation)) if observation.version.as_ref() == Some(version) => {
+                match &observation.content {
+                    LeaseContent::Ours(record) => Some(record.epoch),
+                    _ => None,
+                }
+            }
+            _ => None,
+        };
+        let high_water = self.metadata.high_water;
+        if replaced_epoch.is_some_and(|epoch| high_water > epoch) && high_water >= self.epoch_seen {
+            self.write_acquisition(now, expected, high_water);
+            return;
+        }
+        let epoch = self.next_epoch();
+        let key = self.keys.metadata();
+        let body = encode(&MetadataRecord {
+            format: FORMAT,
+            epoch_high_water: epoch,
+            nonce: self.rng.next_u64(),
+        });
+        let request = match self.metadata.version.clone() {
+            Some(version) => Request::CompareAndSwap {
+                key,
+                expected: version,
+                body,
+            },
+            None => Request::Create { key, body },
+        };
+        let id = self.send(request, Purpose::ReserveWrite { expected, epoch });
+        self.lease_request = Some(id);
+    }
+
+    /// One above every epoch seen in a lease or reserved in the mark.
+    fn next_epoch(&self) -> u64 {
+        self.epoch_seen.max(self.metadata.highest_reserved) + 1
+    }
+
+    fn may_still_acquire(&self) -> bool {
+        self.phase == Phase::Running && self.term.is_none() && !self.follow_only
+    }
+
+    pub(super) fn on_reserve_read(
+        &mut self,
+        expected: Option<Version>,
+        response: Response,
+        now: Instant,
+    ) {
+        match response {
+            Response::Object { body, version, .. } => self.learn_metadata(&body, version),
+            Response::Absent => {
+                self.metadata.version = None;
+                self.metadata.high_water = 0;
+            }
+            failed => return self.abandon_acquisition(failed, now),
+        }
+        if !self.may_still_acquire() {
+            return;
+        }
+        if self.metadata.foreign {
+            let epoch = self.next_epoch();
+            self.write_acquisition(now, expected, epoch);
+        } else {
+            self.reserve_epoch(now, expected);
+        }
+    }
+
+    pub(super) fn on_reserve_written(
+        &mut self,
+        expected: Option<Version>,
+        epoch: u64,
+        response: Response,
+        now: Instant,
+    ) {
+        match response {
+            Response::Written { version, .. } => {
+                self.metadata.version = Some(version);
+                self.metadata.high_water = epoch;
+                self.metadata.highest_reserved = self.metadata.highest_reserved.max(epoch);
+                if self.may_still_acquire() {
+                    self.write_acquisition(now, expected, epoch);
+                }
+            }
+            // Another worker reserved first. Taking over an existing lease,
+            // read its mark and share it (see `reserve_epoch`); creating a
+            // missing one, let it finish and read the lease again, rather
+            // than raise the mark once per contender.
+            Response::Conflict | Response::AlreadyExists
+                if self.may_still_acquire() && expected.is_some() =>
+            {
+                self.start_reservation(now, expected, false);
+            }
+            other => self.abandon_acquisition(other, now),
+        }
+    }
+
+    /// Gives up this acquisition attempt; the next poll re-reads the lease.
+    fn abandon_acquisition(&mut self, response: Response, now: Instant) {
+        if let Response::Failed(failure) = &response {
+            self.consecutive_errors += 1;
+            let delay = self.backoff(Some(failure));
+            self.schedule_poll(now, delay);
+        } else {
+            let delay = self.config.retry_backoff;
+            self.schedule_poll(now, delay);
+        }
+    }
+}
