@@ -1,0 +1,336 @@
+//! `coordinator-sim`: run the deterministic simulation from the command line.
+//!
+//! ```text
+//! coordinator-sim --workers 100 --plugins 10 --mode global --duration 1h --seed 7 --faults swarm --json
+//! coordinator-sim --workers 100 --seeds 0..2000 --faults swarm
+//! ```
+//!
+//! One seed prints a summary table (or, with `--json`, one JSON object);
+//! `--seeds` runs many on every core and summarises them, with a progress
+//! bar on stderr. The exit status is 2 when a core mode (`global`,
+//! `per-plugin`) broke an invariant, 1 on bad arguments.
+
+use std::io::Write as _;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use clap::{Arg, ArgAction, ArgMatches, Command};
+use coordinator_core::{parse_duration, Config};
+use coordinator_testkit::{
+    parse_seeds, random_seed, FaultSet, Mode, Report, Requests, Scenario, SeedTree, Sim, Summary,
+};
+use serde_json::{json, Value};
+
+fn command() -> Command {
+    Command::new("coordinator-sim")
+        .about("Deterministic simulation of coordinator workers against a simulated object store, with faults and an invariant oracle")
+        .arg(Arg::new("workers").long("workers").default_value("10").help("worker processes"))
+        .arg(Arg::new("plugins").long("plugins").default_value("1").help("plugins per worker (one election each in per-plugin mode)"))
+        .arg(Arg::new("mode").long("mode").default_value("global").help("global | per-plugin | naive (the replaced system)"))
+        .arg(Arg::new("duration").long("duration").default_value("1h").help("simulated time: 90s, 10m, 1h"))
+        .arg(Arg::new("seed").long("seed").help("root seed (default: COORD_SIM_SEED, else random)"))
+        .arg(Arg::new("seeds").long("seeds").help("many seeds: 0..1000 or 1,5,9; summarised").conflicts_with("seed"))
+        .arg(Arg::new("faults").long("faults").default_value("none").help("none | swarm (a random subset of fault kinds per seed)"))
+        .arg(Arg::new("crash-leader-every").long("crash-leader-every").help("crash the leader this often (restart 30 s later)"))
+        .arg(Arg::new("stop-leader-every").long("stop-leader-every").help("stop the leader gracefully this often, half a period after the crashes (restart 10 s later)"))
+        .arg(Arg::new("stale-lease-age").long("stale-lease-age").help("start with a lease left by a leader that died this long ago"))
+        .arg(Arg::new("config").long("config").help("the workers' timings as JSON (coordinator_core::Config), e.g. '{\"heartbeat_interval\":\"5s\"}'"))
+        .arg(Arg::new("threads").long("threads").help("threads for --seeds (default: every core)"))
+        .arg(Arg::new("json").long("json").action(ArgAction::SetTrue).help("print one JSON object"))
+        .arg(Arg::new("trace").long("trace").action(ArgAction::SetTrue).help("print the last 200 events of a single run"))
+}
+
+fn fail(message: String) -> ! {
+    eprintln!("coordinator-sim: {message}");
+    std::process::exit(1);
+}
+
+fn num<T: std::str::FromStr>(m: &ArgMatches, name: &str) -> T {
+    let text = m.get_one::<String>(name).map(String::as_str).unwrap_or("");
+    text.parse()
+        .unwrap_or_else(|_| fail(format!("--{name}: `{text}` is not a number")))
+}
+
+fn duration(m: &ArgMatches, name: &str) -> Option<Duration> {
+    m.get_one::<String>(name)
+        .map(|t| parse_duration(t).unwrap_or_else(|e| fail(format!("--{name}: {e}"))))
+}
+
+struct Plan {
+    base: Scenario,
+    swarm: bool,
+}
+
+impl Plan {
+    fn scenario(&self, seed: u64) -> Scenario {
+        let mut s = self.base.clone();
+        s.seed = seed;
+        if self.swarm {
+            s.faults = FaultSet::swarm(&mut SeedTree::new(seed).swarm());
+            s.probes = true;
+        }
+        s
+    }
+}
+
+fn main() {
+    let m = command().get_matches();
+    let mut base = Scenario::new(0, num(&m, "workers"));
+    base.plugins = num::<usize>(&m, "plugins").max(1);
+    base.mode = m
+        .get_one::<String>("mode")
+        .map(|s| {
+            s.parse::<Mode>()
+                .unwrap_or_else(|e| fail(format!("--mode: {e}")))
+        })
+        .unwrap_or(Mode::Global);
+    base.duration = duration(&m, "duration").unwrap_or(Duration::from_secs(3600));
+    base.crash_leader_every = duration(&m, "crash-leader-every");
+    base.stop_leader_every = duration(&m, "stop-leader-every");
+    base.stale_lease_age = duration(&m, "stale-lease-age");
+    base.trace = m.get_flag("trace");
+    if let Some(text) = m.get_one::<String>("config") {
+        let config: Config =
+            serde_json::from_str(text).unwrap_or_else(|e| fail(format!("--config: {e}")));
+        config
+            .validate()
+            .unwrap_or_else(|e| fail(format!("--config: {e}")));
+        base.config = config;
+    }
+    let swarm = match m.get_one::<String>("faults").map(String::as_str) {
+        Some("none") | None => false,
+        Some("swarm") => true,
+        Some(other) => fail(format!("--faults: `{other}`; use none or swarm")),
+    };
+    let plan = Plan { base, swarm };
+    let json_out = m.get_flag("json");
+
+    if let Some(text) = m.get_one::<String>("seeds") {
+        let seeds = parse_seeds(text).unwrap_or_else(|e| fail(format!("--seeds: {e}")));
+        let threads = m
+            .get_one::<String>("threads")
+            .map(|_| num::<usize>(&m, "threads"))
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+            .max(1);
+        many(&plan, text, &seeds, threads, json_out);
+        return;
+    }
+
+    let seed = match m.get_one::<String>("seed") {
+        Some(_) => num(&m, "seed"),
+        None => match std::env::var("COORD_SIM_SEED") {
+            Ok(t) if !t.trim().is_empty() => t
+                .trim()
+                .parse()
+                .unwrap_or_else(|_| fail(format!("COORD_SIM_SEED: `{t}` is not a seed"))),
+            _ => random_seed(),
+        },
+    };
+    eprintln!("coordinator-sim: seed {seed} (replay with --seed {seed} or COORD_SIM_SEED={seed})");
+    let report = Sim::new(plan.scenario(seed)).run();
+    if json_out {
+        println!(
+            "{}",
+            serde_json::to_string(&report).unwrap_or_else(|e| fail(e.to_string()))
+        );
+    } else {
+        print!("{}", report.table());
+        for line in &report.trace_tail {
+            println!("  | {line}");
+        }
+        if !report.passed() {
+            println!("  rerun: {}", report.rerun_hint());
+        }
+    }
+    if !report.passed() && plan.base.mode != Mode::Naive {
+        std::process::exit(2);
+    }
+}
+
+fn many(plan: &Plan, label: &str, seeds: &[u64], threads: usize, json_out: bool) {
+    eprintln!(
+        "coordinator-sim: {} seeds ({label}) on {threads} threads; replay one with --seed <seed>",
+        seeds.len()
+    );
+    let started = std::time::Instant::now();
+    let next = AtomicUsize::new(0);
+    let done = AtomicUsize::new(0);
+    let failed = AtomicUsize::new(0);
+    let results: Mutex<Vec<Option<Report>>> = Mutex::new(vec![None; seeds.len()]);
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            scope.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= seeds.len() {
+                    break;
+                }
+                let report = Sim::new(plan.scenario(seeds[i])).run();
+                if !report.passed() {
+                    failed.fetch_add(1, Ordering::Relaxed);
+                    if !json_out {
+                        eprintln!(
+                            "\rseed {} FAILED: {} violations; first: {}",
+                            report.seed,
+                            report.violation_count,
+                            report
+                                .violations
+                                .first()
+                                .map_or(String::new(), |v| format!("{:?} {}", v.kind, v.detail))
+                        );
+                    }
+                }
+                if let Ok(mut r) = results.lock() {
+                    r[i] = Some(report);
+                }
+                let d = done.fetch_add(1, Ordering::Relaxed) + 1;
+                let total = seeds.len();
+                if !json_out && (d * 200 / total != (d - 1) * 200 / total || d == total) {
+                    progress(d, total, failed.load(Ordering::Relaxed), started);
+                }
+            });
+        }
+    });
+    if !json_out {
+        eprintln!();
+    }
+    let wall = started.elapsed().as_secs_f64();
+    let reports: Vec<Report> = results
+        .into_inner()
+        .unwrap_or_default()
+        .into_iter()
+        .flatten()
+        .collect();
+    let summary = summarise(plan, label, &reports, wall, threads);
+    if json_out {
+        println!("{summary}");
+    } else {
+        print_summary(&summary);
+    }
+    if summary["failed_seeds"]
+        .as_array()
+        .is_some_and(|a| !a.is_empty())
+        && plan.base.mode != Mode::Naive
+    {
+        std::process::exit(2);
+    }
+}
+
+fn progress(done: usize, total: usize, failed: usize, started: std::time::Instant) {
+    let width = 40;
+    let filled = done * width / total.max(1);
+    let elapsed = started.elapsed().as_secs_f64();
+    let eta = elapsed / done.max(1) as f64 * (total - done) as f64;
+    eprint!(
+        "\r[{}{}] {done}/{total} seeds, {failed} failed, {elapsed:.0}s elapsed, eta {eta:.0}s ",
+        "#".repeat(filled),
+        ".".repeat(width - filled)
+    );
+    let _ = std::io::stderr().flush();
+}
+
+fn mean(values: impl Iterator<Item = f64>) -> f64 {
+    let (sum, n) = values.fold((0.0, 0usize), |(s, n), v| (s + v, n + 1));
+    if n == 0 {
+        0.0
+    } else {
+        sum / n as f64
+    }
+}
+
+fn summarise(plan: &Plan, label: &str, reports: &[Report], wall: f64, threads: usize) -> Value {
+    let mut requests = Requests::default();
+    for r in reports {
+        requests.add(&r.requests);
+    }
+    let pooled = |f: fn(&Report) -> &Vec<f64>| {
+        let all: Vec<f64> = reports.iter().flat_map(|r| f(r).iter().copied()).collect();
+        Summary::of(&all)
+    };
+    let convergence: Vec<f64> = reports
+        .iter()
+        .filter_map(|r| r.convergence_seconds)
+        .collect();
+    let failed: Vec<Value> = reports
+        .iter()
+        .filter(|r| !r.passed())
+        .map(|r| {
+            json!({
+                "seed": r.seed,
+                "faults": r.faults,
+                "violation_count": r.violation_count,
+                "violations": r.violations.iter().take(3).collect::<Vec<_>>(),
+                "rerun": r.rerun_hint(),
+            })
+        })
+        .collect();
+    let sum = |f: fn(&Report) -> u64| reports.iter().map(f).sum::<u64>();
+    json!({
+        "seeds": label,
+        "runs": reports.len(),
+        "threads": threads,
+        "workers": plan.base.workers,
+        "plugins": plan.base.plugins,
+        "mode": plan.base.mode,
+        "faults": if plan.swarm { "swarm" } else { "none" },
+        "simulated_seconds": plan.base.duration.as_secs_f64(),
+        "wall_seconds": (wall * 1000.0).round() / 1000.0,
+        "wall_seconds_per_seed": if reports.is_empty() { 0.0 } else { wall * threads as f64 / reports.len() as f64 },
+        "failed_seeds": failed,
+        "violations": sum(|r| r.violation_count),
+        "split_brain_count": sum(|r| r.split_brain_count),
+        "requests": requests,
+        "requests_per_worker_hour": mean(reports.iter().map(|r| r.requests_per_worker_hour)),
+        "usd_per_worker_month": mean(reports.iter().map(|r| r.usd_per_worker_month)),
+        "leader_usd_per_month": mean(reports.iter().map(|r| r.leader_usd_per_month)),
+        "convergence_seconds": Summary::of(&convergence),
+        "failover_seconds": pooled(|r| &r.failover_samples),
+        "handover_seconds": pooled(|r| &r.handover_samples),
+        "leader_changes": sum(|r| r.leader_changes),
+        "liveness_checks": sum(|r| r.liveness_checks),
+        "roster_checks": sum(|r| r.roster_checks),
+        "foreign_detected": sum(|r| r.foreign_detected),
+        "fenced_old_epoch_rejected": sum(|r| r.fenced.old_epoch_rejected),
+        "events": sum(|r| r.events),
+    })
+}
+
+fn print_summary(v: &Value) {
+    let keys = [
+        "seeds",
+        "runs",
+        "threads",
+        "workers",
+        "plugins",
+        "mode",
+        "faults",
+        "simulated_seconds",
+        "wall_seconds",
+        "wall_seconds_per_seed",
+        "violations",
+        "split_brain_count",
+        "requests",
+        "requests_per_worker_hour",
+        "usd_per_worker_month",
+        "leader_usd_per_month",
+        "convergence_seconds",
+        "failover_seconds",
+        "handover_seconds",
+        "leader_changes",
+        "liveness_checks",
+        "roster_checks",
+        "foreign_detected",
+        "fenced_old_epoch_rejected",
+        "events",
+    ];
+    for k in keys {
+        println!("  {k:<28} {}", v[k]);
+    }
+    if let Some(failed) = v["failed_seeds"].as_array() {
+        println!("  {:<28} {}", "failed seeds", failed.len());
+        for f in failed.iter().take(20) {
+            println!("    seed {}: {}", f["seed"], f["violations"]);
+            println!("      rerun: {}", f["rerun"].as_str().unwrap_or(""));
+        }
+    }
+}

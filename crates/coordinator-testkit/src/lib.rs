@@ -1,0 +1,29 @@
+#![doc = include_str!("../README.md")]
+
+mod clock;
+mod faults;
+mod fenced;
+mod naive;
+mod report;
+#[cfg(feature = "runtime")]
+pub mod runtime;
+mod scenario;
+mod seed;
+mod sim;
+mod store;
+
+pub use clock::{SimClock, PPM, UNIX_BASE_MS};
+pub use faults::{
+    Episodes, FaultSet, Latency, LatencyModel, RequestFault, RequestFaults, StoreFlavor,
+};
+pub use naive::NaiveMachine;
+pub use report::{
+    usd_per_month, FencedStats, Report, RoleRequests, Summary, Violation, ViolationKind,
+};
+pub use scenario::{Fencing, Mode, Scenario};
+pub use seed::{parse_seeds, random_seed, seeds_from_env, SeedTree, SplitMix64};
+pub use sim::{Elector, Sim};
+pub use store::{
+    is_write, Object, Requests, SimStore, HOURS_PER_MONTH, LIST_PAGE, USD_PER_DELETE, USD_PER_GET,
+    USD_PER_PUT,
+};

@@ -1,0 +1,210 @@
+//! Seeds: one root seed, one independent stream per subsystem.
+//!
+//! Every random choice of a simulation comes from a [`SplitMix64`] stream
+//! derived from the run's root seed by [`SeedTree`]: store latency, request
+//! faults, the swarm's choice of fault kinds, the fault schedule, and each
+//! worker's machine seed and clock. A subsystem that draws more or fewer
+//! numbers never shifts another subsystem's stream.
+
+use std::ops::Range;
+
+/// SplitMix64 (Steele, Lea, Flood 2014): tiny, fast, and reproducible from
+/// one `u64`. Not for cryptography.
+///
+/// ```
+/// use coordinator_testkit::SplitMix64;
+/// let mut a = SplitMix64::new(7);
+/// let mut b = SplitMix64::new(7);
+/// assert_eq!(a.next_u64(), b.next_u64());
+/// ```
+#[derive(Clone, Debug)]
+pub struct SplitMix64 {
+    state: u64,
+}
+
+impl SplitMix64 {
+    /// A stream starting from `seed`.
+    pub fn new(seed: u64) -> Self {
+        Self { state: seed }
+    }
+
+    /// The next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
+        self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        mix(self.state)
+    }
+
+    /// A uniform value in `0..n` (`0` when `n` is `0`).
+    pub fn below(&mut self, n: u64) -> u64 {
+        if n == 0 {
+            return 0;
+        }
+        // Multiply-shift: unbiased enough for simulation, no division.
+        ((u128::from(self.next_u64()) * u128::from(n)) >> 64) as u64
+    }
+
+    /// A uniform value in `range` (its start when empty).
+    pub fn in_range(&mut self, range: Range<u64>) -> u64 {
+        range.start + self.below(range.end.saturating_sub(range.start))
+    }
+
+    /// A uniform float in `[0, 1)`.
+    pub fn unit(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    /// True with probability `p`.
+    pub fn chance(&mut self, p: f64) -> bool {
+        p > 0.0 && self.unit() < p
+    }
+
+    /// A uniform float in `[lo, hi)`.
+    pub fn between(&mut self, lo: f64, hi: f64) -> f64 {
+        lo + (hi - lo) * self.unit()
+    }
+}
+
+/// The SplitMix64 output function: a good 64-bit mixer.
+pub(crate) fn mix(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// Derives one independent stream per subsystem from a root seed.
+///
+/// ```
+/// use coordinator_testkit::SeedTree;
+/// let tree = SeedTree::new(42);
+/// assert_eq!(tree.latency().next_u64(), SeedTree::new(42).latency().next_u64());
+/// assert_ne!(tree.latency().next_u64(), tree.faults().next_u64());
+/// ```
+#[derive(Clone, Copy, Debug)]
+pub struct SeedTree {
+    root: u64,
+}
+
+const LATENCY: u64 = 1;
+const FAULTS: u64 = 2;
+const SWARM: u64 = 3;
+const SCHEDULE: u64 = 4;
+const WORKERS: u64 = 5;
+
+impl SeedTree {
+    /// The tree of `root`.
+    pub fn new(root: u64) -> Self {
+        Self { root }
+    }
+
+    /// The root seed.
+    pub fn root(&self) -> u64 {
+        self.root
+    }
+
+    fn derive(&self, label: u64) -> u64 {
+        mix(mix(self.root ^ mix(label.wrapping_mul(0xD1B5_4A32_D192_ED03))).wrapping_add(label))
+    }
+
+    /// Store latency samples.
+    pub fn latency(&self) -> SplitMix64 {
+        SplitMix64::new(self.derive(LATENCY))
+    }
+
+    /// Per-request faults (errors, throttling, ambiguity, late writes).
+    pub fn faults(&self) -> SplitMix64 {
+        SplitMix64::new(self.derive(FAULTS))
+    }
+
+    /// The swarm's choice of fault kinds and their intensities.
+    pub fn swarm(&self) -> SplitMix64 {
+        SplitMix64::new(self.derive(SWARM))
+    }
+
+    /// The schedule of episodic faults (pauses, crashes, partitions…).
+    pub fn schedule(&self) -> SplitMix64 {
+        SplitMix64::new(self.derive(SCHEDULE))
+    }
+
+    /// The stream of one life (`incarnation`-th start) of worker slot `slot`:
+    /// its machine seeds, incarnation number and clock.
+    pub fn worker(&self, slot: u64, life: u64) -> SplitMix64 {
+        let base = self.derive(WORKERS);
+        SplitMix64::new(mix(base
+            ^ mix(slot.wrapping_add(1))
+            ^ mix(life << 32 | 0x5EED)))
+    }
+}
+
+/// The seeds a test should run: `COORD_SIM_SEED` (one seed `7`, a list
+/// `1,2,3` or a range `0..100`) when set, otherwise `defaults`.
+///
+/// # Panics
+/// When `COORD_SIM_SEED` is set but not a seed, list or range, with a
+/// message saying what it should look like.
+pub fn seeds_from_env(defaults: &[u64]) -> Vec<u64> {
+    match std::env::var("COORD_SIM_SEED") {
+        Ok(text) if !text.trim().is_empty() => match parse_seeds(&text) {
+            Ok(seeds) => seeds,
+            Err(message) => panic!("COORD_SIM_SEED: {message}"),
+        },
+        _ => defaults.to_vec(),
+    }
+}
+
+/// Parses `7`, `1,2,3` or `0..100` (end exclusive).
+///
+/// # Errors
+/// A message naming the input and the accepted forms.
+///
+/// ```
+/// use coordinator_testkit::parse_seeds;
+/// assert_eq!(parse_seeds("3..6").unwrap(), vec![3, 4, 5]);
+/// assert_eq!(parse_seeds("7,9").unwrap(), vec![7, 9]);
+/// assert!(parse_seeds("x").is_err());
+/// ```
+pub fn parse_seeds(text: &str) -> Result<Vec<u64>, String> {
+    let text = text.trim();
+    let bad = || format!("`{text}` is not a seed; write `7`, `1,2,3` or `0..100`");
+    if let Some((a, b)) = text.split_once("..") {
+        let start: u64 = a.trim().parse().map_err(|_| bad())?;
+        let end: u64 = b.trim().parse().map_err(|_| bad())?;
+        if end <= start {
+            return Err(format!("`{text}`: the range is empty"));
+        }
+        return Ok((start..end).collect());
+    }
+    text.split(',')
+        .map(|s| s.trim().parse::<u64>().map_err(|_| bad()))
+        .collect()
+}
+
+/// A seed drawn from the system clock and the process id, for runs that
+/// were given none. Printed by every caller so the run can be replayed.
+pub fn random_seed() -> u64 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    mix(nanos ^ u64::from(std::process::id()).rotate_left(32))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bounds_hold_and_streams_differ() {
+        let mut r = SplitMix64::new(1);
+        for _ in 0..1000 {
+            assert!(r.below(7) < 7);
+            let u = r.unit();
+            assert!((0.0..1.0).contains(&u));
+            let x = r.in_range(10..20);
+            assert!((10..20).contains(&x));
+        }
+        assert_eq!(r.below(0), 0);
+        let tree = SeedTree::new(5);
+        assert_ne!(tree.worker(0, 0).next_u64(), tree.worker(1, 0).next_u64());
+        assert_ne!(tree.worker(0, 0).next_u64(), tree.worker(0, 1).next_u64());
+    }
+}
