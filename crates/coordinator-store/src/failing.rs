@@ -37,6 +37,7 @@
 //! it can only be injected.
 
 use std::fmt;
+use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -438,6 +439,9 @@ impl<S: fmt::Debug> fmt::Debug for FailingStore<S> {
     }
 }
 
+/// Like [`Metered`](crate::Metered), each `async` method awaits its
+/// `*_unboxed` twin, which awaits the wrapped store's twin, so the wrapper
+/// adds no allocation of its own.
 #[async_trait]
 impl<S: LeaseStore> LeaseStore for FailingStore<S> {
     fn backend(&self) -> &'static str {
@@ -449,19 +453,15 @@ impl<S: LeaseStore> LeaseStore for FailingStore<S> {
     }
 
     async fn get(&self, key: &str) -> Result<Option<StoredObject>, StoreError> {
-        self.read("get", RequestKind::Get, key, self.inner.get(key))
-            .await
+        self.get_unboxed(key).await
     }
 
     async fn get_if_changed(&self, key: &str, known: &Version) -> Result<Conditional, StoreError> {
-        let forward = self.inner.get_if_changed(key, known);
-        self.read("get_if_changed", RequestKind::Get, key, forward)
-            .await
+        self.get_if_changed_unboxed(key, known).await
     }
 
     async fn create(&self, key: &str, body: Bytes) -> Result<Written, StoreError> {
-        let forward = self.inner.create(key, body);
-        self.write("create", RequestKind::Put, key, forward).await
+        self.create_unboxed(key, body).await
     }
 
     async fn compare_and_swap(
@@ -470,31 +470,92 @@ impl<S: LeaseStore> LeaseStore for FailingStore<S> {
         expected: &Version,
         body: Bytes,
     ) -> Result<Written, StoreError> {
-        let forward = self.inner.compare_and_swap(key, expected, body);
-        self.write("compare_and_swap", RequestKind::Put, key, forward)
-            .await
+        self.compare_and_swap_unboxed(key, expected, body).await
     }
 
     async fn put(&self, key: &str, body: Bytes) -> Result<Written, StoreError> {
-        let forward = self.inner.put(key, body);
-        self.write("put", RequestKind::Put, key, forward).await
+        self.put_unboxed(key, body).await
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>, StoreError> {
-        self.read("list", RequestKind::List, prefix, self.inner.list(prefix))
-            .await
+        self.list_unboxed(prefix).await
     }
 
     async fn delete(&self, key: &str) -> Result<(), StoreError> {
-        let forward = self.inner.delete(key);
-        self.write("delete", RequestKind::Delete, key, forward)
-            .await
+        self.delete_unboxed(key).await
     }
 
     async fn delete_if_version(&self, key: &str, expected: &Version) -> Result<(), StoreError> {
-        let forward = self.inner.delete_if_version(key, expected);
+        self.delete_if_version_unboxed(key, expected).await
+    }
+
+    fn get_unboxed<'a>(
+        &'a self,
+        key: &'a str,
+    ) -> impl Future<Output = Result<Option<StoredObject>, StoreError>> + Send + 'a {
+        self.read("get", RequestKind::Get, key, self.inner.get_unboxed(key))
+    }
+
+    fn get_if_changed_unboxed<'a>(
+        &'a self,
+        key: &'a str,
+        known: &'a Version,
+    ) -> impl Future<Output = Result<Conditional, StoreError>> + Send + 'a {
+        let forward = self.inner.get_if_changed_unboxed(key, known);
+        self.read("get_if_changed", RequestKind::Get, key, forward)
+    }
+
+    fn create_unboxed<'a>(
+        &'a self,
+        key: &'a str,
+        body: Bytes,
+    ) -> impl Future<Output = Result<Written, StoreError>> + Send + 'a {
+        let forward = self.inner.create_unboxed(key, body);
+        self.write("create", RequestKind::Put, key, forward)
+    }
+
+    fn compare_and_swap_unboxed<'a>(
+        &'a self,
+        key: &'a str,
+        expected: &'a Version,
+        body: Bytes,
+    ) -> impl Future<Output = Result<Written, StoreError>> + Send + 'a {
+        let forward = self.inner.compare_and_swap_unboxed(key, expected, body);
+        self.write("compare_and_swap", RequestKind::Put, key, forward)
+    }
+
+    fn put_unboxed<'a>(
+        &'a self,
+        key: &'a str,
+        body: Bytes,
+    ) -> impl Future<Output = Result<Written, StoreError>> + Send + 'a {
+        let forward = self.inner.put_unboxed(key, body);
+        self.write("put", RequestKind::Put, key, forward)
+    }
+
+    fn list_unboxed<'a>(
+        &'a self,
+        prefix: &'a str,
+    ) -> impl Future<Output = Result<Vec<ObjectMeta>, StoreError>> + Send + 'a {
+        let forward = self.inner.list_unboxed(prefix);
+        self.read("list", RequestKind::List, prefix, forward)
+    }
+
+    fn delete_unboxed<'a>(
+        &'a self,
+        key: &'a str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send + 'a {
+        let forward = self.inner.delete_unboxed(key);
+        self.write("delete", RequestKind::Delete, key, forward)
+    }
+
+    fn delete_if_version_unboxed<'a>(
+        &'a self,
+        key: &'a str,
+        expected: &'a Version,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send + 'a {
+        let forward = self.inner.delete_if_version_unboxed(key, expected);
         self.write("delete_if_version", RequestKind::Delete, key, forward)
-            .await
     }
 }
 

@@ -81,6 +81,17 @@
 //!   ambiguous applied or not, latency) that a [`FaultController`] can change
 //!   at run time.
 //!
+//! # Holding a store, implementing one
+//!
+//! Hold any store as `Arc<dyn LeaseStore>` and call its `async` methods.
+//! To add a store, implement [`LeaseStore`] with `#[async_trait]`; that is
+//! enough for it to work everywhere, wrappers included. Its `*_unboxed`
+//! methods ([`get_unboxed`](LeaseStore::get_unboxed), …) are an optional
+//! fast path for generic wrappers: every store and wrapper here overrides
+//! them, so a stack such as `Metered<FailingStore<MemoryStore>>` called
+//! through `dyn LeaseStore` allocates one future per request, like the bare
+//! store (see [Boxed and unboxed methods](LeaseStore#boxed-and-unboxed-methods)).
+//!
 //! # Feature flags
 //!
 //! * `conformance`: the `conformance` module, the one
@@ -117,6 +128,8 @@ pub use object::{ObjectBackend, ObjectStoreLease, StoreOptions};
 pub use open::{open, open_unprobed, open_unprobed_with, open_with};
 pub use probe::{probe_cas, PROBE_PREFIX};
 
+use std::future::Future;
+
 use async_trait::async_trait;
 use bytes::Bytes;
 
@@ -124,11 +137,44 @@ use bytes::Bytes;
 /// needs. See the [crate docs](crate#contract) for the contract every
 /// implementation keeps.
 ///
+/// # Which methods to call, which to implement
+///
+/// **Hold** a store as `Arc<dyn LeaseStore>` (or `&dyn LeaseStore`) and call
+/// the `async` methods ([`get`](LeaseStore::get), [`create`](LeaseStore::create),
+/// …): each call allocates its future once, as `#[async_trait]` does.
+///
+/// **Implement** this trait with `#[async_trait]` and its `async` methods;
+/// that is all a store needs. The `*_unboxed` methods are optional.
+///
+/// # Boxed and unboxed methods
+///
+/// Every `async` method has an `*_unboxed` twin
+/// ([`get_unboxed`](LeaseStore::get_unboxed), …) that returns a plain
+/// `impl Future + Send` instead of a boxed one. The twins exist for
+/// **generic wrappers**: a wrapper `W<S: LeaseStore>` whose methods awaited
+/// `S`'s `async` methods would box one future per layer, so
+/// `Arc<dyn LeaseStore>` of `Metered<MemoryStore>` would cost two
+/// allocations per request where the bare store costs one. Awaiting
+/// `S`'s twins instead, inside its own unboxed futures, keeps any stack of
+/// this crate's stores and wrappers at one allocation per request: the one
+/// made where the stack is called through `dyn LeaseStore`.
+///
+/// * Their defaults forward to the `async` method (one boxed future), so a
+///   store that implements only the `async` methods works everywhere,
+///   wrapped or not, at one allocation per layer as before.
+/// * A store that overrides them makes each `async` method await its twin
+///   (`async fn get(&self, key: &str) -> … { self.get_unboxed(key).await }`),
+///   so both run the same code. Every store and wrapper of this crate does.
+/// * They have `where Self: Sized`: they are not in the vtable, so
+///   `dyn LeaseStore` stays object safe and cannot call them.
+///
 /// # Wrappers
 ///
 /// A wrapper (metering, fault injection) must forward every method,
 /// including the provided ones, so that the wrapped store's behaviour (a real
-/// conditional GET, say) is not replaced by the default.
+/// conditional GET, say) is not replaced by the default. It forwards its
+/// `*_unboxed` methods to the wrapped store's `*_unboxed` methods, and its
+/// `async` methods to its own `*_unboxed` methods.
 #[async_trait]
 pub trait LeaseStore: Send + Sync + std::fmt::Debug + 'static {
     /// A short name of the backend for errors and metrics: `"s3"`, `"gcs"`,
@@ -192,4 +238,113 @@ pub trait LeaseStore: Send + Sync + std::fmt::Debug + 'static {
     /// [`StoreError::NotSupported`] where [`Capabilities::conditional_delete`]
     /// is false.
     async fn delete_if_version(&self, key: &str, expected: &Version) -> Result<(), StoreError>;
+
+    // The unboxed forms. Each has `where Self: Sized`, which keeps them out of
+    // the vtable: `dyn LeaseStore` stays object safe and cannot call them.
+
+    /// [`get`](LeaseStore::get) without boxing its future, for generic
+    /// wrappers (see [Boxed and unboxed methods](LeaseStore#boxed-and-unboxed-methods)).
+    /// The default forwards to [`get`](LeaseStore::get) (one boxed future).
+    fn get_unboxed<'a>(
+        &'a self,
+        key: &'a str,
+    ) -> impl Future<Output = Result<Option<StoredObject>, StoreError>> + Send + 'a
+    where
+        Self: Sized,
+    {
+        self.get(key)
+    }
+
+    /// [`get_if_changed`](LeaseStore::get_if_changed) without boxing its
+    /// future. The default forwards to
+    /// [`get_if_changed`](LeaseStore::get_if_changed).
+    fn get_if_changed_unboxed<'a>(
+        &'a self,
+        key: &'a str,
+        known: &'a Version,
+    ) -> impl Future<Output = Result<Conditional, StoreError>> + Send + 'a
+    where
+        Self: Sized,
+    {
+        self.get_if_changed(key, known)
+    }
+
+    /// [`create`](LeaseStore::create) without boxing its future. The default
+    /// forwards to [`create`](LeaseStore::create).
+    fn create_unboxed<'a>(
+        &'a self,
+        key: &'a str,
+        body: Bytes,
+    ) -> impl Future<Output = Result<Written, StoreError>> + Send + 'a
+    where
+        Self: Sized,
+    {
+        self.create(key, body)
+    }
+
+    /// [`compare_and_swap`](LeaseStore::compare_and_swap) without boxing its
+    /// future. The default forwards to
+    /// [`compare_and_swap`](LeaseStore::compare_and_swap).
+    fn compare_and_swap_unboxed<'a>(
+        &'a self,
+        key: &'a str,
+        expected: &'a Version,
+        body: Bytes,
+    ) -> impl Future<Output = Result<Written, StoreError>> + Send + 'a
+    where
+        Self: Sized,
+    {
+        self.compare_and_swap(key, expected, body)
+    }
+
+    /// [`put`](LeaseStore::put) without boxing its future. The default
+    /// forwards to [`put`](LeaseStore::put).
+    fn put_unboxed<'a>(
+        &'a self,
+        key: &'a str,
+        body: Bytes,
+    ) -> impl Future<Output = Result<Written, StoreError>> + Send + 'a
+    where
+        Self: Sized,
+    {
+        self.put(key, body)
+    }
+
+    /// [`list`](LeaseStore::list) without boxing its future. The default
+    /// forwards to [`list`](LeaseStore::list).
+    fn list_unboxed<'a>(
+        &'a self,
+        prefix: &'a str,
+    ) -> impl Future<Output = Result<Vec<ObjectMeta>, StoreError>> + Send + 'a
+    where
+        Self: Sized,
+    {
+        self.list(prefix)
+    }
+
+    /// [`delete`](LeaseStore::delete) without boxing its future. The default
+    /// forwards to [`delete`](LeaseStore::delete).
+    fn delete_unboxed<'a>(
+        &'a self,
+        key: &'a str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send + 'a
+    where
+        Self: Sized,
+    {
+        self.delete(key)
+    }
+
+    /// [`delete_if_version`](LeaseStore::delete_if_version) without boxing
+    /// its future. The default forwards to
+    /// [`delete_if_version`](LeaseStore::delete_if_version).
+    fn delete_if_version_unboxed<'a>(
+        &'a self,
+        key: &'a str,
+        expected: &'a Version,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send + 'a
+    where
+        Self: Sized,
+    {
+        self.delete_if_version(key, expected)
+    }
 }

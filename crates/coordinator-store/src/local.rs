@@ -75,6 +75,7 @@
 
 use std::fmt;
 use std::fs::{self, File, Metadata, OpenOptions};
+use std::future::Future;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -688,6 +689,10 @@ impl Inner {
 }
 
 #[async_trait]
+#[allow(
+    clippy::manual_async_fn,
+    reason = "an `async fn` here would be boxed by #[async_trait]: the `*_unboxed` methods must return their `async` blocks"
+)]
 impl LeaseStore for LocalDirStore {
     fn backend(&self) -> &'static str {
         BACKEND
@@ -708,23 +713,11 @@ impl LeaseStore for LocalDirStore {
     /// # Cancel safety
     /// Safe: dropping the future abandons a read.
     async fn get(&self, key: &str) -> Result<Option<StoredObject>, StoreError> {
-        let inner = self.inner.clone();
-        let owned = key.to_owned();
-        blocking("get", key, false, move || inner.get(&owned)).await
+        self.get_unboxed(key).await
     }
 
     async fn get_if_changed(&self, key: &str, known: &Version) -> Result<Conditional, StoreError> {
-        let inner = self.inner.clone();
-        let owned = key.to_owned();
-        let known = known.clone();
-        blocking("get_if_changed", key, false, move || {
-            Ok(match inner.get(&owned)? {
-                None => Conditional::Absent,
-                Some(object) if object.version == known => Conditional::Unchanged,
-                Some(object) => Conditional::Changed(object),
-            })
-        })
-        .await
+        self.get_if_changed_unboxed(key, known).await
     }
 
     /// Creates the object under the key's lock.
@@ -733,18 +726,7 @@ impl LeaseStore for LocalDirStore {
     /// Dropping the future does not stop the write: it runs to completion on
     /// the blocking pool, like a request already sent.
     async fn create(&self, key: &str, body: Bytes) -> Result<Written, StoreError> {
-        let inner = self.inner.clone();
-        let owned = key.to_owned();
-        blocking("create", key, true, move || {
-            inner.locked("create", &owned, |target, current| match current {
-                Some(_) => Err(StoreError::AlreadyExists {
-                    key: owned.clone(),
-                    backend: BACKEND,
-                }),
-                None => inner.write_atomic("create", &owned, target, &body),
-            })
-        })
-        .await
+        self.create_unboxed(key, body).await
     }
 
     /// Replaces the object under the key's lock if its digest is `expected`.
@@ -758,79 +740,180 @@ impl LeaseStore for LocalDirStore {
         expected: &Version,
         body: Bytes,
     ) -> Result<Written, StoreError> {
-        let inner = self.inner.clone();
-        let owned = key.to_owned();
-        let expected = expected.clone();
-        blocking("compare_and_swap", key, true, move || {
-            inner.locked(
-                "compare_and_swap",
-                &owned,
-                |target, current| match current {
-                    Some((bytes, _)) if version_of(&bytes) == expected => {
-                        inner.write_atomic("compare_and_swap", &owned, target, &body)
-                    }
-                    _ => Err(StoreError::Conflict {
-                        key: owned.clone(),
-                        backend: BACKEND,
-                    }),
-                },
-            )
-        })
-        .await
+        self.compare_and_swap_unboxed(key, expected, body).await
     }
 
     /// Writes the object under the key's lock (the lock also guards the
     /// key's temp file).
     async fn put(&self, key: &str, body: Bytes) -> Result<Written, StoreError> {
-        let inner = self.inner.clone();
-        let owned = key.to_owned();
-        blocking("put", key, true, move || {
-            inner.locked("put", &owned, |target, _| {
-                inner.write_atomic("put", &owned, target, &body)
-            })
-        })
-        .await
+        self.put_unboxed(key, body).await
     }
 
     /// Lists the data files under `prefix` (whole segments), sorted by key,
     /// skipping temp files and lock files. Reads each file for its version.
     async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>, StoreError> {
-        let inner = self.inner.clone();
-        let owned = prefix.to_owned();
-        blocking("list", prefix, false, move || inner.list(&owned)).await
+        self.list_unboxed(prefix).await
     }
 
     async fn delete(&self, key: &str) -> Result<(), StoreError> {
-        let inner = self.inner.clone();
-        let owned = key.to_owned();
-        blocking("delete", key, true, move || {
-            inner.locked("delete", &owned, |target, _| {
-                inner.remove("delete", &owned, target)
-            })
-        })
-        .await
+        self.delete_unboxed(key).await
     }
 
     async fn delete_if_version(&self, key: &str, expected: &Version) -> Result<(), StoreError> {
-        let inner = self.inner.clone();
-        let owned = key.to_owned();
-        let expected = expected.clone();
-        blocking("delete_if_version", key, true, move || {
-            inner.locked(
-                "delete_if_version",
-                &owned,
-                |target, current| match current {
-                    Some((bytes, _)) if version_of(&bytes) == expected => {
-                        inner.remove("delete_if_version", &owned, target)
-                    }
-                    _ => Err(StoreError::Conflict {
+        self.delete_if_version_unboxed(key, expected).await
+    }
+
+    fn get_unboxed<'a>(
+        &'a self,
+        key: &'a str,
+    ) -> impl Future<Output = Result<Option<StoredObject>, StoreError>> + Send + 'a {
+        async move {
+            let inner = self.inner.clone();
+            let owned = key.to_owned();
+            blocking("get", key, false, move || inner.get(&owned)).await
+        }
+    }
+
+    fn get_if_changed_unboxed<'a>(
+        &'a self,
+        key: &'a str,
+        known: &'a Version,
+    ) -> impl Future<Output = Result<Conditional, StoreError>> + Send + 'a {
+        async move {
+            let inner = self.inner.clone();
+            let owned = key.to_owned();
+            let known = known.clone();
+            blocking("get_if_changed", key, false, move || {
+                Ok(match inner.get(&owned)? {
+                    None => Conditional::Absent,
+                    Some(object) if object.version == known => Conditional::Unchanged,
+                    Some(object) => Conditional::Changed(object),
+                })
+            })
+            .await
+        }
+    }
+
+    fn create_unboxed<'a>(
+        &'a self,
+        key: &'a str,
+        body: Bytes,
+    ) -> impl Future<Output = Result<Written, StoreError>> + Send + 'a {
+        async move {
+            let inner = self.inner.clone();
+            let owned = key.to_owned();
+            blocking("create", key, true, move || {
+                inner.locked("create", &owned, |target, current| match current {
+                    Some(_) => Err(StoreError::AlreadyExists {
                         key: owned.clone(),
                         backend: BACKEND,
                     }),
-                },
-            )
-        })
-        .await
+                    None => inner.write_atomic("create", &owned, target, &body),
+                })
+            })
+            .await
+        }
+    }
+
+    fn compare_and_swap_unboxed<'a>(
+        &'a self,
+        key: &'a str,
+        expected: &'a Version,
+        body: Bytes,
+    ) -> impl Future<Output = Result<Written, StoreError>> + Send + 'a {
+        async move {
+            let inner = self.inner.clone();
+            let owned = key.to_owned();
+            let expected = expected.clone();
+            blocking("compare_and_swap", key, true, move || {
+                inner.locked(
+                    "compare_and_swap",
+                    &owned,
+                    |target, current| match current {
+                        Some((bytes, _)) if version_of(&bytes) == expected => {
+                            inner.write_atomic("compare_and_swap", &owned, target, &body)
+                        }
+                        _ => Err(StoreError::Conflict {
+                            key: owned.clone(),
+                            backend: BACKEND,
+                        }),
+                    },
+                )
+            })
+            .await
+        }
+    }
+
+    fn put_unboxed<'a>(
+        &'a self,
+        key: &'a str,
+        body: Bytes,
+    ) -> impl Future<Output = Result<Written, StoreError>> + Send + 'a {
+        async move {
+            let inner = self.inner.clone();
+            let owned = key.to_owned();
+            blocking("put", key, true, move || {
+                inner.locked("put", &owned, |target, _| {
+                    inner.write_atomic("put", &owned, target, &body)
+                })
+            })
+            .await
+        }
+    }
+
+    fn list_unboxed<'a>(
+        &'a self,
+        prefix: &'a str,
+    ) -> impl Future<Output = Result<Vec<ObjectMeta>, StoreError>> + Send + 'a {
+        async move {
+            let inner = self.inner.clone();
+            let owned = prefix.to_owned();
+            blocking("list", prefix, false, move || inner.list(&owned)).await
+        }
+    }
+
+    fn delete_unboxed<'a>(
+        &'a self,
+        key: &'a str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send + 'a {
+        async move {
+            let inner = self.inner.clone();
+            let owned = key.to_owned();
+            blocking("delete", key, true, move || {
+                inner.locked("delete", &owned, |target, _| {
+                    inner.remove("delete", &owned, target)
+                })
+            })
+            .await
+        }
+    }
+
+    fn delete_if_version_unboxed<'a>(
+        &'a self,
+        key: &'a str,
+        expected: &'a Version,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send + 'a {
+        async move {
+            let inner = self.inner.clone();
+            let owned = key.to_owned();
+            let expected = expected.clone();
+            blocking("delete_if_version", key, true, move || {
+                inner.locked(
+                    "delete_if_version",
+                    &owned,
+                    |target, current| match current {
+                        Some((bytes, _)) if version_of(&bytes) == expected => {
+                            inner.remove("delete_if_version", &owned, target)
+                        }
+                        _ => Err(StoreError::Conflict {
+                            key: owned.clone(),
+                            backend: BACKEND,
+                        }),
+                    },
+                )
+            })
+            .await
+        }
     }
 }
 

@@ -17,6 +17,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -196,6 +197,10 @@ pub(crate) fn key_is_under(key: &str, prefix: &str) -> bool {
 }
 
 #[async_trait]
+#[allow(
+    clippy::manual_async_fn,
+    reason = "an `async fn` here would be boxed by #[async_trait]: the `*_unboxed` methods must return their `async` blocks"
+)]
 impl LeaseStore for MemoryStore {
     fn backend(&self) -> &'static str {
         BACKEND
@@ -210,27 +215,15 @@ impl LeaseStore for MemoryStore {
     }
 
     async fn get(&self, key: &str) -> Result<Option<StoredObject>, StoreError> {
-        Ok(self.lock().objects.get(key).map(Entry::object))
+        self.get_unboxed(key).await
     }
 
     async fn get_if_changed(&self, key: &str, known: &Version) -> Result<Conditional, StoreError> {
-        Ok(match self.lock().objects.get(key) {
-            None => Conditional::Absent,
-            Some(entry) if &entry.version == known => Conditional::Unchanged,
-            Some(entry) => Conditional::Changed(entry.object()),
-        })
+        self.get_if_changed_unboxed(key, known).await
     }
 
     async fn create(&self, key: &str, body: Bytes) -> Result<Written, StoreError> {
-        let mut state = self.lock();
-        if state.objects.contains_key(key) {
-            return Err(StoreError::AlreadyExists {
-                key: key.to_owned(),
-                backend: BACKEND,
-            });
-        }
-        let now = self.now_ms();
-        Ok(state.write(key, body, now))
+        self.create_unboxed(key, body).await
     }
 
     async fn compare_and_swap(
@@ -239,62 +232,153 @@ impl LeaseStore for MemoryStore {
         expected: &Version,
         body: Bytes,
     ) -> Result<Written, StoreError> {
-        let mut state = self.lock();
-        match state.objects.get(key) {
-            Some(entry) if &entry.version == expected => {
-                let now = self.now_ms();
-                Ok(state.write(key, body, now))
-            }
-            _ => Err(StoreError::Conflict {
-                key: key.to_owned(),
-                backend: BACKEND,
-            }),
-        }
+        self.compare_and_swap_unboxed(key, expected, body).await
     }
 
     async fn put(&self, key: &str, body: Bytes) -> Result<Written, StoreError> {
-        let mut state = self.lock();
-        let now = self.now_ms();
-        Ok(state.write(key, body, now))
+        self.put_unboxed(key, body).await
     }
 
     /// Lists the objects under `prefix` (whole segments: `a` holds `a/b`,
     /// not `ab`), sorted by key.
     async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>, StoreError> {
-        let state = self.lock();
-        Ok(state
-            .objects
-            .range::<str, _>((
-                std::ops::Bound::Included(prefix),
-                std::ops::Bound::Unbounded,
-            ))
-            .take_while(|(key, _)| key.starts_with(prefix))
-            .filter(|(key, _)| key_is_under(key, prefix))
-            .map(|(key, entry)| ObjectMeta {
-                key: key.clone(),
-                version: entry.version.clone(),
-                size: entry.body.len() as u64,
-                store_time: Some(StoreTime(entry.store_time)),
-            })
-            .collect())
+        self.list_unboxed(prefix).await
     }
 
     async fn delete(&self, key: &str) -> Result<(), StoreError> {
-        self.lock().objects.remove(key);
-        Ok(())
+        self.delete_unboxed(key).await
     }
 
     async fn delete_if_version(&self, key: &str, expected: &Version) -> Result<(), StoreError> {
-        let mut state = self.lock();
-        match state.objects.get(key) {
-            Some(entry) if &entry.version == expected => {
-                state.objects.remove(key);
-                Ok(())
+        self.delete_if_version_unboxed(key, expected).await
+    }
+
+    // The work happens when the future is first polled, as with the `async`
+    // methods: a future that is dropped unpolled changes nothing.
+
+    fn get_unboxed<'a>(
+        &'a self,
+        key: &'a str,
+    ) -> impl Future<Output = Result<Option<StoredObject>, StoreError>> + Send + 'a {
+        async move { Ok(self.lock().objects.get(key).map(Entry::object)) }
+    }
+
+    fn get_if_changed_unboxed<'a>(
+        &'a self,
+        key: &'a str,
+        known: &'a Version,
+    ) -> impl Future<Output = Result<Conditional, StoreError>> + Send + 'a {
+        async move {
+            Ok(match self.lock().objects.get(key) {
+                None => Conditional::Absent,
+                Some(entry) if &entry.version == known => Conditional::Unchanged,
+                Some(entry) => Conditional::Changed(entry.object()),
+            })
+        }
+    }
+
+    fn create_unboxed<'a>(
+        &'a self,
+        key: &'a str,
+        body: Bytes,
+    ) -> impl Future<Output = Result<Written, StoreError>> + Send + 'a {
+        async move {
+            let mut state = self.lock();
+            if state.objects.contains_key(key) {
+                return Err(StoreError::AlreadyExists {
+                    key: key.to_owned(),
+                    backend: BACKEND,
+                });
             }
-            _ => Err(StoreError::Conflict {
-                key: key.to_owned(),
-                backend: BACKEND,
-            }),
+            let now = self.now_ms();
+            Ok(state.write(key, body, now))
+        }
+    }
+
+    fn compare_and_swap_unboxed<'a>(
+        &'a self,
+        key: &'a str,
+        expected: &'a Version,
+        body: Bytes,
+    ) -> impl Future<Output = Result<Written, StoreError>> + Send + 'a {
+        async move {
+            let mut state = self.lock();
+            match state.objects.get(key) {
+                Some(entry) if &entry.version == expected => {
+                    let now = self.now_ms();
+                    Ok(state.write(key, body, now))
+                }
+                _ => Err(StoreError::Conflict {
+                    key: key.to_owned(),
+                    backend: BACKEND,
+                }),
+            }
+        }
+    }
+
+    fn put_unboxed<'a>(
+        &'a self,
+        key: &'a str,
+        body: Bytes,
+    ) -> impl Future<Output = Result<Written, StoreError>> + Send + 'a {
+        async move {
+            let mut state = self.lock();
+            let now = self.now_ms();
+            Ok(state.write(key, body, now))
+        }
+    }
+
+    fn list_unboxed<'a>(
+        &'a self,
+        prefix: &'a str,
+    ) -> impl Future<Output = Result<Vec<ObjectMeta>, StoreError>> + Send + 'a {
+        async move {
+            let state = self.lock();
+            Ok(state
+                .objects
+                .range::<str, _>((
+                    std::ops::Bound::Included(prefix),
+                    std::ops::Bound::Unbounded,
+                ))
+                .take_while(|(key, _)| key.starts_with(prefix))
+                .filter(|(key, _)| key_is_under(key, prefix))
+                .map(|(key, entry)| ObjectMeta {
+                    key: key.clone(),
+                    version: entry.version.clone(),
+                    size: entry.body.len() as u64,
+                    store_time: Some(StoreTime(entry.store_time)),
+                })
+                .collect())
+        }
+    }
+
+    fn delete_unboxed<'a>(
+        &'a self,
+        key: &'a str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send + 'a {
+        async move {
+            self.lock().objects.remove(key);
+            Ok(())
+        }
+    }
+
+    fn delete_if_version_unboxed<'a>(
+        &'a self,
+        key: &'a str,
+        expected: &'a Version,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send + 'a {
+        async move {
+            let mut state = self.lock();
+            match state.objects.get(key) {
+                Some(entry) if &entry.version == expected => {
+                    state.objects.remove(key);
+                    Ok(())
+                }
+                _ => Err(StoreError::Conflict {
+                    key: key.to_owned(),
+                    backend: BACKEND,
+                }),
+            }
         }
     }
 }

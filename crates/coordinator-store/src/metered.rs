@@ -14,6 +14,7 @@
 //!   returned.
 
 use std::fmt;
+use std::future::Future;
 use std::ops::Sub;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -232,7 +233,15 @@ impl<S: fmt::Debug> fmt::Debug for Metered<S> {
     }
 }
 
+/// Each `async` method awaits its `*_unboxed` twin, which awaits the
+/// wrapped store's twin: through `dyn LeaseStore`, a `Metered<MemoryStore>`
+/// allocates one future per request, as a bare `MemoryStore` does (see
+/// [Boxed and unboxed methods](LeaseStore#boxed-and-unboxed-methods)).
 #[async_trait]
+#[allow(
+    clippy::manual_async_fn,
+    reason = "an `async fn` here would be boxed by #[async_trait]: the `*_unboxed` methods must return their `async` blocks"
+)]
 impl<S: LeaseStore> LeaseStore for Metered<S> {
     fn backend(&self) -> &'static str {
         self.inner.backend()
@@ -243,18 +252,15 @@ impl<S: LeaseStore> LeaseStore for Metered<S> {
     }
 
     async fn get(&self, key: &str) -> Result<Option<StoredObject>, StoreError> {
-        let result = self.inner.get(key).await;
-        self.count(RequestKind::Get, result)
+        self.get_unboxed(key).await
     }
 
     async fn get_if_changed(&self, key: &str, known: &Version) -> Result<Conditional, StoreError> {
-        let result = self.inner.get_if_changed(key, known).await;
-        self.count(RequestKind::Get, result)
+        self.get_if_changed_unboxed(key, known).await
     }
 
     async fn create(&self, key: &str, body: Bytes) -> Result<Written, StoreError> {
-        let result = self.inner.create(key, body).await;
-        self.count(RequestKind::Put, result)
+        self.create_unboxed(key, body).await
     }
 
     async fn compare_and_swap(
@@ -263,36 +269,120 @@ impl<S: LeaseStore> LeaseStore for Metered<S> {
         expected: &Version,
         body: Bytes,
     ) -> Result<Written, StoreError> {
-        let result = self.inner.compare_and_swap(key, expected, body).await;
-        self.count(RequestKind::Put, result)
+        self.compare_and_swap_unboxed(key, expected, body).await
     }
 
     async fn put(&self, key: &str, body: Bytes) -> Result<Written, StoreError> {
-        let result = self.inner.put(key, body).await;
-        self.count(RequestKind::Put, result)
+        self.put_unboxed(key, body).await
     }
 
     /// Forwards the listing and counts one LIST per started page of
     /// [`LIST_PAGE_SIZE`] keys (one for an empty or failed listing).
     async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>, StoreError> {
-        let result = self.inner.list(prefix).await;
-        let pages = match &result {
-            Ok(objects) => objects.len().div_ceil(LIST_PAGE_SIZE).max(1) as u64,
-            Err(_) => 1,
-        };
-        self.counter
-            .record(RequestKind::List, pages, result.is_ok());
-        result
+        self.list_unboxed(prefix).await
     }
 
     async fn delete(&self, key: &str) -> Result<(), StoreError> {
-        let result = self.inner.delete(key).await;
-        self.count(RequestKind::Delete, result)
+        self.delete_unboxed(key).await
     }
 
     async fn delete_if_version(&self, key: &str, expected: &Version) -> Result<(), StoreError> {
-        let result = self.inner.delete_if_version(key, expected).await;
-        self.count(RequestKind::Delete, result)
+        self.delete_if_version_unboxed(key, expected).await
+    }
+
+    fn get_unboxed<'a>(
+        &'a self,
+        key: &'a str,
+    ) -> impl Future<Output = Result<Option<StoredObject>, StoreError>> + Send + 'a {
+        async move {
+            let result = self.inner.get_unboxed(key).await;
+            self.count(RequestKind::Get, result)
+        }
+    }
+
+    fn get_if_changed_unboxed<'a>(
+        &'a self,
+        key: &'a str,
+        known: &'a Version,
+    ) -> impl Future<Output = Result<Conditional, StoreError>> + Send + 'a {
+        async move {
+            let result = self.inner.get_if_changed_unboxed(key, known).await;
+            self.count(RequestKind::Get, result)
+        }
+    }
+
+    fn create_unboxed<'a>(
+        &'a self,
+        key: &'a str,
+        body: Bytes,
+    ) -> impl Future<Output = Result<Written, StoreError>> + Send + 'a {
+        async move {
+            let result = self.inner.create_unboxed(key, body).await;
+            self.count(RequestKind::Put, result)
+        }
+    }
+
+    fn compare_and_swap_unboxed<'a>(
+        &'a self,
+        key: &'a str,
+        expected: &'a Version,
+        body: Bytes,
+    ) -> impl Future<Output = Result<Written, StoreError>> + Send + 'a {
+        async move {
+            let result = self
+                .inner
+                .compare_and_swap_unboxed(key, expected, body)
+                .await;
+            self.count(RequestKind::Put, result)
+        }
+    }
+
+    fn put_unboxed<'a>(
+        &'a self,
+        key: &'a str,
+        body: Bytes,
+    ) -> impl Future<Output = Result<Written, StoreError>> + Send + 'a {
+        async move {
+            let result = self.inner.put_unboxed(key, body).await;
+            self.count(RequestKind::Put, result)
+        }
+    }
+
+    fn list_unboxed<'a>(
+        &'a self,
+        prefix: &'a str,
+    ) -> impl Future<Output = Result<Vec<ObjectMeta>, StoreError>> + Send + 'a {
+        async move {
+            let result = self.inner.list_unboxed(prefix).await;
+            let pages = match &result {
+                Ok(objects) => objects.len().div_ceil(LIST_PAGE_SIZE).max(1) as u64,
+                Err(_) => 1,
+            };
+            self.counter
+                .record(RequestKind::List, pages, result.is_ok());
+            result
+        }
+    }
+
+    fn delete_unboxed<'a>(
+        &'a self,
+        key: &'a str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send + 'a {
+        async move {
+            let result = self.inner.delete_unboxed(key).await;
+            self.count(RequestKind::Delete, result)
+        }
+    }
+
+    fn delete_if_version_unboxed<'a>(
+        &'a self,
+        key: &'a str,
+        expected: &'a Version,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send + 'a {
+        async move {
+            let result = self.inner.delete_if_version_unboxed(key, expected).await;
+            self.count(RequestKind::Delete, result)
+        }
     }
 }
 
@@ -300,6 +390,69 @@ impl<S: LeaseStore> LeaseStore for Metered<S> {
 mod tests {
     use super::*;
     use crate::MemoryStore;
+
+    /// A store that implements only the `async` methods, as stores outside
+    /// this crate do: `Metered` reaches it through the default `*_unboxed`
+    /// methods.
+    #[derive(Debug)]
+    struct AsyncOnly(MemoryStore);
+
+    #[async_trait]
+    impl LeaseStore for AsyncOnly {
+        fn backend(&self) -> &'static str {
+            "async-only"
+        }
+        fn capabilities(&self) -> Capabilities {
+            self.0.capabilities()
+        }
+        async fn get(&self, key: &str) -> Result<Option<StoredObject>, StoreError> {
+            self.0.get(key).await
+        }
+        async fn create(&self, key: &str, body: Bytes) -> Result<Written, StoreError> {
+            self.0.create(key, body).await
+        }
+        async fn compare_and_swap(
+            &self,
+            key: &str,
+            expected: &Version,
+            body: Bytes,
+        ) -> Result<Written, StoreError> {
+            self.0.compare_and_swap(key, expected, body).await
+        }
+        async fn put(&self, key: &str, body: Bytes) -> Result<Written, StoreError> {
+            self.0.put(key, body).await
+        }
+        async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>, StoreError> {
+            self.0.list(prefix).await
+        }
+        async fn delete(&self, key: &str) -> Result<(), StoreError> {
+            self.0.delete(key).await
+        }
+        async fn delete_if_version(&self, key: &str, expected: &Version) -> Result<(), StoreError> {
+            self.0.delete_if_version(key, expected).await
+        }
+    }
+
+    #[tokio::test]
+    async fn wraps_a_store_with_only_async_methods() {
+        let metered = Metered::new(AsyncOnly(MemoryStore::new()));
+        let counter = metered.counter();
+        let store: Arc<dyn LeaseStore> = Arc::new(metered);
+        let written = store.create("k", "a".into()).await.unwrap();
+        // The trait's provided get_if_changed, reached through the default
+        // get_if_changed_unboxed.
+        let unchanged = store.get_if_changed("k", &written.version).await.unwrap();
+        assert!(matches!(unchanged, Conditional::Unchanged));
+        let stale = store
+            .compare_and_swap("k", &Version::new("x"), "b".into())
+            .await;
+        assert!(matches!(stale, Err(StoreError::Conflict { .. })));
+        store.delete("k").await.unwrap();
+        assert_eq!(store.backend(), "async-only");
+        let counts = counter.snapshot();
+        assert_eq!((counts.get, counts.put, counts.delete), (1, 2, 1));
+        assert_eq!(counts.errors, 1);
+    }
 
     #[tokio::test]
     async fn counts_kinds_outcomes_and_list_pages() {

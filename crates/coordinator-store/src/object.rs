@@ -20,6 +20,7 @@
 //! instead; see its docs for the bound.
 
 use std::fmt;
+use std::future::Future;
 use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -833,6 +834,10 @@ fn key_is_under(key: &str, prefix: &str) -> bool {
 }
 
 #[async_trait]
+#[allow(
+    clippy::manual_async_fn,
+    reason = "an `async fn` here would be boxed by #[async_trait]: the `*_unboxed` methods must return their `async` blocks"
+)]
 impl LeaseStore for ObjectStoreLease {
     fn backend(&self) -> &'static str {
         self.name()
@@ -847,43 +852,15 @@ impl LeaseStore for ObjectStoreLease {
     }
 
     async fn get(&self, key: &str) -> Result<Option<StoredObject>, StoreError> {
-        let path = self.path(Op::Get, key)?;
-        match self
-            .read(Op::Get, key, &path, GetOptions::default())
-            .await?
-        {
-            Read::Found(object) => Ok(Some(object)),
-            Read::Absent => Ok(None),
-            Read::NotModified => Err(StoreError::Backend {
-                op: Op::Get.as_str(),
-                key: key.to_owned(),
-                backend: self.name(),
-                source: "the store answered an unconditional GET with 304 Not Modified".into(),
-            }),
-        }
+        self.get_unboxed(key).await
     }
 
     async fn get_if_changed(&self, key: &str, known: &Version) -> Result<Conditional, StoreError> {
-        let path = self.path(Op::GetIfChanged, key)?;
-        let options = GetOptions {
-            if_none_match: self.e_tag_of(known).map(str::to_owned),
-            ..GetOptions::default()
-        };
-        Ok(
-            match self.read(Op::GetIfChanged, key, &path, options).await? {
-                Read::NotModified => Conditional::Unchanged,
-                Read::Absent => Conditional::Absent,
-                // A store that ignores If-None-Match sends the body anyway.
-                Read::Found(object) if &object.version == known => Conditional::Unchanged,
-                Read::Found(object) => Conditional::Changed(object),
-            },
-        )
+        self.get_if_changed_unboxed(key, known).await
     }
 
     async fn create(&self, key: &str, body: Bytes) -> Result<Written, StoreError> {
-        let path = self.path(Op::Create, key)?;
-        self.conditional_put(Op::Create, key, &path, body, PutMode::Create)
-            .await
+        self.create_unboxed(key, body).await
     }
 
     async fn compare_and_swap(
@@ -892,89 +869,195 @@ impl LeaseStore for ObjectStoreLease {
         expected: &Version,
         body: Bytes,
     ) -> Result<Written, StoreError> {
-        let path = self.path(Op::CompareAndSwap, key)?;
-        let Some(update) = self.update_version(expected) else {
-            // A version this backend cannot match (a GCS listing's): it
-            // cannot be the object's current one as far as a CAS can tell.
-            tracing::debug!(
-                key,
-                backend = self.name(),
-                version = expected.as_str(),
-                "compare-and-swap with a version that cannot identify an object here"
-            );
-            return Err(self.conflict(key));
-        };
-        self.conditional_put(
-            Op::CompareAndSwap,
-            key,
-            &path,
-            body,
-            PutMode::Update(update),
-        )
-        .await
+        self.compare_and_swap_unboxed(key, expected, body).await
     }
 
     async fn put(&self, key: &str, body: Bytes) -> Result<Written, StoreError> {
-        let path = self.path(Op::Put, key)?;
-        match self.store.put(&path, PutPayload::from_bytes(body)).await {
-            Ok(result) => self.written(Op::Put, key, result),
-            Err(e) => Err(self.error(Op::Put, key, e)),
-        }
+        self.put_unboxed(key, body).await
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>, StoreError> {
-        let trimmed = prefix.trim_end_matches('/');
-        let list_path = if trimmed.is_empty() {
-            self.root.clone()
-        } else {
-            Some(self.path(Op::List, trimmed)?)
-        };
-        let mut stream = self.store.list(list_path.as_ref());
-        let mut out = Vec::new();
-        loop {
-            let meta = match stream.try_next().await {
-                Ok(Some(meta)) => meta,
-                Ok(None) => break,
-                Err(e) => return Err(self.error(Op::List, prefix, e)),
-            };
-            let Some(key) = self.key_of(&meta.location) else {
-                continue;
-            };
-            if !key_is_under(key, prefix) {
-                continue;
-            }
-            let (version, store_time) = self.object_meta(Op::List, key, &meta)?;
-            out.push(ObjectMeta {
-                key: key.to_owned(),
-                version,
-                size: meta.size,
-                store_time,
-            });
-        }
-        out.sort_by(|a, b| a.key.cmp(&b.key));
-        Ok(out)
+        self.list_unboxed(prefix).await
     }
 
     async fn delete(&self, key: &str) -> Result<(), StoreError> {
-        let path = self.path(Op::Delete, key)?;
-        match self.store.delete(&path).await {
-            Ok(()) => Ok(()),
-            Err(e @ object_store::Error::NotFound { .. }) => {
-                if Facts::of(&e).missing_bucket() {
-                    Err(self.error(Op::Delete, key, e))
-                } else {
-                    Ok(())
-                }
-            }
-            Err(e) => Err(self.error(Op::Delete, key, e)),
-        }
+        self.delete_unboxed(key).await
     }
 
     async fn delete_if_version(&self, _key: &str, _expected: &Version) -> Result<(), StoreError> {
-        Err(StoreError::NotSupported {
-            op: "delete_if_version",
-            backend: self.name(),
-        })
+        self.delete_if_version_unboxed(_key, _expected).await
+    }
+
+    fn get_unboxed<'a>(
+        &'a self,
+        key: &'a str,
+    ) -> impl Future<Output = Result<Option<StoredObject>, StoreError>> + Send + 'a {
+        async move {
+            let path = self.path(Op::Get, key)?;
+            match self
+                .read(Op::Get, key, &path, GetOptions::default())
+                .await?
+            {
+                Read::Found(object) => Ok(Some(object)),
+                Read::Absent => Ok(None),
+                Read::NotModified => Err(StoreError::Backend {
+                    op: Op::Get.as_str(),
+                    key: key.to_owned(),
+                    backend: self.name(),
+                    source: "the store answered an unconditional GET with 304 Not Modified".into(),
+                }),
+            }
+        }
+    }
+
+    fn get_if_changed_unboxed<'a>(
+        &'a self,
+        key: &'a str,
+        known: &'a Version,
+    ) -> impl Future<Output = Result<Conditional, StoreError>> + Send + 'a {
+        async move {
+            let path = self.path(Op::GetIfChanged, key)?;
+            let options = GetOptions {
+                if_none_match: self.e_tag_of(known).map(str::to_owned),
+                ..GetOptions::default()
+            };
+            Ok(
+                match self.read(Op::GetIfChanged, key, &path, options).await? {
+                    Read::NotModified => Conditional::Unchanged,
+                    Read::Absent => Conditional::Absent,
+                    // A store that ignores If-None-Match sends the body anyway.
+                    Read::Found(object) if &object.version == known => Conditional::Unchanged,
+                    Read::Found(object) => Conditional::Changed(object),
+                },
+            )
+        }
+    }
+
+    fn create_unboxed<'a>(
+        &'a self,
+        key: &'a str,
+        body: Bytes,
+    ) -> impl Future<Output = Result<Written, StoreError>> + Send + 'a {
+        async move {
+            let path = self.path(Op::Create, key)?;
+            self.conditional_put(Op::Create, key, &path, body, PutMode::Create)
+                .await
+        }
+    }
+
+    fn compare_and_swap_unboxed<'a>(
+        &'a self,
+        key: &'a str,
+        expected: &'a Version,
+        body: Bytes,
+    ) -> impl Future<Output = Result<Written, StoreError>> + Send + 'a {
+        async move {
+            let path = self.path(Op::CompareAndSwap, key)?;
+            let Some(update) = self.update_version(expected) else {
+                // A version this backend cannot match (a GCS listing's): it
+                // cannot be the object's current one as far as a CAS can tell.
+                tracing::debug!(
+                    key,
+                    backend = self.name(),
+                    version = expected.as_str(),
+                    "compare-and-swap with a version that cannot identify an object here"
+                );
+                return Err(self.conflict(key));
+            };
+            self.conditional_put(
+                Op::CompareAndSwap,
+                key,
+                &path,
+                body,
+                PutMode::Update(update),
+            )
+            .await
+        }
+    }
+
+    fn put_unboxed<'a>(
+        &'a self,
+        key: &'a str,
+        body: Bytes,
+    ) -> impl Future<Output = Result<Written, StoreError>> + Send + 'a {
+        async move {
+            let path = self.path(Op::Put, key)?;
+            match self.store.put(&path, PutPayload::from_bytes(body)).await {
+                Ok(result) => self.written(Op::Put, key, result),
+                Err(e) => Err(self.error(Op::Put, key, e)),
+            }
+        }
+    }
+
+    fn list_unboxed<'a>(
+        &'a self,
+        prefix: &'a str,
+    ) -> impl Future<Output = Result<Vec<ObjectMeta>, StoreError>> + Send + 'a {
+        async move {
+            let trimmed = prefix.trim_end_matches('/');
+            let list_path = if trimmed.is_empty() {
+                self.root.clone()
+            } else {
+                Some(self.path(Op::List, trimmed)?)
+            };
+            let mut stream = self.store.list(list_path.as_ref());
+            let mut out = Vec::new();
+            loop {
+                let meta = match stream.try_next().await {
+                    Ok(Some(meta)) => meta,
+                    Ok(None) => break,
+                    Err(e) => return Err(self.error(Op::List, prefix, e)),
+                };
+                let Some(key) = self.key_of(&meta.location) else {
+                    continue;
+                };
+                if !key_is_under(key, prefix) {
+                    continue;
+                }
+                let (version, store_time) = self.object_meta(Op::List, key, &meta)?;
+                out.push(ObjectMeta {
+                    key: key.to_owned(),
+                    version,
+                    size: meta.size,
+                    store_time,
+                });
+            }
+            out.sort_by(|a, b| a.key.cmp(&b.key));
+            Ok(out)
+        }
+    }
+
+    fn delete_unboxed<'a>(
+        &'a self,
+        key: &'a str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send + 'a {
+        async move {
+            let path = self.path(Op::Delete, key)?;
+            match self.store.delete(&path).await {
+                Ok(()) => Ok(()),
+                Err(e @ object_store::Error::NotFound { .. }) => {
+                    if Facts::of(&e).missing_bucket() {
+                        Err(self.error(Op::Delete, key, e))
+                    } else {
+                        Ok(())
+                    }
+                }
+                Err(e) => Err(self.error(Op::Delete, key, e)),
+            }
+        }
+    }
+
+    fn delete_if_version_unboxed<'a>(
+        &'a self,
+        _key: &'a str,
+        _expected: &'a Version,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send + 'a {
+        async move {
+            Err(StoreError::NotSupported {
+                op: "delete_if_version",
+                backend: self.name(),
+            })
+        }
     }
 }
 
