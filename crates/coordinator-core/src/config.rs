@@ -58,7 +58,17 @@ pub struct Config {
     /// (half the worker timeout).
     #[serde(with = "duration_format")]
     pub membership_interval: Duration,
-    /// How often the leader lists the heartbeat objects. Default 10 s.
+    /// How often the designated successor (the first successor the lease
+    /// lists) reads the lease, so that it sees a release or a crash sooner.
+    /// Default 2 s; capped at `heartbeat_interval` (so shortening the
+    /// heartbeat alone never makes the successor slower). One worker per namespace
+    /// pays for it: about 1,100 more GETs an hour, $0.33 a month on S3.
+    #[serde(with = "duration_format")]
+    pub successor_poll_interval: Duration,
+    /// How often the leader lists the heartbeat objects. Default 12 s: a
+    /// dead worker leaves the roster within `worker_timeout` plus one list
+    /// interval, and listing less often pays for the designated
+    /// successor's faster reads.
     #[serde(with = "duration_format")]
     pub worker_list_interval: Duration,
     /// The largest relative error of any worker's clock rate, ρ, as a
@@ -74,7 +84,7 @@ pub struct Config {
     pub retry_backoff: Duration,
     /// The extra wait per rank of a follower in the succession order
     /// (rank 0, the lexicographically first live worker, tries at once).
-    /// Default 250 ms. May be zero.
+    /// Default 100 ms. May be zero.
     #[serde(with = "duration_format")]
     pub succession_step: Duration,
     /// How many successors the lease itself lists. Default 8.
@@ -98,11 +108,12 @@ impl Default for Config {
             renew_deadline: Duration::from_secs(10),
             worker_timeout: Duration::from_secs(20),
             membership_interval: Duration::from_secs(10),
-            worker_list_interval: Duration::from_secs(10),
+            successor_poll_interval: Duration::from_secs(2),
+            worker_list_interval: Duration::from_secs(12),
             drift_tolerance: 0.1,
             request_timeout: Duration::from_secs(2),
             retry_backoff: Duration::from_millis(250),
-            succession_step: Duration::from_millis(250),
+            succession_step: Duration::from_millis(100),
             successors_in_lease: 8,
             stale_takeover: StaleTakeover::Auto,
             stale_takeover_margin: Duration::from_secs(2),
@@ -176,6 +187,7 @@ impl Config {
             ("renew_deadline", self.renew_deadline),
             ("worker_timeout", self.worker_timeout),
             ("membership_interval", self.membership_interval),
+            ("successor_poll_interval", self.successor_poll_interval),
             ("worker_list_interval", self.worker_list_interval),
             ("request_timeout", self.request_timeout),
             ("retry_backoff", self.retry_backoff),

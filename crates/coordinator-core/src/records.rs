@@ -77,6 +77,12 @@ pub struct LeaseRecord {
     /// How many live workers the leader last saw, itself included.
     #[serde(default)]
     pub roster_size: usize,
+    /// An epoch above `epoch` that the holder has already reserved in
+    /// `metadata.json` for whoever takes over this exact version, so the
+    /// successor need not reserve one on its critical path; equal to
+    /// `epoch` when none is reserved yet.
+    #[serde(default)]
+    pub reserved_epoch: u64,
     /// Informational: the writer's wall clock at acquisition (never used to
     /// decide anything).
     #[serde(default)]
@@ -198,6 +204,7 @@ mod tests {
             drift_tolerance: 0.1,
             successors: vec![WorkerId::new("b").unwrap()],
             roster_size: 2,
+            reserved_epoch: 4,
             acquired_at_unix_ms: 0,
             written_at_unix_ms: 0,
         }

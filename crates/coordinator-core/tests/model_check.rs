@@ -86,6 +86,9 @@ fn model_config() -> Config {
         renew_deadline: ms(50),
         worker_timeout: ms(10_000_000),
         membership_interval: ms(1_000_000),
+        // The successor's faster reads change no decision, only timing;
+        // keeping one cadence keeps the state space small.
+        successor_poll_interval: ms(30),
         worker_list_interval: ms(1_000_000),
         drift_tolerance: 0.1,
         request_timeout: ms(10),

@@ -57,6 +57,7 @@ fn tight_config() -> Config {
         renew_deadline: Duration::from_millis(1000),
         worker_timeout: Duration::from_millis(2000),
         membership_interval: Duration::from_millis(1000),
+        successor_poll_interval: Duration::from_millis(250),
         worker_list_interval: Duration::from_millis(1000),
         drift_tolerance: 0.1,
         request_timeout: Duration::from_millis(150),

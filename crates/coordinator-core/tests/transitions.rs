@@ -188,6 +188,32 @@ fn ambiguous_acquisition_that_did_not_land_is_retried() {
 }
 
 #[test]
+fn a_hidden_retry_of_a_landed_write_is_recognised_not_taken_for_a_lost_race() {
+    let mut c = Cluster::new(fast_config(), &[1.0, 1.0], 22);
+    c.run_for(3_000);
+    let leader = c.leader_now().unwrap();
+    let epoch = stored_lease(&c).epoch;
+    // Every lease write of the leader lands, but its client's retry of it
+    // is refused and that refusal is all the machine hears.
+    c.hook = Some(Box::new(move |node, request, _| {
+        if node == leader && is_lease_write(request) {
+            return Intercept::ApplyThenAnswer(Response::Conflict);
+        }
+        Intercept::Pass
+    }));
+    c.run_for(10_000);
+    assert_eq!(c.leader_now(), Some(leader), "kept leading");
+    assert!(!c.nodes[leader]
+        .events
+        .iter()
+        .any(|e| matches!(e, Event::StoppedLeading { .. })));
+    let counters = c.nodes[leader].machine.counters();
+    assert!(counters.renewals >= 10, "{counters:?}");
+    assert_eq!(stored_lease(&c).epoch, epoch);
+    c.assert_no_violations();
+}
+
+#[test]
 fn a_renewal_that_lands_after_the_deadline_is_not_resumed_on() {
     let config = fast_config();
     let mut c = Cluster::new(config.clone(), &[1.0, 1.0], 7);

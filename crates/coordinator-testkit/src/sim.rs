@@ -527,6 +527,7 @@ impl Sim {
                 drift_tolerance: c.drift_tolerance,
                 successors: Vec::new(),
                 roster_size: 1,
+                reserved_epoch: 3,
                 acquired_at_unix_ms: 0,
                 written_at_unix_ms: 0,
             };

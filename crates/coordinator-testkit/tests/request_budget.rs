@@ -8,7 +8,11 @@ use coordinator_testkit::{Mode, Scenario, Sim};
 
 /// Measured: `coordinator-sim --workers 10 --plugins 10 --mode global
 /// --duration 1h --faults none --seed 7 --json` → `requests_per_worker_hour`.
-const MEASURED_REQUESTS_PER_WORKER_HOUR: f64 = 994.6;
+/// (994.6 before the designated successor read every 2 s and the leader
+/// listed every 12 s instead of 10 s, which bought fail-over and hand-over
+/// within their targets for about 98 more requests per worker-hour at 10
+/// workers and none at 1,000.)
+const MEASURED_REQUESTS_PER_WORKER_HOUR: f64 = 1092.6;
 
 /// The budget: the measured figure + 5%.
 const BUDGET: f64 = MEASURED_REQUESTS_PER_WORKER_HOUR * 1.05;
@@ -27,6 +31,13 @@ fn requests_per_worker_hour_stay_within_budget() {
         "{:.1} requests per worker-hour exceed the budget {BUDGET:.1} (recorded {MEASURED_REQUESTS_PER_WORKER_HOUR} + 5%)",
         report.requests_per_worker_hour
     );
+    // Issue 7's absolute targets.
+    assert!(
+        report.requests_per_worker_hour <= 1100.0,
+        "{}",
+        report.table()
+    );
+    assert!(report.usd_per_worker_month <= 1.80, "{}", report.table());
 }
 
 #[test]

@@ -18,7 +18,125 @@ impl Machine {
         metadata_fresh: bool,
     ) {
         self.counters.elections += 1;
-        self.start_reservation(now, expected, metadata_fresh);
+        if let Some(epoch) = self.pre_reserved_epoch(expected.as_ref()) {
+            self.write_acquisition(now, expected, epoch);
+        } else {
+            self.start_reservation(now, expected, metadata_fresh);
+        }
+    }
+
+    /// The epoch the holder of the exact version being replaced reserved
+    /// for its successor, if any. Safe to use without touching the mark for
+    /// the same reason a shared reservation is (see `reserve_epoch`): at most
+    /// one acquisition from that version can succeed.
+    fn pre_reserved_epoch(&self, expected: Option<&Version>) -> Option<u64> {
+        let observation = self.observed.as_ref()?;
+        if expected.is_none() || observation.version.as_ref() != expected {
+            return None;
+        }
+        match &observation.content {
+            LeaseContent::Ours(record)
+                if record.reserved_epoch > record.epoch
+                    && record.reserved_epoch > self.epoch_seen =>
+            {
+                Some(record.reserved_epoch)
+            }
+            _ => None,
+        }
+    }
+
+    // ----- the leader reserves its successor's epoch -----
+
+    /// Raises the mark to `epoch + 1` right after acquiring, off the
+    /// successor's critical path; renewals then advertise it.
+    pub(super) fn reserve_next_epoch(&mut self) {
+        if self.metadata.foreign || self.term.is_none() {
+            return;
+        }
+        match self.metadata.version.clone() {
+            Some(version) => self.write_next_reservation(Some(version)),
+            None => {
+                let key = self.keys.metadata();
+                self.send(
+                    Request::Get {
+                        key,
+                        if_changed: None,
+                    },
+                    Purpose::ReserveNextRead,
+                );
+            }
+        }
+    }
+
+    fn write_next_reservation(&mut self, expected: Option<Version>) {
+        let Some(epoch) = self.term.as_ref().map(|t| t.epoch) else {
+            return;
+        };
+        if self.metadata.high_water > epoch {
+            // Already reserved above this term (by a racing follower, or
+            // earlier): advertise it rather than raise it again.
+            let high_water = self.metadata.high_water;
+            if let Some(term) = self.term.as_mut() {
+                term.reserved_for_successor = high_water;
+            }
+            return;
+        }
+        let next = epoch + 1;
+        let key = self.keys.metadata();
+        let body = encode(&MetadataRecord {
+            format: FORMAT,
+            epoch_high_water: next,
+            nonce: self.rng.next_u64(),
+        });
+        let request = match expected {
+            Some(expected) => Request::CompareAndSwap {
+                key,
+                expected,
+                body,
+            },
+            None => Request::Create { key, body },
+        };
+        self.send(request, Purpose::ReserveNextWrite { epoch: next });
+    }
+
+    pub(super) fn on_reserve_next_read(&mut self, response: Response) {
+        match response {
+            Response::Object { body, version, .. } => {
+                self.learn_metadata(&body, version);
+                if !self.metadata.foreign {
+                    let expected = self.metadata.version.clone();
+                    self.write_next_reservation(expected);
+                }
+            }
+            Response::Absent => {
+                self.metadata.version = None;
+                self.metadata.high_water = 0;
+                self.write_next_reservation(None);
+            }
+            // Not needed for safety: the successor reserves its own.
+            _ => {}
+        }
+    }
+
+    pub(super) fn on_reserve_next_written(&mut self, epoch: u64, response: Response) {
+        match response {
+            Response::Written { version, .. } => {
+                self.metadata.version = Some(version);
+                self.metadata.high_water = epoch;
+                self.metadata.highest_reserved = self.metadata.highest_reserved.max(epoch);
+                if let Some(term) = self.term.as_mut() {
+                    if term.epoch + 1 == epoch {
+                        term.reserved_for_successor = epoch;
+                    }
+                }
+            }
+            Response::Conflict | Response::AlreadyExists => {
+                self.metadata.version = None;
+                self.reserve_next_epoch();
+            }
+            // An ambiguous or failed write: the successor reserves its own.
+            _ => {}
+        }
     }
 
     fn start_reservation(&mut self, now: Instant, expected: Option<Version>, metadata_fresh: bool) {

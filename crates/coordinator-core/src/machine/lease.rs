@@ -40,8 +40,31 @@ impl Machine {
         }
     }
 
-    fn next_poll_delay(&mut self) -> Duration {
-        self.config.heartbeat_interval + self.jitter()
+    /// The wait before the next lease read. The designated successor (the
+    /// first successor the lease lists) reads more often, so that it sees a
+    /// release, or the last renewal before a crash, sooner; the others keep
+    /// the heartbeat cadence, so the cost per worker stays flat.
+    pub(super) fn next_poll_delay(&mut self) -> Duration {
+        if self.is_designated_successor() {
+            let interval = self
+                .config
+                .successor_poll_interval
+                .min(self.config.heartbeat_interval);
+            let spread = self.rng.up_to(duration_millis(interval) / 10);
+            interval + Duration::from_millis(spread)
+        } else {
+            self.config.heartbeat_interval + self.jitter()
+        }
+    }
+
+    fn is_designated_successor(&self) -> bool {
+        match self.observed.as_ref().map(|o| &o.content) {
+            Some(LeaseContent::Ours(record)) => {
+                record.leader.as_ref() != Some(&self.identity)
+                    && record.successors.first() == Some(&self.identity.worker_id)
+            }
+            _ => false,
+        }
     }
 
     pub(super) fn on_lease_read(&mut self, response: Response, now: Instant) {
@@ -352,20 +375,27 @@ impl Machine {
                     .unwrap_or(record.successors.len());
                 let rank_wait =
                     self.config.succession_step * u32::try_from(rank).unwrap_or(u32::MAX);
-                let expiry = if record.released || observation.stale_on_store_clock {
+                if record.released {
+                    // A release is deliberate and seen by few followers
+                    // within one round trip: whoever sees it first takes
+                    // it, without a rank wait (hand-over in one poll).
                     observation.first_seen
                 } else {
-                    let wait = self
-                        .config
-                        .lease_timeout
-                        .max(Duration::from_millis(record.lease_timeout_ms))
-                        .max(self.config.minimum_safe_wait(
-                            Duration::from_millis(record.renew_deadline_ms),
-                            record.drift_tolerance,
-                        ));
-                    observation.first_seen + wait
-                };
-                expiry + rank_wait
+                    let expiry = if observation.stale_on_store_clock {
+                        observation.first_seen
+                    } else {
+                        let wait = self
+                            .config
+                            .lease_timeout
+                            .max(Duration::from_millis(record.lease_timeout_ms))
+                            .max(self.config.minimum_safe_wait(
+                                Duration::from_millis(record.renew_deadline_ms),
+                                record.drift_tolerance,
+                            ));
+                        observation.first_seen + wait
+                    };
+                    expiry + rank_wait
+                }
             }
             LeaseContent::Unusable | LeaseContent::Absent => {
                 observation.first_seen + self.config.lease_timeout
@@ -411,6 +441,7 @@ impl Machine {
             drift_tolerance: self.config.drift_tolerance,
             successors,
             roster_size,
+            reserved_epoch: epoch,
             acquired_at_unix_ms: self.unix_ms(now),
             written_at_unix_ms: self.unix_ms(now),
         };
@@ -462,15 +493,12 @@ impl Machine {
             }
             Response::Conflict | Response::AlreadyExists => {
                 self.consecutive_errors = 0;
-                if write.kind == WriteKind::Renew && self.pending_writes.is_empty() {
-                    self.counters.renewal_failures += 1;
-                    self.step_down(StepDownReason::LeaseLost, now);
-                }
-                // Someone else wrote, or one of our own ambiguous attempts
-                // landed: the re-read tells which.
-                if self.phase != Phase::Stopping || !self.pending_writes.is_empty() {
-                    self.read_lease();
-                }
+                // A client's hidden retry of a write that landed answers
+                // exactly like a lost race. Keep the attempt and re-read:
+                // its nonce in the lease means it landed; another holder
+                // means we lost (and `observe` steps down).
+                self.pending_writes.push(write);
+                self.read_lease();
             }
             Response::Failed(Failure::Ambiguous { .. }) => {
                 self.consecutive_errors += 1;
@@ -566,6 +594,7 @@ impl Machine {
             deadline,
             renewals: 0,
             round_started: None,
+            reserved_for_successor: epoch,
         });
         self.timers.stop(Timer::Poll);
         self.timers.stop(Timer::Takeover);
@@ -579,6 +608,7 @@ impl Machine {
         let known: Vec<_> = record.successors.clone();
         self.membership.begin_term(known);
         self.timers.set(Timer::ListWorkers, now);
+        self.reserve_next_epoch();
     }
 
     // ----- renewing -----
@@ -604,8 +634,10 @@ impl Machine {
         else {
             return;
         };
+        let reserved = term.reserved_for_successor;
         let mut record = current.clone();
         record.renewals = renewals;
+        record.reserved_epoch = record.reserved_epoch.max(reserved);
         record.nonce = self.rng.next_u64();
         record.successors = self
             .membership

@@ -107,6 +107,9 @@ struct LeaderTerm {
     renewals: u64,
     /// The instant before the first attempt of the renewal round under way.
     round_started: Option<Instant>,
+    /// The epoch reserved for this term's successor (see
+    /// [`LeaseRecord::reserved_epoch`]); `epoch` until that reservation lands.
+    reserved_for_successor: u64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -149,6 +152,12 @@ enum Purpose {
     /// Raising the high-water mark to `epoch` before a lease carries it.
     ReserveWrite {
         expected: Option<Version>,
+        epoch: u64,
+    },
+    /// The leader reading the mark to reserve its successor's epoch.
+    ReserveNextRead,
+    /// The leader raising the mark to its successor's epoch.
+    ReserveNextWrite {
         epoch: u64,
     },
     DeleteOwnHeartbeat,
@@ -408,6 +417,8 @@ impl Machine {
             Purpose::ReserveWrite { expected, epoch } => {
                 self.on_reserve_written(expected, epoch, response, now)
             }
+            Purpose::ReserveNextRead => self.on_reserve_next_read(response),
+            Purpose::ReserveNextWrite { epoch } => self.on_reserve_next_written(epoch, response),
             Purpose::DeleteOwnHeartbeat => {}
         }
         self.advance_stop(now);

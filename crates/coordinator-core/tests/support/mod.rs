@@ -126,6 +126,9 @@ pub enum Intercept {
     Fail(Failure),
     /// Apply, then answer with a failure (an ambiguous success).
     ApplyThenFail(Failure),
+    /// Apply, then answer as if a retry of it was refused (a client's
+    /// hidden retry of a write that landed: `Conflict` or `AlreadyExists`).
+    ApplyThenAnswer(Response),
     /// Apply only after this many extra milliseconds, answer after that.
     Delay(u64),
     /// The general case, for random latencies and ambiguous outcomes: apply
@@ -472,6 +475,10 @@ impl Cluster {
                     self.register.apply(&action.request, t);
                     entries.push((t + latency, None, Response::Failed(f), Then::Deliver));
                 }
+                Intercept::ApplyThenAnswer(answer) => {
+                    self.register.apply(&action.request, t);
+                    entries.push((t + latency, None, answer, Then::Deliver));
+                }
                 Intercept::Delay(extra) => entries.push((
                     t + latency + extra,
                     Some(action.request.clone()),
@@ -759,6 +766,7 @@ pub fn fast_config() -> Config {
         renew_deadline: Duration::from_millis(1000),
         worker_timeout: Duration::from_millis(2000),
         membership_interval: Duration::from_millis(1000),
+        successor_poll_interval: Duration::from_millis(250),
         worker_list_interval: Duration::from_millis(1000),
         drift_tolerance: 0.1,
         request_timeout: Duration::from_millis(150),
