@@ -34,10 +34,11 @@ fn demo_timings() -> Config {
         renew_deadline: Duration::from_millis(1000),
         worker_timeout: Duration::from_millis(2000),
         membership_interval: Duration::from_millis(1000),
-        worker_list_interval: Duration::from_millis(1000),
+        successor_poll_interval: Duration::from_millis(200),
+        worker_list_interval: Duration::from_millis(1200),
         request_timeout: Duration::from_millis(200),
         retry_backoff: Duration::from_millis(25),
-        succession_step: Duration::from_millis(25),
+        succession_step: Duration::from_millis(10),
         ..Config::default()
     }
 }
@@ -293,6 +294,11 @@ fn print_config(timings: &Config) {
             d.membership_interval,
         ),
         (
+            "successor_poll_interval",
+            timings.successor_poll_interval,
+            d.successor_poll_interval,
+        ),
+        (
             "worker_list_interval",
             timings.worker_list_interval,
             d.worker_list_interval,
@@ -423,11 +429,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     stop.await?;
     say!(
-        "==> hand-over: {} leads (epoch {}) {} ms after the stop began (about one poll, {} + jitter; no lease wait)",
+        "==> hand-over: {} leads (epoch {}) {} ms after the stop began (within one poll of the designated successor, {}; no lease wait)",
         workers[third].name,
         workers[third].coordinator.epoch(),
         handover.as_millis(),
-        format_duration(timings.heartbeat_interval)
+        format_duration(timings.successor_poll_interval.min(timings.heartbeat_interval))
     );
     tokio::time::sleep(Duration::from_millis(2500)).await;
 
