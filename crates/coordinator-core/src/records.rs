@@ -153,12 +153,11 @@ pub fn decode<T: DeserializeOwned>(key: &str, bytes: &[u8]) -> Result<T, RecordE
         key: key.to_owned(),
         reason,
     };
-    let value: serde_json::Value =
-        serde_json::from_slice(bytes).map_err(|e| corrupt(e.to_string()))?;
-    let object = value
-        .as_object()
-        .ok_or_else(|| corrupt("not a JSON object".into()))?;
-    let format = match object.get("format") {
+    // A first pass reads only `format` (every other field is skipped
+    // without building a tree); the second reads the record itself. This is
+    // the hot path of every follower's poll.
+    let probe: FormatProbe = serde_json::from_slice(bytes).map_err(|e| corrupt(e.to_string()))?;
+    let format = match probe.format {
         None => {
             return Err(RecordError::Foreign {
                 key: key.to_owned(),
@@ -174,7 +173,19 @@ pub fn decode<T: DeserializeOwned>(key: &str, bytes: &[u8]) -> Result<T, RecordE
             found: format,
         });
     }
-    serde_json::from_value(value).map_err(|e| corrupt(e.to_string()))
+    serde_json::from_slice(bytes).map_err(|e| corrupt(e.to_string()))
+}
+
+/// Only the `format` field of any record; a non-object fails to parse.
+#[derive(Deserialize)]
+struct FormatProbe {
+    /// `None` when absent; `Some(Null)` when present as `null`.
+    #[serde(default, deserialize_with = "present")]
+    format: Option<serde_json::Value>,
+}
+
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<serde_json::Value>, D::Error> {
+    serde_json::Value::deserialize(d).map(Some)
 }
 
 /// Encodes a record as compact JSON.
@@ -237,6 +248,14 @@ mod tests {
         assert!(matches!(
             decode::<LeaseRecord>("k", br#"{"leader":"x","expiresAt":1}"#),
             Err(RecordError::Foreign { .. })
+        ));
+        assert!(matches!(
+            decode::<LeaseRecord>("k", br#"{"format":null}"#),
+            Err(RecordError::Corrupt { .. })
+        ));
+        assert!(matches!(
+            decode::<LeaseRecord>("k", b"42"),
+            Err(RecordError::Corrupt { .. })
         ));
         assert!(matches!(
             decode::<LeaseRecord>("k", br#"{"format":2}"#),
