@@ -708,61 +708,12 @@ impl LeaseStore for LocalDirStore {
         }
     }
 
+    crate::forward::boxed_methods_via_unboxed!();
+
     /// Reads the object (no lock needed: renames are atomic).
     ///
     /// # Cancel safety
     /// Safe: dropping the future abandons a read.
-    async fn get(&self, key: &str) -> Result<Option<StoredObject>, StoreError> {
-        self.get_unboxed(key).await
-    }
-
-    async fn get_if_changed(&self, key: &str, known: &Version) -> Result<Conditional, StoreError> {
-        self.get_if_changed_unboxed(key, known).await
-    }
-
-    /// Creates the object under the key's lock.
-    ///
-    /// # Cancel safety
-    /// Dropping the future does not stop the write: it runs to completion on
-    /// the blocking pool, like a request already sent.
-    async fn create(&self, key: &str, body: Bytes) -> Result<Written, StoreError> {
-        self.create_unboxed(key, body).await
-    }
-
-    /// Replaces the object under the key's lock if its digest is `expected`.
-    ///
-    /// # Cancel safety
-    /// Dropping the future does not stop the write (see
-    /// [`create`](LeaseStore::create)).
-    async fn compare_and_swap(
-        &self,
-        key: &str,
-        expected: &Version,
-        body: Bytes,
-    ) -> Result<Written, StoreError> {
-        self.compare_and_swap_unboxed(key, expected, body).await
-    }
-
-    /// Writes the object under the key's lock (the lock also guards the
-    /// key's temp file).
-    async fn put(&self, key: &str, body: Bytes) -> Result<Written, StoreError> {
-        self.put_unboxed(key, body).await
-    }
-
-    /// Lists the data files under `prefix` (whole segments), sorted by key,
-    /// skipping temp files and lock files. Reads each file for its version.
-    async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>, StoreError> {
-        self.list_unboxed(prefix).await
-    }
-
-    async fn delete(&self, key: &str) -> Result<(), StoreError> {
-        self.delete_unboxed(key).await
-    }
-
-    async fn delete_if_version(&self, key: &str, expected: &Version) -> Result<(), StoreError> {
-        self.delete_if_version_unboxed(key, expected).await
-    }
-
     fn get_unboxed<'a>(
         &'a self,
         key: &'a str,
@@ -794,6 +745,11 @@ impl LeaseStore for LocalDirStore {
         }
     }
 
+    /// Creates the object under the key's lock.
+    ///
+    /// # Cancel safety
+    /// Dropping the future does not stop the write: it runs to completion on
+    /// the blocking pool, like a request already sent.
     fn create_unboxed<'a>(
         &'a self,
         key: &'a str,
@@ -815,6 +771,11 @@ impl LeaseStore for LocalDirStore {
         }
     }
 
+    /// Replaces the object under the key's lock if its digest is `expected`.
+    ///
+    /// # Cancel safety
+    /// Dropping the future does not stop the write (see
+    /// [`create`](LeaseStore::create)).
     fn compare_and_swap_unboxed<'a>(
         &'a self,
         key: &'a str,
@@ -844,6 +805,8 @@ impl LeaseStore for LocalDirStore {
         }
     }
 
+    /// Writes the object under the key's lock (the lock also guards the
+    /// key's temp file).
     fn put_unboxed<'a>(
         &'a self,
         key: &'a str,
@@ -861,6 +824,8 @@ impl LeaseStore for LocalDirStore {
         }
     }
 
+    /// Lists the data files under `prefix` (whole segments), sorted by key,
+    /// skipping temp files and lock files. Reads each file for its version.
     fn list_unboxed<'a>(
         &'a self,
         prefix: &'a str,

@@ -251,44 +251,7 @@ impl<S: LeaseStore> LeaseStore for Metered<S> {
         self.inner.capabilities()
     }
 
-    async fn get(&self, key: &str) -> Result<Option<StoredObject>, StoreError> {
-        self.get_unboxed(key).await
-    }
-
-    async fn get_if_changed(&self, key: &str, known: &Version) -> Result<Conditional, StoreError> {
-        self.get_if_changed_unboxed(key, known).await
-    }
-
-    async fn create(&self, key: &str, body: Bytes) -> Result<Written, StoreError> {
-        self.create_unboxed(key, body).await
-    }
-
-    async fn compare_and_swap(
-        &self,
-        key: &str,
-        expected: &Version,
-        body: Bytes,
-    ) -> Result<Written, StoreError> {
-        self.compare_and_swap_unboxed(key, expected, body).await
-    }
-
-    async fn put(&self, key: &str, body: Bytes) -> Result<Written, StoreError> {
-        self.put_unboxed(key, body).await
-    }
-
-    /// Forwards the listing and counts one LIST per started page of
-    /// [`LIST_PAGE_SIZE`] keys (one for an empty or failed listing).
-    async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>, StoreError> {
-        self.list_unboxed(prefix).await
-    }
-
-    async fn delete(&self, key: &str) -> Result<(), StoreError> {
-        self.delete_unboxed(key).await
-    }
-
-    async fn delete_if_version(&self, key: &str, expected: &Version) -> Result<(), StoreError> {
-        self.delete_if_version_unboxed(key, expected).await
-    }
+    crate::forward::boxed_methods_via_unboxed!();
 
     fn get_unboxed<'a>(
         &'a self,
@@ -348,6 +311,8 @@ impl<S: LeaseStore> LeaseStore for Metered<S> {
         }
     }
 
+    /// Forwards the listing and counts one LIST per started page of
+    /// [`LIST_PAGE_SIZE`] keys (one for an empty or failed listing).
     fn list_unboxed<'a>(
         &'a self,
         prefix: &'a str,
