@@ -1162,6 +1162,7 @@ impl Sim {
             _ => RequestFault::None,
         };
         let (mut apply, mut reply) = (lat.apply_ms, lat.reply_ms);
+        let mut late = false;
         match fault {
             RequestFault::Refused(failure) => {
                 let at = t + (apply + reply).min(timeout);
@@ -1208,28 +1209,10 @@ impl Sim {
                 );
                 return;
             }
+            // Lands after the client gave up: the timeout path below.
             RequestFault::Late(after) => {
-                self.push(
-                    t + after,
-                    Ev::Apply {
-                        node: n,
-                        id,
-                        tag,
-                        request,
-                        then: Then::Discard,
-                    },
-                );
-                let response = Response::Failed(timed_out());
-                self.push(
-                    t + timeout,
-                    Ev::Reply {
-                        node: n,
-                        id,
-                        tag,
-                        response,
-                    },
-                );
-                return;
+                apply = after;
+                late = true;
             }
             RequestFault::HiddenRetry => {
                 self.push(
@@ -1250,7 +1233,7 @@ impl Sim {
             }
             RequestFault::None => {}
         }
-        if apply + reply > timeout {
+        if late || apply + reply > timeout {
             self.push(
                 t + apply,
                 Ev::Apply {
