@@ -86,8 +86,8 @@ async fn s3_all_plugins_three_workers_global_mode() {
             .expect("open the S3 store");
     assert_eq!(store.backend(), "s3");
     assert!(
-        !store.capabilities().conditional_delete,
-        "S3 takes the tombstone paths"
+        store.capabilities().conditional_delete,
+        "moto honours If-Match on DELETE, so S3 takes the conditional-delete paths"
     );
 
     let queue_config = QueueConfig {

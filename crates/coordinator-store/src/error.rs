@@ -26,7 +26,8 @@ pub enum StoreError {
     /// A compare-and-swap or conditional delete found another version at the
     /// key (or no object at all).
     #[error(
-        "compare-and-swap on `{key}` ({backend}): the version changed; re-read before retrying"
+        "compare-and-swap or conditional delete on `{key}` ({backend}): the version changed or \
+         the object is gone; re-read before retrying"
     )]
     Conflict {
         /// The key.

@@ -30,7 +30,11 @@
 //! [`open`] takes a URL, builds the store rooted at the URL's path, and runs
 //! [`probe_cas`] on it (a create over an existing object and a
 //! compare-and-swap with a stale version must both be refused) before
-//! handing it out:
+//! handing it out. On S3 it also probes conditional delete (a `DELETE`
+//! with a wrong `If-Match` must be refused and leave the object, one with
+//! the right ETag must delete it) and turns
+//! [`Capabilities::conditional_delete`] on only if both hold; that probe
+//! never fails the open:
 //!
 //! | URL | store | backend name |
 //! | --- | --- | --- |
@@ -66,7 +70,7 @@
 //! | --- | --- | --- | --- | --- | --- |
 //! | [`MemoryStore`] | `memory` | a counter per store: unique per write | yes | yes | yes (one clock, injectable) |
 //! | [`LocalDirStore`] | `local` | FNV-1a-128 content digest | yes | yes | no (NTP can step it) |
-//! | [`ObjectStoreLease`] | `s3`, `gcs`, `azure`, `memory-object-store` | the ETag (S3: MD5 of the body); on GCS the generation and the ETag | no (CAS a tombstone instead) | yes | yes (`memory-object-store`: no) |
+//! | [`ObjectStoreLease`] | `s3`, `gcs`, `azure`, `memory-object-store` | the ETag (S3: MD5 of the body); on GCS the generation and the ETag | S3: yes where the probe of [`open`] saw `If-Match` on DELETE honoured (AWS S3, moto), else no; GCS, Azure: no (CAS a tombstone instead) | yes | yes (`memory-object-store`: no) |
 //!
 //! [`MemoryStore`] is one process's map (tests, simulations); clones share it.
 //! [`LocalDirStore`] is a directory shared by the processes of **one

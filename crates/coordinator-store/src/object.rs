@@ -7,10 +7,23 @@
 //!   the generation. A [`Version`] from this store carries what its backend
 //!   needs (see [`ObjectStoreLease`]); callers never look inside.
 //! * `get_if_changed` is a real conditional GET (`If-None-Match: <etag>`).
-//! * There is no conditional delete in `object_store`, so
+//! * Conditional delete is S3's `DELETE` with `If-Match: <etag>` (AWS S3
+//!   general purpose buckets since 2025-09-16; moto). `object_store` has no
+//!   API for it, so this adapter presigns the DELETE with the concrete
+//!   [`AmazonS3`](object_store::aws::AmazonS3) (`If-Match` among the signed
+//!   headers) and sends it through `object_store`'s own HTTP client
+//!   abstraction, with the same timeouts and a retry loop with the same
+//!   bounds (see [`ObjectStoreLease::with_s3_conditional_delete`]; the
+//!   machinery is in `object/s3_delete.rs`). Some S3-compatible
+//!   servers (MinIO) accept `If-Match` on DELETE and delete anyway, so the
+//!   capability is never assumed: it is on only after
+//!   [`ObjectStoreLease::probe_conditional_delete`] (run by
+//!   [`open`](crate::open)) saw the server refuse a wrong ETag and honour
+//!   the right one. Everywhere else (GCS, Azure, a server that failed the
+//!   probe, a store from [`open_unprobed`](crate::open_unprobed))
 //!   [`delete_if_version`](LeaseStore::delete_if_version) returns
-//!   [`StoreError::NotSupported`] and
-//!   [`Capabilities::conditional_delete`] is false.
+//!   [`StoreError::NotSupported`] and [`Capabilities::conditional_delete`]
+//!   is false; callers CAS a tombstone instead.
 //!
 //! # Timeouts and retries
 //!
@@ -28,7 +41,6 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures::TryStreamExt;
-use object_store::client::{HttpError, HttpErrorKind};
 use object_store::memory::InMemory;
 use object_store::path::Path;
 use object_store::{
@@ -40,6 +52,12 @@ use crate::{
     Capabilities, Conditional, LeaseStore, ObjectMeta, StoreError, StoreTime, StoredObject,
     Version, Written,
 };
+
+mod classify;
+mod s3_delete;
+
+use classify::{is_conditional_request_conflict, Facts};
+use s3_delete::S3Delete;
 
 /// How long each request may take and how often it is retried.
 ///
@@ -60,13 +78,15 @@ use crate::{
 /// for up to 3 minutes) would let a renewal land long after the leader
 /// stepped down.
 ///
-/// Conditional writes (create, compare-and-swap) are not retried after a
-/// timeout or a dropped connection (they are not idempotent), but they are
-/// retried after a 5xx, a 429 and a 409 `ConditionalRequestConflict`. A
-/// retry after a 5xx may meet the caller's own first attempt, which the
-/// store had applied after all, and then return [`StoreError::Conflict`] or
-/// [`StoreError::AlreadyExists`]: callers re-read and compare content
-/// before concluding they lost.
+/// Conditional writes (create, compare-and-swap, conditional delete) are
+/// not retried after a timeout or a dropped connection (they are not
+/// idempotent), but they are retried after a 5xx and a 429, and create and
+/// compare-and-swap after a 409 `ConditionalRequestConflict` (a conditional
+/// delete that meets one returns [`StoreError::Conflict`] at once: another
+/// write or delete of the key won). A retry after a 5xx may meet the
+/// caller's own first attempt, which the store had applied after all, and
+/// then return [`StoreError::Conflict`] or [`StoreError::AlreadyExists`]:
+/// callers re-read and compare content before concluding they lost.
 ///
 /// # Examples
 ///
@@ -218,6 +238,12 @@ pub struct ObjectStoreLease {
     /// Every key is under this path; `None` for the bucket's root.
     root: Option<Path>,
     options: StoreOptions,
+    /// How to send S3's conditional DELETE, where the store was given the
+    /// means ([`ObjectStoreLease::with_s3_conditional_delete`]).
+    s3_delete: Option<S3Delete>,
+    /// True once [`ObjectStoreLease::probe_conditional_delete`] saw the
+    /// server honour `If-Match` on DELETE; never assumed.
+    conditional_delete: bool,
 }
 
 impl fmt::Debug for ObjectStoreLease {
@@ -226,6 +252,7 @@ impl fmt::Debug for ObjectStoreLease {
             .field("backend", &self.backend.as_str())
             .field("location", &self.location)
             .field("options", &self.options)
+            .field("conditional_delete", &self.conditional_delete)
             .finish_non_exhaustive()
     }
 }
@@ -240,6 +267,7 @@ enum Op {
     Put,
     List,
     Delete,
+    DeleteIfVersion,
 }
 
 impl Op {
@@ -252,12 +280,16 @@ impl Op {
             Op::Put => "put",
             Op::List => "list",
             Op::Delete => "delete",
+            Op::DeleteIfVersion => "delete_if_version",
         }
     }
 
     /// True if a failed attempt may still have changed the store.
     fn writes(self) -> bool {
-        matches!(self, Op::Create | Op::CompareAndSwap | Op::Put | Op::Delete)
+        matches!(
+            self,
+            Op::Create | Op::CompareAndSwap | Op::Put | Op::Delete | Op::DeleteIfVersion
+        )
     }
 }
 
@@ -307,6 +339,8 @@ impl ObjectStoreLease {
             location,
             root,
             options,
+            s3_delete: None,
+            conditional_delete: false,
         })
     }
 
@@ -321,6 +355,8 @@ impl ObjectStoreLease {
             location: "object_store InMemory".to_owned(),
             root: None,
             options: StoreOptions::default(),
+            s3_delete: None,
+            conditional_delete: false,
         }
     }
 
@@ -534,267 +570,6 @@ impl ObjectStoreLease {
             }
         }
     }
-
-    /// Maps an `object_store` error of `op` on `key` to a [`StoreError`].
-    ///
-    /// Callers handle first the outcomes that are not errors for their
-    /// operation (a missing object on `get`, `NotModified` on
-    /// `get_if_changed`).
-    fn error(&self, op: Op, key: &str, err: object_store::Error) -> StoreError {
-        let facts = Facts::of(&err);
-        let backend = self.name();
-        let key_owned = key.to_owned();
-
-        if facts.missing_bucket() {
-            return StoreError::Misconfigured {
-                backend,
-                message: format!(
-                    "the bucket `{}` does not exist ({} on `{key}` at {}); create it, or fix the \
-                     bucket name in the store URL",
-                    self.bucket,
-                    op.as_str(),
-                    self.location
-                ),
-            };
-        }
-        let refused = matches!(
-            err,
-            object_store::Error::PermissionDenied { .. }
-                | object_store::Error::Unauthenticated { .. }
-        ) || facts.credentials_refused();
-        if refused {
-            return StoreError::Misconfigured {
-                backend,
-                message: format!(
-                    "the credentials were refused for bucket `{}` ({} on `{key}` at {}): {}; \
-                     check {} and that they may get, put, list and delete objects under the prefix",
-                    self.bucket,
-                    op.as_str(),
-                    self.location,
-                    facts.message,
-                    credential_hint(self.backend)
-                ),
-            };
-        }
-        if facts.wrong_region() {
-            return StoreError::Misconfigured {
-                backend,
-                message: format!(
-                    "the bucket `{}` answered with a redirect or a region error ({} on `{key}` at \
-                     {}): {}; set the bucket's region with `?region=` in the URL or AWS_REGION",
-                    self.bucket,
-                    op.as_str(),
-                    self.location,
-                    facts.message
-                ),
-            };
-        }
-
-        match err {
-            object_store::Error::Precondition { .. }
-            | object_store::Error::AlreadyExists { .. }
-                if op == Op::Create =>
-            {
-                return self.already_exists(key);
-            }
-            object_store::Error::NotModified { .. } if op == Op::Create => {
-                return self.already_exists(key);
-            }
-            object_store::Error::Precondition { .. }
-            | object_store::Error::AlreadyExists { .. }
-            | object_store::Error::NotFound { .. }
-                if op == Op::CompareAndSwap =>
-            {
-                // If-Match on a missing key, or another version there.
-                return self.conflict(key);
-            }
-            object_store::Error::NotFound { .. } => {
-                return StoreError::NotFound {
-                    key: key_owned,
-                    backend,
-                };
-            }
-            object_store::Error::NotImplemented { .. }
-            | object_store::Error::NotSupported { .. } => {
-                return StoreError::NotSupported {
-                    op: op.as_str(),
-                    backend,
-                };
-            }
-            _ => {}
-        }
-
-        if facts.throttled() {
-            return StoreError::Throttled {
-                key: key_owned,
-                backend,
-                retry_after: None,
-            };
-        }
-        // The store acknowledged a write without a version (object_store
-        // reads the ETag header after the write is done): it landed, but
-        // cannot be compare-and-swapped on.
-        if op.writes() && facts.has("ETag Header missing") {
-            return StoreError::Ambiguous {
-                op: op.as_str(),
-                key: key_owned,
-                backend,
-                source: format!(
-                    "{}; the write was applied, but a store that returns no ETag cannot do \
-                     compare-and-swap",
-                    facts.message
-                )
-                .into(),
-            };
-        }
-        let source: crate::BoxError = Box::new(Described {
-            message: facts.message.clone(),
-            inner: err,
-        });
-        let ambiguous = |source| StoreError::Ambiguous {
-            op: op.as_str(),
-            key: key.to_owned(),
-            backend,
-            source,
-        };
-        let unavailable = |source| StoreError::Unavailable {
-            key: key.to_owned(),
-            backend,
-            source,
-        };
-        match (facts.transport, facts.status) {
-            // The connection was never made: nothing was sent.
-            (Some(HttpErrorKind::Connect), _) => unavailable(source),
-            // Sent (perhaps in part) and then lost: a write may have landed.
-            (Some(_), _) | (None, Some(408)) if op.writes() => ambiguous(source),
-            (Some(_), _) | (None, Some(408)) => unavailable(source),
-            // The service refused before applying anything.
-            (None, Some(503)) => unavailable(source),
-            // A server error may come after the write was applied.
-            (None, Some(500..=599)) if op.writes() => ambiguous(source),
-            (None, Some(500..=599)) => unavailable(source),
-            _ => StoreError::Backend {
-                op: op.as_str(),
-                key: key_owned,
-                backend,
-                source,
-            },
-        }
-    }
-}
-
-/// What an `object_store` error tells, found by walking its source chain.
-///
-/// `object_store` does not export the type that carries the HTTP status, so
-/// the status and the service's error code are read from the messages of
-/// the chain (`"… non-2xx status code: 503 Service Unavailable: <body>"`).
-struct Facts {
-    /// The transport failure, if the request got no response.
-    transport: Option<HttpErrorKind>,
-    /// The HTTP status of the response, if any.
-    status: Option<u16>,
-    /// Every message of the chain, joined (for searching: the messages
-    /// repeat their sources').
-    text: String,
-    /// The error's own message, which includes its sources' (for people).
-    message: String,
-}
-
-impl Facts {
-    fn of(err: &object_store::Error) -> Self {
-        let mut transport = None;
-        let mut messages = Vec::new();
-        let mut current: Option<&(dyn std::error::Error + 'static)> = Some(err);
-        while let Some(e) = current {
-            if transport.is_none() {
-                if let Some(http) = e.downcast_ref::<HttpError>() {
-                    transport = Some(http.kind());
-                }
-            }
-            messages.push(e.to_string());
-            current = e.source();
-        }
-        let text = messages.join(": ");
-        let status = parse_status(&text);
-        // The innermost cause ("Connection refused (os error 111)") is
-        // often missing from the outer messages; say it.
-        let mut message = err.to_string();
-        if let Some(root) = messages.last() {
-            if !message.contains(root.as_str()) {
-                message = format!("{message} (cause: {root})");
-            }
-        }
-        Self {
-            transport,
-            status,
-            message,
-            text,
-        }
-    }
-
-    fn has(&self, code: &str) -> bool {
-        self.text.contains(code)
-    }
-
-    fn missing_bucket(&self) -> bool {
-        self.has("NoSuchBucket")
-            || self.has("ContainerNotFound")
-            || self.has("The specified bucket does not exist")
-    }
-
-    fn credentials_refused(&self) -> bool {
-        matches!(self.status, Some(401 | 403))
-            || self.has("InvalidAccessKeyId")
-            || self.has("SignatureDoesNotMatch")
-            || self.has("AuthenticationFailed")
-    }
-
-    fn wrong_region(&self) -> bool {
-        self.has("incorrectly configured region")
-            || self.has("PermanentRedirect")
-            || self.has("AuthorizationHeaderMalformed")
-            || self.status == Some(301)
-    }
-
-    fn throttled(&self) -> bool {
-        self.status == Some(429)
-            || self.has("SlowDown")
-            || self.has("TooManyRequests")
-            || self.has("ServerBusy")
-    }
-}
-
-/// An `object_store` error with a message that names its root cause.
-#[derive(Debug)]
-struct Described {
-    message: String,
-    inner: object_store::Error,
-}
-
-impl fmt::Display for Described {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.message)
-    }
-}
-
-impl std::error::Error for Described {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        Some(&self.inner)
-    }
-}
-
-/// The HTTP status in an `object_store` error message, if any.
-fn parse_status(text: &str) -> Option<u16> {
-    const MARKER: &str = "status code: ";
-    let at = text.find(MARKER)? + MARKER.len();
-    let digits = text.get(at..at + 3)?;
-    digits.parse().ok()
-}
-
-/// True for S3's 409 `ConditionalRequestConflict`: another conditional write
-/// on the key is in flight; the request was not applied and may be retried.
-fn is_conditional_request_conflict(err: &object_store::Error) -> bool {
-    Facts::of(err).has("ConditionalRequestConflict")
 }
 
 /// The pause before retry `attempt` (1, 2, …) after a conditional request
@@ -805,19 +580,6 @@ fn conflict_backoff(attempt: usize) -> Duration {
     hasher.write_usize(attempt);
     let jitter = hasher.finish() % (base / 2 + 1);
     Duration::from_millis(base + jitter)
-}
-
-/// Where a backend's credentials come from, for error messages.
-fn credential_hint(backend: ObjectBackend) -> &'static str {
-    match backend {
-        ObjectBackend::S3 => {
-            "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or the role in use); without \
-             s3:ListBucket, S3 answers a read of a missing object with 403"
-        }
-        ObjectBackend::Gcs => "GOOGLE_APPLICATION_CREDENTIALS / GOOGLE_SERVICE_ACCOUNT (or the workload identity in use)",
-        ObjectBackend::Azure => "AZURE_STORAGE_ACCOUNT_NAME and AZURE_STORAGE_ACCOUNT_KEY (or the identity in use)",
-        ObjectBackend::Memory => "the store's configuration",
-    }
 }
 
 /// True if `key` lies under `prefix`, by whole `/`-separated segments
@@ -845,7 +607,7 @@ impl LeaseStore for ObjectStoreLease {
 
     fn capabilities(&self) -> Capabilities {
         Capabilities {
-            conditional_delete: false,
+            conditional_delete: self.conditional_delete,
             conditional_get: true,
             trusted_clock: self.backend.trusted_clock(),
         }
@@ -1014,14 +776,34 @@ impl LeaseStore for ObjectStoreLease {
 
     fn delete_if_version_unboxed<'a>(
         &'a self,
-        _key: &'a str,
-        _expected: &'a Version,
+        key: &'a str,
+        expected: &'a Version,
     ) -> impl Future<Output = Result<(), StoreError>> + Send + 'a {
         async move {
-            Err(StoreError::NotSupported {
-                op: "delete_if_version",
-                backend: self.name(),
-            })
+            if !self.conditional_delete {
+                return Err(StoreError::NotSupported {
+                    op: Op::DeleteIfVersion.as_str(),
+                    backend: self.name(),
+                });
+            }
+            match self.s3_delete_if_version(key, expected).await {
+                // NotSupported promises that nothing is supported; callers
+                // may then delete blindly. A server that passed the probe
+                // and now answers 501 is an incident, not that.
+                Err(StoreError::NotSupported { .. }) => Err(StoreError::Backend {
+                    op: Op::DeleteIfVersion.as_str(),
+                    key: key.to_owned(),
+                    backend: self.name(),
+                    source: format!(
+                        "the server answered a conditional DELETE with 501 Not Implemented, \
+                         though it honoured one when {} was opened; check that the endpoint \
+                         still reaches the same service, then reopen the store",
+                        self.location
+                    )
+                    .into(),
+                }),
+                other => other,
+            }
         }
     }
 }

@@ -38,6 +38,14 @@ const UNKNOWN: &str = "unknown";
 /// Opens the store a URL names, with the default [`StoreOptions`], and
 /// checks with [`probe_cas`] that it refuses stale conditional writes.
 ///
+/// On S3 it then probes conditional delete
+/// ([`ObjectStoreLease::probe_conditional_delete`], five more requests):
+/// [`Capabilities::conditional_delete`](crate::Capabilities::conditional_delete)
+/// is true only if the server refused a `DELETE` with a wrong `If-Match`
+/// and honoured one with the right ETag (AWS S3, moto); elsewhere (MinIO
+/// ignores `If-Match` on DELETE) it is false, a `tracing` line says why,
+/// and the open still succeeds.
+///
 /// The store is rooted at the URL's path: keys given to it are relative to
 /// `prefix` in `s3://bucket/prefix`. See the [crate docs](crate#opening-a-store) for the
 /// URL forms and where credentials come from.
@@ -62,7 +70,7 @@ const UNKNOWN: &str = "unknown";
 ///
 /// # Cancel safety
 ///
-/// Dropping the future may leave the probe's small scratch object behind
+/// Dropping the future may leave the probes' small scratch objects behind
 /// under `.coordinator-probe/`.
 ///
 /// # Examples
@@ -97,14 +105,26 @@ pub async fn open_with(
     url: &str,
     options: StoreOptions,
 ) -> Result<Arc<dyn LeaseStore>, StoreError> {
-    let store = open_unprobed_with(url, options).await?;
-    probe_cas(store.as_ref(), PROBE_PREFIX).await?;
-    Ok(store)
+    match build(url, options)? {
+        Built::Object(mut store) => {
+            probe_cas(&store, PROBE_PREFIX).await?;
+            // Only turns a capability on; never fails the open.
+            store.probe_conditional_delete(PROBE_PREFIX).await;
+            Ok(Arc::new(store))
+        }
+        Built::Other(store) => {
+            probe_cas(store.as_ref(), PROBE_PREFIX).await?;
+            Ok(store)
+        }
+    }
 }
 
 /// [`open`] without the conditional-write probe: no request is made. For
 /// tests that count requests or inject faults; anything that elects a
 /// leader should use [`open`].
+///
+/// Conditional delete is never assumed, so on S3 it stays off
+/// ([`StoreError::NotSupported`]): only the probe of [`open`] turns it on.
 ///
 /// # Errors
 ///
@@ -131,15 +151,31 @@ pub async fn open_unprobed_with(
     url: &str,
     options: StoreOptions,
 ) -> Result<Arc<dyn LeaseStore>, StoreError> {
+    Ok(match build(url, options)? {
+        Built::Object(store) => Arc::new(store),
+        Built::Other(store) => store,
+    })
+}
+
+/// A store built from a URL, before any probe.
+enum Built {
+    /// An `object_store` backend, kept concrete so that [`open_with`] can
+    /// run its conditional-delete probe before handing it out.
+    Object(ObjectStoreLease),
+    /// The local directory or memory store.
+    Other(Arc<dyn LeaseStore>),
+}
+
+fn build(url: &str, options: StoreOptions) -> Result<Built, StoreError> {
     let parsed = parse(url)?;
     match parsed.scheme.as_str() {
-        "s3" => Ok(Arc::new(s3(url, &parsed, options)?)),
-        "gs" => Ok(Arc::new(gcs(url, &parsed, options)?)),
-        "az" => Ok(Arc::new(azure(url, &parsed, options)?)),
-        "file" => Ok(Arc::new(local(url, &parsed)?)),
+        "s3" => Ok(Built::Object(s3(url, &parsed, options)?)),
+        "gs" => Ok(Built::Object(gcs(url, &parsed, options)?)),
+        "az" => Ok(Built::Object(azure(url, &parsed, options)?)),
+        "file" => Ok(Built::Other(Arc::new(local(url, &parsed)?))),
         "memory" => {
             allow_params(url, &parsed, "memory", &[])?;
-            Ok(Arc::new(MemoryStore::new()))
+            Ok(Built::Other(Arc::new(MemoryStore::new())))
         }
         other => Err(misconfigured(
             UNKNOWN,
@@ -318,13 +354,13 @@ fn s3(raw: &str, parsed: &Parsed, options: StoreOptions) -> Result<ObjectStoreLe
     let bucket = bucket(raw, parsed, BACKEND, "bucket")?;
     let mut builder = AmazonS3Builder::from_env()
         .with_bucket_name(&bucket)
-        .with_client_options(options.client_options())
         .with_retry(options.retry_config())
         .with_virtual_hosted_style_request(false);
+    let mut allow_http = false;
     for (name, value) in &params {
         match name.as_str() {
             "endpoint" => {
-                let http = check_endpoint(raw, BACKEND, value)?;
+                allow_http = check_endpoint(raw, BACKEND, value)?;
                 if !aws_credentials_in_env() {
                     return Err(misconfigured(
                         BACKEND,
@@ -335,14 +371,27 @@ fn s3(raw: &str, parsed: &Parsed, options: StoreOptions) -> Result<ObjectStoreLe
                         ),
                     ));
                 }
-                builder = builder.with_endpoint(value).with_allow_http(http);
+                builder = builder.with_endpoint(value);
             }
             "region" => builder = builder.with_region(value),
             _ => {}
         }
     }
-    let store = builder.build().map_err(|e| build_error(BACKEND, raw, e))?;
-    lease(Arc::new(store), ObjectBackend::S3, bucket, parsed, options)
+    // One set of client options for the store and for the client that
+    // sends its conditional deletes: same timeouts, same plain-HTTP rule.
+    let client_options = options.client_options().with_allow_http(allow_http);
+    let store = builder
+        .with_client_options(client_options.clone())
+        .build()
+        .map_err(|e| build_error(BACKEND, raw, e))?;
+    lease(
+        Arc::new(store.clone()),
+        ObjectBackend::S3,
+        bucket,
+        parsed,
+        options,
+    )?
+    .with_s3_conditional_delete(store, &client_options)
 }
 
 fn gcs(raw: &str, parsed: &Parsed, options: StoreOptions) -> Result<ObjectStoreLease, StoreError> {

@@ -6,14 +6,22 @@
 //! workers can both "win" an election. The probe catches that before the
 //! first election: it writes a scratch object and checks that the store
 //! refuses both a second create and a compare-and-swap with a stale version.
+//!
+//! The same holds for conditional deletes: MinIO accepts `If-Match` on
+//! DELETE and deletes whatever is there. So S3's conditional delete is
+//! never assumed either; [`open`](crate::open) turns it on only after the
+//! conditional-delete probe
+//! ([`ObjectStoreLease::probe_conditional_delete`](crate::ObjectStoreLease::probe_conditional_delete))
+//! saw the server refuse a wrong ETag and honour the right one.
 
 use std::collections::hash_map::RandomState;
+use std::future::Future;
 use std::hash::{BuildHasher, Hasher};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 
-use crate::{LeaseStore, StoreError};
+use crate::{LeaseStore, StoreError, Version};
 
 /// The prefix [`open`](crate::open) probes under (relative to the store's
 /// root); each probe uses a fresh random key below it and deletes it after.
@@ -55,12 +63,7 @@ pub const PROBE_PREFIX: &str = ".coordinator-probe";
 /// ```
 pub async fn probe_cas(store: &dyn LeaseStore, probe_prefix: &str) -> Result<(), StoreError> {
     let nonce = random_hex();
-    let prefix = probe_prefix.trim_matches('/');
-    let key = if prefix.is_empty() {
-        nonce.clone()
-    } else {
-        format!("{prefix}/{nonce}")
-    };
+    let key = probe_key(probe_prefix, &nonce);
     let outcome = run(store, &key, &nonce).await;
     // Clean up whatever happened; a failed clean-up only leaves a small
     // scratch object, so the probe's own outcome is what counts.
@@ -115,6 +118,154 @@ async fn run(store: &dyn LeaseStore, key: &str, nonce: &str) -> Result<(), Store
         Err(e) => return Err(e),
     }
     expect_body(store, key, &body("swap"), "a refused compare-and-swap").await
+}
+
+/// `<probe_prefix>/<name>`, or `name` for an empty prefix.
+fn probe_key(probe_prefix: &str, name: &str) -> String {
+    let prefix = probe_prefix.trim_matches('/');
+    if prefix.is_empty() {
+        name.to_owned()
+    } else {
+        format!("{prefix}/{name}")
+    }
+}
+
+/// What the conditional-delete probe found.
+#[derive(Debug)]
+pub(crate) enum DeleteProbe {
+    /// A wrong version was refused and left the object alone; the right one
+    /// deleted it.
+    Honoured,
+    /// The server does not do conditional deletes: it said so (501, 400,
+    /// another refusal of the request itself) or refused the right version.
+    Unsupported(String),
+    /// The server took a conditional delete it did not honour.
+    Ignored(String),
+    /// The probe could not finish: the store failed on the way.
+    Failed(StoreError),
+}
+
+/// Checks that a conditional delete naming a wrong version is refused and
+/// leaves the object alone, and that one naming the right version deletes
+/// it, on a fresh scratch object under `probe_prefix` that is deleted
+/// afterwards whatever happened.
+///
+/// `store` makes the plain requests (create, get, delete); `delete_if`
+/// makes the conditional delete under test, whether or not the store's
+/// capabilities claim it yet. Five requests when all goes well (create,
+/// wrong delete, get, right delete, get), plus a plain delete whenever the
+/// object may be left.
+pub(crate) async fn conditional_delete<D, F>(
+    store: &dyn LeaseStore,
+    probe_prefix: &str,
+    delete_if: D,
+) -> DeleteProbe
+where
+    D: Fn(String, Version) -> F,
+    F: Future<Output = Result<(), StoreError>>,
+{
+    let key = probe_key(probe_prefix, &format!("{}-delete", random_hex()));
+    let mut present = false;
+    let outcome = run_delete(store, &key, &delete_if, &mut present).await;
+    // Clean up in every branch that may have left the object; a failed
+    // clean-up only leaves a small scratch object behind.
+    if present {
+        if let Err(e) = store.delete(&key).await {
+            tracing::warn!(key, backend = store.backend(), error = %e, "could not delete the probe object");
+        }
+    }
+    outcome
+}
+
+/// The conditional-delete probe's steps on `key`; `present` says whether
+/// the object may still be there when it returns.
+async fn run_delete<D, F>(
+    store: &dyn LeaseStore,
+    key: &str,
+    delete_if: &D,
+    present: &mut bool,
+) -> DeleteProbe
+where
+    D: Fn(String, Version) -> F,
+    F: Future<Output = Result<(), StoreError>>,
+{
+    let body = Bytes::from(format!(
+        "{{\"probe\":\"conditional-delete\",\"key\":\"{key}\"}}"
+    ));
+    let written = match store.create(key, body.clone()).await {
+        Ok(written) => written,
+        Err(e) => {
+            // Only an ambiguous create may have left an object.
+            *present = matches!(e, StoreError::Ambiguous { .. });
+            return DeleteProbe::Failed(e);
+        }
+    };
+    *present = true;
+
+    // An MD5-shaped ETag that is not the object's.
+    let mut wrong = Version::new(format!("\"{}\"", random_hex()));
+    if wrong == written.version {
+        wrong = Version::new(format!("\"{}\"", random_hex()));
+    }
+    match delete_if(key.to_owned(), wrong).await {
+        Err(StoreError::Conflict { .. }) => {}
+        Ok(()) => {
+            return DeleteProbe::Ignored(format!(
+                "a DELETE of `{key}` with If-Match naming another ETag was accepted"
+            ))
+        }
+        Err(e) => return refused(e),
+    }
+    match store.get(key).await {
+        Ok(Some(object)) if object.version == written.version && object.body == body => {}
+        Ok(Some(_)) => {
+            return DeleteProbe::Ignored(format!(
+                "a DELETE of `{key}` with a wrong If-Match was refused, but the object changed"
+            ))
+        }
+        Ok(None) => {
+            *present = false;
+            return DeleteProbe::Ignored(format!(
+                "a DELETE of `{key}` with a wrong If-Match was refused, but the object was \
+                 deleted anyway"
+            ));
+        }
+        Err(e) => return DeleteProbe::Failed(e),
+    }
+
+    match delete_if(key.to_owned(), written.version.clone()).await {
+        Ok(()) => {}
+        Err(StoreError::Conflict { .. }) => {
+            return DeleteProbe::Unsupported(format!(
+                "a DELETE of `{key}` with If-Match naming its current ETag {} was refused",
+                written.version
+            ))
+        }
+        Err(e) => return refused(e),
+    }
+    match store.get(key).await {
+        Ok(None) => {
+            *present = false;
+            DeleteProbe::Honoured
+        }
+        Ok(Some(_)) => DeleteProbe::Ignored(format!(
+            "a DELETE of `{key}` with If-Match naming its current ETag was reported done, but \
+             the object is still there"
+        )),
+        Err(e) => DeleteProbe::Failed(e),
+    }
+}
+
+/// A conditional delete refused as a request (rather than by its
+/// precondition): the server does not support it (501 is NotSupported,
+/// 400 and other client errors are Backend), or the store failed.
+fn refused(e: StoreError) -> DeleteProbe {
+    match e {
+        StoreError::NotSupported { .. } | StoreError::Backend { .. } => {
+            DeleteProbe::Unsupported(e.to_string())
+        }
+        other => DeleteProbe::Failed(other),
+    }
 }
 
 /// Fails unless `key` holds `expected` (after a write that was refused).
@@ -346,6 +497,102 @@ mod tests {
         let object = ObjectStoreLease::in_memory();
         probe_cas(&object, "").await.unwrap();
         assert!(object.list("").await.unwrap().is_empty());
+    }
+
+    /// How a fake server treats a conditional delete.
+    #[derive(Clone, Copy, Debug)]
+    enum DeleteFlaw {
+        /// Honours `If-Match`, as AWS S3 and moto do.
+        Honest,
+        /// Deletes whatever the version, as MinIO does.
+        IgnoresIfMatch,
+        /// Says 412 to a wrong version, and deletes anyway.
+        RefusesButDeletes,
+        /// Says 204 to the right version, and keeps the object.
+        ClaimsButKeeps,
+        /// Refuses every version, the right one too.
+        RefusesAll,
+        /// Answers 501.
+        NotImplemented,
+        /// Cannot be reached.
+        Unavailable,
+    }
+
+    /// The conditional-delete probe on a memory store whose conditional
+    /// delete has `flaw`.
+    async fn delete_probe(flaw: DeleteFlaw) -> (DeleteProbe, MemoryStore) {
+        let store = MemoryStore::new();
+        let inner = store.clone();
+        let conflict = |key: &str| StoreError::Conflict {
+            key: key.to_owned(),
+            backend: "memory",
+        };
+        let outcome = conditional_delete(&store, PROBE_PREFIX, move |key, version| {
+            let inner = inner.clone();
+            async move {
+                match flaw {
+                    DeleteFlaw::Honest => inner.delete_if_version(&key, &version).await,
+                    DeleteFlaw::IgnoresIfMatch => inner.delete(&key).await,
+                    DeleteFlaw::RefusesButDeletes => {
+                        let current = inner.get(&key).await?.map(|o| o.version);
+                        inner.delete(&key).await?;
+                        if current == Some(version) {
+                            Ok(())
+                        } else {
+                            Err(conflict(&key))
+                        }
+                    }
+                    DeleteFlaw::ClaimsButKeeps => match inner.get(&key).await? {
+                        Some(object) if object.version == version => Ok(()),
+                        _ => Err(conflict(&key)),
+                    },
+                    DeleteFlaw::RefusesAll => Err(conflict(&key)),
+                    DeleteFlaw::NotImplemented => Err(StoreError::NotSupported {
+                        op: "delete_if_version",
+                        backend: "memory",
+                    }),
+                    DeleteFlaw::Unavailable => Err(StoreError::Unavailable {
+                        key,
+                        backend: "memory",
+                        source: "connection refused".into(),
+                    }),
+                }
+            }
+        })
+        .await;
+        (outcome, store)
+    }
+
+    #[tokio::test]
+    async fn conditional_delete_probe_judges_each_kind_of_server() {
+        use DeleteFlaw::*;
+        for (flaw, expected) in [
+            (Honest, "Honoured"),
+            (IgnoresIfMatch, "accepted"),
+            (RefusesButDeletes, "deleted anyway"),
+            (ClaimsButKeeps, "still there"),
+            (RefusesAll, "current ETag"),
+            (NotImplemented, "not supported"),
+            (Unavailable, "connection refused"),
+        ] {
+            let (outcome, store) = delete_probe(flaw).await;
+            let said = match &outcome {
+                DeleteProbe::Honoured => "Honoured".to_owned(),
+                DeleteProbe::Unsupported(why) | DeleteProbe::Ignored(why) => why.clone(),
+                DeleteProbe::Failed(e) => e.to_string(),
+            };
+            assert!(said.contains(expected), "{flaw:?}: {outcome:?}");
+            let kind_ok = match flaw {
+                Honest => matches!(outcome, DeleteProbe::Honoured),
+                IgnoresIfMatch | RefusesButDeletes | ClaimsButKeeps => {
+                    matches!(outcome, DeleteProbe::Ignored(_))
+                }
+                RefusesAll | NotImplemented => matches!(outcome, DeleteProbe::Unsupported(_)),
+                Unavailable => matches!(outcome, DeleteProbe::Failed(_)),
+            };
+            assert!(kind_ok, "{flaw:?}: {outcome:?}");
+            assert!(store.is_empty(), "{flaw:?}: the probe object is cleaned up");
+        }
     }
 
     #[test]

@@ -98,6 +98,8 @@ pub struct ObjectMeta {
 pub struct Capabilities {
     /// [`delete_if_version`](crate::LeaseStore::delete_if_version) is atomic
     /// on this backend. Where it is not, callers CAS a tombstone instead.
+    /// On S3 it is probed when the store is opened, never assumed (some
+    /// S3-compatible servers ignore `If-Match` on DELETE).
     pub conditional_delete: bool,
     /// [`get_if_changed`](crate::LeaseStore::get_if_changed) is a real
     /// conditional request (an unchanged object transfers no body).

@@ -11,7 +11,10 @@
 //! on moto can have two winners. The race cases run with
 //! `expect_linearizable = false`: a double winner is reported as moto's,
 //! loudly, and counted, never hidden; the exactly-one-winner guarantee is
-//! tested on the memory and local stores, where it is ours.
+//! tested on the memory and local stores, where it is ours. moto's
+//! conditional DELETE (`If-Match`) is a check-then-delete without a lock in
+//! the same way; the cases here are sequential, so they test our wire
+//! handling, not its atomicity.
 //!
 //! [`ObjectStoreLease`]: coordinator_store::ObjectStoreLease
 
@@ -118,7 +121,14 @@ async fn conformance_suite_on_moto() {
         .unwrap_or_else(|e| panic!("open {url}: {e}"));
     assert_eq!(store.backend(), "s3");
     let caps = store.capabilities();
-    assert!(caps.conditional_get && caps.trusted_clock && !caps.conditional_delete);
+    assert!(caps.conditional_get && caps.trusted_clock, "{caps:?}");
+    // moto honours If-Match on DELETE, so the probe of open() turns
+    // conditional delete on, and the suite's delete_if_version case runs
+    // the real thing rather than checking NotSupported.
+    assert!(
+        caps.conditional_delete,
+        "the conditional-delete probe must pass on moto: {caps:?}"
+    );
 
     // 2,500 keys: three pages of S3's 1,000-key listings. Every case runs
     // here except the races (rounds: 0), which run below, where their
@@ -172,8 +182,16 @@ async fn probe_passes_on_moto_and_cleans_up() {
         store.list(PROBE_PREFIX).await.unwrap().is_empty(),
         "the probe deletes its object"
     );
-    // open() runs the same probe.
-    open(&url).await.unwrap();
+    // open() runs the same probe, and the conditional-delete probe, which
+    // cleans up after itself too.
+    let started = Instant::now();
+    let opened = open(&url).await.unwrap();
+    eprintln!("open (both probes) on moto: {:?}", started.elapsed());
+    assert!(opened.capabilities().conditional_delete);
+    assert!(
+        store.list(PROBE_PREFIX).await.unwrap().is_empty(),
+        "the probes of open() delete their objects"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -245,8 +263,59 @@ async fn unconditional_put_and_get_if_changed_on_moto() {
         "a write's version is what a read sees"
     );
     assert!(got.store_time.is_some(), "S3 reports Last-Modified");
+}
+
+/// S3's conditional delete (`DELETE` with `If-Match`) against moto, through
+/// a store from open(): on after the probe, refusing a stale ETag without
+/// deleting, deleting on the current one, refusing on a missing object.
+/// Without the probe (open_unprobed) it is never assumed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conditional_delete_on_moto() {
+    let Some(endpoint) = endpoint("conditional_delete_on_moto") else {
+        return;
+    };
+    let url = s3_url(&endpoint, &bucket(), &unique("cdelete"));
+    let store = open_with(&url, moto_options()).await.unwrap();
+    assert!(store.capabilities().conditional_delete);
+
+    let first = store.create("q/msg.json", "1".into()).await.unwrap();
+    let second = store
+        .compare_and_swap("q/msg.json", &first.version, "2".into())
+        .await
+        .unwrap();
     let err = store
-        .delete_if_version("w/a.json", &first.version)
+        .delete_if_version("q/msg.json", &first.version)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, StoreError::Conflict { key, backend: "s3" } if key == "q/msg.json"),
+        "{err:?}"
+    );
+    let kept = store.get("q/msg.json").await.unwrap().unwrap();
+    assert_eq!(
+        (kept.body.as_ref(), &kept.version),
+        (&b"2"[..], &second.version),
+        "a refused conditional delete leaves the object alone"
+    );
+    store
+        .delete_if_version("q/msg.json", &second.version)
+        .await
+        .unwrap();
+    assert!(store.get("q/msg.json").await.unwrap().is_none());
+    let err = store
+        .delete_if_version("q/msg.json", &second.version)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::Conflict { .. }),
+        "a missing object (404 NoSuchKey) is a conflict: {err:?}"
+    );
+
+    let unprobed = open_unprobed(&url).await.unwrap();
+    assert!(!unprobed.capabilities().conditional_delete);
+    let written = unprobed.create("q/other.json", "x".into()).await.unwrap();
+    let err = unprobed
+        .delete_if_version("q/other.json", &written.version)
         .await
         .unwrap_err();
     assert!(
@@ -259,6 +328,7 @@ async fn unconditional_put_and_get_if_changed_on_moto() {
         ),
         "{err:?}"
     );
+    assert!(unprobed.get("q/other.json").await.unwrap().is_some());
 }
 
 /// Nothing listens on the port: the store is unavailable, quickly, and the
