@@ -425,6 +425,7 @@ impl GlobalCoordinator {
             worker_id: self.shared.identity.worker_id.clone(),
             store: self.plugin_store.clone(),
             clock: self.shared.clock.clone(),
+            election: Arc::from(self.keys().lease()),
             terms: self.shared.terms.subscribe(),
             state: self.shared.state.subscribe(),
             span: self.shared.span.clone(),

@@ -127,6 +127,8 @@ pub(crate) struct RunnerEnv {
     pub(crate) worker_id: WorkerId,
     pub(crate) store: Arc<dyn LeaseStore>,
     pub(crate) clock: Arc<dyn Clock>,
+    /// The election's lease key (see [`LeaderContext::election`]).
+    pub(crate) election: Arc<str>,
     pub(crate) terms: watch::Receiver<Option<Arc<Term>>>,
     pub(crate) state: watch::Receiver<CoordinatorState>,
     pub(crate) span: tracing::Span,
@@ -184,6 +186,7 @@ async fn run_plugin_inner(plugin: Arc<dyn CoordinatorPlugin>, env: RunnerEnv) {
         worker_id,
         store,
         clock,
+        election,
         mut terms,
         mut state,
         ..
@@ -222,7 +225,8 @@ async fn run_plugin_inner(plugin: Arc<dyn CoordinatorPlugin>, env: RunnerEnv) {
                     Some(name.clone()),
                     store.clone(),
                     clock.clone(),
-                );
+                )
+                .with_election(election.clone());
                 current = Some(ctx.clone());
                 tracing::info!(target: TARGET, plugin = &*name, epoch = ctx.epoch(), "on_become_coordinator");
                 let finished = until_cancelled(

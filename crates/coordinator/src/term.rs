@@ -174,9 +174,13 @@ pub struct LeaderContext {
     namespace: Namespace,
     worker_id: WorkerId,
     plugin: Option<Arc<str>>,
+    election: Arc<str>,
     store: Arc<dyn LeaseStore>,
     clock: Arc<dyn Clock>,
 }
+
+/// The [`LeaderContext::election`] of a standalone context.
+const STANDALONE: &str = "standalone";
 
 impl LeaderContext {
     pub(crate) fn new(
@@ -194,9 +198,17 @@ impl LeaderContext {
             namespace,
             worker_id,
             plugin,
+            election: Arc::from(STANDALONE),
             store,
             clock,
         }
+    }
+
+    /// The same context, granted by the election whose lease is at
+    /// `election` (the lease key).
+    pub(crate) fn with_election(mut self, election: Arc<str>) -> Self {
+        self.election = election;
+        self
     }
 
     /// A context not tied to any election, valid until `deadline` on `clock`
@@ -219,6 +231,36 @@ impl LeaderContext {
     /// The term's epoch: the fencing token to write into shared state.
     pub fn epoch(&self) -> u64 {
         self.term.epoch
+    }
+
+    /// Which election granted this term: the key of its lease (the
+    /// global election's or a plugin's own), or `"standalone"`.
+    ///
+    /// Epochs are ordered within one election only. A plugin that finds
+    /// work claimed by an *earlier epoch of the same election* knows that
+    /// term has ended: its contexts were cancelled at its deadline, before
+    /// this term could begin. During a migration two elections grant terms
+    /// at once, so a claim from another election proves nothing.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use std::time::Duration;
+    /// use coordinator::{Clock, LeaderContext, TokioClock};
+    /// use coordinator_core::{Namespace, WorkerId};
+    /// use coordinator_store::MemoryStore;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let clock: Arc<dyn Clock> = Arc::new(TokioClock::new());
+    /// let deadline = clock.now() + Duration::from_secs(10);
+    /// let ctx = LeaderContext::standalone(
+    ///     3, Namespace::new("orders").unwrap(), WorkerId::new("w1").unwrap(),
+    ///     Arc::new(MemoryStore::new()), clock, deadline,
+    /// );
+    /// assert_eq!(ctx.election(), "standalone");
+    /// # }
+    /// ```
+    pub fn election(&self) -> &str {
+        &self.election
     }
 
     /// The namespace led.
