@@ -3,8 +3,11 @@
 //! * [`delete_write_once`]: for objects written once by create-if-absent
 //!   and never rewritten afterwards (queue messages, index entries, run-now
 //!   requests, and claims or slots once they reached a terminal state).
-//!   Where the backend has a conditional delete it is used. Where it has
-//!   not (S3, GCS, Azure through `object_store`), a plain delete is exactly
+//!   Where the backend has a conditional delete it is used (memory, the
+//!   local directory, and S3 when the probe at open found `If-Match` on
+//!   DELETE honoured). Where it has not (GCS and Azure through
+//!   `object_store`, S3-compatible servers that ignore `If-Match` on
+//!   DELETE, such as MinIO), a plain delete is exactly
 //!   as safe: the key is never reused and its object never rewritten, so
 //!   the only version a delete can remove is the one we read. A terminal
 //!   claim *is* the tombstone the design asks for; this deletes it once its
@@ -14,10 +17,16 @@
 //!   backend has one; otherwise a compare-and-swap to a terminal tombstone
 //!   body, which is never deleted blindly (a later registration replaces it
 //!   by compare-and-swap), because a blind delete could remove a newer
-//!   record written after we read.
+//!   record written after we read. So on such a backend tombstones stay:
+//!   one small object per retired key, until the key is registered again.
+//!
+//! Both recognise their own effect after a hidden client retry or a
+//! timeout ([`crate::swap`]), so "changed" means someone else's version.
 
 use bytes::Bytes;
 use coordinator_store::{LeaseStore, StoreError, Version};
+
+use crate::swap::{self, Swapped};
 
 /// How a [`retire`] or [`delete_write_once`] ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -53,19 +62,21 @@ pub(crate) async fn retire(
     version: &Version,
     tombstone: Bytes,
 ) -> Result<Deleted, StoreError> {
-    let result = if store.capabilities().conditional_delete {
-        store.delete_if_version(key, version).await
+    // Both recognise our own effect after a hidden retry or a timeout
+    // (crate::swap), so "changed" means someone else's version.
+    let done = if store.capabilities().conditional_delete {
+        swap::delete_if(store, key, version).await?
     } else {
-        store
-            .compare_and_swap(key, version, tombstone)
-            .await
-            .map(|_| ())
+        matches!(
+            swap::swap(store, key, version, tombstone).await?,
+            Swapped::Written(_)
+        )
     };
-    match result {
-        Ok(()) => Ok(Deleted::Done),
-        Err(StoreError::Conflict { .. } | StoreError::NotFound { .. }) => Ok(Deleted::Changed),
-        Err(error) => Err(error),
-    }
+    Ok(if done {
+        Deleted::Done
+    } else {
+        Deleted::Changed
+    })
 }
 
 #[cfg(test)]

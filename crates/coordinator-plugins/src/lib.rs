@@ -99,6 +99,7 @@ mod layout;
 mod observe;
 mod retry;
 mod rng;
+mod swap;
 
 pub mod queue;
 pub mod scheduler;

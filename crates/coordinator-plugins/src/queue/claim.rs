@@ -1,7 +1,7 @@
 //! The worker's side: claim messages ([`Consumer`]), hold them
 //! ([`ClaimHandle`]), end them ([`ClaimedMessage`]).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use coordinator_core::Instant;
-use coordinator_store::{StoreError, Version};
+use coordinator_store::{ObjectMeta, StoreError, Version};
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
@@ -20,6 +20,7 @@ use crate::codec::{self, FORMAT};
 use crate::delete::delete_write_once;
 use crate::id::SortableId;
 use crate::observe::Observations;
+use crate::swap::Swapped;
 
 /// The longest error text kept per attempt.
 const MAX_ERROR_BYTES: usize = 2048;
@@ -198,11 +199,30 @@ impl Consumer {
             let mut seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
             let listed: HashSet<&str> = messages.iter().map(|m| m.key.as_str()).collect();
             seen.retain(|key| listed.contains(key));
-            for meta in &messages {
-                let Some((stem, delay_ms)) = q.keys.parse_message(&meta.key) else {
-                    continue;
-                };
-                if claimed.contains(&stem) {
+            // A retry is claimable only once its earlier attempt's message
+            // is gone: until then the leader may still be writing it (see
+            // the leader's `finish`), and taking it could run the message
+            // twice at once.
+            let mut first_attempt: HashMap<&SortableId, u32> = HashMap::new();
+            let parsed: Vec<(Stem, u64, &ObjectMeta)> = messages
+                .iter()
+                .filter_map(|meta| {
+                    q.keys
+                        .parse_message(&meta.key)
+                        .map(|(stem, delay_ms)| (stem, delay_ms, meta))
+                })
+                .collect();
+            for (stem, _, _) in &parsed {
+                let first = first_attempt.entry(&stem.origin).or_insert(stem.attempt);
+                *first = (*first).min(stem.attempt);
+            }
+            for (stem, delay_ms, meta) in &parsed {
+                let (stem, delay_ms) = (stem.clone(), *delay_ms);
+                if claimed.contains(&stem)
+                    || first_attempt
+                        .get(&stem.origin)
+                        .is_some_and(|first| *first < stem.attempt)
+                {
                     continue;
                 }
                 if delay_ms > 0
@@ -273,18 +293,20 @@ impl Consumer {
         let started = q.clock.now();
         let version = match q.store.create(&claim_key, body.clone()).await {
             Ok(written) => written.version,
-            Err(StoreError::AlreadyExists { .. }) => {
-                Counters::bump(&self.counters.races_lost);
-                return Ok(None);
-            }
-            Err(StoreError::Ambiguous { .. }) => match q.store.get(&claim_key).await {
-                Ok(Some(found)) if found.body == body => found.version,
-                Ok(_) => {
-                    Counters::bump(&self.counters.races_lost);
-                    return Ok(None);
+            // Already there may be our own create, applied by a retry the
+            // client library hid (the first reply was lost); the token
+            // makes the body ours alone, so a re-read tells (one GET per
+            // race lost).
+            Err(StoreError::AlreadyExists { .. } | StoreError::Ambiguous { .. }) => {
+                match q.store.get(&claim_key).await {
+                    Ok(Some(found)) if found.body == body => found.version,
+                    Ok(_) => {
+                        Counters::bump(&self.counters.races_lost);
+                        return Ok(None);
+                    }
+                    Err(error) => return Err(QueueError::store("claim", &claim_key, error)),
                 }
-                Err(error) => return Err(QueueError::store("claim", &claim_key, error)),
-            },
+            }
             Err(error) => return Err(QueueError::store("claim", &claim_key, error)),
         };
         Counters::bump(&self.counters.claimed);
@@ -338,6 +360,7 @@ impl Consumer {
                             error: format!("unreadable message: {reason}"),
                             next: Next::Dead,
                             by_epoch: None,
+                            followed_up: false,
                         },
                     )
                     .await;
@@ -485,9 +508,9 @@ impl ClaimHandle {
     }
 
     /// The compare-and-swap every claim change uses; `None` if the version
-    /// changed (the claim is lost). An ambiguous outcome is settled by
-    /// reading the claim back and comparing the bytes (the nonce makes
-    /// them unique).
+    /// changed (the claim is lost). A refusal or an ambiguous outcome is
+    /// settled by reading the claim back ([`crate::swap`]): our own write,
+    /// applied by a hidden client retry, is not a lost claim.
     async fn swap(
         &self,
         expected: &Version,
@@ -497,18 +520,9 @@ impl ClaimHandle {
         let q = &inner.queue;
         let body = codec::encode(record, None)
             .map_err(|reason| QueueError::corrupt(&inner.claim_key, q.backend(), reason))?;
-        match q
-            .store
-            .compare_and_swap(&inner.claim_key, expected, body.clone())
-            .await
-        {
-            Ok(written) => Ok(Some(written.version)),
-            Err(StoreError::Conflict { .. } | StoreError::NotFound { .. }) => Ok(None),
-            Err(StoreError::Ambiguous { .. }) => match q.store.get(&inner.claim_key).await {
-                Ok(Some(found)) if found.body == body => Ok(Some(found.version)),
-                Ok(_) => Ok(None),
-                Err(error) => Err(QueueError::store("claim", &inner.claim_key, error)),
-            },
+        match crate::swap::swap(q.store.as_ref(), &inner.claim_key, expected, body).await {
+            Ok(Swapped::Written(version)) => Ok(Some(version)),
+            Ok(Swapped::Changed) => Ok(None),
             Err(error) => Err(QueueError::store("claim", &inner.claim_key, error)),
         }
     }
@@ -681,6 +695,7 @@ impl ClaimedMessage {
                     error: text,
                     next,
                     by_epoch: None,
+                    followed_up: false,
                 },
             )
             .await?;

@@ -76,6 +76,8 @@ struct LeaderState {
 struct SweepReport {
     recovered: u64,
     finished: u64,
+    /// Claims left for the next sweep after a store error.
+    errors: u64,
 }
 
 impl QueueMaintenance {
@@ -107,7 +109,7 @@ impl QueueMaintenance {
         self.save_counts(&mut state, ctx).await?;
         if report != SweepReport::default() {
             tracing::debug!(target: TARGET, queue = %self.queue.name, epoch = ctx.epoch(),
-                recovered = report.recovered, finished = report.finished, "queue sweep");
+                recovered = report.recovered, finished = report.finished, errors = report.errors, "queue sweep");
         }
         Ok(())
     }
@@ -235,6 +237,7 @@ impl QueueMaintenance {
             .map(|m| (m.key.as_str(), &m.version))
             .collect();
 
+        let mut report = SweepReport::default();
         // Read the claims whose version is new to us.
         let listed: HashSet<&str> = claims.iter().map(|m| m.key.as_str()).collect();
         state.claims.retain(|key, _| listed.contains(key.as_str()));
@@ -279,7 +282,14 @@ impl QueueMaintenance {
                 Ok(None) => {
                     state.claims.remove(&key);
                 }
-                Err(error) => return Err(QueueError::store("sweep", &key, error)),
+                // One failed read must not hold back every other claim
+                // (with many claims, some read fails on most sweeps): this
+                // one is read again next sweep.
+                Err(error) => {
+                    report.errors += 1;
+                    tracing::debug!(target: TARGET, queue = %q.name, key = %key, error = %error,
+                        "reading a claim failed; reading it again next sweep");
+                }
             }
         }
 
@@ -316,8 +326,6 @@ impl QueueMaintenance {
             .buffer_unordered(q.config.leader_concurrency)
             .collect()
             .await;
-        let mut report = SweepReport::default();
-        let mut first_error = None;
         for result in results {
             match result {
                 Ok(Outcome::Finished { key, counts }) => {
@@ -332,15 +340,16 @@ impl QueueMaintenance {
                     report.recovered += 1;
                 }
                 Ok(Outcome::Skipped) => {}
+                // Left for the next sweep; the others' progress (and
+                // counts) are kept.
                 Err(error) => {
-                    first_error.get_or_insert(error);
+                    report.errors += 1;
+                    tracing::debug!(target: TARGET, queue = %q.name, error = %error,
+                        "finishing a claim failed; trying again next sweep");
                 }
             }
         }
-        match first_error {
-            Some(error) => Err(error),
-            None => Ok(report),
-        }
+        Ok(report)
     }
 
     /// Recovers (if live) and finishes one claim.
@@ -377,6 +386,7 @@ impl QueueMaintenance {
                     ),
                     next: self.next_after(stem.attempt),
                     by_epoch: Some(epoch),
+                    followed_up: false,
                 },
             };
             let sealed = ClaimRecord {
@@ -484,10 +494,14 @@ impl QueueMaintenance {
         let q = &self.queue;
         let store = q.store.as_ref();
         let mut message_version = message_version;
+        let mut version = version.clone();
         match &record.state {
             ClaimState::Claimed { .. } => return Ok(false),
             ClaimState::Completed { .. } => counts.completed += 1,
             ClaimState::Abandoned { .. } => {}
+            ClaimState::Failed {
+                followed_up: true, ..
+            } => {}
             ClaimState::Failed { error, next, .. } => {
                 counts.failed += 1;
                 let message = match message {
@@ -527,6 +541,15 @@ impl QueueMaintenance {
                         }
                     }
                 }
+                // Record that `next` exists before the message goes. A
+                // retry message is claimable only once no earlier attempt
+                // of it is listed (the workers check), so until this flag
+                // is in, it cannot have been consumed and writing it again
+                // is harmless; after, no finish writes it again.
+                match self.mark_followed_up(ctx, key, &version, record).await? {
+                    Some(marked) => version = marked,
+                    None => return Ok(false),
+                }
             }
         }
         if !ctx.is_valid() {
@@ -556,10 +579,37 @@ impl QueueMaintenance {
         if !ctx.is_valid() {
             return Ok(false);
         }
-        delete_write_once(store, key, version)
+        delete_write_once(store, key, &version)
             .await
             .map_err(|e| QueueError::store("delete", key, e))?;
         Ok(true)
+    }
+
+    /// Compare-and-swaps `followed_up` into a failed claim; the new
+    /// version, or `None` if the claim changed (or the term ended).
+    async fn mark_followed_up(
+        &self,
+        ctx: &LeaderContext,
+        key: &str,
+        version: &Version,
+        record: &ClaimRecord,
+    ) -> Result<Option<Version>, QueueError> {
+        let q = &self.queue;
+        let mut marked = record.clone();
+        if let ClaimState::Failed { followed_up, .. } = &mut marked.state {
+            *followed_up = true;
+        }
+        marked.nonce = q.rng.token();
+        let body = codec::encode(&marked, None)
+            .map_err(|reason| QueueError::corrupt(key, q.backend(), reason))?;
+        if !ctx.is_valid() {
+            return Ok(None);
+        }
+        match crate::swap::swap(q.store.as_ref(), key, version, body).await {
+            Ok(crate::swap::Swapped::Written(version)) => Ok(Some(version)),
+            Ok(crate::swap::Swapped::Changed) => Ok(None),
+            Err(error) => Err(QueueError::store("finish", key, error)),
+        }
     }
 
     async fn dead_letter(

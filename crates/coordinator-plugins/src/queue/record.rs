@@ -160,6 +160,10 @@ pub(crate) enum ClaimState {
         next: Next,
         /// The epoch of the leader that recovered a stalled claim.
         by_epoch: Option<u64>,
+        /// The leader wrote `next` (the retry message or the dead letter);
+        /// no later finish writes it again, so its key is never reused.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        followed_up: bool,
     },
     /// The claimed message no longer existed (a stale listing); nothing to do.
     Abandoned { reason: String },
@@ -254,6 +258,7 @@ mod tests {
             error: "e".into(),
             next: Next::Retry { delay_ms: 5 },
             by_epoch: None,
+            followed_up: false,
         };
         let json = serde_json::to_string(&state).unwrap();
         assert_eq!(serde_json::from_str::<ClaimState>(&json).unwrap(), state);

@@ -2,7 +2,9 @@
 //! slots as they fall due, serves run-now requests, takes over runs cut
 //! short by a fail-over, and trims history.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
+
+use futures::StreamExt;
 use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -16,7 +18,7 @@ use tokio::task::{JoinHandle, JoinSet};
 
 use super::job::{Delivery, JobSpec, MissedRunPolicy, Schedule};
 use super::record::{AttemptRecord, JobRecord, RunOutcome, SlotKind, SlotRecord};
-use super::run::{Held, Run};
+use super::run::{Held, Released, Run};
 use super::{SchedulerError, SchedulerInner, TARGET};
 use crate::codec::{self, FORMAT};
 use crate::delete::delete_write_once;
@@ -123,7 +125,11 @@ struct Leader {
     jobs: HashMap<String, Tracked>,
     watched: HashMap<String, Watched>,
     seen: Observations,
-    runs: JoinSet<()>,
+    runs: JoinSet<Released>,
+    /// Slots a run of this term holds now.
+    live: std::collections::HashSet<String>,
+    /// Slots to read, to watch those still marked running: key → job.
+    unread: BTreeMap<String, String>,
 }
 
 impl Leader {
@@ -135,6 +141,8 @@ impl Leader {
             watched: HashMap::new(),
             seen: Observations::default(),
             runs: JoinSet::new(),
+            live: std::collections::HashSet::new(),
+            unread: BTreeMap::new(),
         }
     }
 
@@ -144,7 +152,9 @@ impl Leader {
         let mut next_reload = inner.clock.now();
         let mut next_gc = inner.clock.now() + GC_INTERVAL;
         loop {
-            while self.runs.try_join_next().is_some() {}
+            while let Some(ended) = self.runs.try_join_next() {
+                self.watch_released(ended);
+            }
             let now = inner.clock.now();
             if now >= next_reload {
                 if let Err(error) = self.reload().await {
@@ -153,6 +163,7 @@ impl Leader {
                 if let Err(error) = self.serve_requests().await {
                     tracing::warn!(target: TARGET, scheduler = %inner.name, error = %error, "serving run-now requests failed; retrying");
                 }
+                self.check_unread().await;
                 self.check_watched().await;
                 next_reload = inner.clock.now() + inner.config.reload_interval;
             }
@@ -171,7 +182,9 @@ impl Leader {
             }
             wait = wait.min(next_reload.saturating_since(inner.clock.now()));
             tokio::select! {
-                Some(_) = self.runs.join_next(), if !self.runs.is_empty() => {}
+                Some(ended) = self.runs.join_next(), if !self.runs.is_empty() => {
+                    self.watch_released(ended);
+                }
                 () = tokio::time::sleep(wait) => {}
             }
         }
@@ -250,9 +263,13 @@ impl Leader {
             .iter()
             .filter_map(|m| inner.keys.slot_instant(job, &m.key))
             .max();
-        // Runs cut short by an earlier term: watch the newest few.
-        for meta in slots.iter().rev().take(3) {
-            self.watch_if_running(job, &meta.key).await?;
+        // Runs cut short by an earlier term: watch every one still marked
+        // running among the newest (history is trimmed to about this many,
+        // and older slots were watched by the terms before).
+        // They are read in the background (`check_unread`), so a failed read
+        // neither delays this job's slots nor is forgotten.
+        for meta in slots.iter().rev().take(inner.config.history_limit.max(3)) {
+            self.unread.insert(meta.key.clone(), job.to_owned());
         }
         let spec = tracked.record.spec.clone();
         let now = inner.clock.unix_ms();
@@ -279,6 +296,47 @@ impl Leader {
         Ok(())
     }
 
+    /// Reads the slots [`set_up`](Self::set_up) left to check, several
+    /// at a time; a slot whose read failed stays for the next round.
+    async fn check_unread(&mut self) {
+        const PARALLEL_READS: usize = 16;
+        if self.unread.is_empty() {
+            return;
+        }
+        let store = self.inner.store.clone();
+        let keys: Vec<(String, String)> = self
+            .unread
+            .iter()
+            .map(|(k, j)| (k.clone(), j.clone()))
+            .collect();
+        let mut reads = futures::stream::iter(keys)
+            .map(|(key, job)| {
+                let store = store.clone();
+                async move {
+                    let found = store.get(&key).await;
+                    (key, job, found)
+                }
+            })
+            .buffer_unordered(PARALLEL_READS);
+        let mut results = Vec::new();
+        while let Some(result) = reads.next().await {
+            results.push(result);
+        }
+        for (key, job, found) in results {
+            match found {
+                Ok(found) => {
+                    self.unread.remove(&key);
+                    if let Some(found) = found {
+                        self.watch_found(&job, &key, found);
+                    }
+                }
+                Err(error) => {
+                    tracing::debug!(target: TARGET, scheduler = %self.inner.name, key = %key, error = %error, "reading a slot failed; retrying");
+                }
+            }
+        }
+    }
+
     async fn watch_if_running(&mut self, job: &str, key: &str) -> Result<(), SchedulerError> {
         let inner = &self.inner;
         let Some(found) = inner
@@ -289,13 +347,17 @@ impl Leader {
         else {
             return Ok(());
         };
+        self.watch_found(job, key, found);
+        Ok(())
+    }
+
+    /// Watches `found` if it is marked running and no run of ours holds it.
+    fn watch_found(&mut self, job: &str, key: &str, found: coordinator_store::StoredObject) {
+        let inner = &self.inner;
         let Ok((record, _)) = codec::decode::<SlotRecord>(&found.body) else {
-            return Ok(());
+            return;
         };
-        let ours = record.attempts.last().is_some_and(|a| {
-            a.epoch == self.ctx.epoch() && a.worker == self.ctx.worker_id().as_str()
-        });
-        if record.running && !ours {
+        if record.running && !self.live.contains(key) {
             let now = inner.clock.now();
             self.seen.observe(key, &found.version, now);
             self.watched.insert(
@@ -307,7 +369,31 @@ impl Leader {
                 },
             );
         }
-        Ok(())
+    }
+
+    /// Watches a slot its runner gave up while this term lasts (a renewal
+    /// or the outcome could not be written), to take it over once its
+    /// lease lapses.
+    fn watch_released(&mut self, ended: Result<Released, tokio::task::JoinError>) {
+        let Ok(released) = ended else {
+            return;
+        };
+        self.live.remove(&released.key);
+        if !released.given_up {
+            return;
+        }
+        let job = released.record.job.clone();
+        self.seen
+            .observe(&released.key, &released.version, self.inner.clock.now());
+        tracing::info!(target: TARGET, scheduler = %self.inner.name, key = %released.key, "a run was given up; watching its slot to take it over");
+        self.watched.insert(
+            released.key,
+            Watched {
+                job,
+                version: released.version,
+                record: released.record,
+            },
+        );
     }
 
     /// Claims every enabled job's slots that are due now.
@@ -382,15 +468,16 @@ impl Leader {
         let started: Instant = inner.clock.now();
         let version = match inner.store.create(&key, body.clone()).await {
             Ok(written) => written.version,
-            Err(StoreError::AlreadyExists { .. }) => {
-                tracing::debug!(target: TARGET, scheduler = %inner.name, key = %key, "slot already claimed");
-                return Claim::Taken;
+            // Already there may be our own create, applied by a retry the
+            // client library hid (the first reply was lost): the nonce
+            // makes the body ours alone, so a re-read tells.
+            Err(StoreError::AlreadyExists { .. } | StoreError::Ambiguous { .. }) => {
+                match inner.store.get(&key).await {
+                    Ok(Some(found)) if found.body == body => found.version,
+                    Ok(Some(_)) => return Claim::Taken,
+                    _ => return Claim::Retry,
+                }
             }
-            Err(StoreError::Ambiguous { .. }) => match inner.store.get(&key).await {
-                Ok(Some(found)) if found.body == body => found.version,
-                Ok(Some(_)) => return Claim::Taken,
-                _ => return Claim::Retry,
-            },
             Err(error) => {
                 tracing::warn!(target: TARGET, scheduler = %inner.name, key = %key, error = %error, "claiming a slot failed; retrying");
                 return Claim::Retry;
@@ -409,6 +496,7 @@ impl Leader {
                 written_at: started,
             },
         );
+        self.live.insert(run.key.clone());
         self.runs.spawn(run.execute());
         Claim::Claimed
     }
@@ -514,6 +602,7 @@ impl Leader {
         let Some(spec) = self.jobs.get(&watched.job).map(|t| t.record.spec.clone()) else {
             return;
         };
+        let watched_job = watched.job.clone();
         let mut record = watched.record;
         let attempts = record.attempts.last().map_or(0, |a| a.attempt);
         let now = inner.clock.unix_ms();
@@ -574,12 +663,19 @@ impl Leader {
                         written_at: started,
                     },
                 );
+                self.live.insert(run.key.clone());
                 self.runs.spawn(run.execute());
             }
             Ok(_) => {
                 tracing::info!(target: TARGET, scheduler = %inner.name, key = %key, "run cut short by a fail-over closed as abandoned");
             }
-            Err(_) => {}
+            // Changed, or unknown (a hidden retry of our own write, an
+            // ambiguous one): read it again and keep watching while it is
+            // marked running and no run of ours holds it.
+            Err(error) => {
+                tracing::debug!(target: TARGET, scheduler = %inner.name, key = %key, error = %error, "taking over a run failed; watching it again");
+                let _ = self.watch_if_running(&watched_job, &key).await;
+            }
         }
     }
 

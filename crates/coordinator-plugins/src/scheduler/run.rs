@@ -1,7 +1,10 @@
 //! Running one claimed slot: attempts with timeout and back-off, the slot's
 //! lease renewed while the job runs, and the outcome recorded.
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
+
+use bytes::Bytes;
 use std::sync::Arc;
 
 use coordinator::LeaderContext;
@@ -26,6 +29,8 @@ pub(crate) struct Run {
     /// The runner's own deadline on the slot (ms on the clock): the instant
     /// before its last successful write, plus the lease.
     pub(crate) lease_deadline: Arc<AtomicU64>,
+    /// Our latest bodies (see [`SENT_KEPT`]).
+    sent: VecDeque<Bytes>,
 }
 
 /// A slot just claimed or taken over: its key, the version written, the
@@ -35,6 +40,31 @@ pub(crate) struct Held {
     pub(crate) version: Version,
     pub(crate) record: SlotRecord,
     pub(crate) written_at: Instant,
+}
+
+/// How many of our latest bodies a run remembers, to recognise its own
+/// writes that landed late.
+const SENT_KEPT: usize = 8;
+
+/// How many times [`Run::write`] writes again after adopting a version.
+const ADOPT_ROUNDS: usize = 4;
+
+/// How one compare-and-swap of a run ended.
+enum Written {
+    Done,
+    /// Not applied, or an earlier write of ours was there: write again
+    /// from the version now there.
+    Adopted,
+    Lost,
+}
+
+/// A slot whose run ended, as last written.
+pub(crate) struct Released {
+    /// Given up while the term lasts, still marked running: to be watched.
+    pub(crate) given_up: bool,
+    pub(crate) key: String,
+    pub(crate) version: Version,
+    pub(crate) record: SlotRecord,
 }
 
 /// Why a run stopped without recording an outcome.
@@ -60,6 +90,7 @@ impl Run {
             version: held.version,
             record: held.record,
             lease_deadline: Arc::new(AtomicU64::new(deadline.as_millis())),
+            sent: VecDeque::new(),
         }
     }
 
@@ -70,9 +101,28 @@ impl Run {
     /// Writes the record (compare-and-swap on our version): a renewal.
     /// `Ok(false)` if the slot changed (someone took it over).
     async fn write(&mut self) -> Result<bool, StoreError> {
+        // Write again after adopting the version there (ours), a few times:
+        // each round is a store error or a late write of ours, and the
+        // lease check in `write_once` ends the loop once the lease is gone.
+        for _ in 0..ADOPT_ROUNDS {
+            match self.write_once().await? {
+                Written::Done => return Ok(true),
+                Written::Lost => return Ok(false),
+                Written::Adopted => {}
+            }
+        }
+        // Not lost, not written: a transient failure for the caller.
+        Err(StoreError::Unavailable {
+            key: self.key.clone(),
+            backend: self.inner.backend(),
+            source: format!("{ADOPT_ROUNDS} writes in a row neither applied nor refused").into(),
+        })
+    }
+
+    async fn write_once(&mut self) -> Result<Written, StoreError> {
         let inner = &self.inner;
         if !self.ctx.is_valid() || !self.lease_valid() {
-            return Ok(false);
+            return Ok(Written::Lost);
         }
         self.record.nonce = inner.rng.token();
         let body = match codec::encode(&self.record, None) {
@@ -86,32 +136,52 @@ impl Run {
                 })
             }
         };
+        if self.sent.len() >= SENT_KEPT {
+            self.sent.pop_front();
+        }
+        self.sent.push_back(body.clone());
         let started = inner.clock.now();
+        let renewed = |run: &mut Self, version: Version| {
+            run.version = version;
+            run.lease_deadline.store(
+                (started + run.inner.config.run_lease).as_millis(),
+                Ordering::Release,
+            );
+        };
         match inner
             .store
             .compare_and_swap(&self.key, &self.version, body.clone())
             .await
         {
             Ok(written) => {
-                self.version = written.version;
-                self.lease_deadline.store(
-                    (started + inner.config.run_lease).as_millis(),
-                    Ordering::Release,
-                );
-                Ok(true)
+                renewed(self, written.version);
+                Ok(Written::Done)
             }
-            Err(StoreError::Conflict { .. } | StoreError::NotFound { .. }) => Ok(false),
-            Err(StoreError::Ambiguous { .. }) => match inner.store.get(&self.key).await? {
-                Some(found) if found.body == body => {
-                    self.version = found.version;
-                    self.lease_deadline.store(
-                        (started + inner.config.run_lease).as_millis(),
-                        Ordering::Release,
-                    );
-                    Ok(true)
+            Err(StoreError::NotFound { .. }) => Ok(Written::Lost),
+            // A conflict may be a write of ours: this one, applied by a
+            // retry the client library hid (the first reply was lost), or
+            // an earlier one that landed late (a renewal dropped in flight
+            // when the job ended). Nonces make our bodies ours alone, so a
+            // re-read tells.
+            Err(StoreError::Conflict { .. } | StoreError::Ambiguous { .. }) => {
+                match self.inner.store.get(&self.key).await? {
+                    Some(found) if found.body == body => {
+                        renewed(self, found.version);
+                        Ok(Written::Done)
+                    }
+                    // Ours, but older than what we mean to write now (or
+                    // the version we hold: this write has not landed, and
+                    // may land late): adopt it and write again; the
+                    // deadline stays as it was.
+                    Some(found)
+                        if found.version == self.version || self.sent.contains(&found.body) =>
+                    {
+                        self.version = found.version;
+                        Ok(Written::Adopted)
+                    }
+                    _ => Ok(Written::Lost),
                 }
-                _ => Ok(false),
-            },
+            }
             Err(error) => Err(error),
         }
     }
@@ -147,8 +217,20 @@ impl Run {
     }
 
     /// Runs the slot's attempts to an outcome (or until the slot or the
-    /// term is lost).
-    pub(crate) async fn execute(mut self) {
+    /// term is lost). Says whether the slot was given up while the term
+    /// lasts, so the leader watches it and takes it over once its lease
+    /// lapses (nothing is left running with no runner).
+    pub(crate) async fn execute(mut self) -> Released {
+        self.attempts().await;
+        Released {
+            given_up: self.record.running && self.ctx.is_valid(),
+            key: self.key,
+            version: self.version,
+            record: self.record,
+        }
+    }
+
+    async fn attempts(&mut self) {
         loop {
             let attempt = self.record.attempts.last().map_or(1, |a| a.attempt);
             let token = self.ctx.cancellation_token().child_token();
@@ -195,9 +277,7 @@ impl Run {
             if !retry {
                 self.record.running = false;
                 self.record.outcome = Some(outcome);
-                if let Err(error) = self.write().await {
-                    tracing::warn!(target: TARGET, key = %self.key, error = %error, "could not record a run's outcome; a later leader may run it again");
-                }
+                self.record_outcome().await;
                 return;
             }
             // Record the failed attempt, wait out the back-off (renewing),
@@ -229,6 +309,31 @@ impl Run {
                 return;
             }
         }
+    }
+
+    /// Writes the outcome, retrying transient errors while the slot's
+    /// lease lasts: an outcome that is not recorded makes a later take-over
+    /// run the job again.
+    async fn record_outcome(&mut self) {
+        let outcome = self.record.outcome.clone();
+        loop {
+            match self.write().await {
+                Ok(true) => return,
+                Ok(false) => break,
+                Err(error) if self.lease_valid() && self.ctx.is_valid() => {
+                    tracing::debug!(target: TARGET, key = %self.key, error = %error, "recording a run's outcome failed; retrying");
+                    tokio::time::sleep(self.inner.config.tick).await;
+                }
+                Err(error) => {
+                    tracing::warn!(target: TARGET, key = %self.key, error = %error, "could not record a run's outcome");
+                    break;
+                }
+            }
+        }
+        tracing::warn!(target: TARGET, key = %self.key, outcome = ?outcome, "a run's outcome was not recorded; a take-over may run the job again (at least once)");
+        // Not recorded: the slot is still running as far as the store says.
+        self.record.running = true;
+        self.record.outcome = None;
     }
 
     async fn renew_or_stop(&mut self) -> bool {

@@ -1,5 +1,6 @@
 //! [`TtlSweeper`]: the leader's sweep over overdue index buckets.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -17,6 +18,7 @@ use crate::clock::ms;
 use crate::codec::{self, FORMAT};
 use crate::delete::{delete_write_once, retire, Deleted};
 use crate::observe::{expiry_wait, Observations};
+use crate::swap::{swap, Swapped};
 
 /// The leader's part of a [`Ttl`](super::Ttl), as a [`CoordinatorPlugin`]
 /// named `ttl.<name>`; sweeps every
@@ -41,6 +43,9 @@ pub struct TtlSweeper {
     name: String,
     state: tokio::sync::Mutex<SweepState>,
     seen: Mutex<Observations>,
+    /// Records whose callback ran here but whose removal failed: object
+    /// key → (the claim's version, the tombstone to write).
+    called_back: Mutex<HashMap<String, (Version, Bytes)>>,
 }
 
 #[derive(Default)]
@@ -74,6 +79,7 @@ impl TtlSweeper {
             name,
             state: tokio::sync::Mutex::new(SweepState::default()),
             seen: Mutex::new(Observations::default()),
+            called_back: Mutex::new(HashMap::new()),
         }
     }
 
@@ -131,16 +137,27 @@ impl TtlSweeper {
             self.process(ctx, overdue, &mut tally).await?;
             state.last_full_scan = Some(inner.clock.now());
         } else {
+            // Every due bucket is swept even after one fails (a store
+            // error must not hold back the buckets after it); the position
+            // moves only up to the first bucket not fully swept.
             let mut bucket = swept_until;
+            let mut failed: Option<(u64, TtlError)> = None;
             while bucket < due_until {
                 let prefix = inner.keys.bucket(bucket);
-                let listed = inner
-                    .store
-                    .list(&prefix)
-                    .await
-                    .map_err(|e| TtlError::store("sweep", &prefix, e))?;
-                self.process(ctx, listed, &mut tally).await?;
+                let swept = match inner.store.list(&prefix).await {
+                    Ok(listed) => self.process(ctx, listed, &mut tally).await,
+                    Err(e) => Err(TtlError::store("sweep", &prefix, e)),
+                };
+                if let (Err(error), None) = (swept, &failed) {
+                    failed = Some((bucket, error));
+                }
                 bucket += width;
+            }
+            if let Some((bucket, error)) = failed {
+                if bucket > swept_until {
+                    self.advance(ctx, &mut state, bucket).await?;
+                }
+                return Err(error);
             }
         }
         if due_until > swept_until {
@@ -324,6 +341,32 @@ impl TtlSweeper {
                 self.drop_entry(ctx, &meta).await?;
                 return Ok(Entry::Done { acted: false });
             }
+            RecordState::Expiring { .. } if self.finished_here(&object, &version) => {
+                let Some((claimed, tombstone)) = self.called_back().get(&object).cloned() else {
+                    return Ok(Entry::Deferred);
+                };
+                return match self.finish(ctx, &object, claimed, tombstone).await? {
+                    Acted::Retry => Ok(Entry::Deferred),
+                    _ => {
+                        self.drop_entry(ctx, &meta).await?;
+                        Ok(Entry::Done { acted: true })
+                    }
+                };
+            }
+            // Our own term's claim, whose callback did not run (the claim
+            // timed out and landed late): no callback of ours holds it
+            // (sweeps run one at a time), so act now.
+            RecordState::Expiring { worker, epoch, .. }
+                if *epoch == ctx.epoch() && worker.as_str() == ctx.worker_id().as_str() => {}
+            // A claim by an earlier term of our own election: that term
+            // ended before ours began, and its callbacks were cancelled at
+            // its deadline (LeaderContext::election), so act now rather
+            // than wait out the claim's lease.
+            RecordState::Expiring {
+                epoch,
+                election: Some(election),
+                ..
+            } if *epoch < ctx.epoch() && election.as_str() == ctx.election() => {}
             RecordState::Expiring { lease_ms, .. } => {
                 // Another leader's callback claim: take it over only once it
                 // stood unchanged for its lease on our clock.
@@ -402,11 +445,9 @@ impl TtlSweeper {
             ExpiryAction::HardDelete => retire(store, object, &version, tombstone).await,
             ExpiryAction::SoftDelete => {
                 let body = encode(&with_state(RecordState::SoftDeleted { epoch }), &payload)?;
-                match store.compare_and_swap(object, &version, body).await {
-                    Ok(_) => Ok(Deleted::Done),
-                    Err(StoreError::Conflict { .. } | StoreError::NotFound { .. }) => {
-                        Ok(Deleted::Changed)
-                    }
+                match swap(store, object, &version, body).await {
+                    Ok(Swapped::Written(_)) => Ok(Deleted::Done),
+                    Ok(Swapped::Changed) => Ok(Deleted::Changed),
                     Err(error) => Err(error),
                 }
             }
@@ -436,6 +477,53 @@ impl TtlSweeper {
         }
     }
 
+    /// Removes a record whose callback ran, retrying store errors a few
+    /// times while the term lasts; if that fails, remembers it so the next
+    /// sweep removes it without running the callback again.
+    async fn finish(
+        &self,
+        ctx: &LeaderContext,
+        object: &str,
+        claimed: Version,
+        tombstone: Bytes,
+    ) -> Result<Acted, TtlError> {
+        const ATTEMPTS: usize = 3;
+        let store = self.inner.store.as_ref();
+        let mut last_error = None;
+        for _ in 0..ATTEMPTS {
+            if !ctx.is_valid() {
+                break;
+            }
+            match retire(store, object, &claimed, tombstone.clone()).await {
+                Ok(_) => {
+                    self.called_back().remove(object);
+                    return Ok(Acted::Done);
+                }
+                Err(error) => last_error = Some(error),
+            }
+        }
+        self.called_back()
+            .insert(object.to_owned(), (claimed, tombstone));
+        match last_error {
+            Some(error) => Err(TtlError::store("expire", object, error)),
+            None => Ok(Acted::Retry),
+        }
+    }
+
+    /// Whether this sweeper ran the callback of `object` at `version`
+    /// and only its removal is left.
+    fn finished_here(&self, object: &str, version: &Version) -> bool {
+        self.called_back()
+            .get(object)
+            .is_some_and(|(claimed, _)| claimed == version)
+    }
+
+    fn called_back(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Version, Bytes)>> {
+        self.called_back
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
     /// Claims the record (compare-and-swap to expiring), runs the callback
     /// with a timeout, then deletes the record conditionally on the claim.
     async fn callback(
@@ -456,6 +544,7 @@ impl TtlSweeper {
                 worker: ctx.worker_id().to_string(),
                 epoch: ctx.epoch(),
                 lease_ms: ms(inner.config.callback_timeout),
+                election: Some(ctx.election().to_owned()),
             },
             nonce: inner.rng.token(),
             ..header.clone()
@@ -465,11 +554,9 @@ impl TtlSweeper {
         if !ctx.is_valid() {
             return Ok(Acted::Retry);
         }
-        let claimed = match store.compare_and_swap(object, &version, body).await {
-            Ok(written) => written.version,
-            Err(StoreError::Conflict { .. } | StoreError::NotFound { .. }) => {
-                return Ok(Acted::Changed)
-            }
+        let claimed = match swap(store, object, &version, body).await {
+            Ok(Swapped::Written(version)) => version,
+            Ok(Swapped::Changed) => return Ok(Acted::Changed),
             Err(error) => return Err(TtlError::store("claim", object, error)),
         };
         let record = ExpiredRecord {
@@ -494,10 +581,7 @@ impl TtlSweeper {
                 };
                 let tombstone = codec::encode(&tombstone, None)
                     .map_err(|reason| TtlError::corrupt(object, inner.backend(), reason))?;
-                match retire(store, object, &claimed, tombstone).await {
-                    Ok(_) => Ok(Acted::Done),
-                    Err(error) => Err(TtlError::store("expire", object, error)),
-                }
+                self.finish(ctx, object, claimed, tombstone).await
             }
             failed => {
                 let error = match failed {

@@ -102,6 +102,10 @@ pub(crate) enum RecordState {
         worker: String,
         epoch: u64,
         lease_ms: u64,
+        /// The election that granted `epoch` (its lease key); absent in
+        /// records written before it was kept.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        election: Option<String>,
     },
     /// A tombstone (hard delete on a backend without conditional delete).
     Deleted {
