@@ -220,8 +220,11 @@ impl RequestFaults {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum StoreFlavor {
-    /// S3: conditional GET, no conditional delete, trusted clock with 1 s
-    /// timestamps, write responses without a timestamp.
+    /// S3 as the election sees it without conditional delete (an
+    /// S3-compatible server that failed the probe at open, e.g. MinIO; AWS
+    /// S3 has it since 2025-09-16, which changes no request count: a
+    /// departure is one DELETE either way): conditional GET, trusted clock
+    /// with 1 s timestamps, write responses without a timestamp.
     #[default]
     S3,
     /// The memory store: everything, 1 ms timestamps returned on writes.

@@ -4,6 +4,8 @@ mod clock;
 mod faults;
 mod fenced;
 mod naive;
+#[cfg(feature = "plugins")]
+pub mod plugins;
 mod report;
 #[cfg(feature = "runtime")]
 pub mod runtime;

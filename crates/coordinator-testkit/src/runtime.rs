@@ -124,6 +124,7 @@ pub struct SeededStore {
     faults: Option<RequestFaults>,
     request_timeout_ms: u64,
     requests: Mutex<Requests>,
+    conditional_delete: bool,
 }
 
 impl SeededStore {
@@ -145,7 +146,23 @@ impl SeededStore {
             faults,
             request_timeout_ms: u64::try_from(request_timeout.as_millis()).unwrap_or(u64::MAX),
             requests: Mutex::new(Requests::default()),
+            conditional_delete: true,
         }
+    }
+
+    /// Behaves like a backend without conditional delete (S3 through
+    /// `object_store`, GCS, Azure): [`LeaseStore::delete_if_version`] is
+    /// refused, so callers take their compare-and-swap-to-tombstone path.
+    #[must_use]
+    pub fn without_conditional_delete(mut self) -> Self {
+        self.conditional_delete = false;
+        self
+    }
+
+    /// The store underneath, without latency, faults or counting: for an
+    /// oracle's reads.
+    pub fn inner(&self) -> &MemoryStore {
+        &self.inner
     }
 
     /// The requests made so far.
@@ -260,7 +277,10 @@ impl LeaseStore for SeededStore {
     }
 
     fn capabilities(&self) -> Capabilities {
-        self.inner.capabilities()
+        Capabilities {
+            conditional_delete: self.conditional_delete,
+            ..self.inner.capabilities()
+        }
     }
 
     async fn get(&self, key: &str) -> Result<Option<StoredObject>, StoreError> {
@@ -324,6 +344,12 @@ impl LeaseStore for SeededStore {
     }
 
     async fn delete_if_version(&self, key: &str, expected: &Version) -> Result<(), StoreError> {
+        if !self.conditional_delete {
+            return Err(StoreError::NotSupported {
+                op: "delete_if_version",
+                backend: "memory",
+            });
+        }
         match self
             .call(Op::DeleteIf(key.to_owned(), expected.clone()))
             .await?
@@ -340,17 +366,40 @@ pub struct DriftClock {
     origin: tokio::time::Instant,
     rate_ppm: u64,
     offset_ms: u64,
+    wall_origin: tokio::time::Instant,
+    wall_skew_ms: i64,
 }
 
 impl DriftClock {
     /// A clock running at `rate_ppm` parts per million of tokio's time,
     /// reading `offset_ms` now. Call inside a tokio runtime.
     pub fn new(rate_ppm: u64, offset_ms: u64) -> Self {
+        let origin = tokio::time::Instant::now();
         Self {
-            origin: tokio::time::Instant::now(),
+            origin,
             rate_ppm,
             offset_ms,
+            wall_origin: origin,
+            wall_skew_ms: 0,
         }
+    }
+
+    /// The same clock whose wall clock reads
+    /// [`UNIX_BASE_MS`](crate::UNIX_BASE_MS) at `run_start` (not at this
+    /// clock's creation), so workers started at different times agree on
+    /// the date.
+    #[must_use]
+    pub fn with_run_start(mut self, run_start: tokio::time::Instant) -> Self {
+        self.wall_origin = run_start;
+        self
+    }
+
+    /// The same clock whose wall-clock reading is `skew_ms` ahead (or,
+    /// negative, behind) the true time: two machines' wall clocks disagree.
+    #[must_use]
+    pub fn with_wall_skew(mut self, skew_ms: i64) -> Self {
+        self.wall_skew_ms = skew_ms;
+        self
     }
 }
 
@@ -362,7 +411,9 @@ impl Clock for DriftClock {
     }
 
     fn unix_ms(&self) -> u64 {
-        crate::UNIX_BASE_MS + u64::try_from(self.origin.elapsed().as_millis()).unwrap_or(0)
+        let true_ms = crate::UNIX_BASE_MS
+            + u64::try_from(self.wall_origin.elapsed().as_millis()).unwrap_or(0);
+        true_ms.saturating_add_signed(self.wall_skew_ms)
     }
 }
 
@@ -475,13 +526,20 @@ async fn start_worker(
     })
 }
 
+/// A memory store whose timestamps follow tokio's (virtual) time from
+/// [`UNIX_BASE_MS`](crate::UNIX_BASE_MS). Call inside a tokio runtime.
+pub fn virtual_memory_store() -> MemoryStore {
+    let origin = tokio::time::Instant::now();
+    MemoryStore::with_clock(Arc::new(move || {
+        i64::try_from(crate::UNIX_BASE_MS).unwrap_or(0)
+            + i64::try_from(origin.elapsed().as_millis()).unwrap_or(0)
+    }))
+}
+
 async fn run_inner(sc: RuntimeScenario) -> RuntimeReport {
     let seeds = SeedTree::new(sc.seed);
     let origin = tokio::time::Instant::now();
-    let memory = MemoryStore::with_clock(Arc::new(move || {
-        i64::try_from(crate::UNIX_BASE_MS).unwrap_or(0)
-            + i64::try_from(origin.elapsed().as_millis()).unwrap_or(0)
-    }));
+    let memory = virtual_memory_store();
     let timeout = coordinator_core::Config::default().request_timeout;
     let store = Arc::new(SeededStore::new(
         memory,

@@ -1,0 +1,91 @@
+//! The plugins on the real runtime under paused time, seeded store faults,
+//! clock drift and crashes of any worker and of the leader, at the sizes
+//! issue 6 names. Rerun a seed with `COORD_SIM_SEED=<seed>`.
+
+use coordinator_testkit::plugins::queue::{run_queue, QueueScenario};
+use coordinator_testkit::plugins::scheduler::{run_scheduler, SchedulerScenario};
+use coordinator_testkit::plugins::ttl::{run_ttl, TtlScenario};
+use coordinator_testkit::seeds_from_env;
+
+fn rerun(seed: u64, test: &str) -> String {
+    format!("rerun: COORD_SIM_SEED={seed} cargo test -p coordinator-testkit --features plugins --test plugins {test}")
+}
+
+#[test]
+fn ten_thousand_messages_through_twenty_workers_with_crashes_and_faults() {
+    for seed in seeds_from_env(&[61]) {
+        let scenario = QueueScenario::new(seed, 20, 10_000);
+        let report = run_queue(&scenario);
+        eprintln!("{}", serde_json::to_string(&report).unwrap_or_default());
+        let why = rerun(seed, "ten_thousand");
+        assert!(
+            report.violations.is_empty(),
+            "{why}: {:#?}",
+            report.violations
+        );
+        assert_eq!(report.lost, 0, "{why}");
+        assert_eq!(report.left_in_queue, 0, "{why}: not drained");
+        assert_eq!(report.completed + report.dead, 10_000, "{why}");
+        assert!(report.dead > 0 && report.dead < 1_000, "{why}: {report:?}");
+        assert!(report.leader_crashes >= 3, "{why}: {report:?}");
+    }
+}
+
+#[test]
+fn a_minute_job_for_six_hours_across_fail_overs_runs_each_slot() {
+    for seed in seeds_from_env(&[62]) {
+        let scenario = SchedulerScenario::new(seed, 3, 6);
+        let report = run_scheduler(&scenario);
+        eprintln!("{}", serde_json::to_string(&report).unwrap_or_default());
+        let why = rerun(seed, "a_minute_job");
+        assert!(
+            report.violations.is_empty(),
+            "{why}: {:#?}",
+            report.violations
+        );
+        assert!(report.slots >= 355, "{why}: {report:?}");
+        assert!(report.fail_overs >= 8, "{why}: {report:?}");
+        assert!(
+            report.reruns_after_completion <= report.fail_overs,
+            "{why}: {report:?}"
+        );
+    }
+}
+
+#[test]
+fn five_thousand_records_expire_in_time_and_never_early() {
+    for seed in seeds_from_env(&[63]) {
+        let scenario = TtlScenario::new(seed, 3, 5_000);
+        let report = run_ttl(&scenario);
+        eprintln!("{}", serde_json::to_string(&report).unwrap_or_default());
+        let why = rerun(seed, "five_thousand");
+        assert!(
+            report.violations.is_empty(),
+            "{why}: {:#?}",
+            report.violations
+        );
+        assert_eq!(report.expired, 5_000, "{why}");
+        assert!(report.refreshed > 300, "{why}: {report:?}");
+        assert!(report.fail_overs >= 2, "{why}: {report:?}");
+    }
+}
+
+#[test]
+fn without_store_faults_every_record_expires_within_its_bucket_and_a_sweep() {
+    for seed in seeds_from_env(&[64]) {
+        let mut scenario = TtlScenario::new(seed, 3, 5_000);
+        scenario.world.faults = None;
+        scenario.late_allowance = std::time::Duration::ZERO;
+        let report = run_ttl(&scenario);
+        eprintln!("{}", serde_json::to_string(&report).unwrap_or_default());
+        let why = rerun(seed, "without_store_faults");
+        assert!(
+            report.violations.is_empty(),
+            "{why}: {:#?}",
+            report.violations
+        );
+        assert_eq!(report.expired, 5_000, "{why}");
+        assert_eq!(report.worst_excess_seconds, 0.0, "{why}: {report:?}");
+        assert!(report.fail_overs >= 2, "{why}: {report:?}");
+    }
+}
