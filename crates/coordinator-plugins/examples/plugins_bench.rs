@@ -73,6 +73,14 @@ impl LeaseStore for Shared {
     async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>, StoreError> {
         self.0.list(prefix).await
     }
+    async fn list_page(
+        &self,
+        prefix: &str,
+        start_after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<ObjectMeta>, StoreError> {
+        self.0.list_page(prefix, start_after, limit).await
+    }
     async fn delete(&self, key: &str) -> Result<(), StoreError> {
         self.0.delete(key).await
     }

@@ -925,6 +925,47 @@ pub async fn list_returns_each_key_once(store: &dyn LeaseStore, prefix: &str, ke
             )
         },
     );
+
+    // Walking `list_page` gives the same keys in the same order, in pages
+    // of at most the limit, each starting after the previous page's last.
+    // About five pages whatever the size (each is a request on a real
+    // server), never a single one.
+    let limit = (listed.len() / 4).max(3);
+    let mut paged: Vec<String> = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let page = must(
+            CASE,
+            store,
+            &format!("list_page `{base}` after {after:?}"),
+            store.list_page(&base, after.as_deref(), limit).await,
+        );
+        check(CASE, store, page.len() <= limit, || {
+            format!(
+                "list_page `{base}` returned {} entries for a limit of {limit}",
+                page.len()
+            )
+        });
+        let short = page.len() < limit;
+        after = page.last().map(|m| m.key.clone()).or(after);
+        paged.extend(page.into_iter().map(|m| m.key));
+        if short {
+            break;
+        }
+    }
+    let keys: Vec<&String> = listed.iter().map(|m| &m.key).collect();
+    check(
+        CASE,
+        store,
+        paged.iter().collect::<Vec<_>>() == keys,
+        || {
+            format!(
+            "walking list_page `{base}` gave {} keys, list gave {}; paging must neither skip nor repeat",
+            paged.len(),
+            keys.len()
+        )
+        },
+    );
 }
 
 #[cfg(test)]

@@ -506,6 +506,16 @@ impl<S: LeaseStore> LeaseStore for FailingStore<S> {
         self.read("list", RequestKind::List, prefix, forward)
     }
 
+    async fn list_page(
+        &self,
+        prefix: &str,
+        start_after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<ObjectMeta>, StoreError> {
+        let forward = self.inner.list_page(prefix, start_after, limit);
+        self.read("list", RequestKind::List, prefix, forward).await
+    }
+
     fn delete_unboxed<'a>(
         &'a self,
         key: &'a str,

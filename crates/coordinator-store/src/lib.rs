@@ -233,6 +233,30 @@ pub trait LeaseStore: Send + Sync + std::fmt::Debug + 'static {
     /// prefix (`ab`) are left out.
     async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>, StoreError>;
 
+    /// One page of [`list`](LeaseStore::list): at most `limit` objects
+    /// under `prefix` whose keys sort after `start_after` (from the first
+    /// if `None`), sorted by key. A page shorter than `limit` is the last.
+    ///
+    /// Where the backend pages natively (S3, GCS and Azure through
+    /// `object_store` start after a key; memory walks its ordered map),
+    /// this reads one page only: whoever needs the head of a deep prefix
+    /// (a queue's oldest messages) pays one LIST, not one per 1,000 keys.
+    /// The default lists everything and cuts, which is correct but not
+    /// cheaper.
+    async fn list_page(
+        &self,
+        prefix: &str,
+        start_after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<ObjectMeta>, StoreError> {
+        let all = self.list(prefix).await?;
+        Ok(all
+            .into_iter()
+            .filter(|meta| start_after.is_none_or(|after| meta.key.as_str() > after))
+            .take(limit)
+            .collect())
+    }
+
     /// Deletes the object at `key`; deleting a missing object succeeds.
     async fn delete(&self, key: &str) -> Result<(), StoreError>;
 

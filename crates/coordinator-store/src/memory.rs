@@ -216,6 +216,32 @@ impl LeaseStore for MemoryStore {
 
     crate::forward::boxed_methods_via_unboxed!();
 
+    async fn list_page(
+        &self,
+        prefix: &str,
+        start_after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<ObjectMeta>, StoreError> {
+        let from = match start_after {
+            Some(after) if after >= prefix => std::ops::Bound::Excluded(after),
+            _ => std::ops::Bound::Included(prefix),
+        };
+        let state = self.lock();
+        Ok(state
+            .objects
+            .range::<str, _>((from, std::ops::Bound::Unbounded))
+            .take_while(|(key, _)| key.starts_with(prefix))
+            .filter(|(key, _)| key_is_under(key, prefix))
+            .take(limit)
+            .map(|(key, entry)| ObjectMeta {
+                key: key.clone(),
+                version: entry.version.clone(),
+                size: entry.body.len() as u64,
+                store_time: Some(StoreTime(entry.store_time)),
+            })
+            .collect())
+    }
+
     // The work happens when the future is first polled, as with the `async`
     // methods: a future that is dropped unpolled changes nothing.
 

@@ -311,6 +311,24 @@ impl<S: LeaseStore> LeaseStore for Metered<S> {
         }
     }
 
+    /// Forwards one page and counts it as a listing of its keys (one LIST
+    /// per started 1,000).
+    async fn list_page(
+        &self,
+        prefix: &str,
+        start_after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<ObjectMeta>, StoreError> {
+        let result = self.inner.list_page(prefix, start_after, limit).await;
+        let pages = match &result {
+            Ok(objects) => objects.len().div_ceil(LIST_PAGE_SIZE).max(1) as u64,
+            Err(_) => 1,
+        };
+        self.counter
+            .record(RequestKind::List, pages, result.is_ok());
+        result
+    }
+
     /// Forwards the listing and counts one LIST per started page of
     /// [`LIST_PAGE_SIZE`] keys (one for an empty or failed listing).
     fn list_unboxed<'a>(

@@ -36,6 +36,7 @@ enum Op {
     Cas(String, Version, Bytes),
     Put(String, Bytes),
     List(String),
+    ListPage(String, Option<String>, usize),
     Delete(String),
     DeleteIf(String, Version),
 }
@@ -57,13 +58,17 @@ impl Op {
             | Op::Cas(k, _, _)
             | Op::Put(k, _)
             | Op::List(k)
+            | Op::ListPage(k, _, _)
             | Op::Delete(k)
             | Op::DeleteIf(k, _) => k,
         }
     }
 
     fn is_write(&self) -> bool {
-        !matches!(self, Op::Get(_) | Op::GetIfChanged(..) | Op::List(_))
+        !matches!(
+            self,
+            Op::Get(_) | Op::GetIfChanged(..) | Op::List(_) | Op::ListPage(..)
+        )
     }
 
     fn name(&self) -> &'static str {
@@ -72,7 +77,7 @@ impl Op {
             Op::Create(..) => "create",
             Op::Cas(..) => "compare_and_swap",
             Op::Put(..) => "put",
-            Op::List(_) => "list",
+            Op::List(_) | Op::ListPage(..) => "list",
             Op::Delete(_) | Op::DeleteIf(..) => "delete",
         }
     }
@@ -81,7 +86,7 @@ impl Op {
         match self {
             Op::Get(_) | Op::GetIfChanged(..) => requests.get += 1,
             Op::Create(..) | Op::Cas(..) | Op::Put(..) => requests.put += 1,
-            Op::List(_) => requests.list += 1,
+            Op::List(_) | Op::ListPage(..) => requests.list += 1,
             Op::Delete(_) | Op::DeleteIf(..) => requests.delete += 1,
         }
     }
@@ -94,6 +99,9 @@ impl Op {
             Op::Cas(k, v, b) => Out::Written(store.compare_and_swap(&k, &v, b).await?),
             Op::Put(k, b) => Out::Written(store.put(&k, b).await?),
             Op::List(p) => Out::Listed(store.list(&p).await?),
+            Op::ListPage(p, after, limit) => {
+                Out::Listed(store.list_page(&p, after.as_deref(), limit).await?)
+            }
             Op::Delete(k) => {
                 store.delete(&k).await?;
                 Out::Deleted
@@ -171,6 +179,18 @@ impl SeededStore {
     }
 
     async fn call(&self, op: Op) -> Result<Out, StoreError> {
+        let out = self.call_once(op).await;
+        // A listing is one LIST per started page of keys, as on S3.
+        if let Ok(Out::Listed(listed)) = &out {
+            let extra = listed.len().div_ceil(crate::LIST_PAGE).max(1) - 1;
+            if let Ok(mut r) = self.requests.lock() {
+                r.list += extra as u64;
+            }
+        }
+        out
+    }
+
+    async fn call_once(&self, op: Op) -> Result<Out, StoreError> {
         tokio::task::yield_now().await;
         let write = op.is_write();
         let (lat, fault) = {
@@ -333,6 +353,19 @@ impl LeaseStore for SeededStore {
         match self.call(Op::List(prefix.to_owned())).await? {
             Out::Listed(l) => Ok(l),
             _ => Err(unexpected("list")),
+        }
+    }
+
+    async fn list_page(
+        &self,
+        prefix: &str,
+        start_after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<ObjectMeta>, StoreError> {
+        let op = Op::ListPage(prefix.to_owned(), start_after.map(str::to_owned), limit);
+        match self.call(op).await? {
+            Out::Listed(l) => Ok(l),
+            _ => Err(unexpected("list_page")),
         }
     }
 

@@ -59,6 +59,15 @@ impl LeaseStore for SharedStore {
         self.0.list(prefix).await
     }
 
+    async fn list_page(
+        &self,
+        prefix: &str,
+        start_after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<ObjectMeta>, StoreError> {
+        self.0.list_page(prefix, start_after, limit).await
+    }
+
     async fn delete(&self, key: &str) -> Result<(), StoreError> {
         self.0.delete(key).await
     }

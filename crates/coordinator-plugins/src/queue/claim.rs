@@ -165,10 +165,12 @@ impl Consumer {
         &self.queue
     }
 
-    /// Lists the queue and claims up to `max` messages that no one holds,
-    /// in id order (see [`claim_window`](super::QueueConfig::claim_window)).
-    /// Costs two listings, then one create and one read per message
-    /// claimed, and one create per race lost.
+    /// Lists the head of the queue and claims up to `max` messages that no
+    /// one holds, in id order (see
+    /// [`claim_window`](super::QueueConfig::claim_window)). Costs a listing
+    /// of the claims and one page of messages (more only while the head is
+    /// all claimed or delayed), then one create per message claimed, and
+    /// one create and one read per race lost.
     ///
     /// # Errors
     ///
@@ -185,26 +187,34 @@ impl Consumer {
         Counters::bump(&self.counters.polls);
         let messages_prefix = q.keys.messages();
         let claims_prefix = q.keys.claims();
-        let (messages, claims) =
-            futures::join!(q.store.list(&messages_prefix), q.store.list(&claims_prefix));
-        let messages = messages.map_err(|e| QueueError::store("claim", &messages_prefix, e))?;
+        // Only the head of the queue matters: read pages of messages until
+        // enough are claimable (one LIST on a deep queue, not one per
+        // 1,000 messages). Claims are few (in flight or finishing), so
+        // they are listed whole.
+        let wanted = max.max(q.config.claim_window).max(1);
+        let page_size = (wanted * 4).clamp(64, 1_000);
+        let (first_page, claims) = futures::join!(
+            q.store.list_page(&messages_prefix, None, page_size),
+            q.store.list(&claims_prefix)
+        );
         let claims = claims.map_err(|e| QueueError::store("claim", &claims_prefix, e))?;
-        let now = q.clock.now();
         let claimed: HashSet<Stem> = claims
             .iter()
             .filter_map(|meta| q.keys.parse_claim(&meta.key))
             .collect();
+        let mut page = first_page.map_err(|e| QueueError::store("claim", &messages_prefix, e))?;
         let mut candidates = Vec::new();
-        {
-            let mut seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
-            let listed: HashSet<&str> = messages.iter().map(|m| m.key.as_str()).collect();
-            seen.retain(|key| listed.contains(key));
-            // A retry is claimable only once its earlier attempt's message
-            // is gone: until then the leader may still be writing it (see
-            // the leader's `finish`), and taking it could run the message
-            // twice at once.
-            let mut first_attempt: HashMap<&SortableId, u32> = HashMap::new();
-            let parsed: Vec<(Stem, u64, &ObjectMeta)> = messages
+        // A retry is claimable only once its earlier attempt's message is
+        // gone: until then the leader may still be writing it (see the
+        // leader's `finish`), and taking it could run the message twice at
+        // once. Attempts of one message are adjacent keys; the map spans
+        // pages.
+        let mut first_attempt: HashMap<SortableId, u32> = HashMap::new();
+        let mut listed: HashSet<String> = HashSet::new();
+        loop {
+            let short = page.len() < page_size;
+            let now = q.clock.now();
+            let parsed: Vec<(Stem, u64, &ObjectMeta)> = page
                 .iter()
                 .filter_map(|meta| {
                     q.keys
@@ -213,25 +223,44 @@ impl Consumer {
                 })
                 .collect();
             for (stem, _, _) in &parsed {
-                let first = first_attempt.entry(&stem.origin).or_insert(stem.attempt);
+                let first = first_attempt
+                    .entry(stem.origin.clone())
+                    .or_insert(stem.attempt);
                 *first = (*first).min(stem.attempt);
             }
-            for (stem, delay_ms, meta) in &parsed {
-                let (stem, delay_ms) = (stem.clone(), *delay_ms);
-                if claimed.contains(&stem)
-                    || first_attempt
-                        .get(&stem.origin)
-                        .is_some_and(|first| *first < stem.attempt)
-                {
-                    continue;
+            {
+                let mut seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
+                for (stem, delay_ms, meta) in parsed {
+                    listed.insert(meta.key.clone());
+                    if claimed.contains(&stem)
+                        || first_attempt
+                            .get(&stem.origin)
+                            .is_some_and(|first| *first < stem.attempt)
+                    {
+                        continue;
+                    }
+                    if delay_ms > 0
+                        && seen.observe(&meta.key, &meta.version, now)
+                            < Duration::from_millis(delay_ms)
+                    {
+                        continue;
+                    }
+                    candidates.push((stem, meta.key.clone()));
                 }
-                if delay_ms > 0
-                    && seen.observe(&meta.key, &meta.version, now) < Duration::from_millis(delay_ms)
-                {
-                    continue;
+                // Forget observations only when the whole queue was read.
+                if short {
+                    seen.retain(|key| listed.contains(key));
                 }
-                candidates.push((stem, meta.key.clone()));
             }
+            if short || candidates.len() >= wanted {
+                break;
+            }
+            let after = page.last().map(|m| m.key.clone());
+            page = q
+                .store
+                .list_page(&messages_prefix, after.as_deref(), page_size)
+                .await
+                .map_err(|e| QueueError::store("claim", &messages_prefix, e))?;
         }
         let window = q.config.claim_window.min(candidates.len());
         if window > 1 {

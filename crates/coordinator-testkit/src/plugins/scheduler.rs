@@ -267,7 +267,7 @@ async fn run(sc: SchedulerScenario) -> SchedulerReport {
         };
         next = now + draw(&mut rng);
         let (slot, process) = processes.swap_remove(i);
-        if report.fail_overs % 2 == 0 {
+        if report.fail_overs.is_multiple_of(2) {
             process.crash();
         } else {
             process.stop().await;
@@ -284,7 +284,8 @@ async fn run(sc: SchedulerScenario) -> SchedulerReport {
     for (_, p) in processes {
         p.stop().await;
     }
-    let o = lock(&oracle);
+    // Every run has ended: take the oracle's findings out of the lock.
+    let o = std::mem::take(&mut *lock(&oracle));
     let first = (UNIX_BASE_MS / 60_000 + 1) * 60_000;
     let expected: Vec<u64> = (0..)
         .map(|i| first + i * 60_000)
@@ -294,7 +295,7 @@ async fn run(sc: SchedulerScenario) -> SchedulerReport {
     let missing: Vec<u64> = expected
         .iter()
         .copied()
-        .filter(|s| !o.slots.get(s).is_some_and(|log| log.completed_by.is_some()))
+        .filter(|s| o.slots.get(s).is_none_or(|log| log.completed_by.is_none()))
         .collect();
     if let Some(first) = missing.first() {
         report.violations.push(format!(

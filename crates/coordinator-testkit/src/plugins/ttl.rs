@@ -284,7 +284,7 @@ async fn run(sc: TtlScenario) -> TtlReport {
         };
         next = now + draw(&mut rng);
         let (slot, process) = processes.swap_remove(i);
-        if report.fail_overs % 2 == 0 {
+        if report.fail_overs.is_multiple_of(2) {
             process.crash();
         } else {
             process.stop().await;
