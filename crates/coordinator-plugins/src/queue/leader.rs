@@ -67,8 +67,13 @@ struct LeaderState {
     seen: Observations,
     /// The counters object as last written or read.
     stats: Option<(Version, StatsRecord)>,
-    /// Counts not yet written.
-    unsaved: Counts,
+    /// Claims finished this term and not deleted yet: key → its version
+    /// and what it adds to the counters. Saving adds each claim's counts
+    /// once: a claim already in the record's `counted` set adds nothing,
+    /// so a save that landed unseen (ambiguous, retried) is not doubled.
+    finished: HashMap<String, (Version, Counts)>,
+    /// The claim keys of the latest listing.
+    listed: HashSet<String>,
 }
 
 /// What one sweep did, for logs and tests.
@@ -107,6 +112,7 @@ impl QueueMaintenance {
         }
         let report = self.sweep_claims(&mut state, ctx).await?;
         self.save_counts(&mut state, ctx).await?;
+        self.delete_counted(&mut state, ctx).await;
         if report != SweepReport::default() {
             tracing::debug!(target: TARGET, queue = %self.queue.name, epoch = ctx.epoch(),
                 recovered = report.recovered, finished = report.finished, errors = report.errors, "queue sweep");
@@ -124,7 +130,8 @@ impl QueueMaintenance {
         state.claims.clear();
         state.seen.clear();
         state.stats = None;
-        state.unsaved = Counts::default();
+        state.finished.clear();
+        state.listed.clear();
         self.seal_stats(state, ctx).await
     }
 
@@ -160,7 +167,7 @@ impl QueueMaintenance {
             };
             record.epoch = record.epoch.max(ctx.epoch());
             record.nonce = q.rng.token();
-            record.counts.add(&state.unsaved);
+            merge_finished(&mut record, state, false);
             let body = codec::encode(&record, None)
                 .map_err(|reason| QueueError::corrupt(&key, q.backend(), reason))?;
             if !ctx.is_valid() {
@@ -173,7 +180,6 @@ impl QueueMaintenance {
             match written {
                 Ok(written) => {
                     state.stats = Some((written.version, record));
-                    state.unsaved = Counts::default();
                     return Ok(());
                 }
                 Err(
@@ -187,37 +193,38 @@ impl QueueMaintenance {
         Ok(())
     }
 
-    /// Adds the unsaved counts to the counters object; on a conflict
-    /// (another leader during a migration) re-reads and adds again.
+    /// Adds the counts of the claims finished and not yet recorded to the
+    /// counters object, and forgets recorded claims that are gone; on a
+    /// conflict (another leader during a migration, or our own write that
+    /// landed unseen) re-reads and merges again, which adds nothing twice.
     async fn save_counts(
         &self,
         state: &mut LeaderState,
         ctx: &LeaderContext,
     ) -> Result<(), QueueError> {
-        if state.unsaved.is_zero() || !ctx.is_valid() {
+        let Some((version, record)) = state.stats.clone() else {
+            return self.seal_stats(state, ctx).await;
+        };
+        let mut next = record.clone();
+        merge_finished(&mut next, state, true);
+        if next.counted == record.counted || !ctx.is_valid() {
             return Ok(());
         }
         let q = &self.queue;
         let key = q.keys.stats();
-        if let Some((version, record)) = state.stats.clone() {
-            let mut next = record;
-            next.counts.add(&state.unsaved);
-            next.nonce = q.rng.token();
-            let body = codec::encode(&next, None)
-                .map_err(|reason| QueueError::corrupt(&key, q.backend(), reason))?;
-            if ctx.is_valid() {
-                match q.store.compare_and_swap(&key, &version, body).await {
-                    Ok(written) => {
-                        state.stats = Some((written.version, next));
-                        state.unsaved = Counts::default();
-                        return Ok(());
-                    }
-                    Err(StoreError::Conflict { .. } | StoreError::Ambiguous { .. }) => {}
-                    Err(error) => return Err(QueueError::store("stats", &key, error)),
-                }
+        next.nonce = q.rng.token();
+        let body = codec::encode(&next, None)
+            .map_err(|reason| QueueError::corrupt(&key, q.backend(), reason))?;
+        match q.store.compare_and_swap(&key, &version, body).await {
+            Ok(written) => {
+                state.stats = Some((written.version, next));
+                Ok(())
             }
+            Err(StoreError::Conflict { .. } | StoreError::Ambiguous { .. }) => {
+                self.seal_stats(state, ctx).await
+            }
+            Err(error) => Err(QueueError::store("stats", &key, error)),
         }
-        self.seal_stats(state, ctx).await
     }
 
     async fn sweep_claims(
@@ -242,9 +249,21 @@ impl QueueMaintenance {
         let listed: HashSet<&str> = claims.iter().map(|m| m.key.as_str()).collect();
         state.claims.retain(|key, _| listed.contains(key.as_str()));
         state.seen.retain(|key| listed.contains(key));
+        state
+            .finished
+            .retain(|key, _| listed.contains(key.as_str()));
+        state.listed = listed.iter().map(|k| (*k).to_owned()).collect();
+        // Claims whose counts are saved (or about to be) are only deleted
+        // (`delete_counted`), never finished and counted again.
+        let counted: HashSet<String> = state
+            .stats
+            .as_ref()
+            .map(|(_, record)| record.counted.iter().cloned().collect())
+            .unwrap_or_default();
         let to_read: Vec<String> = claims
             .iter()
             .filter(|meta| q.keys.parse_claim(&meta.key).is_some())
+            .filter(|meta| !counted.contains(&meta.key) && !state.finished.contains_key(&meta.key))
             .filter(|meta| {
                 state
                     .claims
@@ -297,6 +316,9 @@ impl QueueMaintenance {
         let now = q.clock.now();
         let mut work = Vec::new();
         for (key, (version, record)) in &state.claims {
+            if counted.contains(key) || state.finished.contains_key(key) {
+                continue;
+            }
             let unchanged = state.seen.observe(key, version, now);
             match &record.state {
                 ClaimState::Claimed { visibility_ms, .. } => {
@@ -328,16 +350,16 @@ impl QueueMaintenance {
             .await;
         for result in results {
             match result {
-                Ok(Outcome::Finished { key, counts }) => {
+                Ok(Outcome::Finished {
+                    key,
+                    version,
+                    counts,
+                }) => {
                     state.claims.remove(&key);
                     state.seen.forget(&key);
-                    state.unsaved.add(&counts);
+                    state.finished.insert(key, (version, counts));
                     report.finished += 1;
                     report.recovered += counts.recovered;
-                }
-                Ok(Outcome::Recovered { counts }) => {
-                    state.unsaved.add(&counts);
-                    report.recovered += 1;
                 }
                 Ok(Outcome::Skipped) => {}
                 // Left for the next sweep; the others' progress (and
@@ -405,7 +427,6 @@ impl QueueMaintenance {
                 Ok(written) => {
                     tracing::info!(target: TARGET, queue = %q.name, key = %key, worker_id = %worker, epoch,
                         "stalled claim recovered");
-                    counts.recovered += 1;
                     (written.version, sealed)
                 }
                 // The worker extended or ended it meanwhile: look again next sweep.
@@ -432,9 +453,12 @@ impl QueueMaintenance {
             )
             .await?
         {
-            true => Ok(Outcome::Finished { key, counts }),
-            false if counts.recovered > 0 => Ok(Outcome::Recovered { counts }),
-            false => Ok(Outcome::Skipped),
+            Some(version) => Ok(Outcome::Finished {
+                key,
+                version,
+                counts,
+            }),
+            None => Ok(Outcome::Skipped),
         }
     }
 
@@ -490,20 +514,28 @@ impl QueueMaintenance {
         message: Option<(Version, MessageHeader, Bytes)>,
         message_version: Option<Version>,
         counts: &mut Counts,
-    ) -> Result<bool, QueueError> {
+    ) -> Result<Option<Version>, QueueError> {
         let q = &self.queue;
         let store = q.store.as_ref();
         let mut message_version = message_version;
         let mut version = version.clone();
         match &record.state {
-            ClaimState::Claimed { .. } => return Ok(false),
+            ClaimState::Claimed { .. } => return Ok(None),
             ClaimState::Completed { .. } => counts.completed += 1,
             ClaimState::Abandoned { .. } => {}
             ClaimState::Failed {
-                followed_up: true, ..
-            } => {}
-            ClaimState::Failed { error, next, .. } => {
-                counts.failed += 1;
+                followed_up: true,
+                next,
+                by_epoch,
+                ..
+            } => counts.add_failure(next, *by_epoch),
+            ClaimState::Failed {
+                error,
+                next,
+                by_epoch,
+                ..
+            } => {
+                counts.add_failure(next, *by_epoch);
                 let message = match message {
                     Some(m) => Some(m),
                     None => self.read_message(&record.message).await?,
@@ -522,7 +554,7 @@ impl QueueMaintenance {
                         errors.drain(..errors.len() - keep);
                     }
                     if !ctx.is_valid() {
-                        return Ok(false);
+                        return Ok(None);
                     }
                     match next {
                         Next::Retry { delay_ms } => {
@@ -533,11 +565,9 @@ impl QueueMaintenance {
                             };
                             q.create_message(&stem.next(), *delay_ms, &next_header, payload)
                                 .await?;
-                            counts.retried += 1;
                         }
                         Next::Dead => {
                             self.dead_letter(stem, header, errors, payload).await?;
-                            counts.dead += 1;
                         }
                     }
                 }
@@ -548,12 +578,12 @@ impl QueueMaintenance {
                 // is harmless; after, no finish writes it again.
                 match self.mark_followed_up(ctx, key, &version, record).await? {
                     Some(marked) => version = marked,
-                    None => return Ok(false),
+                    None => return Ok(None),
                 }
             }
         }
         if !ctx.is_valid() {
-            return Ok(false);
+            return Ok(None);
         }
         if let Some(message_version) = message_version {
             delete_write_once(store, &record.message, &message_version)
@@ -577,12 +607,60 @@ impl QueueMaintenance {
                 .map_err(|e| QueueError::store("delete", &record.message, e))?;
         }
         if !ctx.is_valid() {
-            return Ok(false);
+            return Ok(None);
         }
-        delete_write_once(store, key, &version)
-            .await
-            .map_err(|e| QueueError::store("delete", key, e))?;
-        Ok(true)
+        Ok(Some(version))
+    }
+
+    /// Deletes the claims whose counts the counters object holds: those
+    /// finished this sweep (once saved) and those an earlier term counted
+    /// but did not delete. A claim is counted once: before its counts are
+    /// saved it is finished (and counted) again by whoever leads next;
+    /// after, it is only deleted.
+    async fn delete_counted(&self, state: &mut LeaderState, ctx: &LeaderContext) {
+        let q = &self.queue;
+        let Some((_, record)) = state.stats.as_ref() else {
+            return;
+        };
+        let saved: Vec<(String, Option<Version>)> = record
+            .counted
+            .iter()
+            .filter(|key| state.listed.contains(*key))
+            .map(|key| (key.clone(), state.finished.get(key).map(|(v, _)| v.clone())))
+            .collect();
+        if !ctx.is_valid() {
+            return;
+        }
+        let store = q.store.clone();
+        let results: Vec<(String, Result<(), StoreError>)> = futures::stream::iter(saved)
+            .map(|(key, version)| {
+                let store = store.clone();
+                async move {
+                    // A counted claim is terminal and never rewritten, so a
+                    // plain delete removes only it (see `delete_write_once`).
+                    let deleted = match &version {
+                        Some(version) => delete_write_once(store.as_ref(), &key, version)
+                            .await
+                            .map(|_| ()),
+                        None => store.delete(&key).await,
+                    };
+                    (key, deleted)
+                }
+            })
+            .buffer_unordered(q.config.leader_concurrency)
+            .collect()
+            .await;
+        for (key, deleted) in results {
+            match deleted {
+                Ok(()) => {
+                    state.finished.remove(&key);
+                }
+                Err(error) => {
+                    tracing::debug!(target: TARGET, queue = %q.name, key = %key, error = %error,
+                        "deleting a counted claim failed; trying again next sweep");
+                }
+            }
+        }
     }
 
     /// Compare-and-swaps `followed_up` into a failed claim; the new
@@ -653,8 +731,13 @@ impl QueueMaintenance {
 }
 
 enum Outcome {
-    Finished { key: String, counts: Counts },
-    Recovered { counts: Counts },
+    /// Everything but the claim's deletion is done; `counts` are what the
+    /// claim adds, `version` is the claim's now.
+    Finished {
+        key: String,
+        version: Version,
+        counts: Counts,
+    },
     Skipped,
 }
 
@@ -693,5 +776,21 @@ impl fmt::Debug for QueueMaintenance {
         f.debug_struct("QueueMaintenance")
             .field("name", &self.name)
             .finish_non_exhaustive()
+    }
+}
+
+/// Adds to `record` the counts of every finished claim it has not counted,
+/// and (with `prune`, once this term has listed the claims) forgets the
+/// counted claims that are gone.
+fn merge_finished(record: &mut StatsRecord, state: &LeaderState, prune: bool) {
+    for (key, (_, counts)) in &state.finished {
+        if record.counted.insert(key.clone()) {
+            record.counts.add(counts);
+        }
+    }
+    if prune {
+        record
+            .counted
+            .retain(|key| state.listed.contains(key) || state.finished.contains_key(key));
     }
 }

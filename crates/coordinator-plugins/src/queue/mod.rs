@@ -49,6 +49,11 @@
 //!   request; observers count from after they saw the version, and wait
 //!   longer by the drift factor), so no two workers believe they hold the
 //!   same message at the same instant.
+//! * **Exact counters**: [`QueueStats::completed`] and
+//!   [`QueueStats::failed`] count each ended claim once, across leader
+//!   crashes and lost replies: the leader records a claim's key with its
+//!   counts (in the counters object) before it deletes the claim, and a
+//!   claim already recorded is only deleted, never counted again.
 //! * **Late completions are rejected and reported**: a worker whose claim
 //!   was recovered gets [`QueueError::ClaimLost`] from
 //!   [`complete`](ClaimedMessage::complete) (and a warning is logged);
@@ -65,9 +70,6 @@
 //! * Strict FIFO: concurrent workers take the head of the queue in
 //!   parallel, a retried message waits for its back-off, and ids from
 //!   different producers are ordered by their wall clocks.
-//! * Exact counters: [`QueueStats::completed`] and friends are kept by the
-//!   leader as it cleans up; a leader crash between its clean-up and its
-//!   counter write loses those few counts.
 //!
 //! # Example
 //!

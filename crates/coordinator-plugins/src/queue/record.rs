@@ -207,6 +207,10 @@ pub(crate) struct StatsRecord {
     pub(crate) nonce: String,
     #[serde(default)]
     pub(crate) counts: Counts,
+    /// Claims whose counts are in `counts` and that may not be deleted
+    /// yet: a later leader deletes them without counting them again.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeSet::is_empty")]
+    pub(crate) counted: std::collections::BTreeSet<String>,
 }
 
 /// Counters the leader keeps as it cleans up.
@@ -220,16 +224,25 @@ pub(crate) struct Counts {
 }
 
 impl Counts {
+    /// One failed attempt, what follows it, and whether the leader
+    /// recovered it (`by_epoch`).
+    pub(crate) fn add_failure(&mut self, next: &Next, by_epoch: Option<u64>) {
+        self.failed += 1;
+        match next {
+            Next::Retry { .. } => self.retried += 1,
+            Next::Dead => self.dead += 1,
+        }
+        if by_epoch.is_some() {
+            self.recovered += 1;
+        }
+    }
+
     pub(crate) fn add(&mut self, other: &Counts) {
         self.completed += other.completed;
         self.failed += other.failed;
         self.retried += other.retried;
         self.dead += other.dead;
         self.recovered += other.recovered;
-    }
-
-    pub(crate) fn is_zero(&self) -> bool {
-        *self == Counts::default()
     }
 }
 

@@ -63,6 +63,12 @@ pub struct QueueReport {
     /// refused and reported), and the later attempts failed. At least once
     /// allows it; it should be rare.
     pub completed_and_dead: usize,
+    /// The leader's completed counter at the end: it must equal the
+    /// messages completed (those a handler succeeded on, less those
+    /// dead-lettered anyway), leader crashes included.
+    pub counted_completed: u64,
+    /// The leader's failed-attempts counter at the end (reported).
+    pub counted_failed: u64,
     /// Objects still under `messages/` or `claims/` at the end.
     pub left_in_queue: usize,
     /// Handler invocations, retries and re-deliveries included.
@@ -310,7 +316,8 @@ async fn run(sc: QueueScenario) -> QueueReport {
             HashSet::new()
         }
     };
-    let o = lock(&oracle);
+    // Every handler has ended: take the oracle's findings out of the lock.
+    let o = std::mem::take(&mut *lock(&oracle));
     report
         .violations
         .extend(o.violations.iter().take(10).cloned());
@@ -328,6 +335,22 @@ async fn run(sc: QueueScenario) -> QueueReport {
     report.completed = o.ok.len();
     report.dead = dead.len();
     report.handler_runs = o.runs;
+    match oracle_queue.stats().await {
+        Ok(stats) => {
+            report.counted_completed = stats.completed;
+            report.counted_failed = stats.failed;
+            let completed = (report.completed - report.completed_and_dead) as u64;
+            if stats.completed != completed {
+                report.violations.push(format!(
+                    "the leader counted {} messages completed; {completed} were",
+                    stats.completed
+                ));
+            }
+        }
+        Err(error) => report
+            .violations
+            .push(format!("cannot read the stats: {error}")),
+    }
     report.requests = stage.store.requests();
     report.requests_per_message =
         crate::report::round3(report.requests.total() as f64 / (sc.messages.max(1)) as f64);
