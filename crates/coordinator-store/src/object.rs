@@ -716,91 +716,21 @@ impl LeaseStore for ObjectStoreLease {
         }
     }
 
-    /// S3, GCS and Azure list in key order and start after a key
-    /// (`start-after`, `startOffset`, `marker`), and `object_store` fetches
-    /// pages lazily: taking `limit` (at most 1,000) costs one request.
+    /// One request for a `limit` up to 1,000 (see `listing`).
     async fn list_page(
         &self,
         prefix: &str,
         start_after: Option<&str>,
         limit: usize,
     ) -> Result<Vec<ObjectMeta>, StoreError> {
-        let trimmed = prefix.trim_end_matches('/');
-        let list_path = if trimmed.is_empty() {
-            self.root.clone()
-        } else {
-            Some(self.path(Op::List, trimmed)?)
-        };
-        let mut stream = match start_after {
-            Some(after) => {
-                let offset = self.path(Op::List, after)?;
-                self.store.list_with_offset(list_path.as_ref(), &offset)
-            }
-            None => self.store.list(list_path.as_ref()),
-        };
-        let mut out = Vec::new();
-        while out.len() < limit {
-            let meta = match stream.try_next().await {
-                Ok(Some(meta)) => meta,
-                Ok(None) => break,
-                Err(e) => return Err(self.error(Op::List, prefix, e)),
-            };
-            let Some(key) = self.key_of(&meta.location) else {
-                continue;
-            };
-            if !key_is_under(key, prefix) || start_after.is_some_and(|after| key <= after) {
-                continue;
-            }
-            let (version, store_time) = self.object_meta(Op::List, key, &meta)?;
-            out.push(ObjectMeta {
-                key: key.to_owned(),
-                version,
-                size: meta.size,
-                store_time,
-            });
-        }
-        // Stop reading: dropping the stream fetches no further page.
-        drop(stream);
-        out.sort_by(|a, b| a.key.cmp(&b.key));
-        Ok(out)
+        self.listing(prefix, start_after, limit).await
     }
 
     fn list_unboxed<'a>(
         &'a self,
         prefix: &'a str,
     ) -> impl Future<Output = Result<Vec<ObjectMeta>, StoreError>> + Send + 'a {
-        async move {
-            let trimmed = prefix.trim_end_matches('/');
-            let list_path = if trimmed.is_empty() {
-                self.root.clone()
-            } else {
-                Some(self.path(Op::List, trimmed)?)
-            };
-            let mut stream = self.store.list(list_path.as_ref());
-            let mut out = Vec::new();
-            loop {
-                let meta = match stream.try_next().await {
-                    Ok(Some(meta)) => meta,
-                    Ok(None) => break,
-                    Err(e) => return Err(self.error(Op::List, prefix, e)),
-                };
-                let Some(key) = self.key_of(&meta.location) else {
-                    continue;
-                };
-                if !key_is_under(key, prefix) {
-                    continue;
-                }
-                let (version, store_time) = self.object_meta(Op::List, key, &meta)?;
-                out.push(ObjectMeta {
-                    key: key.to_owned(),
-                    version,
-                    size: meta.size,
-                    store_time,
-                });
-            }
-            out.sort_by(|a, b| a.key.cmp(&b.key));
-            Ok(out)
-        }
+        self.listing(prefix, None, usize::MAX)
     }
 
     fn delete_unboxed<'a>(
@@ -896,5 +826,57 @@ impl ObjectStoreLease {
             version,
             store_time,
         }))
+    }
+}
+
+impl ObjectStoreLease {
+    /// Lists up to `limit` keys under `prefix` after `start_after`, in key
+    /// order. S3, GCS and Azure list in key order and start after a key
+    /// (`start-after`, `startOffset`, `marker`), and `object_store` fetches
+    /// pages lazily, so a small `limit` costs one request.
+    async fn listing(
+        &self,
+        prefix: &str,
+        start_after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<ObjectMeta>, StoreError> {
+        let trimmed = prefix.trim_end_matches('/');
+        let list_path = if trimmed.is_empty() {
+            self.root.clone()
+        } else {
+            Some(self.path(Op::List, trimmed)?)
+        };
+        let mut stream = match start_after {
+            Some(after) => {
+                let offset = self.path(Op::List, after)?;
+                self.store.list_with_offset(list_path.as_ref(), &offset)
+            }
+            None => self.store.list(list_path.as_ref()),
+        };
+        let mut out = Vec::new();
+        while out.len() < limit {
+            let meta = match stream.try_next().await {
+                Ok(Some(meta)) => meta,
+                Ok(None) => break,
+                Err(e) => return Err(self.error(Op::List, prefix, e)),
+            };
+            let Some(key) = self.key_of(&meta.location) else {
+                continue;
+            };
+            if !key_is_under(key, prefix) || start_after.is_some_and(|after| key <= after) {
+                continue;
+            }
+            let (version, store_time) = self.object_meta(Op::List, key, &meta)?;
+            out.push(ObjectMeta {
+                key: key.to_owned(),
+                version,
+                size: meta.size,
+                store_time,
+            });
+        }
+        // Stop reading: dropping the stream fetches no further page.
+        drop(stream);
+        out.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(out)
     }
 }

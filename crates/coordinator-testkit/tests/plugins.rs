@@ -94,3 +94,21 @@ fn without_store_faults_every_record_expires_within_its_bucket_and_a_sweep() {
         assert!(report.fail_overs >= 2, "{why}: {report:?}");
     }
 }
+
+#[test]
+fn without_store_faults_two_thousand_messages_drain_with_exact_counters() {
+    for seed in seeds_from_env(&[65]) {
+        let mut scenario = QueueScenario::new(seed, 20, 2_000);
+        scenario.world.faults = None;
+        let report = run_queue(&scenario);
+        eprintln!("{}", serde_json::to_string(&report).unwrap_or_default());
+        let why = rerun(seed, "without_store_faults_two_thousand");
+        assert!(
+            report.violations.is_empty(),
+            "{why}: {:#?}",
+            report.violations
+        );
+        assert_eq!((report.lost, report.left_in_queue), (0, 0), "{why}");
+        assert!(report.leader_crashes >= 1, "{why}: {report:?}");
+    }
+}

@@ -82,12 +82,3 @@ impl TestRng {
         self.next() % n.max(1)
     }
 }
-
-pub fn hash(text: &str) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in text.bytes() {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    h
-}

@@ -23,7 +23,7 @@ pub mod ttl;
 use std::sync::Arc;
 use std::time::Duration;
 
-use coordinator::{Clock, CoordinatorConfig, Coordinators, GlobalCoordinator};
+use coordinator::{Clock, CoordinatorConfig, CoordinatorPlugin, Coordinators, GlobalCoordinator};
 use coordinator_store::LeaseStore;
 use serde::Serialize;
 
@@ -162,6 +162,25 @@ impl Stage {
             .build()
             .ok()?;
         Some((registry, clock, seed))
+    }
+
+    /// Starts one life of the worker in `slot` running the plugin `make`
+    /// builds on that worker's clock and seed, attached in `namespace`.
+    pub(crate) async fn start_plugin<P: CoordinatorPlugin + 'static>(
+        &self,
+        slot: usize,
+        life: u64,
+        namespace: &str,
+        make: impl FnOnce(Arc<dyn Clock>, u64) -> Option<P>,
+    ) -> Option<Process> {
+        let (registry, clock, seed) = self.registry(slot, life)?;
+        let plugin = make(clock, seed)?;
+        let coordinator = registry.attach(namespace, Arc::new(plugin)).await.ok()?;
+        Some(Process {
+            registry,
+            coordinator,
+            tasks: Vec::new(),
+        })
     }
 
     /// Seconds since the run began (true time).

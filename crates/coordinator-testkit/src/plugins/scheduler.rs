@@ -197,17 +197,11 @@ async fn start(
     oracle: &Shared,
     run_time: Duration,
 ) -> Option<Process> {
-    let (registry, clock, seed) = stage.registry(slot, life)?;
-    let scheduler = scheduler_on(stage.dyn_store(), clock, seed, oracle, run_time)?;
-    let coordinator = registry
-        .attach(NAMESPACE, Arc::new(scheduler.plugin()))
+    stage
+        .start_plugin(slot, life, NAMESPACE, |clock, seed| {
+            scheduler_on(stage.dyn_store(), clock, seed, oracle, run_time).map(|s| s.plugin())
+        })
         .await
-        .ok()?;
-    Some(Process {
-        registry,
-        coordinator,
-        tasks: Vec::new(),
-    })
 }
 
 /// Runs `scenario` on a fresh paused runtime.

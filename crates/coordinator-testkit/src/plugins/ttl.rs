@@ -152,17 +152,11 @@ async fn start(
     log: &Log,
     origin: tokio::time::Instant,
 ) -> Option<Process> {
-    let (registry, clock, seed) = stage.registry(slot, life)?;
-    let ttl = ttl_on(stage.dyn_store(), clock, seed, log, origin)?;
-    let coordinator = registry
-        .attach(NAMESPACE, Arc::new(ttl.sweeper()))
+    stage
+        .start_plugin(slot, life, NAMESPACE, |clock, seed| {
+            ttl_on(stage.dyn_store(), clock, seed, log, origin).map(|ttl| ttl.sweeper())
+        })
         .await
-        .ok()?;
-    Some(Process {
-        registry,
-        coordinator,
-        tasks: Vec::new(),
-    })
 }
 
 /// Runs `scenario` on a fresh paused runtime.
