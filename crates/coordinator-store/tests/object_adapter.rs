@@ -976,3 +976,31 @@ async fn conditional_delete_needs_the_wrapped_s3_store() {
     // and the probe itself does not fail.
     assert!(!store.probe_conditional_delete("p").await);
 }
+
+/// `list_page` on S3 reads one page and stops: a deep prefix (the server
+/// always says more pages follow) costs one request, not one per 1,000.
+#[tokio::test]
+async fn list_page_reads_one_page_of_a_deep_prefix() {
+    let contents: String = (0..1_000)
+        .map(|i| {
+            format!(
+                "<Contents><Key>root/q/k{i:05}</Key><LastModified>2026-11-29T05:51:37.000Z</LastModified><ETag>\"e{i}\"</ETag><Size>1</Size><StorageClass>STANDARD</StorageClass></Contents>"
+            )
+        })
+        .collect();
+    let page = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><ListBucketResult xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><Name>scripted</Name><Prefix>root/q/</Prefix><KeyCount>1000</KeyCount><MaxKeys>1000</MaxKeys><IsTruncated>true</IsTruncated><NextContinuationToken>more</NextContinuationToken>{contents}</ListBucketResult>"
+    );
+    let page: &'static str = Box::leak(page.into_boxed_str());
+    let (store, count) = scripted(vec![Reply::Status(200, "OK", page)]).await;
+    let listed = store.list_page("q", None, 10).await.unwrap();
+    assert_eq!(listed.len(), 10);
+    assert_eq!(listed[0].key, "q/k00000");
+    assert_eq!(requests(&count), 1, "one LIST for one page");
+    // The scripted server ignores `start-after`; keys up to it are still
+    // skipped, and the rest of the page is read in one more request.
+    let after = store.list_page("q", Some("q/k00003"), 996).await.unwrap();
+    assert_eq!(after.first().map(|m| m.key.as_str()), Some("q/k00004"));
+    assert_eq!(after.len(), 996);
+    assert_eq!(requests(&count), 2);
+}
