@@ -112,3 +112,57 @@ fn without_store_faults_two_thousand_messages_drain_with_exact_counters() {
         assert!(report.leader_crashes >= 1, "{why}: {report:?}");
     }
 }
+
+/// Every write applied twice, the caller seeing the second answer (a
+/// client library's hidden retry after a lost reply): an enqueue still
+/// adds each message once, and a worker still handles what it claimed.
+#[test]
+fn hidden_retries_neither_duplicate_messages_nor_strand_claims() {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use coordinator_plugins::queue::{Queue, QueueConfig};
+    use coordinator_store::LeaseStore;
+    use coordinator_testkit::runtime::{virtual_memory_store, SeededStore};
+    use coordinator_testkit::{LatencyModel, RequestFaults, SeedTree};
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .start_paused(true)
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let faults = RequestFaults {
+            hidden_retry: 1.0,
+            ..RequestFaults::default()
+        };
+        let store = Arc::new(SeededStore::new(
+            virtual_memory_store(),
+            SeedTree::new(5),
+            LatencyModel::s3_like(),
+            Some(faults),
+            Duration::from_secs(2),
+        ));
+        let shared: Arc<dyn LeaseStore> = store.clone();
+        let queue = Queue::builder(shared, "ns", "q")
+            .config(QueueConfig {
+                seed: Some(5),
+                ..QueueConfig::default()
+            })
+            .build()
+            .unwrap();
+        queue.enqueue_batch(["a", "b", "c"]).await.unwrap();
+        queue.enqueue("d").await.unwrap();
+        let listed = store
+            .inner()
+            .list(&format!("{}/messages/", queue.prefix()))
+            .await
+            .unwrap();
+        assert_eq!(listed.len(), 4, "{listed:?}");
+        let claimed = queue.consumer("w").claim(4).await.unwrap();
+        assert_eq!(claimed.len(), 4, "our own claims, not races lost");
+        for message in claimed {
+            message.complete().await.unwrap();
+        }
+    });
+}

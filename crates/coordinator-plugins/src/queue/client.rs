@@ -73,13 +73,22 @@ impl QueueInner {
         for _ in 0..3 {
             match self.store.create(&key, body.clone()).await {
                 Ok(_) => return Ok(true),
-                Err(StoreError::AlreadyExists { .. }) => return Ok(false),
-                Err(StoreError::Ambiguous { .. }) => match self.store.get(&key).await {
-                    Ok(Some(found)) if found.body == body => return Ok(true),
-                    Ok(Some(_)) => return Ok(false),
-                    Ok(None) => continue,
-                    Err(error) => return Err(QueueError::store("enqueue", &key, error)),
-                },
+                // Already there may be our own create, applied by a retry
+                // the client library hid: the same bytes mean ours (else a
+                // retried enqueue would add the message twice).
+                Err(error @ (StoreError::AlreadyExists { .. } | StoreError::Ambiguous { .. })) => {
+                    let existed = matches!(error, StoreError::AlreadyExists { .. });
+                    match self.store.get(&key).await {
+                        Ok(Some(found)) if found.body == body => return Ok(true),
+                        Ok(Some(_)) => return Ok(false),
+                        // It existed and is gone (consumed): never write a
+                        // key twice. Ambiguous and absent: not applied, so
+                        // try again.
+                        Ok(None) if existed => return Ok(false),
+                        Ok(None) => continue,
+                        Err(error) => return Err(QueueError::store("enqueue", &key, error)),
+                    }
+                }
                 Err(error) => return Err(QueueError::store("enqueue", &key, error)),
             }
         }
