@@ -216,6 +216,56 @@ impl Process {
     }
 }
 
+/// The scenario's forced fail-overs: every `every_secs` (uniform in the
+/// range), the leader's process ends, a crash and a graceful stop in turn.
+pub(crate) struct FailOvers {
+    every_secs: (u64, u64),
+    next: Duration,
+    /// Fail-overs so far.
+    pub(crate) count: u64,
+}
+
+impl FailOvers {
+    pub(crate) fn new(every_secs: (u64, u64), now: Duration, rng: &mut SplitMix64) -> Self {
+        let mut fail_overs = Self {
+            every_secs,
+            next: Duration::ZERO,
+            count: 0,
+        };
+        fail_overs.next = now + fail_overs.draw(rng);
+        fail_overs
+    }
+
+    fn draw(&self, rng: &mut SplitMix64) -> Duration {
+        let (lo, hi) = self.every_secs;
+        Duration::from_secs(lo + rng.below(hi.saturating_sub(lo) + 1))
+    }
+
+    /// If one is due and `leader` (an index into `processes`) leads, ends
+    /// that process and returns its slot, for the caller to restart.
+    pub(crate) async fn due(
+        &mut self,
+        now: Duration,
+        leader: Option<usize>,
+        processes: &mut Vec<(usize, Process)>,
+        rng: &mut SplitMix64,
+    ) -> Option<usize> {
+        if now < self.next {
+            return None;
+        }
+        let i = leader?;
+        self.next = now + self.draw(rng);
+        let (slot, process) = processes.swap_remove(i);
+        if self.count.is_multiple_of(2) {
+            process.crash();
+        } else {
+            process.stop().await;
+        }
+        self.count += 1;
+        Some(slot)
+    }
+}
+
 /// Watches who leads, to measure the time no one did.
 #[derive(Debug, Default)]
 pub(crate) struct LeaderWatch {

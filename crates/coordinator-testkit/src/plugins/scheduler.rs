@@ -11,7 +11,7 @@ use coordinator_plugins::scheduler::{JobContext, JobError, JobSpec, Scheduler, S
 use coordinator_store::LeaseStore;
 use serde::Serialize;
 
-use super::{fnv, paused_runtime, secs, LeaderWatch, Process, Stage, World};
+use super::{fnv, paused_runtime, secs, FailOvers, LeaderWatch, Process, Stage, World};
 use crate::store::Requests;
 use crate::UNIX_BASE_MS;
 
@@ -240,11 +240,7 @@ async fn run(sc: SchedulerScenario) -> SchedulerReport {
             processes.push((slot, p));
         }
     }
-    let (lo, hi) = sc.fail_over_every_secs;
-    let draw = |rng: &mut crate::SplitMix64| {
-        Duration::from_secs(lo + rng.below(hi.saturating_sub(lo) + 1))
-    };
-    let mut next = stage.elapsed() + draw(&mut rng);
+    let mut fail_overs = FailOvers::new(sc.fail_over_every_secs, stage.elapsed(), &mut rng);
     let mut watch = LeaderWatch::default();
     while stage.elapsed() < sc.duration {
         tokio::time::sleep(Duration::from_millis(250)).await;
@@ -253,26 +249,16 @@ async fn run(sc: SchedulerScenario) -> SchedulerReport {
             .iter()
             .position(|(_, p)| p.coordinator.is_leader());
         watch.observe(now, leader.is_some());
-        if now < next {
-            continue;
-        }
-        let Some(i) = leader else {
+        let Some(slot) = fail_overs.due(now, leader, &mut processes, &mut rng).await else {
             continue;
         };
-        next = now + draw(&mut rng);
-        let (slot, process) = processes.swap_remove(i);
-        if report.fail_overs.is_multiple_of(2) {
-            process.crash();
-        } else {
-            process.stop().await;
-        }
-        report.fail_overs += 1;
         let life = lives[slot];
         lives[slot] += 1;
         if let Some(p) = start(&stage, slot, life, &oracle, sc.run_time).await {
             processes.push((slot, p));
         }
     }
+    report.fail_overs = fail_overs.count;
     let end_ms = UNIX_BASE_MS + u64::try_from(stage.elapsed().as_millis()).unwrap_or(0);
     watch.finish(stage.elapsed());
     for (_, p) in processes {

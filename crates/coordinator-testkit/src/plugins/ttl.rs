@@ -14,7 +14,7 @@ use coordinator_plugins::ttl::{
 use coordinator_store::LeaseStore;
 use serde::Serialize;
 
-use super::{paused_runtime, secs, LeaderWatch, Process, Stage, World};
+use super::{paused_runtime, secs, FailOvers, LeaderWatch, Process, Stage, World};
 use crate::store::Requests;
 use crate::UNIX_BASE_MS;
 
@@ -224,11 +224,7 @@ async fn run(sc: TtlScenario) -> TtlReport {
             processes.push((slot, p));
         }
     }
-    let (lo, hi) = sc.fail_over_every_secs;
-    let draw = |rng: &mut crate::SplitMix64| {
-        Duration::from_secs(lo + rng.below(hi.saturating_sub(lo) + 1))
-    };
-    let mut next = stage.elapsed() + draw(&mut rng);
+    let mut fail_overs = FailOvers::new(sc.fail_over_every_secs, stage.elapsed(), &mut rng);
     let mut watch = LeaderWatch::default();
     // When the leading epoch changed (fail-overs, and step-downs the
     // store's faults caused).
@@ -273,26 +269,16 @@ async fn run(sc: TtlScenario) -> TtlReport {
                     .push(format!("cannot refresh {key}: {error}")),
             }
         }
-        if now < next {
-            continue;
-        }
-        let Some(i) = leader else {
+        let Some(slot) = fail_overs.due(now, leader, &mut processes, &mut rng).await else {
             continue;
         };
-        next = now + draw(&mut rng);
-        let (slot, process) = processes.swap_remove(i);
-        if report.fail_overs.is_multiple_of(2) {
-            process.crash();
-        } else {
-            process.stop().await;
-        }
-        report.fail_overs += 1;
         let life = lives[slot];
         lives[slot] += 1;
         if let Some(p) = start(&stage, slot, life, &log, origin).await {
             processes.push((slot, p));
         }
     }
+    report.fail_overs = fail_overs.count;
     watch.finish(stage.elapsed());
     report.term_changes = term_changes.len();
     for (_, p) in processes {
