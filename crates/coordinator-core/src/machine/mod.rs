@@ -1,23 +1,6 @@
 //! The election state machine of one worker in one namespace.
 //!
-//! # Driving it
-//!
-//! The machine does no I/O and reads no clock. A driver:
-//!
-//! 1. creates it with [`Machine::new`] (a seed for jitter and nonces, the
-//!    current instant and wall time),
-//! 2. after **every** input (`handle_timeout`, `handle_response`, `stop`)
-//!    drains, in this order, [`poll_action`](Machine::poll_action) (execute
-//!    each, concurrently if it likes, and report each outcome with
-//!    [`handle_response`](Machine::handle_response)),
-//!    [`poll_event`](Machine::poll_event), then re-arms its one timer at
-//!    [`poll_timeout`](Machine::poll_timeout),
-//! 3. calls [`handle_timeout`](Machine::handle_timeout) when that timer
-//!    fires. An early or extra call is harmless.
-//!
-//! The instants given must never go backwards. Leader-only work should check
-//! [`is_leader`](Machine::is_leader) with a fresh instant just before each
-//! effect, not only when a timer fires.
+//! How a driver runs it is on [`Machine`], which is public.
 
 mod epoch;
 mod lease;
@@ -165,7 +148,24 @@ enum Purpose {
 
 /// The election and membership state machine of one worker in one namespace.
 ///
-/// See the [module docs](self) for how to drive it.
+/// # Driving it
+///
+/// The machine does no I/O and reads no clock. A driver:
+///
+/// 1. creates it with [`Machine::new`] (a seed for jitter and nonces, the
+///    current instant and wall time),
+/// 2. after **every** input (`handle_timeout`, `handle_response`, `stop`)
+///    drains, in this order, [`poll_action`](Machine::poll_action) (execute
+///    each, concurrently if it likes, and report each outcome with
+///    [`handle_response`](Machine::handle_response)),
+///    [`poll_event`](Machine::poll_event), then re-arms its one timer at
+///    [`poll_timeout`](Machine::poll_timeout),
+/// 3. calls [`handle_timeout`](Machine::handle_timeout) when that timer
+///    fires. An early or extra call is harmless.
+///
+/// The instants given must never go backwards. Leader-only work should check
+/// [`is_leader`](Machine::is_leader) with a fresh instant just before each
+/// effect, not only when a timer fires.
 ///
 /// ```
 /// use coordinator_core::*;
