@@ -751,15 +751,7 @@ impl Sim {
         // Pending fail-overs for every election it led.
         let nodes = self.procs[p].nodes.clone();
         for n in nodes {
-            if self.believes(n) {
-                let group = self.nodes[n].group;
-                self.pending.push(Pending {
-                    group,
-                    since: self.t,
-                    old_node: n,
-                    handover: false,
-                });
-            }
+            self.pend_if_leading(n, false);
         }
         self.kill(p);
         if let Some(after) = restart_after {
@@ -776,14 +768,7 @@ impl Sim {
         self.log(|| format!("{id} stops gracefully"));
         let nodes = self.procs[p].nodes.clone();
         for n in nodes {
-            if self.believes(n) {
-                let group = self.nodes[n].group;
-                self.pending.push(Pending {
-                    group,
-                    since: self.t,
-                    old_node: n,
-                    handover: true,
-                });
+            if let Some(group) = self.pend_if_leading(n, true) {
                 let bound = ms(self.sc.handover_bound());
                 if self.calm_through(self.t, self.t + bound) && self.foreign_at.is_none() {
                     self.push(
@@ -802,6 +787,22 @@ impl Sim {
             self.after_input(n);
         }
         self.push(self.t + restart_after, Ev::Start { slot });
+    }
+
+    /// Records a pending fail-over (or hand-over) if node `n` believes it
+    /// leads; its group if so.
+    fn pend_if_leading(&mut self, n: usize, handover: bool) -> Option<usize> {
+        if !self.believes(n) {
+            return None;
+        }
+        let group = self.nodes[n].group;
+        self.pending.push(Pending {
+            group,
+            since: self.t,
+            old_node: n,
+            handover,
+        });
+        Some(group)
     }
 
     /// A random live process, not paused.
