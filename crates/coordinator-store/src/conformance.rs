@@ -954,6 +954,23 @@ pub async fn list_returns_each_key_once(store: &dyn LeaseStore, prefix: &str, ke
         }
     }
     let keys: Vec<&String> = listed.iter().map(|m| &m.key).collect();
+    // `start_after` is any string, not only a key: the prefix itself with
+    // a trailing `/` sorts before every key under it.
+    let from_slash = must(
+        CASE,
+        store,
+        &format!("list_page `{base}` after `{base}/`"),
+        store
+            .list_page(&base, Some(&format!("{base}/")), listed.len() + 1)
+            .await,
+    );
+    check(CASE, store, from_slash.len() == listed.len(), || {
+        format!(
+            "list_page `{base}` after `{base}/` returned {} of {} keys",
+            from_slash.len(),
+            listed.len()
+        )
+    });
     check(
         CASE,
         store,

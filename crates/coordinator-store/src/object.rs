@@ -846,11 +846,12 @@ impl ObjectStoreLease {
         } else {
             Some(self.path(Op::List, trimmed)?)
         };
-        let mut stream = match start_after {
-            Some(after) => {
-                let offset = self.path(Op::List, after)?;
-                self.store.list_with_offset(list_path.as_ref(), &offset)
-            }
+        // `start_after` need not be a valid key (other stores take any
+        // string); if it is not one, list from the start and let the
+        // filter below skip up to it.
+        let offset = start_after.and_then(|after| self.path(Op::List, after).ok());
+        let mut stream = match &offset {
+            Some(offset) => self.store.list_with_offset(list_path.as_ref(), offset),
             None => self.store.list(list_path.as_ref()),
         };
         let mut out = Vec::new();

@@ -1579,7 +1579,7 @@ impl Sim {
             kind,
             format!(
                 "group {group}: no new leader {:.1} s after {old} {} at {:.3} s (bound {:.1} s)",
-                bound.as_secs_f64(),
+                self.t.saturating_sub(since) as f64 / 1000.0,
                 if handover { "stopped" } else { "crashed" },
                 since as f64 / 1000.0,
                 bound.as_secs_f64()

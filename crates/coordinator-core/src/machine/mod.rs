@@ -7,9 +7,6 @@ mod lease;
 mod membership;
 mod timers;
 
-#[cfg(test)]
-mod tests;
-
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
 

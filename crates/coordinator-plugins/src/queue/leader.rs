@@ -190,7 +190,16 @@ impl QueueMaintenance {
                 Err(error) => return Err(QueueError::store("seal", &key, error)),
             }
         }
-        Ok(())
+        // Not sealed: without the record, counted claims would be finished
+        // again (extra requests); the sweep fails and the next one retries.
+        Err(QueueError::store(
+            "seal",
+            &key,
+            StoreError::Conflict {
+                key: key.clone(),
+                backend: q.backend(),
+            },
+        ))
     }
 
     /// Adds the counts of the claims finished and not yet recorded to the
@@ -423,18 +432,15 @@ impl QueueMaintenance {
             if !ctx.is_valid() {
                 return Ok(Outcome::Skipped);
             }
-            match q.store.compare_and_swap(&key, &version, body).await {
-                Ok(written) => {
+            // Our own write that landed unseen counts (crate::swap).
+            match crate::swap::swap(q.store.as_ref(), &key, &version, body).await {
+                Ok(crate::swap::Swapped::Written(version)) => {
                     tracing::info!(target: TARGET, queue = %q.name, key = %key, worker_id = %worker, epoch,
                         "stalled claim recovered");
-                    (written.version, sealed)
+                    (version, sealed)
                 }
                 // The worker extended or ended it meanwhile: look again next sweep.
-                Err(
-                    StoreError::Conflict { .. }
-                    | StoreError::NotFound { .. }
-                    | StoreError::Ambiguous { .. },
-                ) => return Ok(Outcome::Skipped),
+                Ok(crate::swap::Swapped::Changed) => return Ok(Outcome::Skipped),
                 Err(error) => return Err(QueueError::store("recover", &key, error)),
             }
         } else {

@@ -287,12 +287,16 @@ impl Leader {
             }
         }
         cursor = cursor.max(on_time_from.saturating_sub(1));
+        tracked.next_due = schedule.next_after(cursor);
         if let (Some(slot), MissedRunPolicy::RunOnce) = (missed, spec.missed) {
-            let _ = self.claim_slot(job, &spec, slot, SlotKind::CatchUp).await;
+            // A transient failure must not lose the catch-up run: the slot
+            // stays due and the normal claiming takes it.
+            if let Claim::Retry = self.claim_slot(job, &spec, slot, SlotKind::CatchUp).await {
+                tracked.next_due = Some(slot);
+            }
         } else if let Some(slot) = missed {
             tracing::info!(target: TARGET, scheduler = %inner.name, job, slot_unix_ms = slot, "missed slots skipped");
         }
-        tracked.next_due = schedule.next_after(cursor);
         Ok(())
     }
 
@@ -641,12 +645,9 @@ impl Leader {
             return;
         }
         let started = inner.clock.now();
-        match inner
-            .store
-            .compare_and_swap(&key, &watched.version, body)
-            .await
-        {
-            Ok(written) if rerun => {
+        // Our own write that landed unseen counts as written (crate::swap).
+        match crate::swap::swap(inner.store.as_ref(), &key, &watched.version, body).await {
+            Ok(crate::swap::Swapped::Written(version)) if rerun => {
                 let Some(handler) = inner.handlers.get(spec.handler_name()).cloned() else {
                     return;
                 };
@@ -658,7 +659,7 @@ impl Leader {
                     handler,
                     Held {
                         key,
-                        version: written.version,
+                        version,
                         record,
                         written_at: started,
                     },
@@ -666,14 +667,13 @@ impl Leader {
                 self.live.insert(run.key.clone());
                 self.runs.spawn(run.execute());
             }
-            Ok(_) => {
+            Ok(crate::swap::Swapped::Written(_)) => {
                 tracing::info!(target: TARGET, scheduler = %inner.name, key = %key, "run cut short by a fail-over closed as abandoned");
             }
-            // Changed, or unknown (a hidden retry of our own write, an
-            // ambiguous one): read it again and keep watching while it is
-            // marked running and no run of ours holds it.
-            Err(error) => {
-                tracing::debug!(target: TARGET, scheduler = %inner.name, key = %key, error = %error, "taking over a run failed; watching it again");
+            // Changed, or unknown: read it again and keep watching while it
+            // is marked running and no run of ours holds it.
+            outcome => {
+                tracing::debug!(target: TARGET, scheduler = %inner.name, key = %key, outcome = ?outcome.map(|_| ()), "taking over a run failed; watching it again");
                 let _ = self.watch_if_running(&watched_job, &key).await;
             }
         }
@@ -699,7 +699,10 @@ impl Leader {
             for meta in slots.iter().take(excess) {
                 let instant = inner.keys.slot_instant(&job, &meta.key);
                 let old = instant.is_some_and(|at| at + GC_MIN_AGE_MS < now);
-                if !old || instant == newest || !self.ctx.is_valid() {
+                // A slot still running (ours, or watched for a take-over)
+                // is rewritten by its renewals: never trimmed.
+                let busy = self.live.contains(&meta.key) || self.watched.contains_key(&meta.key);
+                if !old || busy || instant == newest || !self.ctx.is_valid() {
                     continue;
                 }
                 let _ = delete_write_once(inner.store.as_ref(), &meta.key, &meta.version).await;
