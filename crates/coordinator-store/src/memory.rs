@@ -182,6 +182,29 @@ impl fmt::Debug for MemoryStore {
     }
 }
 
+impl MemoryStore {
+    /// Up to `limit` objects under `prefix` after `start_after`, by key.
+    fn page(&self, prefix: &str, start_after: Option<&str>, limit: usize) -> Vec<ObjectMeta> {
+        let from = match start_after {
+            Some(after) if after >= prefix => std::ops::Bound::Excluded(after),
+            _ => std::ops::Bound::Included(prefix),
+        };
+        self.lock()
+            .objects
+            .range::<str, _>((from, std::ops::Bound::Unbounded))
+            .take_while(|(key, _)| key.starts_with(prefix))
+            .filter(|(key, _)| key_is_under(key, prefix))
+            .take(limit)
+            .map(|(key, entry)| ObjectMeta {
+                key: key.clone(),
+                version: entry.version.clone(),
+                size: entry.body.len() as u64,
+                store_time: Some(StoreTime(entry.store_time)),
+            })
+            .collect()
+    }
+}
+
 /// True if `key` lies under `prefix`, comparing whole `/`-separated segments
 /// as object_store does (`a/b` is under `a`, `ab` is not). An empty prefix
 /// holds every key.
@@ -222,24 +245,7 @@ impl LeaseStore for MemoryStore {
         start_after: Option<&str>,
         limit: usize,
     ) -> Result<Vec<ObjectMeta>, StoreError> {
-        let from = match start_after {
-            Some(after) if after >= prefix => std::ops::Bound::Excluded(after),
-            _ => std::ops::Bound::Included(prefix),
-        };
-        let state = self.lock();
-        Ok(state
-            .objects
-            .range::<str, _>((from, std::ops::Bound::Unbounded))
-            .take_while(|(key, _)| key.starts_with(prefix))
-            .filter(|(key, _)| key_is_under(key, prefix))
-            .take(limit)
-            .map(|(key, entry)| ObjectMeta {
-                key: key.clone(),
-                version: entry.version.clone(),
-                size: entry.body.len() as u64,
-                store_time: Some(StoreTime(entry.store_time)),
-            })
-            .collect())
+        Ok(self.page(prefix, start_after, limit))
     }
 
     // The work happens when the future is first polled, as with the `async`
@@ -321,24 +327,7 @@ impl LeaseStore for MemoryStore {
         &'a self,
         prefix: &'a str,
     ) -> impl Future<Output = Result<Vec<ObjectMeta>, StoreError>> + Send + 'a {
-        async move {
-            let state = self.lock();
-            Ok(state
-                .objects
-                .range::<str, _>((
-                    std::ops::Bound::Included(prefix),
-                    std::ops::Bound::Unbounded,
-                ))
-                .take_while(|(key, _)| key.starts_with(prefix))
-                .filter(|(key, _)| key_is_under(key, prefix))
-                .map(|(key, entry)| ObjectMeta {
-                    key: key.clone(),
-                    version: entry.version.clone(),
-                    size: entry.body.len() as u64,
-                    store_time: Some(StoreTime(entry.store_time)),
-                })
-                .collect())
-        }
+        async move { Ok(self.page(prefix, None, usize::MAX)) }
     }
 
     fn delete_unboxed<'a>(

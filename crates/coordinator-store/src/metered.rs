@@ -222,6 +222,21 @@ impl<S: LeaseStore> Metered<S> {
         self.counter.record(kind, 1, result.is_ok());
         result
     }
+
+    /// One LIST per started page of [`LIST_PAGE_SIZE`] keys listed (one
+    /// for an empty or failed listing).
+    fn count_listing(
+        &self,
+        result: Result<Vec<ObjectMeta>, StoreError>,
+    ) -> Result<Vec<ObjectMeta>, StoreError> {
+        let pages = match &result {
+            Ok(objects) => objects.len().div_ceil(LIST_PAGE_SIZE).max(1) as u64,
+            Err(_) => 1,
+        };
+        self.counter
+            .record(RequestKind::List, pages, result.is_ok());
+        result
+    }
 }
 
 impl<S: fmt::Debug> fmt::Debug for Metered<S> {
@@ -320,13 +335,7 @@ impl<S: LeaseStore> LeaseStore for Metered<S> {
         limit: usize,
     ) -> Result<Vec<ObjectMeta>, StoreError> {
         let result = self.inner.list_page(prefix, start_after, limit).await;
-        let pages = match &result {
-            Ok(objects) => objects.len().div_ceil(LIST_PAGE_SIZE).max(1) as u64,
-            Err(_) => 1,
-        };
-        self.counter
-            .record(RequestKind::List, pages, result.is_ok());
-        result
+        self.count_listing(result)
     }
 
     /// Forwards the listing and counts one LIST per started page of
@@ -337,13 +346,7 @@ impl<S: LeaseStore> LeaseStore for Metered<S> {
     ) -> impl Future<Output = Result<Vec<ObjectMeta>, StoreError>> + Send + 'a {
         async move {
             let result = self.inner.list_unboxed(prefix).await;
-            let pages = match &result {
-                Ok(objects) => objects.len().div_ceil(LIST_PAGE_SIZE).max(1) as u64,
-                Err(_) => 1,
-            };
-            self.counter
-                .record(RequestKind::List, pages, result.is_ok());
-            result
+            self.count_listing(result)
         }
     }
 

@@ -48,6 +48,7 @@ use object_store::{
     PutPayload, PutResult, RetryConfig, UpdateVersion,
 };
 
+use crate::memory::key_is_under;
 use crate::{
     Capabilities, Conditional, LeaseStore, ObjectMeta, StoreError, StoreTime, StoredObject,
     Version, Written,
@@ -580,19 +581,6 @@ fn conflict_backoff(attempt: usize) -> Duration {
     hasher.write_usize(attempt);
     let jitter = hasher.finish() % (base / 2 + 1);
     Duration::from_millis(base + jitter)
-}
-
-/// True if `key` lies under `prefix`, by whole `/`-separated segments
-/// (`a` holds `a/b`, not `ab` nor `a` itself; `a/` holds `a/b`).
-fn key_is_under(key: &str, prefix: &str) -> bool {
-    if prefix.is_empty() {
-        return true;
-    }
-    if prefix.ends_with('/') {
-        return key.starts_with(prefix);
-    }
-    key.strip_prefix(prefix)
-        .is_some_and(|rest| rest.starts_with('/'))
 }
 
 #[async_trait]
