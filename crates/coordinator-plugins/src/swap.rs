@@ -46,6 +46,40 @@ pub(crate) async fn swap(
     }
 }
 
+/// How a [`create`] ended.
+#[derive(Debug)]
+pub(crate) enum Created {
+    /// Our body is there now, at this version.
+    Written(Version),
+    /// Someone else's object is there, or one was and is gone: the key is
+    /// taken (keys are never written twice).
+    Taken,
+}
+
+/// Create-if-absent that recognises its own create: after
+/// `AlreadyExists` (a hidden retry of ours) or an ambiguous answer, the
+/// body there is ours or not. An ambiguous create with nothing there is
+/// returned as the error (not applied, perhaps not yet).
+pub(crate) async fn create(
+    store: &dyn LeaseStore,
+    key: &str,
+    body: Bytes,
+) -> Result<Created, StoreError> {
+    match store.create(key, body.clone()).await {
+        Ok(written) => Ok(Created::Written(written.version)),
+        Err(error @ (StoreError::AlreadyExists { .. } | StoreError::Ambiguous { .. })) => {
+            let existed = matches!(error, StoreError::AlreadyExists { .. });
+            match store.get(key).await? {
+                Some(found) if found.body == body => Ok(Created::Written(found.version)),
+                Some(_) => Ok(Created::Taken),
+                None if existed => Ok(Created::Taken),
+                None => Err(error),
+            }
+        }
+        Err(error) => Err(error),
+    }
+}
+
 /// A conditional delete that recognises its own effect: after an
 /// ambiguous answer, an absent object was deleted (by us or since, either
 /// way gone) and the expected version still there means not applied.
@@ -91,6 +125,19 @@ mod tests {
         assert!(matches!(
             swap(&store, "k", &v1, "three".into()).await.unwrap(),
             Swapped::Changed
+        ));
+        // A create met by our own earlier create is ours; another's is not.
+        match create(&store, "c", "mine".into()).await.unwrap() {
+            Created::Written(_) => {}
+            Created::Taken => panic!("a fresh key"),
+        }
+        assert!(matches!(
+            create(&store, "c", "mine".into()).await.unwrap(),
+            Created::Written(_)
+        ));
+        assert!(matches!(
+            create(&store, "c", "theirs".into()).await.unwrap(),
+            Created::Taken
         ));
         // A delete after which the object is gone counts as done.
         store.delete("k").await.unwrap();

@@ -20,7 +20,7 @@ use crate::codec::{self, FORMAT};
 use crate::delete::delete_write_once;
 use crate::id::SortableId;
 use crate::observe::Observations;
-use crate::swap::Swapped;
+use crate::swap::{Created, Swapped};
 
 /// The longest error text kept per attempt.
 const MAX_ERROR_BYTES: usize = 2048;
@@ -320,21 +320,13 @@ impl Consumer {
             .map_err(|reason| QueueError::corrupt(&claim_key, q.backend(), reason))?;
         // The claimer's lease counts from before its request.
         let started = q.clock.now();
-        let version = match q.store.create(&claim_key, body.clone()).await {
-            Ok(written) => written.version,
-            // Already there may be our own create, applied by a retry the
-            // client library hid (the first reply was lost); the token
-            // makes the body ours alone, so a re-read tells (one GET per
-            // race lost).
-            Err(StoreError::AlreadyExists { .. } | StoreError::Ambiguous { .. }) => {
-                match q.store.get(&claim_key).await {
-                    Ok(Some(found)) if found.body == body => found.version,
-                    Ok(_) => {
-                        Counters::bump(&self.counters.races_lost);
-                        return Ok(None);
-                    }
-                    Err(error) => return Err(QueueError::store("claim", &claim_key, error)),
-                }
+        // Our own create applied by a hidden retry is ours (crate::swap);
+        // one GET per race lost.
+        let version = match crate::swap::create(q.store.as_ref(), &claim_key, body).await {
+            Ok(Created::Written(version)) => version,
+            Ok(Created::Taken) | Err(StoreError::Ambiguous { .. }) => {
+                Counters::bump(&self.counters.races_lost);
+                return Ok(None);
             }
             Err(error) => return Err(QueueError::store("claim", &claim_key, error)),
         };

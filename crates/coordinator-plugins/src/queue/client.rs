@@ -70,25 +70,13 @@ impl QueueInner {
         let key = self.keys.message(stem, delay_ms);
         let body = codec::encode(header, Some(payload))
             .map_err(|reason| QueueError::corrupt(&key, self.backend(), reason))?;
+        // Our own create applied by a hidden retry is ours; a key that
+        // existed is never written again (crate::swap).
         for _ in 0..3 {
-            match self.store.create(&key, body.clone()).await {
-                Ok(_) => return Ok(true),
-                // Already there may be our own create, applied by a retry
-                // the client library hid: the same bytes mean ours (else a
-                // retried enqueue would add the message twice).
-                Err(error @ (StoreError::AlreadyExists { .. } | StoreError::Ambiguous { .. })) => {
-                    let existed = matches!(error, StoreError::AlreadyExists { .. });
-                    match self.store.get(&key).await {
-                        Ok(Some(found)) if found.body == body => return Ok(true),
-                        Ok(Some(_)) => return Ok(false),
-                        // It existed and is gone (consumed): never write a
-                        // key twice. Ambiguous and absent: not applied, so
-                        // try again.
-                        Ok(None) if existed => return Ok(false),
-                        Ok(None) => continue,
-                        Err(error) => return Err(QueueError::store("enqueue", &key, error)),
-                    }
-                }
+            match crate::swap::create(self.store.as_ref(), &key, body.clone()).await {
+                Ok(crate::swap::Created::Written(_)) => return Ok(true),
+                Ok(crate::swap::Created::Taken) => return Ok(false),
+                Err(StoreError::Ambiguous { .. }) => continue,
                 Err(error) => return Err(QueueError::store("enqueue", &key, error)),
             }
         }

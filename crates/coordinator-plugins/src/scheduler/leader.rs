@@ -13,7 +13,7 @@ use async_trait::async_trait;
 
 use coordinator::{CoordinatorPlugin, LeaderContext, PluginError, StepDownReason};
 use coordinator_core::Instant;
-use coordinator_store::{StoreError, Version};
+use coordinator_store::Version;
 use tokio::task::{JoinHandle, JoinSet};
 
 use super::job::{Delivery, JobSpec, MissedRunPolicy, Schedule};
@@ -470,17 +470,12 @@ impl Leader {
             return Claim::Retry;
         }
         let started: Instant = inner.clock.now();
-        let version = match inner.store.create(&key, body.clone()).await {
-            Ok(written) => written.version,
-            // Already there may be our own create, applied by a retry the
-            // client library hid (the first reply was lost): the nonce
-            // makes the body ours alone, so a re-read tells.
-            Err(StoreError::AlreadyExists { .. } | StoreError::Ambiguous { .. }) => {
-                match inner.store.get(&key).await {
-                    Ok(Some(found)) if found.body == body => found.version,
-                    Ok(Some(_)) => return Claim::Taken,
-                    _ => return Claim::Retry,
-                }
+        // Our own create applied by a hidden retry is ours (crate::swap).
+        let version = match crate::swap::create(inner.store.as_ref(), &key, body).await {
+            Ok(crate::swap::Created::Written(version)) => version,
+            Ok(crate::swap::Created::Taken) => {
+                tracing::debug!(target: TARGET, scheduler = %inner.name, key = %key, "slot already claimed");
+                return Claim::Taken;
             }
             Err(error) => {
                 tracing::warn!(target: TARGET, scheduler = %inner.name, key = %key, error = %error, "claiming a slot failed; retrying");
