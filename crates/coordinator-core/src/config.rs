@@ -97,6 +97,24 @@ pub struct Config {
     /// hosts. Default 2 s.
     #[serde(with = "duration_format")]
     pub stale_takeover_margin: Duration,
+    /// How long a worker watches a namespace whose lease holder cannot be
+    /// known (the lease is missing, corrupt or of a newer format, and the
+    /// longest wait any holder was promised is not on record either:
+    /// `metadata.json` is missing, unreadable or from an older release)
+    /// before it takes the lease. It must cover the longest
+    /// [`takeover_wait`](Config::takeover_wait) of every fleet that shares
+    /// the namespace, including one that is being rolled out or back.
+    /// Default 60 s (four default lease timeouts). Only operator events
+    /// (deletions, corruption, a canary rolled back) ever make a worker wait
+    /// this long.
+    #[serde(with = "duration_format")]
+    pub recovery_wait: Duration,
+    /// How often the leader rewrites `metadata.json` (same epoch mark, new
+    /// nonce) so that an age-based lifecycle rule never finds it the oldest
+    /// object of a namespace in use. Default 1 h; S3 lifecycle rules count
+    /// in whole days.
+    #[serde(with = "duration_format")]
+    pub metadata_refresh_interval: Duration,
 }
 
 impl Default for Config {
@@ -117,6 +135,8 @@ impl Default for Config {
             successors_in_lease: 8,
             stale_takeover: StaleTakeover::Auto,
             stale_takeover_margin: Duration::from_secs(2),
+            recovery_wait: Duration::from_secs(60),
+            metadata_refresh_interval: Duration::from_secs(3600),
         }
     }
 }
@@ -191,6 +211,7 @@ impl Config {
             ("worker_list_interval", self.worker_list_interval),
             ("request_timeout", self.request_timeout),
             ("retry_backoff", self.retry_backoff),
+            ("metadata_refresh_interval", self.metadata_refresh_interval),
         ];
         for (field, value) in nonzero {
             if value.is_zero() {
@@ -268,7 +289,34 @@ impl Config {
                 ));
             }
         }
+        if self.recovery_wait < self.takeover_wait() {
+            return Err(invalid(
+                "recovery_wait",
+                format_duration(self.recovery_wait),
+                format!(
+                    "must be at least this worker's own takeover wait, max(lease_timeout, renew_deadline × (1+ρ)/(1−ρ)) = {}",
+                    format_duration(self.takeover_wait())
+                ),
+                "raise recovery_wait above the longest takeover wait of every fleet sharing the namespace".into(),
+            ));
+        }
         Ok(())
+    }
+
+    /// How long followers of a lease written under this config must see it
+    /// unchanged before taking it over: the longer of `lease_timeout` and
+    /// [`minimum_safe_wait`](Config::minimum_safe_wait) for this config's own
+    /// renew deadline. This is what a leader with this config is promised;
+    /// it is recorded in `metadata.json` (the longest ever) so that a worker
+    /// that finds the lease gone or unreadable knows how long to wait.
+    ///
+    /// ```
+    /// use coordinator_core::Config;
+    /// assert_eq!(Config::default().takeover_wait().as_secs(), 15);
+    /// ```
+    pub fn takeover_wait(&self) -> Duration {
+        self.lease_timeout
+            .max(self.minimum_safe_wait(self.renew_deadline, self.drift_tolerance))
     }
 
     /// The shortest time a follower must watch a lease written under the

@@ -15,6 +15,10 @@ pub enum StepDownReason {
     Stopping,
     /// The lease turned out to be foreign or of a newer format.
     Refused,
+    /// The lease could not be read (corrupt bytes, or overwritten by an
+    /// operator): nobody can show this worker still holds it, so it stops
+    /// at once rather than at its deadline.
+    LeaseUnusable,
 }
 
 /// A change the application or its plugins may act on.

@@ -18,10 +18,14 @@ pub const GLOBAL_PREFIX: &str = "plg_coordinator_global";
 /// The prefix of per-plugin mode (one election per plugin and namespace).
 pub const PLUGIN_PREFIX: &str = "plg_coordinator_plugin";
 
+/// The prefix of the plugins' data, shared by both modes.
+pub const DATA_PREFIX: &str = "plg_coordinator_data";
+
 /// The keys of one namespace's election, relative to the store's root.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Keys {
     base: String,
+    data: String,
 }
 
 impl Keys {
@@ -35,6 +39,7 @@ impl Keys {
     pub fn global(namespace: &Namespace) -> Self {
         Self {
             base: format!("{GLOBAL_PREFIX}/{namespace}"),
+            data: format!("{DATA_PREFIX}/{namespace}/"),
         }
     }
 
@@ -43,12 +48,24 @@ impl Keys {
     pub fn per_plugin(plugin: &Namespace, namespace: &Namespace) -> Self {
         Self {
             base: format!("{PLUGIN_PREFIX}/{plugin}/{namespace}"),
+            data: format!("{DATA_PREFIX}/{namespace}/"),
         }
     }
 
     /// The namespace's folder; plugins keep their own objects below it.
     pub fn base(&self) -> &str {
         &self.base
+    }
+
+    /// `<base>/`: every object of this election (with the slash).
+    pub fn election_prefix(&self) -> String {
+        format!("{}/", self.base)
+    }
+
+    /// `plg_coordinator_data/<namespace>/`: the plugins' data of the
+    /// namespace, shared by both modes (with the slash).
+    pub fn data_prefix(&self) -> &str {
+        &self.data
     }
 
     /// `…/state.json`, the lease.

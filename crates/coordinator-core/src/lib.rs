@@ -73,7 +73,9 @@ pub use config::{Config, ConfigError, StaleTakeover};
 pub use duration_format::{format_duration, parse_duration};
 pub use event::{Event, StepDownReason};
 pub use ids::{IdError, Identity, Incarnation, Namespace, WorkerId, MAX_ID_BYTES};
-pub use keys::{Keys, GLOBAL_PREFIX, PLUGIN_PREFIX};
+pub use keys::{Keys, DATA_PREFIX, GLOBAL_PREFIX, PLUGIN_PREFIX};
+#[cfg(feature = "mutations")]
+pub use machine::Mutation;
 pub use machine::{LeadershipView, Machine, StoreTraits};
 pub use metrics::Counters;
 pub use records::{

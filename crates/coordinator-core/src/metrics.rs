@@ -25,4 +25,8 @@ pub struct Counters {
     pub worker_timeouts: u64,
     /// Store requests that failed.
     pub store_errors: u64,
+    /// Surveys of a namespace whose lease and metadata were both missing
+    /// (each one LIST of the election, one of the plugins' data, and a GET
+    /// per other heartbeat): a new namespace's first workers, or a wipe.
+    pub surveys: u64,
 }

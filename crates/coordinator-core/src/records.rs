@@ -109,6 +109,14 @@ pub struct HeartbeatRecord {
     /// Informational: the writer's wall clock at this write.
     #[serde(default)]
     pub written_at_unix_ms: u64,
+    /// The highest epoch the writer has seen in a lease: after a wipe of
+    /// `state.json` and `metadata.json`, the new epoch starts above it.
+    #[serde(default)]
+    pub epoch_seen: u64,
+    /// The writer's own [`Config::takeover_wait`](crate::Config::takeover_wait),
+    /// in milliseconds: what followers would owe it if it led.
+    #[serde(default)]
+    pub takeover_wait_ms: u64,
 }
 
 /// The full roster, `roster.json`, rewritten by the leader when it changes.
@@ -124,6 +132,10 @@ pub struct RosterRecord {
     pub revision: u64,
     /// Every live worker, sorted, leader included.
     pub workers: Vec<WorkerId>,
+    /// The writing leader's [`Config::takeover_wait`](crate::Config::takeover_wait),
+    /// in milliseconds.
+    #[serde(default)]
+    pub takeover_wait_ms: u64,
 }
 
 /// Service metadata, `metadata.json`: the epoch high-water mark, so epochs
@@ -136,6 +148,25 @@ pub struct MetadataRecord {
     pub epoch_high_water: u64,
     /// Random per write.
     pub nonce: u64,
+    /// The longest [`Config::takeover_wait`](crate::Config::takeover_wait)
+    /// any leader of this namespace has been promised, in milliseconds;
+    /// raised, never lowered, at every reservation. A worker that finds the
+    /// lease missing or unreadable waits this long (0: not on record, as
+    /// written by releases before it existed; the worker then waits
+    /// `recovery_wait`).
+    #[serde(default)]
+    pub longest_takeover_wait_ms: u64,
+}
+
+impl MetadataRecord {
+    /// The high-water mark of a metadata record of any format that keeps
+    /// the field under its name, for a record this release cannot decode
+    /// (a newer format, left behind by a canary that was rolled back):
+    /// epochs must stay above it all the same.
+    pub fn high_water_of_any_format(bytes: &[u8]) -> Option<u64> {
+        let value: serde_json::Value = serde_json::from_slice(bytes).ok()?;
+        value.get("epoch_high_water")?.as_u64()
+    }
 }
 
 /// Decodes a record, telling corrupt, foreign and newer records apart.

@@ -97,6 +97,8 @@ fn model_config() -> Config {
         successors_in_lease: 8,
         stale_takeover: StaleTakeover::Never,
         stale_takeover_margin: ms(0),
+        recovery_wait: ms(100),
+        metadata_refresh_interval: ms(1_000_000),
     };
     config.validate().unwrap();
     config

@@ -66,6 +66,8 @@ fn tight_config() -> Config {
         successors_in_lease: 8,
         stale_takeover: StaleTakeover::Auto,
         stale_takeover_margin: Duration::from_millis(500),
+        recovery_wait: Duration::from_millis(5000),
+        metadata_refresh_interval: Duration::from_secs(60),
     };
     config.validate().unwrap();
     config
@@ -580,18 +582,19 @@ fn split_brain_is_found_when_drift_exceeds_the_tolerance() {
     println!("found, as expected: {failure}");
 }
 
-/// Invariant 2's check fires when epochs restart: an operator wipes the
-/// lease and the epoch high-water mark, and a fresh worker creates epoch 1
-/// again. (The library cannot prevent that; it shows the check works.)
-#[test]
-fn the_epoch_check_fires_when_the_namespace_is_wiped() {
+/// An operator (or a lifecycle rule) deletes the lease and the epoch
+/// high-water mark after every worker crashed; then a fresh worker starts
+/// (its machine passed through `mutate` first). Returns the cluster and the
+/// epoch before the wipe.
+fn wiped_namespace(mutate: fn(&mut Machine)) -> (Cluster, usize, u64) {
     let config = tight_config();
     let mut c = Cluster::new(config.clone(), &[1.0, 1.0], 3);
     c.run_for(2_000);
     let leader = c.leader_now().unwrap();
     c.stop(leader);
     c.run_for(2_000);
-    assert!(c.register.lease("ns").unwrap().epoch >= 2);
+    let before = c.register.lease("ns").unwrap().epoch;
+    assert!(before >= 2);
     c.assert_no_violations();
     for i in 0..c.nodes.len() {
         c.crash(i);
@@ -599,8 +602,34 @@ fn the_epoch_check_fires_when_the_namespace_is_wiped() {
     c.register
         .objects
         .retain(|k, _| !k.ends_with("state.json") && !k.ends_with("metadata.json"));
-    c.add_node(config, 7, 1.0, 7);
+    let fresh = c.add_node(config, 7, 1.0, 7);
+    mutate(&mut c.nodes[fresh].machine);
     c.run_for(2_000);
+    (c, fresh, before)
+}
+
+/// Invariant 2 after a wipe: the heartbeats left behind carry the epochs
+/// their writers saw, so a fresh worker neither creates the lease at once
+/// nor issues an epoch again.
+#[test]
+fn a_wiped_namespace_never_issues_an_epoch_again() {
+    let (mut c, fresh, before) = wiped_namespace(|_| {});
+    assert!(
+        c.leader_now().is_none(),
+        "recreated a used namespace at once"
+    );
+    c.run_for(tight_config().recovery_wait.as_millis() as u64);
+    assert_eq!(c.leader_now(), Some(fresh));
+    assert!(c.register.lease("ns").unwrap().epoch > before);
+    c.assert_no_violations();
+}
+
+/// The old code path (no survey of the namespace) recreates it with epoch 1,
+/// and invariant 2's check fires: the check can fail.
+#[cfg(feature = "mutations")]
+#[test]
+fn the_epoch_check_fires_when_a_wiped_namespace_is_recreated_as_new() {
+    let (c, _, _) = wiped_namespace(|m| m.set_mutation(Mutation::RecreateWipedNamespace));
     assert!(
         c.violations.iter().any(|v| v.contains("acquired epoch 1")),
         "{:?}",

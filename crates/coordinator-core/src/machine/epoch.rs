@@ -2,10 +2,13 @@
 //! before any lease carries it, so that even if the lease object is deleted
 //! (by an operator or a lifecycle rule) no epoch is ever issued twice.
 
+use std::time::Duration;
+
 use super::{LeaseContent, Machine, Phase, Purpose};
 use crate::action::{Request, Response, Version};
+use crate::machine::timers::Timer;
 use crate::records::{encode, MetadataRecord, FORMAT};
-use crate::time::Instant;
+use crate::time::{duration_millis, Instant};
 
 impl Machine {
     /// Starts an acquisition of the lease at `expected` (`None`: create it).
@@ -35,9 +38,14 @@ impl Machine {
             return None;
         }
         match &observation.content {
+            // Only if this worker promises its followers no more than the
+            // holder being replaced did: that holder's reservation put its
+            // wait on record in `metadata.json`, and a longer one must be
+            // put there before any lease carries it.
             LeaseContent::Ours(record)
                 if record.reserved_epoch > record.epoch
-                    && record.reserved_epoch > self.epoch_seen =>
+                    && record.reserved_epoch > self.epoch_seen
+                    && self.config.takeover_wait() <= self.promised_wait(record) =>
             {
                 Some(record.reserved_epoch)
             }
@@ -72,7 +80,10 @@ impl Machine {
         let Some(epoch) = self.term.as_ref().map(|t| t.epoch) else {
             return;
         };
-        if self.metadata.high_water > epoch {
+        if self.metadata.high_water > epoch
+            && self.metadata.high_water_known
+            && !self.metadata_refresh_due
+        {
             // Already reserved above this term (by a racing follower, or
             // earlier): advertise it rather than raise it again.
             let high_water = self.metadata.high_water;
@@ -81,13 +92,9 @@ impl Machine {
             }
             return;
         }
-        let next = epoch + 1;
+        let next = (epoch + 1).max(self.metadata.high_water);
         let key = self.keys.metadata();
-        let body = encode(&MetadataRecord {
-            format: FORMAT,
-            epoch_high_water: next,
-            nonce: self.rng.next_u64(),
-        });
+        let body = encode(&self.metadata_record(next));
         let request = match expected {
             Some(expected) => Request::CompareAndSwap {
                 key,
@@ -109,8 +116,7 @@ impl Machine {
                 }
             }
             Response::Absent => {
-                self.metadata.version = None;
-                self.metadata.high_water = 0;
+                self.metadata.forget();
                 self.write_next_reservation(None);
             }
             // Not needed for safety: the successor reserves its own.
@@ -118,14 +124,66 @@ impl Machine {
         }
     }
 
+    /// The metadata record to write with mark `epoch_high_water`: the
+    /// longest takeover wait on record is raised to this worker's own and
+    /// to every holder's it has seen, never lowered.
+    fn metadata_record(&mut self, epoch_high_water: u64) -> MetadataRecord {
+        MetadataRecord {
+            format: FORMAT,
+            epoch_high_water,
+            nonce: self.rng.next_u64(),
+            longest_takeover_wait_ms: self.longest_wait_to_record(),
+        }
+    }
+
+    fn longest_wait_to_record(&self) -> u64 {
+        let longest = self
+            .longest_wait_seen
+            .max(self.config.takeover_wait())
+            .max(Duration::from_millis(self.metadata.longest_wait_ms));
+        duration_millis(longest)
+    }
+
+    /// A missing or unusable lease has not yet been watched for the bound
+    /// the metadata just read puts on record.
+    fn must_wait_longer(&self, now: Instant) -> bool {
+        match self.observed.as_ref() {
+            Some(observation) => match observation.content {
+                LeaseContent::Ours(_) => false,
+                LeaseContent::Absent => {
+                    now < observation.first_seen + self.unknown_holder_wait(false)
+                }
+                LeaseContent::Unusable { newer_format } => {
+                    now < observation.first_seen + self.unknown_holder_wait(newer_format)
+                }
+            },
+            None => false,
+        }
+    }
+
+    /// The leader rewrites `metadata.json` now and then, so that an
+    /// age-based lifecycle rule never finds it the oldest object of a
+    /// namespace in use.
+    pub(super) fn on_refresh_metadata_timer(&mut self, now: Instant) {
+        if self.phase != Phase::Running || self.term.is_none() {
+            return;
+        }
+        self.metadata_refresh_due = true;
+        self.reserve_next_epoch();
+        self.timers.set(
+            Timer::RefreshMetadata,
+            now + self.config.metadata_refresh_interval,
+        );
+    }
+
     pub(super) fn on_reserve_next_written(&mut self, epoch: u64, response: Response) {
         match response {
             Response::Written { version, .. } => {
-                self.metadata.version = Some(version);
-                self.metadata.high_water = epoch;
-                self.metadata.highest_reserved = self.metadata.highest_reserved.max(epoch);
+                let longest = self.longest_wait_to_record();
+                self.metadata.wrote(version, epoch, longest);
+                self.metadata_refresh_due = false;
                 if let Some(term) = self.term.as_mut() {
-                    if term.epoch + 1 == epoch {
+                    if term.epoch < epoch {
                         term.reserved_for_successor = epoch;
                     }
                 }
@@ -185,11 +243,7 @@ impl Machine {
         }
         let epoch = self.next_epoch();
         let key = self.keys.metadata();
-        let body = encode(&MetadataRecord {
-            format: FORMAT,
-            epoch_high_water: epoch,
-            nonce: self.rng.next_u64(),
-        });
+        let body = encode(&self.metadata_record(epoch));
         let request = match self.metadata.version.clone() {
             Some(version) => Request::CompareAndSwap {
                 key,
@@ -208,7 +262,7 @@ impl Machine {
     }
 
     fn may_still_acquire(&self) -> bool {
-        self.phase == Phase::Running && self.term.is_none() && !self.follow_only
+        self.phase == Phase::Running && self.term.is_none()
     }
 
     pub(super) fn on_reserve_read(
@@ -219,13 +273,18 @@ impl Machine {
     ) {
         match response {
             Response::Object { body, version, .. } => self.learn_metadata(&body, version),
-            Response::Absent => {
-                self.metadata.version = None;
-                self.metadata.high_water = 0;
-            }
+            Response::Absent => self.metadata.forget(),
             failed => return self.abandon_acquisition(failed, now),
         }
         if !self.may_still_acquire() {
+            return;
+        }
+        if self.must_wait_longer(now) {
+            // The bound on record is longer than the wait already served:
+            // watch on (the takeover timer is re-armed for the new bound).
+            let delay = self.next_poll_delay();
+            self.schedule_poll(now, delay);
+            self.evaluate_takeover(now);
             return;
         }
         if self.metadata.foreign {
@@ -245,9 +304,8 @@ impl Machine {
     ) {
         match response {
             Response::Written { version, .. } => {
-                self.metadata.version = Some(version);
-                self.metadata.high_water = epoch;
-                self.metadata.highest_reserved = self.metadata.highest_reserved.max(epoch);
+                let longest = self.longest_wait_to_record();
+                self.metadata.wrote(version, epoch, longest);
                 if self.may_still_acquire() {
                     self.write_acquisition(now, expected, epoch);
                 }

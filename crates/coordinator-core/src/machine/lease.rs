@@ -4,7 +4,8 @@
 use std::time::Duration;
 
 use super::{
-    LeaderTerm, LeaseContent, Machine, Observation, PendingWrite, Phase, Purpose, WriteKind,
+    LeaderTerm, LeaseContent, Machine, Mutation, Observation, PendingWrite, Phase, Purpose,
+    WriteKind,
 };
 use crate::action::{Failure, Request, Response, Version};
 use crate::event::{Event, StepDownReason};
@@ -140,66 +141,15 @@ impl Machine {
             self.observed.as_ref().map(|o| &o.content),
             Some(LeaseContent::Absent)
         );
-        if self.phase != Phase::Running || self.follow_only || already_watching {
-            self.evaluate_takeover(now);
-            if self.lease_request.is_none() {
-                let delay = self.next_poll_delay();
-                self.schedule_poll(now, delay);
-            }
-            return;
+        if !already_watching {
+            // Observer time starts now, when the absence was first seen;
+            // what it takes to judge it (metadata, perhaps a survey) is
+            // learned before any decision (`evaluate_takeover` asks).
+            self.observed = Some(Observation::new(None, LeaseContent::Absent, now));
+            self.timers.stop(Timer::Takeover);
         }
-        self.observed = None;
-        self.timers.stop(Timer::Takeover);
-        // Epochs never go back: learn the high-water mark before creating.
-        let key = self.keys.metadata();
-        let id = self.send(
-            Request::Get {
-                key,
-                if_changed: None,
-            },
-            Purpose::ReadMetadataForCreate,
-        );
-        self.lease_request = Some(id);
-    }
-
-    pub(super) fn on_metadata_for_create(&mut self, response: Response, now: Instant) {
-        match response {
-            Response::Object { body, version, .. } => {
-                self.learn_metadata(&body, version);
-            }
-            Response::Absent => {
-                self.metadata.version = None;
-                self.metadata.high_water = 0;
-            }
-            Response::Failed(failure) => {
-                self.consecutive_errors += 1;
-                let delay = self.backoff(Some(&failure));
-                self.schedule_poll(now, delay);
-                return;
-            }
-            _ => {}
-        }
-        if self.phase != Phase::Running || self.term.is_some() || self.follow_only {
-            return;
-        }
-        let fresh_namespace = self.epoch_seen == 0
-            && self.metadata.highest_reserved == 0
-            && self.metadata.version.is_none();
-        if fresh_namespace && !self.metadata.foreign {
-            self.acquire(now, None, true);
-            return;
-        }
-        // A lease existed and was deleted: its last holder may still lead
-        // until its deadline, so watch the absence like any lease version.
-        self.observed = Some(Observation {
-            version: None,
-            content: LeaseContent::Absent,
-            first_seen: now,
-            store_time_ms: None,
-            stale_on_store_clock: false,
-        });
         self.evaluate_takeover(now);
-        if self.lease_request.is_none() {
+        if self.term.is_none() && self.lease_request.is_none() && self.survey.is_none() {
             let delay = self.next_poll_delay();
             self.schedule_poll(now, delay);
         }
@@ -207,25 +157,42 @@ impl Machine {
 
     pub(super) fn learn_metadata(&mut self, body: &[u8], version: Version) {
         let key = self.keys.metadata();
+        self.metadata.foreign = false;
+        self.metadata.version = Some(version);
+        self.metadata.longest_wait_ms = 0;
         match decode::<MetadataRecord>(&key, body) {
             Ok(record) => {
-                self.metadata.high_water = record.epoch_high_water;
-                self.metadata.highest_reserved =
-                    self.metadata.highest_reserved.max(record.epoch_high_water);
-                self.metadata.version = Some(version);
-                self.metadata.foreign = false;
+                self.metadata.learn_high_water(record.epoch_high_water);
+                self.metadata.longest_wait_ms = record.longest_takeover_wait_ms;
+                self.longest_wait_seen = self
+                    .longest_wait_seen
+                    .max(Duration::from_millis(record.longest_takeover_wait_ms));
             }
-            Err(error @ RecordError::Corrupt { .. }) => {
+            Err(error @ RecordError::Foreign { .. }) => {
+                // Never overwrite another implementation's metadata.
                 self.report_problem(error);
-                self.metadata.version = Some(version);
-            }
-            Err(error) => {
-                // Never overwrite another implementation's or a newer
-                // version's metadata.
-                self.report_problem(error);
+                self.metadata.forget();
                 self.metadata.foreign = true;
             }
+            Err(error) => {
+                // Corrupt, or left by a newer release (a canary rolled
+                // back): replaced by compare-and-swap at the next
+                // reservation, with the mark kept where it can be read.
+                self.report_problem(error);
+                self.metadata.high_water_known = false;
+                if let Some(mark) = MetadataRecord::high_water_of_any_format(body) {
+                    self.metadata.learn_high_water(mark);
+                }
+            }
         }
+    }
+
+    /// The takeover wait a lease record's holder was promised.
+    pub(super) fn promised_wait(&self, record: &LeaseRecord) -> Duration {
+        Duration::from_millis(record.lease_timeout_ms).max(self.config.minimum_safe_wait(
+            Duration::from_millis(record.renew_deadline_ms),
+            record.drift_tolerance,
+        ))
     }
 
     /// Takes in a lease read from the store.
@@ -238,33 +205,40 @@ impl Machine {
                 return;
             }
             Err(error @ RecordError::NewerFormat { .. }) => {
-                self.follow_only = true;
+                // Followed while a newer release keeps renewing it; taken
+                // over only once it has been left unchanged for the
+                // recovery wait (a canary that was rolled back).
                 self.report_problem(error);
                 if self.term.is_some() {
                     self.step_down(StepDownReason::Refused, now);
                 }
-                LeaseContent::Unusable
+                LeaseContent::Unusable { newer_format: true }
             }
             Err(error) => {
                 self.report_problem(error);
-                LeaseContent::Unusable
+                if self.term.is_some() && !self.mutated(Mutation::LeadThroughUnusableLease) {
+                    self.counters.renewal_failures += 1;
+                    self.step_down(StepDownReason::LeaseUnusable, now);
+                }
+                LeaseContent::Unusable {
+                    newer_format: false,
+                }
             }
         };
         let is_new = self.observed.as_ref().map(|o| o.version.as_ref()) != Some(Some(&version));
         if is_new {
-            self.observed = Some(Observation {
-                version: Some(version.clone()),
-                content: content.clone(),
-                first_seen: now,
-                store_time_ms,
-                stale_on_store_clock: false,
-            });
+            let mut observation = Observation::new(Some(version.clone()), content.clone(), now);
+            observation.store_time_ms = store_time_ms;
+            self.observed = Some(observation);
         }
         let LeaseContent::Ours(record) = content else {
+            self.pending_writes
+                .retain(|w| w.expected.as_ref() == Some(&version));
             self.report_leader(None);
             return;
         };
         self.epoch_seen = self.epoch_seen.max(record.epoch);
+        self.longest_wait_seen = self.longest_wait_seen.max(self.promised_wait(&record));
 
         if let Some(index) = self
             .pending_writes
@@ -353,8 +327,8 @@ impl Machine {
     pub(super) fn evaluate_takeover(&mut self, now: Instant) {
         if self.phase != Phase::Running
             || self.term.is_some()
-            || self.follow_only
             || self.lease_request.is_some()
+            || self.survey.is_some()
         {
             return;
         }
@@ -375,11 +349,16 @@ impl Machine {
                     .unwrap_or(record.successors.len());
                 let rank_wait =
                     self.config.succession_step * u32::try_from(rank).unwrap_or(u32::MAX);
-                if record.released {
+                if record.released && self.own_release_nonce != Some(record.nonce) {
                     // A release is deliberate and seen by few followers
                     // within one round trip: whoever sees it first takes
                     // it, without a rank wait (hand-over in one poll).
                     observation.first_seen
+                } else if record.released {
+                    // Our own release (after stepping down at a deadline):
+                    // the workers it lists go first; we retake it only if
+                    // none of them does.
+                    observation.first_seen + rank_wait
                 } else {
                     let expiry = if observation.stale_on_store_clock {
                         observation.first_seen
@@ -397,8 +376,19 @@ impl Machine {
                     expiry + rank_wait
                 }
             }
-            LeaseContent::Unusable | LeaseContent::Absent => {
-                observation.first_seen + self.config.lease_timeout
+            LeaseContent::Unusable { newer_format } => {
+                if !observation.assessed {
+                    self.assess();
+                    return;
+                }
+                observation.first_seen + self.unknown_holder_wait(*newer_format)
+            }
+            LeaseContent::Absent => {
+                if !observation.assessed {
+                    self.assess();
+                    return;
+                }
+                observation.first_seen + self.unknown_holder_wait(false)
             }
         };
         if now >= free_at {
@@ -531,13 +521,11 @@ impl Machine {
     /// A lease write is known to have landed (from its response, or from a
     /// re-read showing its nonce).
     fn on_write_succeeded(&mut self, write: PendingWrite, version: Version, now: Instant) {
-        self.observed = Some(Observation {
-            version: Some(version),
-            content: LeaseContent::Ours(write.record.clone()),
-            first_seen: now,
-            store_time_ms: None,
-            stale_on_store_clock: false,
-        });
+        self.observed = Some(Observation::new(
+            Some(version),
+            LeaseContent::Ours(write.record.clone()),
+            now,
+        ));
         self.epoch_seen = self.epoch_seen.max(write.record.epoch);
         let deadline = write.started + self.config.renew_deadline;
         match write.kind {
@@ -608,6 +596,10 @@ impl Machine {
         let known: Vec<_> = record.successors.clone();
         self.membership.begin_term(known);
         self.timers.set(Timer::ListWorkers, now);
+        self.timers.set(
+            Timer::RefreshMetadata,
+            now + self.config.metadata_refresh_interval,
+        );
         self.reserve_next_epoch();
     }
 
@@ -713,6 +705,7 @@ impl Machine {
                 .collect();
         }
         record.written_at_unix_ms = self.unix_ms(now);
+        self.own_release_nonce = Some(record.nonce);
         self.write_lease(WriteKind::Release, Some(expected), record, now);
     }
 

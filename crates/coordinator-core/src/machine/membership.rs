@@ -8,7 +8,7 @@ use crate::event::Event;
 use crate::ids::WorkerId;
 use crate::machine::timers::Timer;
 use crate::records::{decode, encode, HeartbeatRecord, RecordError, RosterRecord, FORMAT};
-use crate::time::Instant;
+use crate::time::{duration_millis, Instant};
 
 /// A worker as the leader last listed it.
 #[derive(Clone, Debug)]
@@ -23,6 +23,9 @@ struct Member {
 pub(super) struct Membership {
     sequence: u64,
     put_in_flight: bool,
+    /// The version of this worker's last heartbeat write: a graceful stop
+    /// deletes only that version.
+    pub(super) own_version: Option<Version>,
     /// The store's timestamp of this worker's latest heartbeat write.
     pub(super) own_store_time_ms: Option<i64>,
     own_read_requested: bool,
@@ -49,9 +52,37 @@ pub(super) struct MetadataState {
     /// The highest mark ever read or written; never goes back. Epochs
     /// reserved but never acquired count here, not in the leadership view.
     pub(super) highest_reserved: u64,
-    /// Another implementation (or a newer version) owns the object: it is
-    /// read but never written.
+    /// The last version read or written carried a readable mark.
+    pub(super) high_water_known: bool,
+    /// The longest takeover wait on record in the last version read or
+    /// written; 0 when none is (see `MetadataRecord`).
+    pub(super) longest_wait_ms: u64,
+    /// Another implementation owns the object: it is read but never
+    /// written.
     pub(super) foreign: bool,
+}
+
+impl MetadataState {
+    /// The object is gone (or not ours): nothing on record.
+    pub(super) fn forget(&mut self) {
+        self.version = None;
+        self.high_water = 0;
+        self.high_water_known = false;
+        self.longest_wait_ms = 0;
+    }
+
+    pub(super) fn learn_high_water(&mut self, mark: u64) {
+        self.high_water = mark;
+        self.highest_reserved = self.highest_reserved.max(mark);
+        self.high_water_known = true;
+    }
+
+    /// After a successful write of this mark and bound at `version`.
+    pub(super) fn wrote(&mut self, version: Version, high_water: u64, longest_wait_ms: u64) {
+        self.version = Some(version);
+        self.learn_high_water(high_water);
+        self.longest_wait_ms = longest_wait_ms;
+    }
 }
 
 impl Membership {
@@ -112,6 +143,8 @@ impl Machine {
             sequence: self.membership.sequence,
             started_at_unix_ms: self.start_unix_ms,
             written_at_unix_ms: self.unix_ms(now),
+            epoch_seen: self.epoch_seen,
+            takeover_wait_ms: duration_millis(self.config.takeover_wait()),
         };
         self.membership.put_in_flight = true;
         let key = self.keys.worker(&self.identity.worker_id);
@@ -136,7 +169,11 @@ impl Machine {
             return;
         }
         let next = match response {
-            Response::Written { store_time_ms, .. } => {
+            Response::Written {
+                store_time_ms,
+                version,
+            } => {
+                self.membership.own_version = Some(version);
                 self.counters.membership_writes += 1;
                 match store_time_ms {
                     Some(ms) => {
@@ -304,6 +341,7 @@ impl Machine {
             leader: self.identity.worker_id.clone(),
             revision: self.membership.roster_revision,
             workers: roster.clone(),
+            takeover_wait_ms: duration_millis(self.config.takeover_wait()),
         });
         let request = match self.membership.roster_version.clone() {
             Some(expected) => Request::CompareAndSwap {

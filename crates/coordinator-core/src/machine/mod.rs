@@ -5,6 +5,7 @@
 mod epoch;
 mod lease;
 mod membership;
+mod recovery;
 mod timers;
 
 use std::collections::{BTreeMap, VecDeque};
@@ -21,7 +22,32 @@ use crate::rng::SplitMix64;
 use crate::time::{duration_millis, Instant};
 
 use self::membership::{Membership, MetadataState};
+use self::recovery::{Survey, SurveyStep};
 use self::timers::{Timer, Timers};
+
+/// A deliberately broken variant of the machine: the code path of a bug
+/// that was fixed, kept so that the model check and the simulator can show
+/// they still catch that class of bug. Only settable with the `mutations`
+/// feature; never enable it in production.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(not(feature = "mutations"), allow(unreachable_pub, dead_code))]
+pub enum Mutation {
+    /// Watch a missing or unusable lease for this worker's own
+    /// `lease_timeout` only, ignoring longer waits other holders were
+    /// promised (two leaders during a rolling change of timings).
+    OwnTimeoutForUnknownHolder,
+    /// Recreate a missing lease at once whenever `metadata.json` is missing
+    /// too, without surveying the namespace for traces of earlier use.
+    RecreateWipedNamespace,
+    /// Keep leading to the deadline after reading an unusable lease.
+    LeadThroughUnusableLease,
+}
+
+impl Mutation {
+    fn bit(self) -> u8 {
+        1 << (self as u8)
+    }
+}
 
 /// What the machine needs to know about the store it is driven against.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -60,7 +86,10 @@ enum Phase {
 enum LeaseContent {
     Ours(LeaseRecord),
     /// Corrupt or of a newer format: its holder is unknown.
-    Unusable,
+    Unusable {
+        /// Written by a newer release, whose rules are unknown.
+        newer_format: bool,
+    },
     /// No lease object, although one existed before (the epoch high-water
     /// mark is above zero): someone deleted it, and its last holder may
     /// still believe it leads.
@@ -78,6 +107,23 @@ struct Observation {
     store_time_ms: Option<i64>,
     /// The store's own timestamps show the lease is long dead.
     stale_on_store_clock: bool,
+    /// For a lease whose holder is unknown: what it takes to judge it
+    /// (the metadata, a survey) has been learned since it was first seen.
+    assessed: bool,
+}
+
+impl Observation {
+    fn new(version: Option<Version>, content: LeaseContent, first_seen: Instant) -> Self {
+        let assessed = matches!(content, LeaseContent::Ours(_));
+        Self {
+            version,
+            content,
+            first_seen,
+            store_time_ms: None,
+            stale_on_store_clock: false,
+            assessed,
+        }
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -113,7 +159,14 @@ struct PendingWrite {
 #[derive(Clone, Debug)]
 enum Purpose {
     ReadLease,
-    ReadMetadataForCreate,
+    /// Reading `metadata.json` to judge a missing or unusable lease.
+    ReadMetadataForRecovery,
+    /// One request of a survey of a namespace whose lease and metadata are
+    /// both gone.
+    Survey {
+        survey: u64,
+        step: SurveyStep,
+    },
     WriteLease(PendingWrite),
     PutHeartbeat {
         sequence: u64,
@@ -193,7 +246,20 @@ pub struct Machine {
     pending_writes: Vec<PendingWrite>,
     epoch_seen: u64,
     reported_leader: Option<WorkerId>,
-    follow_only: bool,
+    /// The longest takeover wait this worker knows any holder was
+    /// promised: its own, every lease record it has read, the bound in
+    /// `metadata.json`, and a survey's findings. Never lowered.
+    longest_wait_seen: Duration,
+    survey: Option<Survey>,
+    next_survey: u64,
+    /// A survey found traces of earlier use: never treat the namespace as new.
+    traces_seen: bool,
+    /// The nonce of the last release this worker wrote, so it lets its
+    /// successors take that release first.
+    own_release_nonce: Option<u64>,
+    /// A refresh of `metadata.json` is due (see `Timer::RefreshMetadata`).
+    metadata_refresh_due: bool,
+    mutations: u8,
     reported_problems: Vec<String>,
     reported_duplicates: Vec<u64>,
     membership: Membership,
@@ -243,6 +309,7 @@ impl Machine {
         unix_ms: u64,
     ) -> Self {
         let mut machine = Self {
+            longest_wait_seen: config.takeover_wait(),
             config,
             namespace,
             identity,
@@ -258,7 +325,12 @@ impl Machine {
             pending_writes: Vec::new(),
             epoch_seen: 0,
             reported_leader: None,
-            follow_only: false,
+            survey: None,
+            next_survey: 0,
+            traces_seen: false,
+            own_release_nonce: None,
+            metadata_refresh_due: false,
+            mutations: 0,
             reported_problems: Vec::new(),
             reported_duplicates: Vec::new(),
             membership: Membership::default(),
@@ -380,6 +452,7 @@ impl Machine {
                 Timer::Renew => self.on_renew(now),
                 Timer::Membership => self.on_membership_timer(now),
                 Timer::ListWorkers => self.on_list_timer(now),
+                Timer::RefreshMetadata => self.on_refresh_metadata_timer(now),
             }
         }
     }
@@ -400,7 +473,10 @@ impl Machine {
         }
         match purpose {
             Purpose::ReadLease => self.on_lease_read(response, now),
-            Purpose::ReadMetadataForCreate => self.on_metadata_for_create(response, now),
+            Purpose::ReadMetadataForRecovery => self.on_metadata_for_recovery(response, now),
+            Purpose::Survey { survey, step } => {
+                self.on_survey_response(survey, step, response, now)
+            }
             Purpose::WriteLease(write) => self.on_lease_written(write, response, now),
             Purpose::PutHeartbeat { sequence } => {
                 self.on_heartbeat_written(sequence, response, now)
@@ -438,7 +514,18 @@ impl Machine {
         self.advance_stop(now);
     }
 
+    /// Breaks this machine on purpose (see [`Mutation`]), for tests that
+    /// show a checker catches the bug.
+    #[cfg(feature = "mutations")]
+    pub fn set_mutation(&mut self, mutation: Mutation) {
+        self.mutations |= mutation.bit();
+    }
+
     // ----- shared helpers -----
+
+    fn mutated(&self, mutation: Mutation) -> bool {
+        self.mutations & mutation.bit() != 0
+    }
 
     fn send(&mut self, request: Request, purpose: Purpose) -> RequestId {
         let id = RequestId(self.next_request);
@@ -502,6 +589,8 @@ impl Machine {
             self.timers.stop(Timer::Renew);
             self.timers.stop(Timer::Deadline);
             self.timers.stop(Timer::ListWorkers);
+            self.timers.stop(Timer::RefreshMetadata);
+            self.metadata_refresh_due = false;
             self.membership.forget_leader_state();
             self.events.push_back(Event::StoppedLeading {
                 epoch: term.epoch,
@@ -532,11 +621,12 @@ impl Machine {
         if !self.membership.deleted_own {
             self.membership.deleted_own = true;
             let key = self.keys.worker(&self.identity.worker_id);
+            // Conditional on our own last write: a second process with the
+            // same worker id (a mistake, reported loudly) may be writing
+            // the same object, and its heartbeat must survive our stop.
+            let if_version = self.membership.own_version.clone();
             self.send(
-                Request::Delete {
-                    key,
-                    if_version: None,
-                },
+                Request::Delete { key, if_version },
                 Purpose::DeleteOwnHeartbeat,
             );
             return;

@@ -17,9 +17,12 @@ pub(crate) enum Timer {
     Membership,
     /// The leader's next listing of heartbeat objects.
     ListWorkers,
+    /// The leader's next rewrite of `metadata.json`, so that a lifecycle
+    /// rule never finds it old.
+    RefreshMetadata,
 }
 
-const COUNT: usize = 6;
+const COUNT: usize = 7;
 
 impl Timer {
     // The deadline is handled first: a renewal due at the same instant must
@@ -31,6 +34,7 @@ impl Timer {
         Timer::Renew,
         Timer::Membership,
         Timer::ListWorkers,
+        Timer::RefreshMetadata,
     ];
 
     fn index(self) -> usize {

@@ -775,5 +775,7 @@ pub fn fast_config() -> Config {
         successors_in_lease: 8,
         stale_takeover: StaleTakeover::Auto,
         stale_takeover_margin: Duration::from_millis(500),
+        recovery_wait: Duration::from_millis(6000),
+        metadata_refresh_interval: Duration::from_secs(60),
     }
 }
