@@ -6,6 +6,7 @@ use crate::time::Instant;
 
 /// Why a worker stopped acting as leader.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum StepDownReason {
     /// No renewal succeeded within `renew_deadline` of the last one's start.
     RenewDeadlineExceeded,

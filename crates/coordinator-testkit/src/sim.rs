@@ -537,6 +537,7 @@ impl Sim {
                 format: FORMAT,
                 epoch_high_water: 3,
                 nonce: 5,
+                longest_takeover_wait_ms: ms(c.takeover_wait()),
             };
             self.store
                 .force_put_at(&keys.metadata(), &encode(&meta), stamp);

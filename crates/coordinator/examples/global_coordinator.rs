@@ -205,6 +205,8 @@ fn explain(reason: StepDownReason) -> &'static str {
         StepDownReason::LeaseLost => "another worker holds the lease",
         StepDownReason::Stopping => "this worker is stopping and hands the lease on",
         StepDownReason::Refused => "the namespace belongs to another system",
+        StepDownReason::LeaseUnusable => "the lease was found corrupt or overwritten",
+        _ => "another reason",
     }
 }
 
