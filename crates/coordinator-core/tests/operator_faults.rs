@@ -260,17 +260,22 @@ fn metadata_records_the_longest_promise_and_is_refreshed_by_the_leader() {
 
 #[test]
 fn a_leader_back_from_an_outage_lets_its_successor_take_its_release() {
-    let config = fast_config();
+    // Followers wait long: the release, not the expiry, decides who leads.
+    let mut config = fast_config();
+    config.lease_timeout = Duration::from_millis(4_500);
+    config.validate().unwrap();
     let mut c = Cluster::new(config.clone(), &[1.0, 1.0], 81);
     c.run_for(3_000);
     let leader = c.leader_now().unwrap();
     let epoch = c.register.lease(NS).unwrap().epoch;
-    // Cut off past its deadline but healed before the follower's wait ends.
+    // Cut off past its deadline but healed long before the follower's wait
+    // ends: the old leader finds its own lease unchanged and releases it.
+    run_until_renewed(&mut c);
     cut_off(&mut c, leader);
     c.run_for(1_200);
     assert!(c.leader_now().is_none());
     c.hook = None;
-    c.run_for(3_000);
+    c.run_for(2_000);
     let now = c.leader_now().expect("leads again");
     assert_ne!(
         now, leader,

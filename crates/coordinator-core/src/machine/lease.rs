@@ -354,11 +354,18 @@ impl Machine {
                     // within one round trip: whoever sees it first takes
                     // it, without a rank wait (hand-over in one poll).
                     observation.first_seen
-                } else if record.released {
+                } else if record.released && !record.successors.is_empty() {
                     // Our own release (after stepping down at a deadline):
-                    // the workers it lists go first; we retake it only if
-                    // none of them does.
-                    observation.first_seen + rank_wait
+                    // the workers it lists go first (the designated
+                    // successor reads once per successor poll); we retake
+                    // it only if none of them does.
+                    let successor_poll = self
+                        .config
+                        .successor_poll_interval
+                        .min(self.config.heartbeat_interval);
+                    observation.first_seen + successor_poll + rank_wait
+                } else if record.released {
+                    observation.first_seen
                 } else {
                     let expiry = if observation.stale_on_store_clock {
                         observation.first_seen
