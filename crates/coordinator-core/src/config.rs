@@ -22,7 +22,9 @@ pub enum StaleTakeover {
 /// The timings of one namespace's election and membership.
 ///
 /// Defaults are those of the system this library replaces. Every duration
-/// can be written in serde config as `"5s"` or `"1500ms"`.
+/// can be written in serde config as `"5s"` or `"1500ms"`; a bare number is
+/// read as milliseconds, as the replaced system writes them
+/// (`"heartbeat_interval": 5000` is 5 s).
 ///
 /// ```
 /// use coordinator_core::Config;

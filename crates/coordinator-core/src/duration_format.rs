@@ -59,14 +59,65 @@ pub(crate) fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::E
     s.serialize_str(&format_duration(*d))
 }
 
+/// Reads `"5s"`-style strings, and bare numbers as milliseconds: the
+/// system this library replaces writes its timings as integer milliseconds
+/// (`"heartbeat_interval": 5000`), so its config files load unchanged.
 pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-    let text = String::deserialize(d)?;
-    parse_duration(&text).map_err(serde::de::Error::custom)
+    d.deserialize_any(DurationVisitor)
+}
+
+struct DurationVisitor;
+
+impl serde::de::Visitor<'_> for DurationVisitor {
+    type Value = Duration;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a duration such as \"5s\" or \"1500ms\", or a number of milliseconds")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Duration, E> {
+        parse_duration(text).map_err(E::custom)
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, millis: u64) -> Result<Duration, E> {
+        Ok(Duration::from_millis(millis))
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, millis: i64) -> Result<Duration, E> {
+        u64::try_from(millis)
+            .map(Duration::from_millis)
+            .map_err(|_| E::custom(format!("{millis} ms is negative; a duration cannot be")))
+    }
+
+    fn visit_f64<E: serde::de::Error>(self, millis: f64) -> Result<Duration, E> {
+        if millis.is_finite() && (0.0..=1e15).contains(&millis) {
+            Ok(Duration::from_micros((millis * 1000.0).round() as u64))
+        } else {
+            Err(E::custom(format!("{millis} ms is not a duration")))
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn config_files_of_the_replaced_system_load_with_integer_milliseconds() {
+        let config: crate::Config =
+            serde_json::from_str(r#"{"heartbeat_interval": 5000, "lease_timeout": "15s"}"#)
+                .unwrap();
+        assert_eq!(config.heartbeat_interval, Duration::from_secs(5));
+        assert_eq!(config.lease_timeout, Duration::from_secs(15));
+        let err = serde_json::from_str::<crate::Config>(r#"{"lease_timeout": -1}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("negative"), "{err}");
+        let err = serde_json::from_str::<crate::Config>(r#"{"lease_timeout": "15"}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("\"5s\""), "{err}");
+    }
 
     #[test]
     fn round_trips_and_rejects_garbage() {
