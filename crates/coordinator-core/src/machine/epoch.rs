@@ -252,7 +252,14 @@ impl Machine {
             },
             None => Request::Create { key, body },
         };
-        let id = self.send(request, Purpose::ReserveWrite { expected, epoch });
+        let id = self.send(
+            request,
+            Purpose::ReserveWrite {
+                expected,
+                epoch,
+                sent: now,
+            },
+        );
         self.lease_request = Some(id);
     }
 
@@ -299,6 +306,7 @@ impl Machine {
         &mut self,
         expected: Option<Version>,
         epoch: u64,
+        sent: Instant,
         response: Response,
         now: Instant,
     ) {
@@ -311,13 +319,22 @@ impl Machine {
                 }
             }
             // Another worker reserved first. Taking over an existing lease,
-            // read its mark and share it (see `reserve_epoch`); creating a
-            // missing one, let it finish and read the lease again, rather
-            // than raise the mark once per contender.
+            // read its mark and share it (see `reserve_epoch`).
             Response::Conflict | Response::AlreadyExists
                 if self.may_still_acquire() && expected.is_some() =>
             {
                 self.start_reservation(now, expected, false);
+            }
+            // Creating a missing lease: the winner writes the lease right
+            // after its reservation landed, about one round trip from now.
+            // Read it then (one GET), rather than raise the mark once per
+            // contender or learn the leader only at the next heartbeat.
+            Response::Conflict | Response::AlreadyExists if self.may_still_acquire() => {
+                let round_trip = now.saturating_since(sent);
+                let delay = (round_trip * 2)
+                    .max(Duration::from_millis(10))
+                    .min(self.config.request_timeout);
+                self.schedule_poll(now, delay);
             }
             other => self.abandon_acquisition(other, now),
         }

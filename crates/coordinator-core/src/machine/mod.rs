@@ -186,6 +186,7 @@ enum Purpose {
     ReserveWrite {
         expected: Option<Version>,
         epoch: u64,
+        sent: Instant,
     },
     /// The leader reading the mark to reserve its successor's epoch.
     ReserveNextRead,
@@ -487,9 +488,11 @@ impl Machine {
             Purpose::ReadRoster => self.on_roster_read(response, now),
             Purpose::WriteRoster { workers } => self.on_roster_written(workers, response, now),
             Purpose::ReserveRead { expected } => self.on_reserve_read(expected, response, now),
-            Purpose::ReserveWrite { expected, epoch } => {
-                self.on_reserve_written(expected, epoch, response, now)
-            }
+            Purpose::ReserveWrite {
+                expected,
+                epoch,
+                sent,
+            } => self.on_reserve_written(expected, epoch, sent, response, now),
             Purpose::ReserveNextRead => self.on_reserve_next_read(response),
             Purpose::ReserveNextWrite { epoch } => self.on_reserve_next_written(epoch, response),
             Purpose::DeleteOwnHeartbeat => {}
