@@ -54,6 +54,25 @@
 //! `object_store`'s own defaults retry for minutes, far past a leader's
 //! deadline), and [`open_unprobed`] skips the probe for tests.
 //!
+//! Two URL options override a safety default by name (`true` or `false`;
+//! any other value is refused with a message that says what to write):
+//!
+//! * `trust_store_clock` (`s3://`, `gs://`, `az://`): whether the store's
+//!   timestamps may be compared ([`Capabilities::trusted_clock`], which
+//!   lets a starting worker take a stale lease at once). By default only
+//!   AWS S3, GCS and Azure Blob Storage themselves are trusted; a custom
+//!   `endpoint=` (MinIO, R2, Ceph, moto, Azurite) or an emulator or
+//!   endpoint set in the environment is not, because a self-hosted
+//!   server's clock can step. Write `trust_store_clock=true` only for a
+//!   server whose clock is never stepped.
+//! * `allow_network_filesystem` (`file://`): by default a directory on
+//!   NFS, SMB/CIFS, CephFS, 9P, Lustre, any FUSE mount and the like is
+//!   refused (detected with `statfs` on Linux), because its locks may not
+//!   be honoured and two writers could both win a compare-and-swap. Write
+//!   `allow_network_filesystem=true` only after verifying its locks.
+//!
+//! See [`open`] for the details.
+//!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), coordinator_store::StoreError> {
@@ -68,14 +87,16 @@
 //!
 //! | type | backend | versions | conditional delete | conditional GET | trusted clock |
 //! | --- | --- | --- | --- | --- | --- |
-//! | [`MemoryStore`] | `memory` | a counter per store: unique per write | yes | yes | yes (one clock, injectable) |
+//! | [`MemoryStore`] | `memory` | a counter per store: unique per write | yes | yes | yes (monotonic: the Unix time at creation plus `Instant`; or the injected clock) |
 //! | [`LocalDirStore`] | `local` | FNV-1a-128 content digest | yes | yes | no (NTP can step it) |
-//! | [`ObjectStoreLease`] | `s3`, `gcs`, `azure`, `memory-object-store` | the ETag (S3: MD5 of the body); on GCS the generation and the ETag | S3: yes where the probe of [`open`] saw `If-Match` on DELETE honoured (AWS S3, moto), else no; GCS, Azure: no (CAS a tombstone instead) | yes | yes (`memory-object-store`: no) |
+//! | [`ObjectStoreLease`] | `s3`, `gcs`, `azure`, `memory-object-store` | the ETag (S3: MD5 of the body); on GCS the generation and the ETag | S3: yes where the probe of [`open`] saw `If-Match` on DELETE honoured (AWS S3, moto), else no; GCS, Azure: no (CAS a tombstone instead) | yes | from [`open`]: AWS S3, GCS and Azure themselves only (`trust_store_clock` overrides); built by hand: no until [`ObjectStoreLease::with_trusted_store_clock`] |
 //!
 //! [`MemoryStore`] is one process's map (tests, simulations); clones share it.
 //! [`LocalDirStore`] is a directory shared by the processes of **one
 //! machine** (`flock` on lock files, temp file + fsync + rename); network
-//! filesystems may not honour its locks, so never share it between machines.
+//! filesystems may not honour its locks, so never share it between
+//! machines. On Linux it refuses them (`statfs`) unless told
+//! `allow_network_filesystem`.
 //!
 //! Wrappers, which forward every method:
 //!

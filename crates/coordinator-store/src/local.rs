@@ -11,6 +11,22 @@
 //! **Do not share a `LocalDirStore` directory between machines**: use an
 //! object store for that.
 //!
+//! # Network file systems are refused
+//!
+//! On Linux the store reads the file system type (`statfs`) of its lock
+//! directory when it first takes a lock, and
+//! [`open`](crate::open) reads that of the directory (or of its nearest
+//! existing parent) before handing the store out. NFS, SMB/CIFS, CephFS,
+//! AFS, Coda, 9P, GFS2, OCFS2, Lustre, NCP and every FUSE mount (sshfs,
+//! s3fs, gcsfuse, but also fuse-overlayfs) are refused with
+//! [`StoreError::Misconfigured`], which names the file system, unless
+//! [`LocalDirStore::with_network_filesystem_allowed`] (URL:
+//! `file:///dir?allow_network_filesystem=true`) says the user has verified
+//! that its locks hold between every process and machine that uses the
+//! directory. On other systems the type is not checked: keeping the
+//! directory on a local disk is up to you. A file system mounted *below*
+//! the store's directory is not detected either.
+//!
 //! # On-disk layout
 //!
 //! ```text
@@ -39,9 +55,22 @@
 //! leaves the old or the new value; a leftover temp file is ignored by
 //! [`list`](LeaseStore::list), overwritten by the next write of its key,
 //! removed by the next delete, and [`LocalDirStore::remove_stale_temp_files`]
-//! sweeps the whole tree. Waiting for a lock is bounded by
-//! [`LocalDirStore::with_lock_timeout`] (2 s by default), so a process stopped
-//! while holding one cannot block the others forever.
+//! sweeps the whole tree.
+//!
+//! # A stopped lock holder
+//!
+//! Waiting for a lock is bounded by [`LocalDirStore::with_lock_timeout`]
+//! (2 s by default): a write that cannot get it fails with
+//! [`StoreError::Unavailable`] rather than hanging. That bounds each wait,
+//! not the outage. A process stopped while it holds a lock (`SIGSTOP`,
+//! `Ctrl-Z`, a debugger, a frozen container) keeps it for as long as it
+//! stays stopped, and every key of that lock's stripe (about 1 in 256, the
+//! lease among them if it hashes there) cannot be written until the holder
+//! resumes or dies (the kernel releases the lock when the process exits).
+//! Each holder writes its process id into the lock file when it takes the
+//! lock, and the timeout error names it (`is process 1234 stopped?`); the
+//! id is a hint (it is the one of the last process that got far enough to
+//! record it, as seen from its PID namespace).
 //!
 //! # Versions and ABA
 //!
@@ -76,9 +105,9 @@
 use std::fmt;
 use std::fs::{self, File, Metadata, OpenOptions};
 use std::future::Future;
-use std::io::{self, Read, Write};
+use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use async_trait::async_trait;
@@ -121,10 +150,46 @@ pub struct LocalDirStore {
     inner: Arc<Inner>,
 }
 
+/// How the store learns a file system's type: its `statfs` magic number,
+/// or `None` where this system does not say. A field so that tests can
+/// pretend to be on NFS.
+type FsMagic = fn(&Path) -> io::Result<Option<u32>>;
+
 #[derive(Debug)]
 struct Inner {
     root: PathBuf,
     lock_timeout: Duration,
+    /// The user's override of the refusal of network file systems.
+    allow_network_filesystem: bool,
+    fs_magic: FsMagic,
+    /// Set once the lock directory's file system passed the check; a
+    /// refusal is not cached, so it is reported on every write.
+    fs_checked: OnceLock<()>,
+}
+
+impl Inner {
+    fn new(root: PathBuf) -> Self {
+        Self {
+            root,
+            lock_timeout: DEFAULT_LOCK_TIMEOUT,
+            allow_network_filesystem: false,
+            fs_magic: statfs_magic,
+            fs_checked: OnceLock::new(),
+        }
+    }
+
+    /// A copy of the configuration, with nothing learnt yet.
+    fn reconfigured(&self, change: impl FnOnce(&mut Self)) -> Self {
+        let mut inner = Self {
+            root: self.root.clone(),
+            lock_timeout: self.lock_timeout,
+            allow_network_filesystem: self.allow_network_filesystem,
+            fs_magic: self.fs_magic,
+            fs_checked: OnceLock::new(),
+        };
+        change(&mut inner);
+        inner
+    }
 }
 
 impl fmt::Debug for LocalDirStore {
@@ -132,6 +197,10 @@ impl fmt::Debug for LocalDirStore {
         f.debug_struct("LocalDirStore")
             .field("root", &self.inner.root)
             .field("lock_timeout", &self.inner.lock_timeout)
+            .field(
+                "allow_network_filesystem",
+                &self.inner.allow_network_filesystem,
+            )
             .finish()
     }
 }
@@ -139,12 +208,13 @@ impl fmt::Debug for LocalDirStore {
 impl LocalDirStore {
     /// A store rooted at `root`. The directory is created on the first
     /// write; until then reads find nothing.
+    ///
+    /// Nothing is checked here: the first write refuses a directory on a
+    /// network file system (see the [module docs](self)), and
+    /// [`check_filesystem`](Self::check_filesystem) checks at once.
     pub fn new(root: PathBuf) -> Self {
         Self {
-            inner: Arc::new(Inner {
-                root,
-                lock_timeout: DEFAULT_LOCK_TIMEOUT,
-            }),
+            inner: Arc::new(Inner::new(root)),
         }
     }
 
@@ -152,11 +222,65 @@ impl LocalDirStore {
     /// [`StoreError::Unavailable`] (2 s by default).
     pub fn with_lock_timeout(self, lock_timeout: Duration) -> Self {
         Self {
-            inner: Arc::new(Inner {
-                root: self.inner.root.clone(),
-                lock_timeout,
-            }),
+            inner: Arc::new(
+                self.inner
+                    .reconfigured(|inner| inner.lock_timeout = lock_timeout),
+            ),
         }
+    }
+
+    /// Allows (with `true`) a directory on a network, cluster or FUSE file
+    /// system, which the store otherwise refuses (see the
+    /// [module docs](self#network-file-systems-are-refused)). The URL form
+    /// is `file:///dir?allow_network_filesystem=true`.
+    ///
+    /// Only allow one whose locks you have verified: the store's
+    /// compare-and-swap is as good as the file system's `flock` between
+    /// every process and machine that uses the directory, and where a lock
+    /// is not honoured two writers can both win, which means two leaders.
+    /// The store logs a warning when it first takes a lock there.
+    pub fn with_network_filesystem_allowed(self, allowed: bool) -> Self {
+        Self {
+            inner: Arc::new(
+                self.inner
+                    .reconfigured(|inner| inner.allow_network_filesystem = allowed),
+            ),
+        }
+    }
+
+    /// Checks now, without writing, that the directory (or, if it does not
+    /// exist yet, its nearest existing parent) is not on a network, cluster
+    /// or FUSE file system; [`open`](crate::open) calls it. Writes check
+    /// the lock directory anyway, so calling this is optional.
+    ///
+    /// Always succeeds where the file system type is not detected (systems
+    /// other than Linux) and under
+    /// [`with_network_filesystem_allowed`](Self::with_network_filesystem_allowed).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Misconfigured`] naming the file system and what to do
+    /// instead; [`StoreError::Backend`] (or `Misconfigured` for a permission
+    /// error) if its type cannot be read.
+    pub fn check_filesystem(&self) -> Result<(), StoreError> {
+        let root = &self.inner.root;
+        // `statfs` needs an existing path; the store's directories will be
+        // created on the file system of the nearest existing one.
+        let existing = root
+            .ancestors()
+            .map(|dir| {
+                if dir.as_os_str().is_empty() {
+                    Path::new(".")
+                } else {
+                    dir
+                }
+            })
+            .find(|dir| dir.exists())
+            .unwrap_or(root);
+        // The result is only cached when it concerns the directory itself.
+        self.inner
+            .check_filesystem_at(existing, existing == root)
+            .map_err(|e| store_err("open", "", e))
     }
 
     /// The directory this store lives in.
@@ -194,13 +318,163 @@ enum LocalError {
         #[source]
         source: io::Error,
     },
-    #[error("waited {waited:?} for the lock `{}` (another process holds it; a stopped or hung process may); retry later", path.display())]
-    LockTimeout { path: PathBuf, waited: Duration },
+    #[error(
+        "waited {waited:?} for the lock `{}`: {}; until it is released no key of this lock's \
+         stripe can be written, so retry later",
+        path.display(),
+        holder_hint(*.holder)
+    )]
+    LockTimeout {
+        path: PathBuf,
+        waited: Duration,
+        /// The process id the holder wrote into the lock file, if any.
+        holder: Option<u32>,
+    },
+    #[error(
+        "`{}` is on a file system of type {name} (statfs magic {magic:#x}), and the local directory \
+         store refuses network, cluster and FUSE file systems: their locks may not be honoured \
+         (or only per client), so a compare-and-swap could let two writers win and two workers \
+         lead at once; keep the directory on a local disk (ext4, xfs, btrfs, tmpfs) or use an \
+         object store (s3://, gs://, az://), or, only if you have verified that this file \
+         system honours flock between every process and machine that uses the directory, add \
+         ?allow_network_filesystem=true to the file:// URL \
+         (LocalDirStore::with_network_filesystem_allowed(true))",
+        path.display()
+    )]
+    NetworkFilesystem {
+        path: PathBuf,
+        name: &'static str,
+        magic: u32,
+    },
     #[error("the blocking task failed: {0}")]
     Join(#[source] tokio::task::JoinError),
 }
 
 const HINT_IO: &str = "check that the directory exists, is writable and is on a local filesystem";
+
+const HINT_STATFS: &str = "the store reads the file system type to refuse network file \
+    systems; if it cannot be read here and you have verified that this file system honours \
+    flock, add ?allow_network_filesystem=true to the file:// URL";
+
+/// The lock timeout's words about who holds the lock.
+fn holder_hint(holder: Option<u32>) -> String {
+    match holder {
+        Some(pid) if pid == std::process::id() => format!(
+            "it is held by process {pid}, this one (recorded in the lock file): another of its \
+             threads is slow or stuck in a write"
+        ),
+        Some(pid) => format!(
+            "it is held by process {pid} (recorded in the lock file): is process {pid} stopped? \
+             One stopped by SIGSTOP, Ctrl-Z, a debugger or a frozen container keeps its locks \
+             until `kill -CONT {pid}` resumes it, one that hangs until it exits"
+        ),
+        None => "another process or thread holds it (it recorded no pid); is one stopped or \
+                 hung?"
+            .to_owned(),
+    }
+}
+
+/// The statfs magic numbers of file systems whose locks the store cannot
+/// rely on, with their names. Checked against Linux's `linux/magic.h`
+/// (GFS2 and Lustre: their own headers); FUSE covers every FUSE mount.
+const NETWORK_FILESYSTEMS: &[(u32, &str)] = &[
+    (0x6969, "NFS"),
+    (0x517B, "SMB"),
+    (0xFE53_4D42, "SMB2"),
+    (0xFF53_4D42, "CIFS"),
+    (0x6573_5546, "FUSE"),
+    (0x00C3_6400, "CephFS"),
+    (0x5346_414F, "AFS"),
+    (0x6B41_4653, "AFS (kAFS)"),
+    (0x7375_7245, "Coda"),
+    (0x0102_1997, "9P"),
+    (0x0116_1970, "GFS2"),
+    (0x7461_636F, "OCFS2"),
+    (0x0BD0_0BD0, "Lustre"),
+    (0x564C, "NCP"),
+];
+
+/// The name of the network, cluster or FUSE file system with this statfs
+/// magic number, or `None` for any other (local) one.
+fn network_filesystem(magic: u32) -> Option<&'static str> {
+    NETWORK_FILESYSTEMS
+        .iter()
+        .find(|(known, _)| *known == magic)
+        .map(|(_, name)| *name)
+}
+
+/// Whether a file system of type `magic` at `path` may hold the store.
+fn filesystem_verdict(path: &Path, magic: u32, allowed: bool) -> Result<(), LocalError> {
+    match network_filesystem(magic) {
+        Some(name) if allowed => {
+            tracing::warn!(
+                backend = BACKEND,
+                path = %path.display(),
+                filesystem = name,
+                "the store's directory is on a network file system, allowed by \
+                 allow_network_filesystem: compare-and-swap is only as safe as its locks"
+            );
+            Ok(())
+        }
+        Some(name) => Err(LocalError::NetworkFilesystem {
+            path: path.to_path_buf(),
+            name,
+            magic,
+        }),
+        None => Ok(()),
+    }
+}
+
+/// The statfs magic number of the file system holding `path`.
+#[cfg(target_os = "linux")]
+fn statfs_magic(path: &Path) -> io::Result<Option<u32>> {
+    let stat = rustix::fs::statfs(path)?;
+    // Magic numbers are 32 bits. `f_type` is a C `long`, negative on
+    // 32-bit targets for magics above 0x7fff_ffff (CIFS, SMB2): its low
+    // 32 bits are the magic everywhere.
+    #[allow(clippy::unnecessary_cast, reason = "`f_type` is u32 on s390x only")]
+    Ok(Some(stat.f_type as u32))
+}
+
+/// Elsewhere the type is not detected (see the module docs).
+#[cfg(not(target_os = "linux"))]
+fn statfs_magic(_path: &Path) -> io::Result<Option<u32>> {
+    Ok(None)
+}
+
+/// Writes this process's id at the start of a lock file this process has
+/// just locked, so that a writer that times out waiting can name the
+/// holder. Fixed width, so it always covers a longer id written before
+/// without a truncate. A failure only loses the hint, not the lock, so it
+/// is logged and ignored.
+fn record_holder(file: &File, path: &Path) {
+    let pid = format!("{:>10}\n", std::process::id());
+    let mut writer = file;
+    let written = writer
+        .seek(SeekFrom::Start(0))
+        .and_then(|_| writer.write_all(pid.as_bytes()));
+    if let Err(e) = written {
+        tracing::debug!(
+            backend = BACKEND,
+            path = %path.display(),
+            error = %e,
+            "could not record the lock holder's pid"
+        );
+    }
+}
+
+/// The process id the holder of a lock file recorded, if it did.
+fn read_holder(file: &File) -> Option<u32> {
+    let mut reader = file;
+    reader.seek(SeekFrom::Start(0)).ok()?;
+    let mut buf = [0u8; 32];
+    let read = reader.read(&mut buf).ok()?;
+    std::str::from_utf8(buf.get(..read)?)
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
 
 fn io_err(action: &'static str, path: &Path, source: io::Error) -> LocalError {
     LocalError::Io {
@@ -223,6 +497,14 @@ fn store_err(op: &'static str, key: &str, error: LocalError) -> StoreError {
                 ),
             }
         }
+        LocalError::NetworkFilesystem { .. } => StoreError::Misconfigured {
+            backend: BACKEND,
+            message: if key.is_empty() {
+                format!("{op}: {error}")
+            } else {
+                format!("{op} on `{key}`: {error}")
+            },
+        },
         LocalError::LockTimeout { .. } => StoreError::Unavailable {
             key: key.to_owned(),
             backend: BACKEND,
@@ -428,11 +710,17 @@ impl Inner {
             }
             Err(e) => return Err(io_err("open the lock file", &path, e)),
         };
+        // Before trusting the lock at all: on a network file system it may
+        // not exclude anyone.
+        self.check_filesystem_at(&path, true)?;
         let started = Instant::now();
         let mut pause = Duration::from_micros(20);
         loop {
             match file.try_lock() {
-                Ok(()) => return Ok(KeyLock { _file: file }),
+                Ok(()) => {
+                    record_holder(&file, &path);
+                    return Ok(KeyLock { _file: file });
+                }
                 Err(std::fs::TryLockError::WouldBlock) => {}
                 Err(std::fs::TryLockError::Error(e)) => {
                     return Err(io_err("lock", &path, e));
@@ -440,11 +728,45 @@ impl Inner {
             }
             let waited = started.elapsed();
             if waited >= self.lock_timeout {
-                return Err(LocalError::LockTimeout { path, waited });
+                let holder = read_holder(&file);
+                return Err(LocalError::LockTimeout {
+                    path,
+                    waited,
+                    holder,
+                });
             }
             std::thread::sleep(pause);
             pause = (pause * 2).min(Duration::from_millis(1));
         }
+    }
+
+    /// Refuses a network file system at `path` (see the module docs),
+    /// once; `cache` says whether a pass holds for the store's directory.
+    fn check_filesystem_at(&self, path: &Path, cache: bool) -> Result<(), LocalError> {
+        if self.fs_checked.get().is_some() {
+            return Ok(());
+        }
+        match (self.fs_magic)(path) {
+            Ok(Some(magic)) => filesystem_verdict(path, magic, self.allow_network_filesystem)?,
+            // Not detected on this system.
+            Ok(None) => {}
+            // The user has vouched for the file system; the type was only
+            // wanted to refuse it.
+            Err(_) if self.allow_network_filesystem => {}
+            Err(e) => {
+                return Err(LocalError::Io {
+                    action: "read the file system type (statfs) of",
+                    path: path.to_path_buf(),
+                    hint: HINT_STATFS,
+                    source: e,
+                })
+            }
+        }
+        if cache {
+            // Another thread may have set it first; either way it passed.
+            let _ = self.fs_checked.set(());
+        }
+        Ok(())
     }
 
     /// Writes `body` to `target` by temp file, fsync, rename and directory
@@ -940,6 +1262,188 @@ mod tests {
             .unwrap();
         assert_eq!(got.version, written.version);
         assert_eq!(written.version, version_of(b"v"));
+    }
+
+    /// Each network, cluster or FUSE file system by its statfs magic (as in
+    /// Linux's `linux/magic.h`), written out here rather than read from the
+    /// table under test.
+    #[test]
+    fn network_filesystems_are_recognised_by_their_magic() {
+        for (magic, name) in [
+            (0x6969, "NFS"),
+            (0x517B, "SMB"),
+            (0xFE53_4D42, "SMB2"),
+            (0xFF53_4D42, "CIFS"),
+            (0x6573_5546, "FUSE"),
+            (0x00C3_6400, "CephFS"),
+            (0x5346_414F, "AFS"),
+            (0x6B41_4653, "AFS (kAFS)"),
+            (0x7375_7245, "Coda"),
+            (0x0102_1997, "9P"),
+            (0x0116_1970, "GFS2"),
+            (0x7461_636F, "OCFS2"),
+            (0x0BD0_0BD0, "Lustre"),
+            (0x564C, "NCP"),
+        ] {
+            assert_eq!(network_filesystem(magic), Some(name), "{magic:#x}");
+            let err = filesystem_verdict(Path::new("/mnt/shared"), magic, false)
+                .expect_err("refused without the override");
+            assert!(err.to_string().contains(name), "{err}");
+            assert!(
+                filesystem_verdict(Path::new("/mnt/shared"), magic, true).is_ok(),
+                "{name}: allowed by the override"
+            );
+        }
+        // ext4, tmpfs, xfs, btrfs, overlayfs, zfs, APFS-less Linux locals.
+        for magic in [
+            0xEF53,
+            0x0102_1994,
+            0x5846_5342,
+            0x9123_683E,
+            0x794C_7630,
+            0x2FC1_2FC1,
+        ] {
+            assert_eq!(network_filesystem(magic), None, "{magic:#x}");
+            assert!(filesystem_verdict(Path::new("/var/lib/x"), magic, false).is_ok());
+        }
+    }
+
+    #[test]
+    fn the_refusal_says_what_was_found_why_and_what_to_do() {
+        let err = filesystem_verdict(Path::new("/mnt/nfs/coord"), 0x6969, false).unwrap_err();
+        let StoreError::Misconfigured { backend, message } = store_err("create", "ns/k", err)
+        else {
+            panic!("a refusal is Misconfigured, never retried");
+        };
+        assert_eq!(backend, "local");
+        for needle in [
+            "`ns/k`",
+            "/mnt/nfs/coord",
+            "NFS",
+            "0x6969",
+            "locks may not be honoured",
+            "two writers win",
+            "local disk",
+            "object store",
+            "allow_network_filesystem=true",
+        ] {
+            assert!(message.contains(needle), "{needle:?} missing: {message}");
+        }
+    }
+
+    fn pretend_nfs(_: &Path) -> io::Result<Option<u32>> {
+        Ok(Some(0x6969))
+    }
+
+    fn on_pretend_nfs(root: PathBuf) -> LocalDirStore {
+        let mut inner = Inner::new(root);
+        inner.fs_magic = pretend_nfs;
+        LocalDirStore {
+            inner: Arc::new(inner),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_store_on_nfs_refuses_writes_unless_allowed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = on_pretend_nfs(dir.path().join("store"));
+        let refused = |result: Result<_, StoreError>| match result {
+            Err(StoreError::Misconfigured { message, .. }) => {
+                assert!(message.contains("NFS"), "{message}")
+            }
+            other => panic!("expected the NFS refusal, got {other:?}"),
+        };
+        refused(store.check_filesystem());
+        refused(store.create("k", "v".into()).await.map(|_| ()));
+        // Not cached: every write is refused.
+        refused(store.put("k", "v".into()).await.map(|_| ()));
+        assert!(store.get("k").await.unwrap().is_none(), "nothing written");
+
+        // The override, and the builder keeps the rest of the configuration.
+        let allowed = store
+            .with_lock_timeout(Duration::from_millis(100))
+            .with_network_filesystem_allowed(true);
+        allowed.check_filesystem().unwrap();
+        allowed.create("k", "v".into()).await.unwrap();
+        assert_eq!(allowed.inner.lock_timeout, Duration::from_millis(100));
+        // Still on the pretend NFS: without the override it is refused again.
+        refused(
+            allowed
+                .with_network_filesystem_allowed(false)
+                .put("k", "w".into())
+                .await
+                .map(|_| ()),
+        );
+    }
+
+    #[tokio::test]
+    async fn a_temporary_directory_is_a_local_filesystem() {
+        let dir = tempfile::tempdir().unwrap();
+        if cfg!(target_os = "linux") {
+            let magic = statfs_magic(dir.path())
+                .unwrap()
+                .expect("detected on Linux");
+            assert_eq!(network_filesystem(magic), None, "tmp is on {magic:#x}");
+        }
+        // Before the directory exists (its parent is checked) and after.
+        let store = LocalDirStore::new(dir.path().join("not/yet"));
+        store.check_filesystem().unwrap();
+        store.create("k", "v".into()).await.unwrap();
+        store.check_filesystem().unwrap();
+        assert!(
+            store.inner.fs_checked.get().is_some(),
+            "checked at the first lock"
+        );
+    }
+
+    #[tokio::test]
+    async fn lock_timeout_names_the_holders_pid() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalDirStore::new(dir.path().to_path_buf())
+            .with_lock_timeout(Duration::from_millis(50));
+        // A second holder in this process: its own open file description,
+        // as another process would have.
+        let held = store.inner.lock("k").unwrap();
+        let err = store.put("k", "w".into()).await.unwrap_err();
+        assert!(matches!(err, StoreError::Unavailable { .. }), "{err}");
+        let text = err.to_string();
+        let pid = std::process::id();
+        for needle in [
+            format!("held by process {pid}, this one"),
+            "`k`".to_owned(),
+            "local".to_owned(),
+            "retry later".to_owned(),
+        ] {
+            assert!(text.contains(&needle), "{needle:?} missing: {text}");
+        }
+        drop(held);
+        store.put("k", "w".into()).await.unwrap();
+    }
+
+    #[test]
+    fn the_holder_hint_names_another_process() {
+        let hint = holder_hint(Some(1234));
+        assert!(
+            hint.contains("held by process 1234") && hint.contains("is process 1234 stopped?"),
+            "{hint}"
+        );
+        assert!(hint.contains("kill -CONT 1234"), "{hint}");
+        assert!(holder_hint(None).contains("recorded no pid"));
+    }
+
+    #[test]
+    fn a_shorter_pid_overwrites_a_longer_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("00.lock");
+        std::fs::write(&path, "4194304\n").unwrap();
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+            .unwrap();
+        assert_eq!(read_holder(&file), Some(4_194_304));
+        record_holder(&file, &path);
+        assert_eq!(read_holder(&file), Some(std::process::id()));
     }
 
     #[tokio::test]

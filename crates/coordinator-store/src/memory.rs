@@ -11,7 +11,10 @@
 //!   needs.
 //! * Store times come from an injectable clock (milliseconds since the Unix
 //!   epoch), read under the lock, so they never go backwards in write order
-//!   as long as the clock does not.
+//!   as long as the clock does not. The default clock is the Unix time when
+//!   the store was made plus the time since then on the monotonic clock
+//!   (`Instant`): NTP can slew it but never step it, so
+//!   [`Capabilities::trusted_clock`] is true (see [`MemoryStore::new`]).
 //! * [`Clone`] is a cheap handle onto the same objects, so several simulated
 //!   workers can share one store.
 
@@ -19,7 +22,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -119,14 +122,39 @@ fn system_clock_ms() -> i64 {
     }
 }
 
+/// A clock that reads `base_ms` at `start` and advances with the monotonic
+/// clock from there.
+///
+/// The stale-lease shortcut compares two store times of one store (the
+/// lease's and a fresh heartbeat's), so they must come from a clock that
+/// is never stepped: `SystemTime` is stepped by NTP or an operator, and a
+/// step forward makes a live lease look stale. `Instant` only moves
+/// forward; the Unix base read once keeps the times near the wall clock
+/// for whoever prints them. On Linux `Instant` stops while the machine is
+/// suspended, which only makes a lease look younger (a worker waits
+/// longer), never older.
+fn monotonic_clock(base_ms: i64, start: Instant) -> MemoryClock {
+    Arc::new(move || {
+        let elapsed = i64::try_from(start.elapsed().as_millis()).unwrap_or(i64::MAX);
+        base_ms.saturating_add(elapsed)
+    })
+}
+
 impl MemoryStore {
-    /// An empty store whose store times come from the system clock.
+    /// An empty store whose store times are the system time when it was
+    /// made plus the time since then on the monotonic clock, so they never
+    /// step back or jump forward when the system clock is set (see the
+    /// [module docs](self)). Clones share the clock.
     pub fn new() -> Self {
-        Self::with_clock(Arc::new(system_clock_ms))
+        Self::with_clock(monotonic_clock(system_clock_ms(), Instant::now()))
     }
 
     /// An empty store whose store times come from `clock` (milliseconds
     /// since the Unix epoch), so a simulation can stamp its own times.
+    ///
+    /// The store still reports [`Capabilities::trusted_clock`]: `clock`
+    /// must never step (a simulation that steps it to test the stale-lease
+    /// shortcut is the exception it exists for).
     ///
     /// The clock is called once per write, while the store's lock is held.
     pub fn with_clock(clock: MemoryClock) -> Self {
@@ -233,6 +261,8 @@ impl LeaseStore for MemoryStore {
         Capabilities {
             conditional_delete: true,
             conditional_get: true,
+            // Trusted: the default clock is monotonic (`monotonic_clock`),
+            // and an injected one is the simulation's to control.
             trusted_clock: true,
         }
     }
@@ -389,6 +419,37 @@ mod tests {
         assert_ne!(first.version, second.version);
         let got = store.get("k").await.unwrap().unwrap();
         assert_eq!(got.store_time, Some(StoreTime(2_500)));
+    }
+
+    #[test]
+    fn the_default_clock_starts_at_its_base_and_never_goes_back() {
+        let clock = monotonic_clock(1_000_000, Instant::now());
+        let mut last = clock();
+        assert!((1_000_000..1_010_000).contains(&last), "{last}");
+        for _ in 0..1_000 {
+            let now = clock();
+            assert!(now >= last, "{now} < {last}");
+            last = now;
+        }
+    }
+
+    #[tokio::test]
+    async fn new_stores_stamp_near_the_wall_clock_and_trust_it() {
+        let before = system_clock_ms();
+        let store = MemoryStore::new();
+        let first = store.create("k", "a".into()).await.unwrap();
+        let second = store.put("k", "b".into()).await.unwrap();
+        let (Some(StoreTime(first)), Some(StoreTime(second))) =
+            (first.store_time, second.store_time)
+        else {
+            panic!("memory writes carry store times");
+        };
+        assert!(
+            first >= before && first - before < 10_000,
+            "{first} vs {before}"
+        );
+        assert!(second >= first);
+        assert!(store.capabilities().trusted_clock);
     }
 
     #[tokio::test]

@@ -25,6 +25,16 @@
 //!   [`StoreError::NotSupported`] and [`Capabilities::conditional_delete`]
 //!   is false; callers CAS a tombstone instead.
 //!
+//! # Store clocks
+//!
+//! [`Capabilities::trusted_clock`] is on only where the store's timestamps
+//! come from a cloud service's clock: [`open`](crate::open) turns it on for
+//! AWS S3, GCS and Azure Blob Storage reached at their own endpoints, and
+//! off for any custom endpoint (MinIO, R2, Ceph, moto, Azurite, a GCS
+//! emulator), whose clock may step, unless the URL says
+//! `trust_store_clock=true`. A store built by hand starts untrusted
+//! ([`ObjectStoreLease::with_trusted_store_clock`]).
+//!
 //! # Timeouts and retries
 //!
 //! `object_store`'s defaults (30 s per request, 10 retries, up to 3 minutes of
@@ -150,8 +160,11 @@ impl StoreOptions {
     }
 }
 
-/// Which service an [`ObjectStoreLease`] talks to. It decides what a
-/// [`Version`] holds, the capabilities and the backend name in errors.
+/// Which API an [`ObjectStoreLease`] talks. It decides what a
+/// [`Version`] holds and the backend name in errors, not whether the
+/// store's clock is trusted: an S3-compatible server speaks
+/// [`ObjectBackend::S3`] too (see
+/// [`ObjectStoreLease::with_trusted_store_clock`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum ObjectBackend {
@@ -176,12 +189,6 @@ impl ObjectBackend {
             ObjectBackend::Azure => "azure",
             ObjectBackend::Memory => "memory-object-store",
         }
-    }
-
-    /// True where the store's timestamps come from the service's clock
-    /// (S3, GCS, Azure).
-    fn trusted_clock(self) -> bool {
-        !matches!(self, ObjectBackend::Memory)
     }
 
     /// True where compare-and-swap matches the generation rather than the
@@ -245,6 +252,10 @@ pub struct ObjectStoreLease {
     /// True once [`ObjectStoreLease::probe_conditional_delete`] saw the
     /// server honour `If-Match` on DELETE; never assumed.
     conditional_delete: bool,
+    /// [`Capabilities::trusted_clock`]: false unless whoever built the
+    /// store knows it is AWS S3, GCS or Azure itself, or the user said so
+    /// ([`ObjectStoreLease::with_trusted_store_clock`]).
+    trusted_clock: bool,
 }
 
 impl fmt::Debug for ObjectStoreLease {
@@ -254,6 +265,7 @@ impl fmt::Debug for ObjectStoreLease {
             .field("location", &self.location)
             .field("options", &self.options)
             .field("conditional_delete", &self.conditional_delete)
+            .field("trusted_clock", &self.trusted_clock)
             .finish_non_exhaustive()
     }
 }
@@ -303,6 +315,11 @@ impl ObjectStoreLease {
     /// ones `store` was built with; they bound this adapter's own retries of
     /// 409 `ConditionalRequestConflict`.
     ///
+    /// The store's clock is not trusted
+    /// ([`Capabilities::trusted_clock`] is false): call
+    /// [`with_trusted_store_clock`](Self::with_trusted_store_clock) for a
+    /// store that is AWS S3, GCS or Azure itself.
+    ///
     /// # Errors
     ///
     /// [`StoreError::Misconfigured`] if `prefix` is not a valid object path
@@ -342,6 +359,11 @@ impl ObjectStoreLease {
             options,
             s3_delete: None,
             conditional_delete: false,
+            // Nothing here says whether `store` reaches a cloud service or
+            // a self-hosted server whose clock may step; the stale-lease
+            // shortcut must not trust the latter (see
+            // `with_trusted_store_clock`).
+            trusted_clock: false,
         })
     }
 
@@ -358,7 +380,39 @@ impl ObjectStoreLease {
             options: StoreOptions::default(),
             s3_delete: None,
             conditional_delete: false,
+            // `InMemory` stamps objects with the system clock, which NTP
+            // can step.
+            trusted_clock: false,
         }
+    }
+
+    /// Sets whether the store's timestamps may be compared with each other
+    /// ([`Capabilities::trusted_clock`]), which lets a worker that starts
+    /// take a stale lease at once, judging its age by the store's clock
+    /// (the stale-lease shortcut).
+    ///
+    /// [`ObjectStoreLease::new`] leaves it off: it cannot tell AWS S3 from
+    /// MinIO, R2, Ceph or moto behind the same API, and a self-hosted
+    /// server whose clock steps by a few seconds makes a live lease look
+    /// old, so a starting worker would take it while its leader still
+    /// leads. Turn it on only for AWS S3, GCS or Azure Blob Storage
+    /// themselves, or for a server whose clock you know is slewed, never
+    /// stepped. [`open`](crate::open) decides this from the URL (its
+    /// `trust_store_clock` option is the same switch).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use coordinator_store::{LeaseStore, ObjectStoreLease};
+    ///
+    /// let store = ObjectStoreLease::in_memory();
+    /// assert!(!store.capabilities().trusted_clock);
+    /// let store = store.with_trusted_store_clock(true);
+    /// assert!(store.capabilities().trusted_clock);
+    /// ```
+    pub fn with_trusted_store_clock(mut self, trusted: bool) -> Self {
+        self.trusted_clock = trusted;
+        self
     }
 
     /// Which service this store talks to.
@@ -597,7 +651,7 @@ impl LeaseStore for ObjectStoreLease {
         Capabilities {
             conditional_delete: self.conditional_delete,
             conditional_get: true,
-            trusted_clock: self.backend.trusted_clock(),
+            trusted_clock: self.trusted_clock,
         }
     }
 

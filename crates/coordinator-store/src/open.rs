@@ -18,9 +18,9 @@
 
 use std::sync::Arc;
 
-use object_store::aws::AmazonS3Builder;
-use object_store::azure::MicrosoftAzureBuilder;
-use object_store::gcp::GoogleCloudStorageBuilder;
+use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
+use object_store::azure::{AzureConfigKey, MicrosoftAzureBuilder};
+use object_store::gcp::{GoogleCloudStorageBuilder, GoogleConfigKey};
 use object_store::ObjectStore;
 use url::Url;
 
@@ -31,6 +31,14 @@ use crate::{LeaseStore, LocalDirStore, MemoryStore, StoreError};
 /// The URL forms [`open`] accepts, for error messages.
 const VALID_FORMS: &str = "s3://bucket/prefix[?endpoint=URL&region=REGION], gs://bucket/prefix, \
                            az://container/prefix[?endpoint=URL], file:///absolute/dir, memory://";
+
+/// The URL option of `s3://`, `gs://` and `az://` that overrides whether
+/// the store's clock is trusted (see [`open`]).
+const TRUST_STORE_CLOCK: &str = "trust_store_clock";
+
+/// The URL option of `file://` that lets a directory on a network, cluster
+/// or FUSE file system be used (see [`open`]).
+const ALLOW_NETWORK_FILESYSTEM: &str = "allow_network_filesystem";
 
 /// The backend name in errors about a URL whose scheme is not known.
 const UNKNOWN: &str = "unknown";
@@ -58,13 +66,48 @@ const UNKNOWN: &str = "unknown";
 /// and the URL only, not from `object_store`'s client variables such as
 /// `AWS_ALLOW_HTTP`.
 ///
+/// # Store clocks: `trust_store_clock`
+///
+/// [`Capabilities::trusted_clock`](crate::Capabilities::trusted_clock)
+/// lets a worker that starts take a stale lease at once, judging its age by
+/// the store's timestamps. It is true only for AWS S3, GCS and Azure Blob
+/// Storage themselves: an `s3://` or `az://` URL without `endpoint=`, a
+/// `gs://` URL, and no endpoint or emulator set in the environment either
+/// (`AWS_ENDPOINT`, `AWS_ENDPOINT_URL`, `AWS_ENDPOINT_URL_S3`,
+/// `GOOGLE_BASE_URL`, `AZURE_STORAGE_USE_EMULATOR`, `AZURE_ENDPOINT`,
+/// `AZURE_USE_FABRIC_ENDPOINT`, …). Any other server (MinIO, R2, Ceph,
+/// moto, Azurite, a GCS emulator) is not trusted: if its clock steps by a
+/// few seconds, a live lease looks stale and a starting worker takes it
+/// while its leader still leads. Workers then wait a full lease timeout of
+/// their own clock instead, which is always safe.
+///
+/// Add `trust_store_clock=true` to the URL (`s3://bucket/prefix?endpoint=…&trust_store_clock=true`)
+/// only for a server whose clock you know is slewed, never stepped (NTP
+/// with stepping disabled, say). `trust_store_clock=false` turns the
+/// shortcut off for a cloud service too. Any other value is refused.
+///
+/// # Local directories: `allow_network_filesystem`
+///
+/// `file:///dir` is refused if the directory (or, before it exists, its
+/// nearest existing parent) is on a network, cluster or FUSE file system
+/// (NFS, SMB/CIFS, CephFS, AFS, 9P, GFS2, OCFS2, Lustre, any FUSE mount,
+/// …; detected on Linux by `statfs`, not detected elsewhere): their locks
+/// may not be honoured, or only per client, so a compare-and-swap can let
+/// two writers win. Use a local disk or an object store. If you have
+/// verified that the file system honours `flock` between every process
+/// and machine that uses the directory, write
+/// `file:///dir?allow_network_filesystem=true`
+/// ([`LocalDirStore::with_network_filesystem_allowed`]).
+///
 /// # Errors
 ///
 /// * [`StoreError::Misconfigured`] for a malformed URL, an unknown scheme, a
 ///   relative `file:` path, a missing bucket name, unknown query
-///   parameters, missing credentials, a bucket that does not exist,
-///   refused credentials, or a backend that silently overwrites conditional
-///   writes. The message says what to fix.
+///   parameters, a `trust_store_clock` or `allow_network_filesystem` that
+///   is neither `true` nor `false`, missing credentials, a bucket that does
+///   not exist, refused credentials, a local directory on a network file
+///   system, or a backend that silently overwrites conditional writes. The
+///   message says what to fix.
 /// * Whatever the probe's requests fail with otherwise (say
 ///   [`StoreError::Unavailable`] when nothing answers at the endpoint).
 ///
@@ -129,7 +172,8 @@ pub async fn open_with(
 /// # Errors
 ///
 /// [`StoreError::Misconfigured`] for the URL problems [`open`] lists (not
-/// those only a request can find: a missing bucket, refused credentials).
+/// those only a request can find: a missing bucket, refused credentials),
+/// a local directory on a network file system included.
 ///
 /// # Cancel safety
 ///
@@ -335,6 +379,95 @@ fn check_endpoint(raw: &str, backend: &'static str, endpoint: &str) -> Result<bo
     }
 }
 
+/// Reads a `true`/`false` URL option; anything else is refused with a
+/// message that says what to write (`what` says what `true` does).
+fn flag(
+    raw: &str,
+    backend: &'static str,
+    name: &str,
+    value: &str,
+    what: &str,
+) -> Result<bool, StoreError> {
+    match value {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        _ => Err(misconfigured(
+            backend,
+            format!(
+                "`{name}={value}` in the store URL `{raw}`: the value must be `true` or \
+                 `false`; write `{name}=true` {what}, or leave it out"
+            ),
+        )),
+    }
+}
+
+/// What `trust_store_clock=true` does, for [`flag`]'s error.
+const TRUST_STORE_CLOCK_WHAT: &str = "to let a starting worker judge a lease's age by this \
+    store's timestamps (only for a server whose clock is never stepped)";
+
+/// Whether a store's clock is trusted: the URL's `trust_store_clock` if
+/// given, else `cloud` (the store is the cloud service itself).
+fn store_clock_trusted(
+    raw: &str,
+    backend: &'static str,
+    params: &[(String, String)],
+    cloud: bool,
+) -> Result<bool, StoreError> {
+    let mut trusted = cloud;
+    for (name, value) in params {
+        if name == TRUST_STORE_CLOCK {
+            trusted = flag(raw, backend, name, value, TRUST_STORE_CLOCK_WHAT)?;
+        }
+    }
+    Ok(trusted)
+}
+
+/// True if an S3 builder reaches AWS S3 itself: no endpoint from the URL
+/// or the environment (`AWS_ENDPOINT`, `AWS_ENDPOINT_URL`,
+/// `AWS_ENDPOINT_URL_S3`), no plain HTTP. Any endpoint counts as custom,
+/// even an `amazonaws.com` one: telling them apart is not worth a
+/// mistake, and `trust_store_clock=true` says it.
+fn is_aws_s3(builder: &AmazonS3Builder, allow_http: bool) -> bool {
+    !allow_http
+        && builder
+            .get_config_value(&AmazonS3ConfigKey::Endpoint)
+            .is_none()
+        && builder
+            .get_config_value(&AmazonS3ConfigKey::S3Endpoint)
+            .is_none()
+}
+
+/// True if a GCS builder reaches Google Cloud Storage itself: no base URL
+/// (an emulator such as fake-gcs-server, set by `GOOGLE_BASE_URL`).
+fn is_google_cloud_storage(builder: &GoogleCloudStorageBuilder) -> bool {
+    builder
+        .get_config_value(&GoogleConfigKey::BaseUrl)
+        .is_none()
+}
+
+/// True if an Azure builder reaches Azure Blob Storage itself: no
+/// emulator (Azurite, `AZURE_STORAGE_USE_EMULATOR`), no endpoint from the
+/// URL or the environment, not the Fabric (OneLake) endpoint, no plain
+/// HTTP.
+fn is_azure_blob_storage(builder: &MicrosoftAzureBuilder, allow_http: bool) -> bool {
+    // object_store's spellings of false; any other value (even one it will
+    // refuse to parse) does not prove the emulator is off.
+    let off = |key: AzureConfigKey| {
+        builder.get_config_value(&key).is_none_or(|value| {
+            matches!(
+                value.to_ascii_lowercase().as_str(),
+                "0" | "false" | "off" | "no" | "n"
+            )
+        })
+    };
+    !allow_http
+        && off(AzureConfigKey::UseEmulator)
+        && off(AzureConfigKey::UseFabricEndpoint)
+        && builder
+            .get_config_value(&AzureConfigKey::Endpoint)
+            .is_none()
+}
+
 /// True if the environment gives AWS credentials that need no instance
 /// metadata service.
 fn aws_credentials_in_env() -> bool {
@@ -350,7 +483,12 @@ fn aws_credentials_in_env() -> bool {
 
 fn s3(raw: &str, parsed: &Parsed, options: StoreOptions) -> Result<ObjectStoreLease, StoreError> {
     const BACKEND: &str = "s3";
-    let params = allow_params(raw, parsed, BACKEND, &["endpoint", "region"])?;
+    let params = allow_params(
+        raw,
+        parsed,
+        BACKEND,
+        &["endpoint", "region", TRUST_STORE_CLOCK],
+    )?;
     let bucket = bucket(raw, parsed, BACKEND, "bucket")?;
     let mut builder = AmazonS3Builder::from_env()
         .with_bucket_name(&bucket)
@@ -377,6 +515,7 @@ fn s3(raw: &str, parsed: &Parsed, options: StoreOptions) -> Result<ObjectStoreLe
             _ => {}
         }
     }
+    let trusted = store_clock_trusted(raw, BACKEND, &params, is_aws_s3(&builder, allow_http))?;
     // One set of client options for the store and for the client that
     // sends its conditional deletes: same timeouts, same plain-HTTP rule.
     let client_options = options.client_options().with_allow_http(allow_http);
@@ -390,21 +529,29 @@ fn s3(raw: &str, parsed: &Parsed, options: StoreOptions) -> Result<ObjectStoreLe
         bucket,
         parsed,
         options,
+        trusted,
     )?
     .with_s3_conditional_delete(store, &client_options)
 }
 
 fn gcs(raw: &str, parsed: &Parsed, options: StoreOptions) -> Result<ObjectStoreLease, StoreError> {
     const BACKEND: &str = "gcs";
-    allow_params(raw, parsed, BACKEND, &[])?;
+    let params = allow_params(raw, parsed, BACKEND, &[TRUST_STORE_CLOCK])?;
     let bucket = bucket(raw, parsed, BACKEND, "bucket")?;
-    let store = GoogleCloudStorageBuilder::from_env()
+    let builder = GoogleCloudStorageBuilder::from_env()
         .with_bucket_name(&bucket)
         .with_client_options(options.client_options())
-        .with_retry(options.retry_config())
-        .build()
-        .map_err(|e| build_error(BACKEND, raw, e))?;
-    lease(Arc::new(store), ObjectBackend::Gcs, bucket, parsed, options)
+        .with_retry(options.retry_config());
+    let trusted = store_clock_trusted(raw, BACKEND, &params, is_google_cloud_storage(&builder))?;
+    let store = builder.build().map_err(|e| build_error(BACKEND, raw, e))?;
+    lease(
+        Arc::new(store),
+        ObjectBackend::Gcs,
+        bucket,
+        parsed,
+        options,
+        trusted,
+    )
 }
 
 fn azure(
@@ -413,18 +560,27 @@ fn azure(
     options: StoreOptions,
 ) -> Result<ObjectStoreLease, StoreError> {
     const BACKEND: &str = "azure";
-    let params = allow_params(raw, parsed, BACKEND, &["endpoint"])?;
+    let params = allow_params(raw, parsed, BACKEND, &["endpoint", TRUST_STORE_CLOCK])?;
     let container = bucket(raw, parsed, BACKEND, "container")?;
     let mut builder = MicrosoftAzureBuilder::from_env()
         .with_container_name(&container)
         .with_client_options(options.client_options())
         .with_retry(options.retry_config());
+    let mut allow_http = false;
     for (name, value) in &params {
         if name == "endpoint" {
-            let http = check_endpoint(raw, BACKEND, value)?;
-            builder = builder.with_endpoint(value.clone()).with_allow_http(http);
+            allow_http = check_endpoint(raw, BACKEND, value)?;
+            builder = builder
+                .with_endpoint(value.clone())
+                .with_allow_http(allow_http);
         }
     }
+    let trusted = store_clock_trusted(
+        raw,
+        BACKEND,
+        &params,
+        is_azure_blob_storage(&builder, allow_http),
+    )?;
     let store = builder.build().map_err(|e| {
         misconfigured(
             BACKEND,
@@ -440,6 +596,7 @@ fn azure(
         container,
         parsed,
         options,
+        trusted,
     )
 }
 
@@ -449,14 +606,31 @@ fn lease(
     bucket: String,
     parsed: &Parsed,
     options: StoreOptions,
+    trusted_clock: bool,
 ) -> Result<ObjectStoreLease, StoreError> {
     let location = format!("{}://{}/{}", parsed.scheme, bucket, parsed.prefix);
-    ObjectStoreLease::new(store, backend, bucket, location, &parsed.prefix, options)
+    Ok(
+        ObjectStoreLease::new(store, backend, bucket, location, &parsed.prefix, options)?
+            .with_trusted_store_clock(trusted_clock),
+    )
 }
 
 fn local(raw: &str, parsed: &Parsed) -> Result<LocalDirStore, StoreError> {
     const BACKEND: &str = "local";
-    allow_params(raw, parsed, BACKEND, &[])?;
+    let params = allow_params(raw, parsed, BACKEND, &[ALLOW_NETWORK_FILESYSTEM])?;
+    let mut allow_network_filesystem = false;
+    for (name, value) in &params {
+        if name == ALLOW_NETWORK_FILESYSTEM {
+            allow_network_filesystem = flag(
+                raw,
+                BACKEND,
+                name,
+                value,
+                "only if you have verified that this file system honours flock locks between \
+                 every process and machine that uses the directory",
+            )?;
+        }
+    }
     let absolute = raw.starts_with("file:///") || raw.starts_with("file://localhost/");
     let dir = match parsed.url.to_file_path() {
         Ok(dir) if absolute => dir,
@@ -470,7 +644,11 @@ fn local(raw: &str, parsed: &Parsed) -> Result<LocalDirStore, StoreError> {
             ))
         }
     };
-    Ok(LocalDirStore::new(dir))
+    let store = LocalDirStore::new(dir).with_network_filesystem_allowed(allow_network_filesystem);
+    // Refused here, before any request, so that `open_unprobed` refuses
+    // too; the store checks again when it first takes a lock.
+    store.check_filesystem()?;
+    Ok(store)
 }
 
 #[cfg(test)]
@@ -566,9 +744,147 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(store.backend(), "s3");
-        assert!(store.capabilities().trusted_clock);
+        // AWS S3 itself, unless this environment points S3 elsewhere
+        // (tests/store_clock.rs checks both in a controlled environment).
+        let endpoint_in_env = ["AWS_ENDPOINT", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"]
+            .iter()
+            .any(|name| std::env::var_os(name).is_some());
+        assert_eq!(store.capabilities().trusted_clock, !endpoint_in_env);
         assert!(!store.capabilities().conditional_delete);
         assert!(format!("{store:?}").contains("s3://my-bucket/some/prefix"));
+
+        let store = open_unprobed("s3://my-bucket/p?region=eu-west-1&trust_store_clock=false")
+            .await
+            .unwrap();
+        assert!(!store.capabilities().trusted_clock, "the opt-out holds");
+    }
+
+    #[tokio::test]
+    async fn override_values_other_than_true_or_false_are_refused() {
+        for (url, backend, name) in [
+            (
+                "s3://bucket/p?trust_store_clock=yes",
+                "s3",
+                "trust_store_clock",
+            ),
+            (
+                "gs://bucket/p?trust_store_clock=1",
+                "gcs",
+                "trust_store_clock",
+            ),
+            (
+                "az://container/p?trust_store_clock=",
+                "azure",
+                "trust_store_clock",
+            ),
+            (
+                "file:///var/lib/coordinator?allow_network_filesystem=TRUE",
+                "local",
+                "allow_network_filesystem",
+            ),
+        ] {
+            let (b, m) = message(url).await;
+            assert_eq!(b, backend, "{url}");
+            assert!(
+                m.contains("must be `true` or `false`") && m.contains(&format!("`{name}=true`")),
+                "{url}: {m}"
+            );
+        }
+        // The options belong to their schemes only.
+        let (_, m) = message("memory://?trust_store_clock=true").await;
+        assert!(m.contains("unknown parameter `trust_store_clock`"), "{m}");
+        let (_, m) = message("s3://bucket/p?allow_network_filesystem=true").await;
+        assert!(
+            m.contains("unknown parameter `allow_network_filesystem`")
+                && m.contains("trust_store_clock"),
+            "lists the valid ones: {m}"
+        );
+    }
+
+    /// Which builders reach the cloud services themselves, as the
+    /// environment or the URL may configure them (no environment read).
+    #[test]
+    fn only_the_cloud_services_themselves_are_trusted_by_default() {
+        let s3 = AmazonS3Builder::new;
+        assert!(is_aws_s3(&s3(), false), "AWS S3");
+        assert!(!is_aws_s3(&s3(), true), "plain HTTP");
+        assert!(
+            !is_aws_s3(&s3().with_endpoint("http://127.0.0.1:9000"), true),
+            "MinIO, moto"
+        );
+        assert!(
+            !is_aws_s3(
+                &s3().with_endpoint("https://acct.r2.cloudflarestorage.com"),
+                false
+            ),
+            "R2"
+        );
+        assert!(
+            !is_aws_s3(
+                &s3().with_config(AmazonS3ConfigKey::S3Endpoint, "https://ceph.example"),
+                false
+            ),
+            "AWS_ENDPOINT_URL_S3"
+        );
+
+        let gcs = GoogleCloudStorageBuilder::new;
+        assert!(is_google_cloud_storage(&gcs()), "GCS");
+        assert!(
+            !is_google_cloud_storage(
+                &gcs().with_config(GoogleConfigKey::BaseUrl, "http://127.0.0.1:4443")
+            ),
+            "fake-gcs-server (GOOGLE_BASE_URL)"
+        );
+
+        let azure = MicrosoftAzureBuilder::new;
+        assert!(is_azure_blob_storage(&azure(), false), "Azure");
+        assert!(
+            is_azure_blob_storage(
+                &azure().with_config(AzureConfigKey::UseEmulator, "false"),
+                false
+            ),
+            "emulator explicitly off"
+        );
+        assert!(
+            !is_azure_blob_storage(&azure().with_use_emulator(true), false),
+            "Azurite"
+        );
+        assert!(
+            !is_azure_blob_storage(
+                &azure().with_config(AzureConfigKey::UseEmulator, "1"),
+                false
+            ),
+            "Azurite (AZURE_STORAGE_USE_EMULATOR=1)"
+        );
+        assert!(
+            !is_azure_blob_storage(
+                &azure().with_endpoint("http://127.0.0.1:10000/devstoreaccount1".to_owned()),
+                true
+            ),
+            "Azurite by endpoint"
+        );
+        assert!(
+            !is_azure_blob_storage(
+                &azure().with_config(AzureConfigKey::UseFabricEndpoint, "true"),
+                false
+            ),
+            "Fabric"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_local_directory_opens_with_the_network_filesystem_override() {
+        // tmp is a local file system: accepted with and without it.
+        let dir = tempfile::tempdir().unwrap();
+        for query in [
+            "",
+            "?allow_network_filesystem=false",
+            "?allow_network_filesystem=true",
+        ] {
+            let url = format!("file://{}{query}", dir.path().display());
+            let store = open(&url).await.unwrap_or_else(|e| panic!("{url}: {e}"));
+            assert_eq!(store.backend(), "local");
+        }
     }
 
     #[test]

@@ -105,8 +105,12 @@ pub struct Capabilities {
     /// conditional request (an unchanged object transfers no body).
     pub conditional_get: bool,
     /// The store's timestamps come from a clock that can be compared with
-    /// itself across objects (S3, GCS, Azure). A local directory's clock can
-    /// be stepped by NTP, so it does not qualify.
+    /// itself across objects, because it is never stepped: AWS S3, GCS and
+    /// Azure themselves, and the memory store's monotonic clock. A local
+    /// directory's clock and a self-hosted S3-compatible server's (MinIO,
+    /// Ceph, moto) can be stepped by NTP or an operator, so they do not
+    /// qualify unless the user says so by name (`trust_store_clock=true`,
+    /// see [`open`](crate::open)).
     pub trusted_clock: bool,
 }
 

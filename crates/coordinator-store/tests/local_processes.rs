@@ -70,6 +70,7 @@ fn child_process_entry() {
     match mode.as_str() {
         "cas" | "create" => race_child(&store, &mode, &var),
         "writer" => writer_child(&store),
+        "putter" => putter_child(&store),
         other => panic!("unknown child mode {other}"),
     }
 }
@@ -129,6 +130,20 @@ fn writer_child(store: &LocalDirStore) {
         result.unwrap();
     }
 }
+
+/// Puts one key with 256 KiB bodies as fast as it can until killed (or for
+/// 20 s at most): most of its time is spent holding the key's lock.
+fn putter_child(store: &LocalDirStore) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut counter: u64 = 0;
+    while Instant::now() < deadline {
+        counter += 1;
+        block_on(store.put(STOPPED_KEY, crash_body(counter))).unwrap();
+    }
+}
+
+/// The key of `a_stopped_lock_holder_is_named_by_pid`.
+const STOPPED_KEY: &str = "stopped/state.json";
 
 /// A body that can be checked for completeness: a header with the counter,
 /// then 256 KiB of one byte derived from it.
@@ -345,4 +360,74 @@ fn a_writer_killed_mid_write_leaves_a_whole_value() {
         .file_name()
         .to_string_lossy()
         .starts_with(".tmp.")));
+}
+
+/// A process stopped (SIGSTOP) while it holds a key's lock blocks that key
+/// for as long as it stays stopped; a writer that times out waiting gets
+/// an error naming the stopped process's pid.
+#[cfg(unix)]
+#[test]
+fn a_stopped_lock_holder_is_named_by_pid() {
+    use rustix::process::{kill_process, Pid, Signal};
+
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("store");
+    let store = LocalDirStore::new(root.clone()).with_lock_timeout(Duration::from_millis(300));
+    /// Kills the child even if an assertion fails while it is stopped (a
+    /// stopped child would otherwise outlive the test).
+    struct Killed(Child);
+    impl Drop for Killed {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let child = Killed(spawn_child(
+        "putter",
+        &[("COORD_LOCAL_ROOT", root.display().to_string())],
+    ));
+    let pid = child.0.id();
+    let raw = Pid::from_raw(i32::try_from(pid).unwrap()).unwrap();
+    let waited = Instant::now();
+    while block_on(store.get(STOPPED_KEY)).unwrap().is_none() {
+        assert!(
+            waited.elapsed() < Duration::from_secs(15),
+            "the putter made no progress"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // Stop it at random moments until one finds it holding the lock (it
+    // holds it most of the time); a stop outside the lock lets our put
+    // through, which the putter does not mind.
+    let mut named = None;
+    for _ in 0..50 {
+        kill_process(raw, Signal::STOP).unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+        let outcome = block_on(store.put(STOPPED_KEY, "parent".into()));
+        kill_process(raw, Signal::CONT).unwrap();
+        match outcome {
+            Ok(_) => {}
+            Err(e @ StoreError::Unavailable { .. }) => {
+                let text = e.to_string();
+                // Stopped between taking the lock and recording its pid,
+                // the file still names the previous holder (a hint, as
+                // documented): try again.
+                if text.contains(&format!("process {pid} ")) {
+                    named = Some(text);
+                    break;
+                }
+            }
+            Err(e) => panic!("unexpected error: {e}"),
+        }
+        std::thread::sleep(Duration::from_millis(3));
+    }
+    drop(child);
+    let text = named.expect("50 stops never caught the putter holding its lock");
+    assert!(
+        text.contains(&format!("is process {pid} stopped?")),
+        "{text}"
+    );
+    assert!(text.contains(&format!("kill -CONT {pid}")), "{text}");
+    // Resumed and gone, it blocks nobody.
+    block_on(store.put(STOPPED_KEY, "after".into())).unwrap();
 }
