@@ -26,6 +26,7 @@ pub const DATA_PREFIX: &str = "plg_coordinator_data";
 pub struct Keys {
     base: String,
     data: String,
+    marker: String,
 }
 
 impl Keys {
@@ -40,6 +41,7 @@ impl Keys {
         Self {
             base: format!("{GLOBAL_PREFIX}/{namespace}"),
             data: format!("{DATA_PREFIX}/{namespace}/"),
+            marker: format!("{DATA_PREFIX}/{namespace}/.elections/global.json"),
         }
     }
 
@@ -49,6 +51,7 @@ impl Keys {
         Self {
             base: format!("{PLUGIN_PREFIX}/{plugin}/{namespace}"),
             data: format!("{DATA_PREFIX}/{namespace}/"),
+            marker: format!("{DATA_PREFIX}/{namespace}/.elections/plugin.{plugin}.json"),
         }
     }
 
@@ -66,6 +69,14 @@ impl Keys {
     /// namespace, shared by both modes (with the slash).
     pub fn data_prefix(&self) -> &str {
         &self.data
+    }
+
+    /// `plg_coordinator_data/<namespace>/.elections/<election>.json`: a
+    /// copy of this election's epoch mark kept beside the plugins' data, so
+    /// that deleting the election's own prefix does not make a used
+    /// namespace look new. The leader rewrites it with `metadata.json`.
+    pub fn election_marker(&self) -> &str {
+        &self.marker
     }
 
     /// `…/state.json`, the lease.
@@ -127,6 +138,14 @@ mod tests {
         assert_eq!(
             plugin.lease(),
             "plg_coordinator_plugin/queue/orders/state.json"
+        );
+        assert_eq!(
+            keys.election_marker(),
+            "plg_coordinator_data/orders/.elections/global.json"
+        );
+        assert_eq!(
+            plugin.election_marker(),
+            "plg_coordinator_data/orders/.elections/plugin.queue.json"
         );
     }
 }

@@ -210,7 +210,9 @@ fn a_new_namespace_is_still_created_at_once_by_workers_starting_together() {
 }
 
 #[test]
-fn plugin_data_alone_is_a_trace_of_earlier_use() {
+fn plugin_data_written_before_any_worker_starts_is_no_trace() {
+    // Clients enqueue messages and add jobs before the first worker runs:
+    // the namespace is still new, and its first leader is elected at once.
     let mut c = Cluster::new(fast_config(), &[], 61);
     put_raw(
         &mut c,
@@ -218,10 +220,34 @@ fn plugin_data_alone_is_a_trace_of_earlier_use() {
         b"{}",
     );
     c.add_node(fast_config(), 0, 1.0, 61);
+    let took = c.run_until_leader(3_000).expect("leads");
+    assert!(took <= 200, "took {took} ms");
+    c.assert_no_violations();
+}
+
+#[test]
+fn the_election_marker_outlives_a_deleted_election_prefix() {
+    // Everything under the election's prefix is deleted (heartbeats too)
+    // while its leader is cut off; the marker beside the plugins' data
+    // still says the namespace was used, and which epochs it issued.
+    let mut c = Cluster::new(fast_config(), &[1.0], 62);
     c.run_for(3_000);
-    assert!(c.leader_now().is_none(), "created over plugin data at once");
+    let leader = c.leader_now().expect("leads");
+    let epoch = c.register.lease(NS).unwrap().epoch;
+    let marker = format!("{DATA_PREFIX}/{NS}/.elections/global.json");
+    let record: MetadataRecord = decode("m", &c.register.objects[&marker].body).unwrap();
+    assert!(record.epoch_high_water > epoch);
+    run_until_renewed(&mut c);
+    cut_off(&mut c, leader);
+    c.register
+        .objects
+        .retain(|k, _| !k.starts_with("plg_coordinator_global/"));
+    let fresh = c.add_node(fast_config(), 5, 1.0, 63);
+    c.run_for(2_000);
+    assert!(c.leader_now().is_none(), "recreated at once");
     c.run_for(fast_config().recovery_wait.as_millis() as u64);
-    assert_eq!(c.leader_now(), Some(0));
+    assert_eq!(c.leader_now(), Some(fresh));
+    assert!(c.register.lease(NS).unwrap().epoch > record.epoch_high_water);
     c.assert_no_violations();
 }
 

@@ -90,6 +90,7 @@ impl Machine {
             if let Some(term) = self.term.as_mut() {
                 term.reserved_for_successor = high_water;
             }
+            self.write_marker();
             return;
         }
         let next = (epoch + 1).max(self.metadata.high_water);
@@ -161,6 +162,73 @@ impl Machine {
         }
     }
 
+    /// Copies the mark into the election's marker beside the plugins' data
+    /// (create-if-absent or compare-and-swap, like all shared state), after
+    /// every reservation of the leader and every refresh.
+    fn write_marker(&mut self) {
+        if self.term.is_none() || self.marker.in_flight || self.marker.conflicts >= 3 {
+            return;
+        }
+        let key = self.keys.election_marker().to_owned();
+        self.marker.in_flight = true;
+        if !self.marker.known {
+            self.send(
+                Request::Get {
+                    key,
+                    if_changed: None,
+                },
+                Purpose::ReadMarker,
+            );
+            return;
+        }
+        let mark = self.metadata.high_water.max(self.marker.mark);
+        let body = encode(&self.metadata_record(mark));
+        let request = match self.marker.version.clone() {
+            Some(expected) => Request::CompareAndSwap {
+                key,
+                expected,
+                body,
+            },
+            None => Request::Create { key, body },
+        };
+        self.send(request, Purpose::WriteMarker);
+    }
+
+    pub(super) fn on_marker_read(&mut self, response: Response) {
+        self.marker.in_flight = false;
+        match response {
+            Response::Object { body, version, .. } => {
+                let mark = MetadataRecord::high_water_of_any_format(&body).unwrap_or(0);
+                self.marker.mark = self.marker.mark.max(mark);
+                self.metadata.highest_reserved = self.metadata.highest_reserved.max(mark);
+                self.marker.version = Some(version);
+            }
+            Response::Absent => self.marker.version = None,
+            // Written again at the next refresh.
+            _ => return,
+        }
+        self.marker.known = true;
+        self.write_marker();
+    }
+
+    pub(super) fn on_marker_written(&mut self, response: Response) {
+        self.marker.in_flight = false;
+        match response {
+            Response::Written { version, .. } => {
+                self.marker.version = Some(version);
+                self.marker.mark = self.marker.mark.max(self.metadata.high_water);
+                self.marker.conflicts = 0;
+            }
+            Response::Conflict | Response::AlreadyExists => {
+                self.marker.known = false;
+                self.marker.conflicts += 1;
+                self.write_marker();
+            }
+            // Unknown outcome: read it again before the next write.
+            _ => self.marker.known = false,
+        }
+    }
+
     /// The leader rewrites `metadata.json` now and then, so that an
     /// age-based lifecycle rule never finds it the oldest object of a
     /// namespace in use.
@@ -182,6 +250,8 @@ impl Machine {
                 let longest = self.longest_wait_to_record();
                 self.metadata.wrote(version, epoch, longest);
                 self.metadata_refresh_due = false;
+                self.marker.conflicts = 0;
+                self.write_marker();
                 if let Some(term) = self.term.as_mut() {
                     if term.epoch < epoch {
                         term.reserved_for_successor = epoch;

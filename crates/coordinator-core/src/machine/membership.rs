@@ -62,6 +62,22 @@ pub(super) struct MetadataState {
     pub(super) foreign: bool,
 }
 
+/// The leader's copy of the epoch mark beside the plugins' data (see
+/// [`Keys::election_marker`](crate::Keys::election_marker)).
+#[derive(Clone, Debug, Default)]
+pub(super) struct MarkerState {
+    /// The version last read or written; `None` with `known` when absent.
+    pub(super) version: Option<Version>,
+    /// `version` reflects the store (read or written since the last conflict).
+    pub(super) known: bool,
+    /// The highest mark found in it.
+    pub(super) mark: u64,
+    pub(super) in_flight: bool,
+    /// Conflicts in a row: a leader that keeps losing stops until the next
+    /// refresh rather than loop.
+    pub(super) conflicts: u8,
+}
+
 impl MetadataState {
     /// The object is gone (or not ours): nothing on record.
     pub(super) fn forget(&mut self) {

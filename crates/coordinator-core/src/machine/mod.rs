@@ -21,7 +21,7 @@ use crate::records::LeaseRecord;
 use crate::rng::SplitMix64;
 use crate::time::{duration_millis, Instant};
 
-use self::membership::{Membership, MetadataState};
+use self::membership::{MarkerState, Membership, MetadataState};
 use self::recovery::{Survey, SurveyStep};
 use self::timers::{Timer, Timers};
 
@@ -194,6 +194,10 @@ enum Purpose {
     ReserveNextWrite {
         epoch: u64,
     },
+    /// The leader reading the election's marker before rewriting it.
+    ReadMarker,
+    /// The leader copying the mark into the election's marker.
+    WriteMarker,
     DeleteOwnHeartbeat,
 }
 
@@ -260,6 +264,7 @@ pub struct Machine {
     own_release_nonce: Option<u64>,
     /// A refresh of `metadata.json` is due (see `Timer::RefreshMetadata`).
     metadata_refresh_due: bool,
+    marker: MarkerState,
     mutations: u8,
     reported_problems: Vec<String>,
     reported_duplicates: Vec<u64>,
@@ -331,6 +336,7 @@ impl Machine {
             traces_seen: false,
             own_release_nonce: None,
             metadata_refresh_due: false,
+            marker: MarkerState::default(),
             mutations: 0,
             reported_problems: Vec::new(),
             reported_duplicates: Vec::new(),
@@ -495,6 +501,8 @@ impl Machine {
             } => self.on_reserve_written(expected, epoch, sent, response, now),
             Purpose::ReserveNextRead => self.on_reserve_next_read(response),
             Purpose::ReserveNextWrite { epoch } => self.on_reserve_next_written(epoch, response),
+            Purpose::ReadMarker => self.on_marker_read(response),
+            Purpose::WriteMarker => self.on_marker_written(response),
             Purpose::DeleteOwnHeartbeat => {}
         }
         self.advance_stop(now);

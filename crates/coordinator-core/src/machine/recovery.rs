@@ -12,15 +12,19 @@
 //! [`Config::recovery_wait`](crate::Config::recovery_wait).
 //!
 //! When `metadata.json` is gone too, one survey tells a new namespace from
-//! a wiped one: a LIST of the election's prefix (heartbeats, the roster),
-//! a LIST of the plugins' data, and a GET of the roster and of each other
-//! worker's heartbeat, which carry the epochs their writers saw.
+//! a wiped one: a LIST of the election's prefix (heartbeats, the roster), a
+//! GET of the election's marker beside the plugins' data (a copy of the
+//! epoch mark the leader keeps outside the election's prefix), and a GET of
+//! the roster and of each other worker's heartbeat, which carry the epochs
+//! their writers saw. Plugin data alone is not a trace: clients write
+//! messages and jobs before any worker starts, and a new namespace must not
+//! wait for that.
 
 use std::time::Duration;
 
 use super::{LeaseContent, Machine, Phase, Purpose};
 use crate::action::{Listed, Request, Response};
-use crate::records::{decode, HeartbeatRecord, RosterRecord};
+use crate::records::{decode, HeartbeatRecord, MetadataRecord, RosterRecord};
 use crate::time::Instant;
 
 /// At most this many heartbeats are read by one survey; a namespace with
@@ -43,8 +47,8 @@ pub(super) struct Survey {
 pub(super) enum SurveyStep {
     /// The LIST of the election's own prefix.
     ListElection,
-    /// The LIST of the plugins' data of the namespace.
-    ListData,
+    /// The GET of this election's marker beside the plugins' data.
+    ReadMarker,
     /// A GET of the roster or of another worker's heartbeat.
     Read { key: String },
 }
@@ -128,12 +132,15 @@ impl Machine {
                 step: SurveyStep::ListElection,
             },
         );
-        let prefix = self.keys.data_prefix().to_owned();
+        let key = self.keys.election_marker().to_owned();
         self.send(
-            Request::List { prefix },
+            Request::Get {
+                key,
+                if_changed: None,
+            },
             Purpose::Survey {
                 survey: id,
-                step: SurveyStep::ListData,
+                step: SurveyStep::ReadMarker,
             },
         );
     }
@@ -158,8 +165,17 @@ impl Machine {
         }
         match (step, response) {
             (SurveyStep::ListElection, Response::Listed(entries)) => self.survey_listing(entries),
-            (SurveyStep::ListData, Response::Listed(entries)) if !entries.is_empty() => {
-                self.note_trace(0, 0)
+            (SurveyStep::ReadMarker, Response::Object { body, .. }) => {
+                let key = self.keys.election_marker().to_owned();
+                match decode::<MetadataRecord>(&key, &body) {
+                    Ok(marker) => {
+                        self.note_trace(marker.epoch_high_water, marker.longest_takeover_wait_ms)
+                    }
+                    Err(_) => self.note_trace(
+                        MetadataRecord::high_water_of_any_format(&body).unwrap_or(0),
+                        0,
+                    ),
+                }
             }
             (SurveyStep::Read { key }, Response::Object { body, .. }) => {
                 self.survey_record(&key, &body)
