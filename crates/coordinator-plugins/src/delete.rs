@@ -26,7 +26,7 @@
 use bytes::Bytes;
 use coordinator_store::{LeaseStore, StoreError, Version};
 
-use crate::swap::{self, Swapped};
+use crate::swap::{self, Attempts, Swapped};
 
 /// How a [`retire`] or [`delete_write_once`] ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -55,9 +55,13 @@ pub(crate) async fn delete_write_once(
 }
 
 /// Retires a mutable object at `version`: a conditional delete, or a
-/// compare-and-swap to `tombstone`. See the [module docs](self).
+/// compare-and-swap to `tombstone`, one more attempt of the retirement
+/// `attempts` holds (a caller that tries again after an error passes the
+/// same `attempts`, so a tombstone of an earlier try that landed is
+/// recognised). See the [module docs](self).
 pub(crate) async fn retire(
     store: &dyn LeaseStore,
+    attempts: &mut Attempts,
     key: &str,
     version: &Version,
     tombstone: Bytes,
@@ -68,7 +72,7 @@ pub(crate) async fn retire(
         swap::delete_if(store, key, version).await?
     } else {
         matches!(
-            swap::swap(store, key, version, tombstone).await?,
+            swap::swap(store, attempts, key, version, tombstone, ()).await?,
             Swapped::Written(_)
         )
     };
@@ -98,7 +102,9 @@ mod tests {
             Deleted::Done
         );
         assert_eq!(
-            retire(&store, "b", &b.version, "t".into()).await.unwrap(),
+            retire(&store, &mut Attempts::new(), "b", &b.version, "t".into())
+                .await
+                .unwrap(),
             Deleted::Done
         );
         assert!(store.get("b").await.unwrap().is_none());

@@ -20,7 +20,7 @@ use crate::codec::{self, FORMAT};
 use crate::delete::delete_write_once;
 use crate::id::SortableId;
 use crate::observe::Observations;
-use crate::swap::{Created, Swapped};
+use crate::swap::{self, Attempts, Created, Swapped};
 
 /// The longest error text kept per attempt.
 const MAX_ERROR_BYTES: usize = 2048;
@@ -135,6 +135,20 @@ pub struct Consumer {
     worker: String,
     seen: Mutex<Observations>,
     counters: Arc<Counters>,
+    /// Claims whose answer was lost (throttled, unavailable, ambiguous):
+    /// claim key → every claim sent for it. The next poll claims that
+    /// message again even though a claim is listed, and recognises its own
+    /// ([`crate::swap`]) instead of leaving it to expire unrun.
+    pending: Mutex<HashMap<String, Attempts<Claiming>>>,
+}
+
+/// A claim as sent: what its claimer holds should it be the one that
+/// landed.
+struct Claiming {
+    /// The instant just before it was sent: its visibility counts from here.
+    started: Instant,
+    token: String,
+    visibility_ms: u64,
 }
 
 impl Queue {
@@ -146,6 +160,7 @@ impl Queue {
             worker: worker_id.into(),
             seen: Mutex::new(Observations::default()),
             counters: Arc::new(Counters::default()),
+            pending: Mutex::new(HashMap::new()),
         }
     }
 }
@@ -176,7 +191,9 @@ impl Consumer {
     ///
     /// [`QueueError::Store`] if listing failed, or if claiming failed before
     /// anything was claimed (claims taken before a later error are returned,
-    /// and the error is logged by the caller's next attempt).
+    /// and the error is logged by the caller's next attempt). A claim whose
+    /// answer was lost (throttled, say) may have landed: this consumer's
+    /// next call recognises it as its own and returns it, first.
     ///
     /// # Cancel safety
     ///
@@ -202,6 +219,14 @@ impl Consumer {
             .iter()
             .filter_map(|meta| q.keys.parse_claim(&meta.key))
             .collect();
+        // Our claims whose answer was lost: claimed again (a listed one may
+        // be ours), and first, while their visibility lasts.
+        let pending: HashSet<Stem> = self
+            .pending()
+            .keys()
+            .filter_map(|key| q.keys.parse_claim(key))
+            .collect();
+        let mut listed_stems: HashSet<Stem> = HashSet::new();
         let mut page = first_page.map_err(|e| QueueError::store("claim", &messages_prefix, e))?;
         let mut candidates = Vec::new();
         // A retry is claimable only once its earlier attempt's message is
@@ -232,7 +257,8 @@ impl Consumer {
                 let mut seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
                 for (stem, delay_ms, meta) in parsed {
                     listed.insert(meta.key.clone());
-                    if claimed.contains(&stem)
+                    listed_stems.insert(stem.clone());
+                    if (claimed.contains(&stem) && !pending.contains(&stem))
                         || first_attempt
                             .get(&stem.origin)
                             .is_some_and(|first| *first < stem.attempt)
@@ -267,6 +293,17 @@ impl Consumer {
             let start = q.rng.below(window as u64) as usize;
             candidates[..window].rotate_left(start);
         }
+        candidates.sort_by_key(|(stem, _)| !pending.contains(stem));
+        if page.len() < page_size {
+            // The whole queue was read: a lost claim whose message is gone
+            // and which is not listed is settled; should it land yet, the
+            // leader abandons it (its message is gone).
+            self.pending().retain(|key, _| {
+                q.keys
+                    .parse_claim(key)
+                    .is_none_or(|stem| claimed.contains(&stem) || listed_stems.contains(&stem))
+            });
+        }
         let mut out = Vec::new();
         let mut last_error = None;
         for (stem, message_key) in candidates {
@@ -286,6 +323,10 @@ impl Consumer {
             Some(error) if out.is_empty() => Err(error),
             _ => Ok(out),
         }
+    }
+
+    fn pending(&self) -> std::sync::MutexGuard<'_, HashMap<String, Attempts<Claiming>>> {
+        self.pending.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     fn claim_record(&self, message_key: &str, state: ClaimState) -> ClaimRecord {
@@ -320,35 +361,65 @@ impl Consumer {
             .map_err(|reason| QueueError::corrupt(&claim_key, q.backend(), reason))?;
         // The claimer's lease counts from before its request.
         let started = q.clock.now();
-        // Our own create applied by a hidden retry is ours (crate::swap);
-        // one GET per race lost.
-        let version = match crate::swap::create(q.store.as_ref(), &claim_key, body).await {
-            Ok(Created::Written(version)) => version,
-            Ok(Created::Taken) | Err(StoreError::Ambiguous { .. }) => {
+        // Our own create that landed is ours (crate::swap): applied by a
+        // hidden retry, or an earlier poll's whose answer was lost. One GET
+        // per race lost.
+        let mut attempts = self.pending().remove(&claim_key).unwrap_or_default();
+        let sent = Claiming {
+            started,
+            token,
+            visibility_ms,
+        };
+        let created = swap::create(q.store.as_ref(), &mut attempts, &claim_key, body, sent).await;
+        let (version, claiming) = match created {
+            Ok(Created::Written(landed)) => (landed.version, landed.ours),
+            Ok(Created::Taken) => {
                 Counters::bump(&self.counters.races_lost);
                 return Ok(None);
             }
-            Err(error) => return Err(QueueError::store("claim", &claim_key, error)),
+            Err(error) => {
+                self.pending().insert(claim_key.clone(), attempts);
+                return match error {
+                    // Not there yet: the next poll tries again.
+                    StoreError::Ambiguous { .. } => Ok(None),
+                    error => Err(QueueError::store("claim", &claim_key, error)),
+                };
+            }
         };
         Counters::bump(&self.counters.claimed);
+        let deadline = claiming.started + Duration::from_millis(claiming.visibility_ms);
         let handle = ClaimHandle {
             inner: Arc::new(ClaimInner {
                 queue: q.clone(),
                 claim_key: claim_key.clone(),
                 message_key: message_key.clone(),
                 worker: self.worker.clone(),
-                token,
-                deadline_ms: AtomicU64::new((started + q.config.visibility_timeout).as_millis()),
+                token: claiming.token,
+                deadline_ms: AtomicU64::new(deadline.as_millis()),
                 cancel: CancellationToken::new(),
                 live: tokio::sync::Mutex::new(Live {
                     version,
                     renewals: 0,
-                    visibility_ms,
+                    visibility_ms: claiming.visibility_ms,
                     ended: false,
+                    attempts: Attempts::new(),
                 }),
                 counters: self.counters.clone(),
             }),
         };
+        if !handle.is_valid() {
+            // Ours, but recognised only after its visibility ran out: give
+            // it back at once rather than leave it to expire unrun.
+            let _ = handle
+                .end(
+                    "abandon",
+                    ClaimState::Abandoned {
+                        reason: "claimed by a write whose answer was lost; its visibility ran out before the claimer saw it".into(),
+                    },
+                )
+                .await;
+            return Ok(None);
+        }
         let found = match q.store.get(&message_key).await {
             Ok(found) => found,
             Err(error) => {
@@ -418,6 +489,22 @@ struct Live {
     renewals: u32,
     visibility_ms: u64,
     ended: bool,
+    /// Our changes of the claim not known to have landed or not
+    /// ([`crate::swap`]): the next change may meet one of them.
+    attempts: Attempts<Sent>,
+}
+
+/// A change of a claim, as sent.
+#[derive(Clone, Copy)]
+enum Sent {
+    /// An extension, sent at `started`.
+    Extend {
+        started: Instant,
+        visibility_ms: u64,
+        renewals: u32,
+    },
+    /// A terminal state.
+    End { abandon: bool },
 }
 
 struct ClaimInner {
@@ -491,61 +578,102 @@ impl ClaimHandle {
         let inner = &self.inner;
         let q = &inner.queue;
         let mut live = inner.live.lock().await;
-        if live.ended || !self.is_valid() {
-            return Err(self.lost(
-                "extend",
-                "its visibility deadline had passed on this worker",
-            ));
-        }
-        let record = ClaimRecord {
-            format: FORMAT,
-            message: inner.message_key.clone(),
-            nonce: q.rng.token(),
-            updated_unix_ms: q.clock.unix_ms(),
-            state: ClaimState::Claimed {
-                worker: inner.worker.clone(),
-                token: inner.token.clone(),
-                visibility_ms: ms(visibility),
-                renewals: live.renewals + 1,
-            },
-        };
-        let started = q.clock.now();
-        match self.swap(&live.version, &record).await? {
-            Some(version) => {
-                live.version = version;
-                live.renewals += 1;
-                live.visibility_ms = ms(visibility);
-                inner
-                    .deadline_ms
-                    .store((started + visibility).as_millis(), Ordering::Release);
-                Ok(())
+        loop {
+            if live.ended || !self.is_valid() {
+                return Err(self.lost(
+                    "extend",
+                    "its visibility deadline had passed on this worker",
+                ));
             }
-            None => {
-                live.ended = true;
-                inner.cancel.cancel();
-                Err(self.lost("extend", "the claim changed: the leader recovered it"))
+            let renewals = live.renewals + 1;
+            let record = ClaimRecord {
+                format: FORMAT,
+                message: inner.message_key.clone(),
+                nonce: q.rng.token(),
+                updated_unix_ms: q.clock.unix_ms(),
+                state: ClaimState::Claimed {
+                    worker: inner.worker.clone(),
+                    token: inner.token.clone(),
+                    visibility_ms: ms(visibility),
+                    renewals,
+                },
+            };
+            let sent = Sent::Extend {
+                started: q.clock.now(),
+                visibility_ms: ms(visibility),
+                renewals,
+            };
+            match self.swap(&mut live, &record, sent).await? {
+                Swapped::Written(landed) => match landed.ours {
+                    Sent::Extend { .. } => {
+                        self.landed(&mut live, landed.version, landed.ours);
+                        if landed.latest {
+                            return Ok(());
+                        }
+                        // An earlier extension of ours (its answer was
+                        // lost): write this one over it.
+                    }
+                    Sent::End { .. } => {
+                        live.ended = true;
+                        inner.cancel.cancel();
+                        return Err(self.lost("extend", "the claim had already ended"));
+                    }
+                },
+                Swapped::Changed(_) => {
+                    live.ended = true;
+                    inner.cancel.cancel();
+                    return Err(self.lost("extend", "the claim changed: the leader recovered it"));
+                }
             }
         }
     }
 
-    /// The compare-and-swap every claim change uses; `None` if the version
-    /// changed (the claim is lost). A refusal or an ambiguous outcome is
-    /// settled by reading the claim back ([`crate::swap`]): our own write,
-    /// applied by a hidden client retry, is not a lost claim.
+    /// Takes in a change of ours found at `version`: an extension counts
+    /// from before it was sent.
+    fn landed(&self, live: &mut Live, version: Version, sent: Sent) {
+        live.version = version;
+        if let Sent::Extend {
+            started,
+            visibility_ms,
+            renewals,
+        } = sent
+        {
+            live.renewals = renewals;
+            live.visibility_ms = visibility_ms;
+            self.inner.deadline_ms.store(
+                (started + Duration::from_millis(visibility_ms)).as_millis(),
+                Ordering::Release,
+            );
+        }
+    }
+
+    /// The compare-and-swap every claim change uses, on the version this
+    /// worker wrote last, as one more attempt of the changes `live` holds
+    /// unresolved. A refusal or an ambiguous outcome is settled by reading
+    /// the claim back ([`crate::swap`]): our own write, applied by a hidden
+    /// client retry or by an earlier call whose answer was lost, is not a
+    /// lost claim.
     async fn swap(
         &self,
-        expected: &Version,
+        live: &mut Live,
         record: &ClaimRecord,
-    ) -> Result<Option<Version>, QueueError> {
+        sent: Sent,
+    ) -> Result<Swapped<Sent>, QueueError> {
         let inner = &self.inner;
         let q = &inner.queue;
         let body = codec::encode(record, None)
             .map_err(|reason| QueueError::corrupt(&inner.claim_key, q.backend(), reason))?;
-        match crate::swap::swap(q.store.as_ref(), &inner.claim_key, expected, body).await {
-            Ok(Swapped::Written(version)) => Ok(Some(version)),
-            Ok(Swapped::Changed) => Ok(None),
-            Err(error) => Err(QueueError::store("claim", &inner.claim_key, error)),
-        }
+        let expected = live.version.clone();
+        swap::swap(
+            q.store.as_ref(),
+            &mut live.attempts,
+            &inner.claim_key,
+            &expected,
+            body,
+            sent,
+        )
+        .await
+        .map_err(|error| QueueError::store("claim", &inner.claim_key, error))
     }
 
     /// Completes when the claim is given up: at once if it was, or when
@@ -591,32 +719,47 @@ impl ClaimHandle {
         if live.ended {
             return Err(self.lost(op, "the claim had already ended"));
         }
-        let record = ClaimRecord {
-            format: FORMAT,
-            message: inner.message_key.clone(),
-            nonce: q.rng.token(),
-            updated_unix_ms: q.clock.unix_ms(),
-            state,
-        };
-        let swapped = self.swap(&live.version, &record).await?;
-        live.ended = true;
-        inner.cancel.cancel();
-        match swapped {
-            Some(version) => {
-                live.version = version.clone();
-                if matches!(record.state, ClaimState::Abandoned { .. }) {
-                    // Nothing for the leader to finish: delete it now.
-                    let _ = delete_write_once(q.store.as_ref(), &inner.claim_key, &version).await;
+        let abandon = matches!(state, ClaimState::Abandoned { .. });
+        loop {
+            let record = ClaimRecord {
+                format: FORMAT,
+                message: inner.message_key.clone(),
+                nonce: q.rng.token(),
+                updated_unix_ms: q.clock.unix_ms(),
+                state: state.clone(),
+            };
+            let swapped = self.swap(&mut live, &record, Sent::End { abandon }).await?;
+            match swapped {
+                Swapped::Written(landed) => match landed.ours {
+                    // An extension of ours whose answer was lost is there:
+                    // write the end over it.
+                    Sent::Extend { .. } => self.landed(&mut live, landed.version, landed.ours),
+                    Sent::End { abandon } => {
+                        live.ended = true;
+                        inner.cancel.cancel();
+                        live.version = landed.version.clone();
+                        if abandon {
+                            // Nothing for the leader to finish: delete it now.
+                            let _ = delete_write_once(
+                                q.store.as_ref(),
+                                &inner.claim_key,
+                                &landed.version,
+                            )
+                            .await;
+                        }
+                        return Ok(());
+                    }
+                },
+                Swapped::Changed(_) => {
+                    live.ended = true;
+                    inner.cancel.cancel();
+                    Counters::bump(&inner.counters.rejected);
+                    tracing::warn!(target: TARGET, queue = %q.name, worker_id = %inner.worker,
+                        key = %inner.claim_key, op, renewals = live.renewals,
+                        visibility_ms = live.visibility_ms,
+                        "late {op} rejected: the claim was recovered by the leader; the message will be delivered again");
+                    return Err(self.lost(op, "the claim changed: the leader recovered it"));
                 }
-                Ok(())
-            }
-            None => {
-                Counters::bump(&inner.counters.rejected);
-                tracing::warn!(target: TARGET, queue = %q.name, worker_id = %inner.worker,
-                    key = %inner.claim_key, op, renewals = live.renewals,
-                    visibility_ms = live.visibility_ms,
-                    "late {op} rejected: the claim was recovered by the leader; the message will be delivered again");
-                Err(self.lost(op, "the claim changed: the leader recovered it"))
             }
         }
     }

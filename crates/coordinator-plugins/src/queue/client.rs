@@ -14,6 +14,7 @@ use super::{Queue, QueueError, QueueInner, TARGET};
 use crate::clock::ms;
 use crate::codec::{self, FORMAT};
 use crate::id::SortableId;
+use crate::swap::{self, Attempts, Created};
 
 /// How many creates an [`enqueue_batch`](Queue::enqueue_batch) keeps in
 /// flight.
@@ -72,10 +73,11 @@ impl QueueInner {
             .map_err(|reason| QueueError::corrupt(&key, self.backend(), reason))?;
         // Our own create applied by a hidden retry is ours; a key that
         // existed is never written again (crate::swap).
+        let mut attempts = Attempts::new();
         for _ in 0..3 {
-            match crate::swap::create(self.store.as_ref(), &key, body.clone()).await {
-                Ok(crate::swap::Created::Written(_)) => return Ok(true),
-                Ok(crate::swap::Created::Taken) => return Ok(false),
+            match swap::create(self.store.as_ref(), &mut attempts, &key, body.clone(), ()).await {
+                Ok(Created::Written(_)) => return Ok(true),
+                Ok(Created::Taken) => return Ok(false),
                 Err(StoreError::Ambiguous { .. }) => continue,
                 Err(error) => return Err(QueueError::store("enqueue", &key, error)),
             }

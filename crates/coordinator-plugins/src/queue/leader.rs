@@ -21,6 +21,7 @@ use super::{Queue, QueueError, QueueInner, TARGET};
 use crate::codec::{self, FORMAT};
 use crate::delete::delete_write_once;
 use crate::observe::{expiry_wait, Observations};
+use crate::swap::{self, Attempts, Created, Swapped};
 
 /// The leader's part of a [`Queue`], as a
 /// [`CoordinatorPlugin`]: attach it to the queue's namespace (in global or
@@ -67,6 +68,10 @@ struct LeaderState {
     seen: Observations,
     /// The counters object as last written or read.
     stats: Option<(Version, StatsRecord)>,
+    /// This term's writes of the counters object not known to have landed
+    /// or not, each with its record ([`crate::swap`]): the next write may
+    /// meet one of them.
+    stats_attempts: Attempts<StatsRecord>,
     /// Claims finished this term and not deleted yet: key → its version
     /// and what it adds to the counters. Saving adds each claim's counts
     /// once: a claim already in the record's `counted` set adds nothing,
@@ -130,6 +135,7 @@ impl QueueMaintenance {
         state.claims.clear();
         state.seen.clear();
         state.stats = None;
+        state.stats_attempts.clear();
         state.finished.clear();
         state.listed.clear();
         self.seal_stats(state, ctx).await
@@ -173,20 +179,25 @@ impl QueueMaintenance {
             if !ctx.is_valid() {
                 return Ok(());
             }
-            let written = match &expected {
-                Some(version) => q.store.compare_and_swap(&key, version, body).await,
-                None => q.store.create(&key, body).await,
-            };
+            // A write of ours (this term's: each carries its epoch) that
+            // landed unseen is the seal (crate::swap).
+            let written = swap::write(
+                q.store.as_ref(),
+                &mut state.stats_attempts,
+                &key,
+                expected.as_ref(),
+                body,
+                record,
+            )
+            .await;
             match written {
-                Ok(written) => {
-                    state.stats = Some((written.version, record));
+                Ok(Swapped::Written(landed)) => {
+                    state.stats = Some((landed.version, landed.ours));
                     return Ok(());
                 }
-                Err(
-                    StoreError::Conflict { .. }
-                    | StoreError::AlreadyExists { .. }
-                    | StoreError::Ambiguous { .. },
-                ) => continue,
+                // Someone else's, or not applied yet: read and merge again.
+                Ok(Swapped::Changed(_))
+                | Err(StoreError::Conflict { .. } | StoreError::Ambiguous { .. }) => continue,
                 Err(error) => return Err(QueueError::store("seal", &key, error)),
             }
         }
@@ -224,12 +235,24 @@ impl QueueMaintenance {
         next.nonce = q.rng.token();
         let body = codec::encode(&next, None)
             .map_err(|reason| QueueError::corrupt(&key, q.backend(), reason))?;
-        match q.store.compare_and_swap(&key, &version, body).await {
-            Ok(written) => {
-                state.stats = Some((written.version, next));
+        let swapped = swap::swap(
+            q.store.as_ref(),
+            &mut state.stats_attempts,
+            &key,
+            &version,
+            body,
+            next,
+        )
+        .await;
+        match swapped {
+            // Ours, this save or an earlier one whose answer was lost (what
+            // it lacks is merged by the next save).
+            Ok(Swapped::Written(landed)) => {
+                state.stats = Some((landed.version, landed.ours));
                 Ok(())
             }
-            Err(StoreError::Conflict { .. } | StoreError::Ambiguous { .. }) => {
+            Ok(Swapped::Changed(_))
+            | Err(StoreError::Conflict { .. } | StoreError::Ambiguous { .. }) => {
                 self.seal_stats(state, ctx).await
             }
             Err(error) => Err(QueueError::store("stats", &key, error)),
@@ -432,15 +455,27 @@ impl QueueMaintenance {
             if !ctx.is_valid() {
                 return Ok(Outcome::Skipped);
             }
-            // Our own write that landed unseen counts (crate::swap).
-            match crate::swap::swap(q.store.as_ref(), &key, &version, body).await {
-                Ok(crate::swap::Swapped::Written(version)) => {
+            // Our own write that landed unseen counts (crate::swap). One
+            // attempt per sweep: should it land under a lost answer, the
+            // next sweep reads the sealed claim and finishes it like any
+            // ended claim, so no history is kept across sweeps.
+            let swapped = swap::swap(
+                q.store.as_ref(),
+                &mut Attempts::new(),
+                &key,
+                &version,
+                body,
+                (),
+            )
+            .await;
+            match swapped {
+                Ok(Swapped::Written(landed)) => {
                     tracing::info!(target: TARGET, queue = %q.name, key = %key, worker_id = %worker, epoch,
                         "stalled claim recovered");
-                    (version, sealed)
+                    (landed.version, sealed)
                 }
                 // The worker extended or ended it meanwhile: look again next sweep.
-                Ok(crate::swap::Swapped::Changed) => return Ok(Outcome::Skipped),
+                Ok(Swapped::Changed(_)) => return Ok(Outcome::Skipped),
                 Err(error) => return Err(QueueError::store("recover", &key, error)),
             }
         } else {
@@ -689,9 +724,20 @@ impl QueueMaintenance {
         if !ctx.is_valid() {
             return Ok(None);
         }
-        match crate::swap::swap(q.store.as_ref(), key, version, body).await {
-            Ok(crate::swap::Swapped::Written(version)) => Ok(Some(version)),
-            Ok(crate::swap::Swapped::Changed) => Ok(None),
+        // As for a recovery: a mark that lands under a lost answer is read
+        // by the next sweep, which then only deletes what is left.
+        match swap::swap(
+            q.store.as_ref(),
+            &mut Attempts::new(),
+            key,
+            version,
+            body,
+            (),
+        )
+        .await
+        {
+            Ok(Swapped::Written(landed)) => Ok(Some(landed.version)),
+            Ok(Swapped::Changed(_)) => Ok(None),
             Err(error) => Err(QueueError::store("finish", key, error)),
         }
     }
@@ -714,23 +760,13 @@ impl QueueMaintenance {
         };
         let body = codec::encode(&dead, Some(payload))
             .map_err(|reason| QueueError::corrupt(&key, q.backend(), reason))?;
-        match q.store.create(&key, body).await {
-            Ok(_) | Err(StoreError::AlreadyExists { .. }) => {
+        // One dead letter per message: an earlier leader's (its key is
+        // fixed by the message) is as good as ours.
+        match swap::create(q.store.as_ref(), &mut Attempts::new(), &key, body, ()).await {
+            Ok(Created::Written(_) | Created::Taken) => {
                 tracing::info!(target: TARGET, queue = %q.name, id = %stem.origin, attempts = stem.attempt, "message dead-lettered");
                 Ok(())
             }
-            Err(StoreError::Ambiguous { .. }) => match q.store.get(&key).await {
-                Ok(Some(_)) => Ok(()),
-                Ok(None) => Err(QueueError::store(
-                    "dead_letter",
-                    &key,
-                    StoreError::NotFound {
-                        key: key.clone(),
-                        backend: q.backend(),
-                    },
-                )),
-                Err(error) => Err(QueueError::store("dead_letter", &key, error)),
-            },
             Err(error) => Err(QueueError::store("dead_letter", &key, error)),
         }
     }

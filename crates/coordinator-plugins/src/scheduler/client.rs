@@ -10,6 +10,7 @@ use super::{Scheduler, SchedulerError, SchedulerInner};
 use crate::codec::{self, FORMAT};
 use crate::delete::retire;
 use crate::id::SortableId;
+use crate::swap::{self, Attempts, Created, Swapped};
 
 /// A job as [`Scheduler::jobs`] lists it.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -68,6 +69,8 @@ impl SchedulerInner {
         change: impl Fn(&mut JobRecord),
     ) -> Result<(), SchedulerError> {
         let key = self.keys.job(job);
+        // A change of ours that landed unseen is recognised (crate::swap).
+        let mut attempts = Attempts::new();
         for _ in 0..5 {
             let Some((version, mut record)) = self.read_job(job).await?.filter(|(_, r)| !r.removed)
             else {
@@ -79,9 +82,10 @@ impl SchedulerInner {
             change(&mut record);
             record.nonce = self.rng.token();
             let body = self.encode_job(&key, &record)?;
-            match self.store.compare_and_swap(&key, &version, body).await {
-                Ok(_) => return Ok(()),
-                Err(StoreError::Conflict { .. } | StoreError::Ambiguous { .. }) => continue,
+            match swap::swap(self.store.as_ref(), &mut attempts, &key, &version, body, ()).await {
+                Ok(Swapped::Written(_)) => return Ok(()),
+                Ok(Swapped::Changed(_))
+                | Err(StoreError::Conflict { .. } | StoreError::Ambiguous { .. }) => continue,
                 Err(error) => return Err(SchedulerError::store("update job", &key, error)),
             }
         }
@@ -117,37 +121,37 @@ impl Scheduler {
             removed: false,
         };
         let body = inner.encode_job(&key, &record)?;
+        // Create it, or replace a tombstone by compare-and-swap; our own
+        // write applied by a hidden retry is ours (crate::swap).
+        let mut attempts = Attempts::new();
+        let mut expected = None;
         for _ in 0..5 {
-            match inner.store.create(&key, body.clone()).await {
-                Ok(_) => return Ok(()),
-                Err(StoreError::AlreadyExists { .. } | StoreError::Ambiguous { .. }) => {
-                    match inner.read_job(&spec.name).await? {
-                        Some((_, found)) if found.nonce == record.nonce => return Ok(()),
-                        Some((version, found)) if found.removed => {
-                            // A tombstone: replace it by compare-and-swap.
-                            match inner
-                                .store
-                                .compare_and_swap(&key, &version, body.clone())
-                                .await
-                            {
-                                Ok(_) => return Ok(()),
-                                Err(StoreError::Conflict { .. } | StoreError::Ambiguous { .. }) => {
-                                    continue
-                                }
-                                Err(error) => {
-                                    return Err(SchedulerError::store("add job", &key, error))
-                                }
-                            }
-                        }
-                        Some(_) => {
-                            return Err(SchedulerError::JobExists {
-                                job: spec.name.clone(),
-                                key,
-                            });
-                        }
-                        None => continue,
+            let written = swap::write(
+                inner.store.as_ref(),
+                &mut attempts,
+                &key,
+                expected.as_ref(),
+                body.clone(),
+                (),
+            )
+            .await;
+            match written {
+                Ok(Swapped::Written(_)) => return Ok(()),
+                Ok(Swapped::Changed(Some(found))) => {
+                    let (other, _): (JobRecord, Bytes) = codec::decode(&found.body)
+                        .map_err(|reason| SchedulerError::corrupt(&key, inner.backend(), reason))?;
+                    if !other.removed {
+                        return Err(SchedulerError::JobExists {
+                            job: spec.name.clone(),
+                            key,
+                        });
                     }
+                    // A tombstone: replace it.
+                    expected = Some(found.version);
                 }
+                Ok(Swapped::Changed(None)) => expected = None,
+                // Not applied, perhaps not yet: try again.
+                Err(StoreError::Conflict { .. } | StoreError::Ambiguous { .. }) => {}
                 Err(error) => return Err(SchedulerError::store("add job", &key, error)),
             }
         }
@@ -171,6 +175,7 @@ impl Scheduler {
     pub async fn remove(&self, job: &str) -> Result<(), SchedulerError> {
         let inner = &self.inner;
         let key = inner.keys.job(job);
+        let mut attempts = Attempts::new();
         for _ in 0..5 {
             let Some((version, mut record)) =
                 inner.read_job(job).await?.filter(|(_, r)| !r.removed)
@@ -184,7 +189,15 @@ impl Scheduler {
             record.enabled = false;
             record.nonce = inner.rng.token();
             let tombstone = inner.encode_job(&key, &record)?;
-            match retire(inner.store.as_ref(), &key, &version, tombstone).await {
+            match retire(
+                inner.store.as_ref(),
+                &mut attempts,
+                &key,
+                &version,
+                tombstone,
+            )
+            .await
+            {
                 Ok(crate::delete::Deleted::Done) => return Ok(()),
                 Ok(crate::delete::Deleted::Changed) => continue,
                 Err(error) => return Err(SchedulerError::store("remove job", &key, error)),
@@ -259,8 +272,9 @@ impl Scheduler {
         let id = inner.ids.next(inner.clock.unix_ms());
         let key = inner.keys.request(job, id.as_str());
         let body = Bytes::from(format!("{{\"format\":{FORMAT}}}"));
-        match inner.store.create(&key, body).await {
-            Ok(_) | Err(StoreError::AlreadyExists { .. }) => Ok(id),
+        // The id is fresh, so whatever is at its key is this request.
+        match swap::create(inner.store.as_ref(), &mut Attempts::new(), &key, body, ()).await {
+            Ok(Created::Written(_) | Created::Taken) => Ok(id),
             Err(error) => Err(SchedulerError::store("run now", &key, error)),
         }
     }

@@ -23,6 +23,7 @@ use super::{SchedulerError, SchedulerInner, TARGET};
 use crate::codec::{self, FORMAT};
 use crate::delete::delete_write_once;
 use crate::observe::{expiry_wait, Observations};
+use crate::swap::{self, Attempts, Created, Swapped};
 
 /// How often the leader trims old slots.
 const GC_INTERVAL: Duration = Duration::from_secs(600);
@@ -111,7 +112,14 @@ struct Watched {
     job: String,
     version: Version,
     record: SlotRecord,
+    /// Our take-over writes of it not known to have landed or not
+    /// ([`crate::swap`]): one may be what the next look finds.
+    attempts: Attempts<Slot>,
 }
+
+/// A slot record as we sent it, and the instant taken just before: what a
+/// run needs should that write be the one that landed.
+type Slot = (SlotRecord, Instant);
 
 enum Claim {
     Claimed,
@@ -130,6 +138,11 @@ struct Leader {
     live: std::collections::HashSet<String>,
     /// Slots to read, to watch those still marked running: key → job.
     unread: BTreeMap<String, String>,
+    /// Slot claims whose answer was lost (throttled, unavailable,
+    /// ambiguous): key → every claim sent for it. Claiming the slot again
+    /// recognises one that landed as ours ([`crate::swap`]), instead of
+    /// taking the slot for someone else's and leaving it unrun.
+    pending: HashMap<String, Attempts<Slot>>,
 }
 
 impl Leader {
@@ -143,6 +156,7 @@ impl Leader {
             runs: JoinSet::new(),
             live: std::collections::HashSet::new(),
             unread: BTreeMap::new(),
+            pending: HashMap::new(),
         }
     }
 
@@ -370,6 +384,7 @@ impl Leader {
                     job: job.to_owned(),
                     version: found.version,
                     record,
+                    attempts: Attempts::new(),
                 },
             );
         }
@@ -396,6 +411,7 @@ impl Leader {
                 job,
                 version: released.version,
                 record: released.record,
+                attempts: Attempts::new(),
             },
         );
     }
@@ -470,34 +486,59 @@ impl Leader {
             return Claim::Retry;
         }
         let started: Instant = inner.clock.now();
-        // Our own create applied by a hidden retry is ours (crate::swap).
-        let version = match crate::swap::create(inner.store.as_ref(), &key, body).await {
-            Ok(crate::swap::Created::Written(version)) => version,
-            Ok(crate::swap::Created::Taken) => {
+        // Our own create that landed (applied by a hidden retry, or under
+        // an answer that was lost) is ours, whichever attempt it was
+        // (crate::swap).
+        let mut attempts = self.pending.remove(&key).unwrap_or_default();
+        let created = swap::create(
+            inner.store.as_ref(),
+            &mut attempts,
+            &key,
+            body,
+            (record, started),
+        )
+        .await;
+        let (version, (record, written_at)) = match created {
+            Ok(Created::Written(landed)) => (landed.version, landed.ours),
+            Ok(Created::Taken) => {
                 tracing::debug!(target: TARGET, scheduler = %inner.name, key = %key, "slot already claimed");
                 return Claim::Taken;
             }
             Err(error) => {
                 tracing::warn!(target: TARGET, scheduler = %inner.name, key = %key, error = %error, "claiming a slot failed; retrying");
+                self.pending.insert(key, attempts);
                 return Claim::Retry;
             }
         };
         tracing::info!(target: TARGET, scheduler = %inner.name, job = %spec.name, key = %key, epoch = self.ctx.epoch(), "slot claimed");
+        self.start_run(spec.clone(), handler, key, version, record, written_at);
+        Claim::Claimed
+    }
+
+    /// Starts the run of a slot this term holds.
+    fn start_run(
+        &mut self,
+        spec: JobSpec,
+        handler: Arc<dyn super::handler::JobHandler>,
+        key: String,
+        version: Version,
+        record: SlotRecord,
+        written_at: Instant,
+    ) {
         let run = Run::new(
-            inner,
+            self.inner.clone(),
             self.ctx.clone(),
-            spec.clone(),
+            spec,
             handler,
             Held {
                 key,
                 version,
                 record,
-                written_at: started,
+                written_at,
             },
         );
         self.live.insert(run.key.clone());
         self.runs.spawn(run.execute());
-        Claim::Claimed
     }
 
     /// Serves run-now requests: one manual slot per request id.
@@ -557,21 +598,39 @@ impl Leader {
                     self.seen.forget(&key);
                     continue;
                 }
-                Some(Some(found)) => match codec::decode::<SlotRecord>(&found.body) {
-                    Ok((record, _)) if record.running => {
-                        self.seen.observe(&key, &found.version, inner.clock.now());
-                        if let Some(w) = self.watched.get_mut(&key) {
-                            w.version = found.version;
-                            w.record = record;
+                Some(Some(found)) => {
+                    // Our take-over, answered 503/429 or ambiguously, that
+                    // landed: the slot is ours (crate::swap).
+                    let ours = self
+                        .watched
+                        .get_mut(&key)
+                        .and_then(|w| w.attempts.recognise(&found.body));
+                    if let Some((record, written_at)) = ours {
+                        if let Some(watched) = self.watched.remove(&key) {
+                            self.seen.forget(&key);
+                            self.took_over(&watched.job, key, found.version, record, written_at);
                         }
                         continue;
                     }
-                    _ => {
-                        self.watched.remove(&key);
-                        self.seen.forget(&key);
-                        continue;
+                    match codec::decode::<SlotRecord>(&found.body) {
+                        Ok((record, _)) if record.running => {
+                            self.seen.observe(&key, &found.version, inner.clock.now());
+                            if let Some(w) = self.watched.get_mut(&key) {
+                                w.version = found.version;
+                                w.record = record;
+                                // Someone else's version: none of ours can
+                                // land over it.
+                                w.attempts.clear();
+                            }
+                            continue;
+                        }
+                        _ => {
+                            self.watched.remove(&key);
+                            self.seen.forget(&key);
+                            continue;
+                        }
                     }
-                },
+                }
                 None => {}
             }
             let Some(watched) = self.watched.get(&key) else {
@@ -591,18 +650,20 @@ impl Leader {
             let Some(watched) = self.watched.remove(&key) else {
                 continue;
             };
-            self.seen.forget(&key);
             self.take_over(key, watched).await;
         }
     }
 
-    async fn take_over(&mut self, key: String, watched: Watched) {
+    /// Writes the take-over of a slot whose lease lapsed: the next attempt
+    /// (at least once) or the slot closed as abandoned (at most once, or no
+    /// attempt left).
+    async fn take_over(&mut self, key: String, mut watched: Watched) {
         let inner = self.inner.clone();
         let Some(spec) = self.jobs.get(&watched.job).map(|t| t.record.spec.clone()) else {
+            self.seen.forget(&key);
             return;
         };
-        let watched_job = watched.job.clone();
-        let mut record = watched.record;
+        let mut record = watched.record.clone();
         let attempts = record.attempts.last().map_or(0, |a| a.attempt);
         let now = inner.clock.unix_ms();
         if let Some(last) = record.attempts.last_mut() {
@@ -634,44 +695,70 @@ impl Leader {
         }
         record.nonce = inner.rng.token();
         let Ok(body) = codec::encode(&record, None) else {
+            self.seen.forget(&key);
             return;
         };
         if !self.ctx.is_valid() {
             return;
         }
         let started = inner.clock.now();
-        // Our own write that landed unseen counts as written (crate::swap).
-        match crate::swap::swap(inner.store.as_ref(), &key, &watched.version, body).await {
-            Ok(crate::swap::Swapped::Written(version)) if rerun => {
-                let Some(handler) = inner.handlers.get(spec.handler_name()).cloned() else {
-                    return;
-                };
-                tracing::info!(target: TARGET, scheduler = %inner.name, key = %key, epoch = self.ctx.epoch(), "run cut short by a fail-over taken over");
-                let run = Run::new(
-                    inner,
-                    self.ctx.clone(),
-                    spec,
-                    handler,
-                    Held {
-                        key,
-                        version,
-                        record,
-                        written_at: started,
-                    },
-                );
-                self.live.insert(run.key.clone());
-                self.runs.spawn(run.execute());
+        // Our own write that landed unseen counts as written, this one or
+        // an earlier take-over of this slot (crate::swap).
+        let swapped = swap::swap(
+            inner.store.as_ref(),
+            &mut watched.attempts,
+            &key,
+            &watched.version,
+            body,
+            (record, started),
+        )
+        .await;
+        match swapped {
+            Ok(Swapped::Written(landed)) => {
+                self.seen.forget(&key);
+                let (record, written_at) = landed.ours;
+                self.took_over(&watched.job, key, landed.version, record, written_at);
             }
-            Ok(crate::swap::Swapped::Written(_)) => {
-                tracing::info!(target: TARGET, scheduler = %inner.name, key = %key, "run cut short by a fail-over closed as abandoned");
+            // Someone else's version: read it again and keep watching while
+            // it is marked running and no run of ours holds it.
+            Ok(Swapped::Changed(_)) => {
+                self.seen.forget(&key);
+                tracing::debug!(target: TARGET, scheduler = %inner.name, key = %key, "the slot changed before the take-over; watching it again");
+                let _ = self.watch_if_running(&watched.job, &key).await;
             }
-            // Changed, or unknown: read it again and keep watching while it
-            // is marked running and no run of ours holds it.
-            outcome => {
-                tracing::debug!(target: TARGET, scheduler = %inner.name, key = %key, outcome = ?outcome.map(|_| ()), "taking over a run failed; watching it again");
-                let _ = self.watch_if_running(&watched_job, &key).await;
+            // Unknown, and it may land: keep watching the version we hold,
+            // with the attempt, so the next look (now, the lease having
+            // lapsed) writes again or finds our write.
+            Err(error) => {
+                tracing::debug!(target: TARGET, scheduler = %inner.name, key = %key, error = %error, "taking over a run failed; trying again");
+                self.watched.insert(key, watched);
             }
         }
+    }
+
+    /// A take-over of ours is in the store at `version`: start the run it
+    /// records, or, if it closed the slot, say so.
+    fn took_over(
+        &mut self,
+        job: &str,
+        key: String,
+        version: Version,
+        record: SlotRecord,
+        written_at: Instant,
+    ) {
+        let inner = self.inner.clone();
+        if !record.running {
+            tracing::info!(target: TARGET, scheduler = %inner.name, key = %key, "run cut short by a fail-over closed as abandoned");
+            return;
+        }
+        let Some(spec) = self.jobs.get(job).map(|t| t.record.spec.clone()) else {
+            return;
+        };
+        let Some(handler) = inner.handlers.get(spec.handler_name()).cloned() else {
+            return;
+        };
+        tracing::info!(target: TARGET, scheduler = %inner.name, key = %key, epoch = self.ctx.epoch(), "run cut short by a fail-over taken over");
+        self.start_run(spec, handler, key, version, record, written_at);
     }
 
     /// Deletes finished slots beyond the history limit once they are an

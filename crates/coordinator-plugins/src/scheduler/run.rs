@@ -1,10 +1,7 @@
 //! Running one claimed slot: attempts with timeout and back-off, the slot's
 //! lease renewed while the job runs, and the outcome recorded.
 
-use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
-
-use bytes::Bytes;
 use std::sync::Arc;
 
 use coordinator::LeaderContext;
@@ -16,6 +13,7 @@ use super::job::{Delivery, JobSpec};
 use super::record::{AttemptRecord, RunOutcome, SlotRecord};
 use super::{SchedulerInner, TARGET};
 use crate::codec;
+use crate::swap::{self, Attempts, Swapped};
 
 /// A slot this leader holds.
 pub(crate) struct Run {
@@ -29,8 +27,11 @@ pub(crate) struct Run {
     /// The runner's own deadline on the slot (ms on the clock): the instant
     /// before its last successful write, plus the lease.
     pub(crate) lease_deadline: Arc<AtomicU64>,
-    /// Our latest bodies (see [`SENT_KEPT`]).
-    sent: VecDeque<Bytes>,
+    /// Our writes of the slot not known to have landed or not, each with
+    /// the instant taken just before it was sent: a renewal answered
+    /// 503/429 or ambiguously, or dropped in flight when the job ended,
+    /// may land, and the next write then meets it ([`crate::swap`]).
+    attempts: Attempts<Instant>,
 }
 
 /// A slot just claimed or taken over: its key, the version written, the
@@ -41,10 +42,6 @@ pub(crate) struct Held {
     pub(crate) record: SlotRecord,
     pub(crate) written_at: Instant,
 }
-
-/// How many of our latest bodies a run remembers, to recognise its own
-/// writes that landed late.
-const SENT_KEPT: usize = 8;
 
 /// How many times [`Run::write`] writes again after adopting a version.
 const ADOPT_ROUNDS: usize = 4;
@@ -90,7 +87,7 @@ impl Run {
             version: held.version,
             record: held.record,
             lease_deadline: Arc::new(AtomicU64::new(deadline.as_millis())),
-            sent: VecDeque::new(),
+            attempts: Attempts::new(),
         }
     }
 
@@ -136,52 +133,41 @@ impl Run {
                 })
             }
         };
-        if self.sent.len() >= SENT_KEPT {
-            self.sent.pop_front();
-        }
-        self.sent.push_back(body.clone());
         let started = inner.clock.now();
-        let renewed = |run: &mut Self, version: Version| {
-            run.version = version;
-            run.lease_deadline.store(
-                (started + run.inner.config.run_lease).as_millis(),
-                Ordering::Release,
-            );
-        };
-        match inner
-            .store
-            .compare_and_swap(&self.key, &self.version, body.clone())
-            .await
-        {
-            Ok(written) => {
-                renewed(self, written.version);
-                Ok(Written::Done)
+        // A conflict may be a write of ours: this one, applied by a retry
+        // the client library hid (the first reply was lost), or an earlier
+        // one that landed late (answered 503/429 or ambiguously, or a
+        // renewal dropped in flight when the job ended). Nonces make our
+        // bodies ours alone, so a re-read tells (crate::swap).
+        let swapped = swap::swap(
+            inner.store.as_ref(),
+            &mut self.attempts,
+            &self.key,
+            &self.version,
+            body,
+            started,
+        )
+        .await;
+        match swapped {
+            Ok(Swapped::Written(landed)) => {
+                // The lease counts from before the write that landed.
+                self.version = landed.version;
+                self.lease_deadline.store(
+                    (landed.ours + inner.config.run_lease).as_millis(),
+                    Ordering::Release,
+                );
+                // An earlier write of ours, older than what we mean to
+                // write now: write again over it.
+                Ok(if landed.latest {
+                    Written::Done
+                } else {
+                    Written::Adopted
+                })
             }
-            Err(StoreError::NotFound { .. }) => Ok(Written::Lost),
-            // A conflict may be a write of ours: this one, applied by a
-            // retry the client library hid (the first reply was lost), or
-            // an earlier one that landed late (a renewal dropped in flight
-            // when the job ended). Nonces make our bodies ours alone, so a
-            // re-read tells.
-            Err(StoreError::Conflict { .. } | StoreError::Ambiguous { .. }) => {
-                match self.inner.store.get(&self.key).await? {
-                    Some(found) if found.body == body => {
-                        renewed(self, found.version);
-                        Ok(Written::Done)
-                    }
-                    // Ours, but older than what we mean to write now (or
-                    // the version we hold: this write has not landed, and
-                    // may land late): adopt it and write again; the
-                    // deadline stays as it was.
-                    Some(found)
-                        if found.version == self.version || self.sent.contains(&found.body) =>
-                    {
-                        self.version = found.version;
-                        Ok(Written::Adopted)
-                    }
-                    _ => Ok(Written::Lost),
-                }
-            }
+            Ok(Swapped::Changed(_)) => Ok(Written::Lost),
+            // Not applied, perhaps not yet (the version we hold is still
+            // there): write again; this attempt stays recognised.
+            Err(StoreError::Conflict { .. } | StoreError::Ambiguous { .. }) => Ok(Written::Adopted),
             Err(error) => Err(error),
         }
     }

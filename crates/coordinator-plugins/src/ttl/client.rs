@@ -8,6 +8,7 @@ use super::{Expiry, Ttl, TtlError, TtlInner};
 use crate::clock::ms;
 use crate::codec::{self, FORMAT};
 use crate::delete::{retire, Deleted};
+use crate::swap::{self, Attempts, Created, Swapped};
 
 /// The longest record key.
 const MAX_KEY_BYTES: usize = 512;
@@ -89,24 +90,11 @@ impl TtlInner {
     ) -> Result<(), TtlError> {
         let bucket = self.bucket_of(expires_at.max(self.clock.unix_ms()));
         let entry = self.keys.entry(bucket, key, generation);
-        match self
-            .store
-            .create(&entry, Bytes::from_static(ENTRY_BODY))
-            .await
-        {
-            Ok(_) | Err(StoreError::AlreadyExists { .. }) => Ok(()),
-            Err(StoreError::Ambiguous { .. }) => match self.store.get(&entry).await {
-                Ok(Some(_)) => Ok(()),
-                Ok(None) => Err(TtlError::store(
-                    "index",
-                    &entry,
-                    StoreError::NotFound {
-                        key: entry.clone(),
-                        backend: self.backend(),
-                    },
-                )),
-                Err(error) => Err(TtlError::store("index", &entry, error)),
-            },
+        // The generation in its key is fresh: whatever entry is there is
+        // this registration's (crate::swap settles an ambiguous answer).
+        let body = Bytes::from_static(ENTRY_BODY);
+        match swap::create(self.store.as_ref(), &mut Attempts::new(), &entry, body, ()).await {
+            Ok(Created::Written(_) | Created::Taken) => Ok(()),
             Err(error) => Err(TtlError::store("index", &entry, error)),
         }
     }
@@ -161,35 +149,25 @@ impl Ttl {
             generation,
             expires_at_unix_ms: expires_at,
         };
+        // Create, or compare-and-swap over what is there; our own write
+        // applied by a hidden retry is ours (crate::swap).
+        let mut attempts = Attempts::new();
         let mut expected: Option<Version> = None;
         for _ in 0..5 {
-            let result = match &expected {
-                None => inner.store.create(&object, body.clone()).await,
-                Some(version) => {
-                    inner
-                        .store
-                        .compare_and_swap(&object, version, body.clone())
-                        .await
-                }
-            };
-            match result {
-                Ok(_) => return Ok(registration),
-                Err(
-                    StoreError::AlreadyExists { .. }
-                    | StoreError::Conflict { .. }
-                    | StoreError::Ambiguous { .. },
-                ) => {
-                    match inner
-                        .store
-                        .get(&object)
-                        .await
-                        .map_err(|e| TtlError::store("put", &object, e))?
-                    {
-                        Some(found) if found.body == body => return Ok(registration),
-                        Some(found) => expected = Some(found.version),
-                        None => expected = None,
-                    }
-                }
+            let written = swap::write(
+                inner.store.as_ref(),
+                &mut attempts,
+                &object,
+                expected.as_ref(),
+                body.clone(),
+                (),
+            )
+            .await;
+            match written {
+                Ok(Swapped::Written(_)) => return Ok(registration),
+                Ok(Swapped::Changed(found)) => expected = found.map(|found| found.version),
+                // Not applied, perhaps not yet: try again.
+                Err(StoreError::Conflict { .. } | StoreError::Ambiguous { .. }) => {}
                 Err(error) => return Err(TtlError::store("put", &object, error)),
             }
         }
@@ -214,6 +192,9 @@ impl Ttl {
         check_key(key)?;
         let inner = &self.inner;
         let object = inner.keys.record(key);
+        // Our refreshes not known to have landed or not, each with its
+        // registration: the one found is the one returned (crate::swap).
+        let mut attempts = Attempts::new();
         for _ in 0..5 {
             let Some((version, mut header, payload)) = inner
                 .read(key)
@@ -232,14 +213,23 @@ impl Ttl {
             header.expires_at_unix_ms = expires_at;
             header.nonce = inner.rng.token();
             let body = inner.encode(&object, &header, &payload)?;
-            match inner.store.compare_and_swap(&object, &version, body).await {
-                Ok(_) => {
-                    return Ok(Registration {
-                        generation,
-                        expires_at_unix_ms: expires_at,
-                    })
-                }
-                Err(StoreError::Conflict { .. } | StoreError::Ambiguous { .. }) => continue,
+            let registration = Registration {
+                generation,
+                expires_at_unix_ms: expires_at,
+            };
+            let swapped = swap::swap(
+                inner.store.as_ref(),
+                &mut attempts,
+                &object,
+                &version,
+                body,
+                registration,
+            )
+            .await;
+            match swapped {
+                Ok(Swapped::Written(landed)) => return Ok(landed.ours),
+                Ok(Swapped::Changed(_))
+                | Err(StoreError::Conflict { .. } | StoreError::Ambiguous { .. }) => continue,
                 Err(error) => return Err(TtlError::store("refresh", &object, error)),
             }
         }
@@ -293,6 +283,7 @@ impl Ttl {
         check_key(key)?;
         let inner = &self.inner;
         let object = inner.keys.record(key);
+        let mut attempts = Attempts::new();
         for _ in 0..5 {
             let Some((version, mut header, _)) = inner.read(key).await? else {
                 return Ok(false);
@@ -303,7 +294,15 @@ impl Ttl {
             header.state = RecordState::Deleted { epoch: 0 };
             header.nonce = inner.rng.token();
             let tombstone = inner.encode(&object, &header, &[])?;
-            match retire(inner.store.as_ref(), &object, &version, tombstone).await {
+            match retire(
+                inner.store.as_ref(),
+                &mut attempts,
+                &object,
+                &version,
+                tombstone,
+            )
+            .await
+            {
                 Ok(Deleted::Done) => return Ok(true),
                 Ok(Deleted::Changed) => continue,
                 Err(error) => return Err(TtlError::store("remove", &object, error)),

@@ -18,7 +18,7 @@ use crate::clock::ms;
 use crate::codec::{self, FORMAT};
 use crate::delete::{delete_write_once, retire, Deleted};
 use crate::observe::{expiry_wait, Observations};
-use crate::swap::{swap, Swapped};
+use crate::swap::{self, swap, Attempts, Created, Swapped};
 
 /// The leader's part of a [`Ttl`](super::Ttl), as a [`CoordinatorPlugin`]
 /// named `ttl.<name>`; sweeps every
@@ -53,6 +53,9 @@ struct SweepState {
     epoch: u64,
     position: Option<(Version, SweepRecord)>,
     last_full_scan: Option<Instant>,
+    /// This term's writes of `sweep.json` not known to have landed or not,
+    /// each with its record ([`crate::swap`]): the next write may meet one.
+    attempts: Attempts<SweepRecord>,
 }
 
 /// What became of one index entry.
@@ -99,13 +102,15 @@ impl TtlSweeper {
             state.epoch = ctx.epoch();
             state.position = None;
             state.last_full_scan = None;
+            state.attempts.clear();
             self.seen
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
                 .clear();
         }
         if state.position.is_none() {
-            state.position = Some(self.seal(ctx).await?);
+            let sealed = self.seal(ctx, &mut state.attempts).await?;
+            state.position = Some(sealed);
         }
         let inner = &self.inner;
         let now = inner.clock.unix_ms();
@@ -172,7 +177,11 @@ impl TtlSweeper {
 
     /// Reads `sweep.json` and compare-and-swaps this term's epoch into it
     /// (or creates it), before trusting its position.
-    async fn seal(&self, ctx: &LeaderContext) -> Result<(Version, SweepRecord), TtlError> {
+    async fn seal(
+        &self,
+        ctx: &LeaderContext,
+        attempts: &mut Attempts<SweepRecord>,
+    ) -> Result<(Version, SweepRecord), TtlError> {
         let inner = &self.inner;
         let key = inner.keys.sweep();
         for _ in 0..5 {
@@ -209,17 +218,22 @@ impl TtlSweeper {
                     },
                 ));
             }
-            let written = match &expected {
-                Some(version) => inner.store.compare_and_swap(&key, version, body).await,
-                None => inner.store.create(&key, body).await,
-            };
+            // A write of ours (this term's: each carries its epoch) that
+            // landed unseen is the seal (crate::swap).
+            let written = swap::write(
+                inner.store.as_ref(),
+                attempts,
+                &key,
+                expected.as_ref(),
+                body,
+                record,
+            )
+            .await;
             match written {
-                Ok(written) => return Ok((written.version, record)),
-                Err(
-                    StoreError::Conflict { .. }
-                    | StoreError::AlreadyExists { .. }
-                    | StoreError::Ambiguous { .. },
-                ) => continue,
+                Ok(Swapped::Written(landed)) => return Ok((landed.version, landed.ours)),
+                // Someone else's, or not applied yet: read again.
+                Ok(Swapped::Changed(_))
+                | Err(StoreError::Conflict { .. } | StoreError::Ambiguous { .. }) => continue,
                 Err(error) => return Err(TtlError::store("seal", &key, error)),
             }
         }
@@ -245,16 +259,30 @@ impl TtlSweeper {
         if !ctx.is_valid() {
             return Ok(());
         }
-        match inner.store.compare_and_swap(&key, &version, body).await {
-            Ok(written) => {
-                state.position = Some((written.version, next));
+        let swapped = swap(
+            inner.store.as_ref(),
+            &mut state.attempts,
+            &key,
+            &version,
+            body,
+            next,
+        )
+        .await;
+        match swapped {
+            // Ours: this advance, or an earlier one whose answer was lost
+            // (the next sweep moves on from where that one left it).
+            Ok(Swapped::Written(landed)) => {
+                state.position = Some((landed.version, landed.ours));
                 Ok(())
             }
             // Another leader (a migration) moved it: re-seal next sweep.
-            Err(StoreError::Conflict { .. } | StoreError::Ambiguous { .. }) => {
+            Ok(Swapped::Changed(_)) => {
                 state.position = None;
                 Ok(())
             }
+            // Not applied, perhaps not yet: the next advance writes again,
+            // or meets this one.
+            Err(StoreError::Conflict { .. } | StoreError::Ambiguous { .. }) => Ok(()),
             Err(error) => Err(TtlError::store("advance", &key, error)),
         }
     }
@@ -308,12 +336,10 @@ impl TtlSweeper {
         let inner = &self.inner;
         let entry = inner.keys.entry(inner.bucket_of(at), key, generation);
         if entry != meta.key {
-            match inner
-                .store
-                .create(&entry, Bytes::from_static(super::record::ENTRY_BODY))
-                .await
-            {
-                Ok(_) | Err(StoreError::AlreadyExists { .. }) => self.drop_entry(ctx, meta).await?,
+            // Any entry at that key is this registration's.
+            let body = Bytes::from_static(super::record::ENTRY_BODY);
+            match swap::create(inner.store.as_ref(), &mut Attempts::new(), &entry, body, ()).await {
+                Ok(Created::Written(_) | Created::Taken) => self.drop_entry(ctx, meta).await?,
                 Err(error) => return Err(TtlError::store("defer", &entry, error)),
             }
         }
@@ -441,27 +467,35 @@ impl TtlSweeper {
             ..header.clone()
         };
         let tombstone = encode(&with_state(RecordState::Deleted { epoch }), &[])?;
+        // One attempt per sweep: a write that lands under a lost answer is
+        // read by the next sweep (a tombstone, a soft-deleted record), which
+        // drops the entry; no history is kept across sweeps.
+        let mut attempts = Attempts::new();
         let result = match inner.config.action {
-            ExpiryAction::HardDelete => retire(store, object, &version, tombstone).await,
+            ExpiryAction::HardDelete => {
+                retire(store, &mut attempts, object, &version, tombstone).await
+            }
             ExpiryAction::SoftDelete => {
                 let body = encode(&with_state(RecordState::SoftDeleted { epoch }), &payload)?;
-                match swap(store, object, &version, body).await {
+                match swap(store, &mut attempts, object, &version, body, ()).await {
                     Ok(Swapped::Written(_)) => Ok(Deleted::Done),
-                    Ok(Swapped::Changed) => Ok(Deleted::Changed),
+                    Ok(Swapped::Changed(_)) => Ok(Deleted::Changed),
                     Err(error) => Err(error),
                 }
             }
             ExpiryAction::Archive => {
                 let archive = inner.keys.archive(&header.key, &header.generation);
                 let copy = encode(&header, &payload)?;
-                match store.create(&archive, copy).await {
-                    Ok(_) | Err(StoreError::AlreadyExists { .. }) => {}
+                // The archive of one generation: an earlier sweep's is as
+                // good as ours.
+                match swap::create(store, &mut Attempts::new(), &archive, copy, ()).await {
+                    Ok(Created::Written(_) | Created::Taken) => {}
                     Err(error) => return Err(TtlError::store("archive", &archive, error)),
                 }
                 if !ctx.is_valid() {
                     return Ok(Acted::Retry);
                 }
-                retire(store, object, &version, tombstone).await
+                retire(store, &mut attempts, object, &version, tombstone).await
             }
             ExpiryAction::Callback => {
                 return self.callback(ctx, object, version, header, payload).await
@@ -490,11 +524,14 @@ impl TtlSweeper {
         const ATTEMPTS: usize = 3;
         let store = self.inner.store.as_ref();
         let mut last_error = None;
+        // The same tombstone each time (and at later sweeps): one that
+        // landed under a lost answer is recognised.
+        let mut attempts = Attempts::new();
         for _ in 0..ATTEMPTS {
             if !ctx.is_valid() {
                 break;
             }
-            match retire(store, object, &claimed, tombstone.clone()).await {
+            match retire(store, &mut attempts, object, &claimed, tombstone.clone()).await {
                 Ok(_) => {
                     self.called_back().remove(object);
                     return Ok(Acted::Done);
@@ -554,9 +591,11 @@ impl TtlSweeper {
         if !ctx.is_valid() {
             return Ok(Acted::Retry);
         }
-        let claimed = match swap(store, object, &version, body).await {
-            Ok(Swapped::Written(version)) => version,
-            Ok(Swapped::Changed) => return Ok(Acted::Changed),
+        // A claim that lands under a lost answer is read by the next sweep
+        // as this term's own, and acted on then.
+        let claimed = match swap(store, &mut Attempts::new(), object, &version, body, ()).await {
+            Ok(Swapped::Written(landed)) => landed.version,
+            Ok(Swapped::Changed(_)) => return Ok(Acted::Changed),
             Err(error) => return Err(TtlError::store("claim", object, error)),
         };
         let record = ExpiredRecord {
@@ -590,6 +629,9 @@ impl TtlSweeper {
                 };
                 tracing::warn!(target: TARGET, ttl = %inner.name, key = %header.key, error = %error, "expiry callback failed; retrying at a later sweep");
                 // Give the claim back so the next sweep can act at once.
+                // Landed or not, the next sweep reads the record and acts
+                // (a live record, or this term's own claim), so its answer
+                // does not matter.
                 let back = RecordHeader {
                     nonce: inner.rng.token(),
                     ..header
@@ -619,11 +661,13 @@ impl CoordinatorPlugin for TtlSweeper {
         let mut state = self.state.lock().await;
         state.epoch = ctx.epoch();
         state.last_full_scan = None;
+        state.attempts.clear();
         self.seen
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clear();
-        state.position = Some(self.seal(&ctx).await?);
+        let sealed = self.seal(&ctx, &mut state.attempts).await?;
+        state.position = Some(sealed);
         Ok(())
     }
 
@@ -631,6 +675,7 @@ impl CoordinatorPlugin for TtlSweeper {
         let mut state = self.state.lock().await;
         state.epoch = 0;
         state.position = None;
+        state.attempts.clear();
         Ok(())
     }
 

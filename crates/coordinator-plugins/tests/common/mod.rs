@@ -82,3 +82,141 @@ impl TestRng {
         self.next() % n.max(1)
     }
 }
+
+/// A store whose next `times` writes (create or compare-and-swap) on keys
+/// containing a pattern are applied and then answered
+/// [`StoreError::Throttled`]: what a client library reports when its first
+/// try landed, the reply was lost, and its hidden retry was throttled. Every
+/// other request is forwarded as is.
+#[derive(Debug)]
+pub struct LandsThrottled {
+    inner: Arc<dyn LeaseStore>,
+    plan: std::sync::Mutex<(String, usize)>,
+    hit: std::sync::atomic::AtomicUsize,
+}
+
+impl LandsThrottled {
+    pub fn new(inner: Arc<dyn LeaseStore>) -> Self {
+        Self {
+            inner,
+            plan: std::sync::Mutex::new((String::new(), 0)),
+            hit: std::sync::atomic::AtomicUsize::new(0),
+        }
+    }
+
+    /// The next `times` writes on keys containing `pattern` land, then are
+    /// answered `Throttled`.
+    pub fn arm(&self, pattern: &str, times: usize) {
+        *self.plan.lock().unwrap() = (pattern.to_owned(), times);
+    }
+
+    /// How many writes were answered `Throttled` after landing.
+    pub fn hits(&self) -> usize {
+        self.hit.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    fn fires(&self, key: &str) -> bool {
+        let mut plan = self.plan.lock().unwrap();
+        if plan.1 > 0 && key.contains(plan.0.as_str()) {
+            plan.1 -= 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    fn landed(
+        &self,
+        key: &str,
+        result: Result<coordinator_store::Written, coordinator_store::StoreError>,
+    ) -> Result<coordinator_store::Written, coordinator_store::StoreError> {
+        result?;
+        self.hit.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Err(coordinator_store::StoreError::Throttled {
+            key: key.to_owned(),
+            backend: self.inner.backend(),
+            retry_after: None,
+        })
+    }
+}
+
+#[async_trait::async_trait]
+impl LeaseStore for LandsThrottled {
+    fn backend(&self) -> &'static str {
+        self.inner.backend()
+    }
+    fn capabilities(&self) -> coordinator_store::Capabilities {
+        self.inner.capabilities()
+    }
+    async fn get(
+        &self,
+        key: &str,
+    ) -> Result<Option<coordinator_store::StoredObject>, coordinator_store::StoreError> {
+        self.inner.get(key).await
+    }
+    async fn get_if_changed(
+        &self,
+        key: &str,
+        known: &coordinator_store::Version,
+    ) -> Result<coordinator_store::Conditional, coordinator_store::StoreError> {
+        self.inner.get_if_changed(key, known).await
+    }
+    async fn create(
+        &self,
+        key: &str,
+        body: bytes::Bytes,
+    ) -> Result<coordinator_store::Written, coordinator_store::StoreError> {
+        let fires = self.fires(key);
+        let result = self.inner.create(key, body).await;
+        if fires {
+            self.landed(key, result)
+        } else {
+            result
+        }
+    }
+    async fn compare_and_swap(
+        &self,
+        key: &str,
+        expected: &coordinator_store::Version,
+        body: bytes::Bytes,
+    ) -> Result<coordinator_store::Written, coordinator_store::StoreError> {
+        let fires = self.fires(key);
+        let result = self.inner.compare_and_swap(key, expected, body).await;
+        if fires {
+            self.landed(key, result)
+        } else {
+            result
+        }
+    }
+    async fn put(
+        &self,
+        key: &str,
+        body: bytes::Bytes,
+    ) -> Result<coordinator_store::Written, coordinator_store::StoreError> {
+        self.inner.put(key, body).await
+    }
+    async fn list(
+        &self,
+        prefix: &str,
+    ) -> Result<Vec<coordinator_store::ObjectMeta>, coordinator_store::StoreError> {
+        self.inner.list(prefix).await
+    }
+    async fn list_page(
+        &self,
+        prefix: &str,
+        start_after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<coordinator_store::ObjectMeta>, coordinator_store::StoreError> {
+        self.inner.list_page(prefix, start_after, limit).await
+    }
+    async fn delete(&self, key: &str) -> Result<(), coordinator_store::StoreError> {
+        self.inner.delete(key).await
+    }
+    async fn delete_if_version(
+        &self,
+        key: &str,
+        expected: &coordinator_store::Version,
+    ) -> Result<(), coordinator_store::StoreError> {
+        self.inner.delete_if_version(key, expected).await
+    }
+}
