@@ -1,4 +1,129 @@
-//! DOCS
+//! An exhaustive breadth-first model check of the election machine for 2
+//! and 3 workers sharing one linearizable register (our own BFS over
+//! cloned [`Machine`]s; no model-checking library).
+//!
+//! # The model
+//!
+//! * **Time** advances in ticks of true time. At every tick each worker's
+//!   local clock advances by its own integer rate (9, 10 or 11 units per tick
+//!   against a nominal 10: ρ = 0.1), then every worker whose timer is due
+//!   handles it. The config is in the same units (a config "millisecond" is
+//!   one unit, a nominal tick ten), jitter is zero. A worker's rate is fixed
+//!   for a run and every assignment of rates to workers is an initial state
+//!   (a constant slow leader against a constant fast follower is the worst
+//!   case of the deadline race; the operator-event runs try only that pair,
+//!   9 against 11, either worker may lead first). Workers start with wildly
+//!   different clock offsets and wall clocks: nothing may compare two clocks.
+//! * **Timings**: every worker runs [`model_config`], or, in the runs of a
+//!   rolling change, w0 runs the old fleet's [`old_fleet_config`] (lease
+//!   timeout 12 ticks, renew deadline 9) next to w1's current one (7 and
+//!   5). Both are valid; `recovery_wait` (13 ticks) covers both, as the
+//!   operator's rule for fleets sharing a namespace says.
+//! * **The namespace** is new, or in use (`Model::in_use`): a worker `w9`
+//!   of a previous deployment led it under epoch 1 and released the lease;
+//!   `metadata.json` (mark 2, longest promise on record), the election's
+//!   marker beside the plugins' data and `roster.json` are there.
+//! * **Lease requests** (reads and writes of `state.json`) go in flight,
+//!   and so do `metadata.json` requests in the runs that say so (all the
+//!   operator-event runs). Each applies to the register either atomically
+//!   with its sending or when its answer is delivered (both are explored;
+//!   `apply_anytime` also allows any step in between). Answers are
+//!   delivered in any order, interleaved with everything else. Within a
+//!   tick every request is answered before time passes, except for a budget
+//!   of *slow* requests, which may stay in flight for up to `max_delay`
+//!   ticks (a renewal that lands after the leader's deadline, a read that
+//!   shows an old version late).
+//! * **Other requests** (heartbeats, listings, roster, the election's
+//!   marker, and metadata in the other runs) are answered at once: they
+//!   decide less, and interleaving them too only multiplies the states.
+//! * **The store's clock** stamps every object. It is a constant (so that
+//!   states differing only in when a request applied merge) except in the
+//!   runs of the stale-lease shortcut, where it reads 10 units per tick and
+//!   may step by ±100 units (`StaleTakeover::Auto`, with the store's clock
+//!   trusted or not).
+//! * **Faults**, each within a budget per run: a crash (its requests may
+//!   still land, its answers are lost); a pause of 4 ticks (past the renew
+//!   deadline, short of the lease) or 9 (past both) while the clock runs
+//!   on; a graceful stop; a failed answer, transient (not applied) or
+//!   ambiguous (applied already, or still in flight and free to land
+//!   within `max_delay` ticks, or never); a **restart** (a crash and a
+//!   fresh process of the same worker id with a new incarnation, which has
+//!   seen nothing); a **hidden retry** (a lease or metadata write lands and
+//!   the machine hears its client's refused retry, `Conflict` or
+//!   `AlreadyExists`); a **store clock step**.
+//! * **Operator steps**, each within a budget per run: delete
+//!   `state.json`; overwrite it with bytes that do not parse; delete
+//!   `metadata.json`; wipe the election's prefix (lease, metadata, roster,
+//!   heartbeats), or for the residual case the whole namespace (the
+//!   plugins' data and the election's marker too); a **canary** of a newer
+//!   release writes a `format: 2` lease when nobody leads and no
+//!   acquisition is about to land, then is **rolled back** (its lease left
+//!   in place or deleted) or not. The canary counts as a leader from its
+//!   write until its rollback, or for as long as the longest-lived release
+//!   that `recovery_wait` covers could lead (`rd × (1+ρ)/(1−ρ) + 1 ≤
+//!   recovery_wait`, on the slowest clock ρ allows). Crashes, pauses,
+//!   stops, restarts, clock steps and operator steps happen between ticks.
+//! * **Dedup** by an exact canonical encoding: each machine's `Debug`
+//!   rendering (its fields are private), the register's objects and the
+//!   in-flight messages are interned to small ids, and the state key is a
+//!   128-bit hash of those ids with the tick, clocks, flags and budgets.
+//!   Machines are deterministic, so the outcome of (machine, input) is
+//!   computed once and reused.
+//! * **Bounds**: a horizon in ticks, and a cap on states; every test asserts
+//!   that its exploration finished below the cap (it is exhaustive within
+//!   the horizon and budgets) and prints the number of states. A run that
+//!   must be safe must also reach a takeover (an epoch above the first
+//!   election's), and the operator-event runs assert that the search
+//!   reached what it was for (a deleted lease recreated, a canary's lease
+//!   replaced, a wiped namespace led again, ...: the report's "reached").
+//!
+//! # The properties
+//!
+//! Checked on every step:
+//!
+//! * no two live workers (or a worker and the canary) with
+//!   `is_leader(local_now)`;
+//! * acquired epochs strictly increase, and a worker's epoch view never
+//!   goes back;
+//! * no request writes shared state unconditionally;
+//! * a worker that has just read a lease that is not its own (absent,
+//!   unusable, another holder's, released) no longer leads ("LEADS ON");
+//! * a worker never steps down as `LeaseLost` while the lease in the store
+//!   is its own (a write of its own, e.g. a hidden retry's, taken for a
+//!   lost race).
+//!
+//! # The checker can fail
+//!
+//! The same checker, given clocks drifting beyond the tolerance (rates 8 and
+//! 12 against a config validated for ρ = 0.1), or a config that understates
+//! the drift (ρ = 0 declared, rates 9 and 11), or a driver that judges
+//! leadership by the term flag the deadline *timer* clears instead of by
+//! `is_leader(now)`, or workers that trust a store clock that steps (the
+//! shortcut's documented limitation), or the documented residual case (the
+//! whole namespace wiped and a worker restarted before the leader noticed),
+//! finds the violation and prints the shortest trace to it; the tests
+//! assert that it does. Under the `mutations` feature, the old code path of
+//! each operator-fault fix (`Mutation`) set on every machine is caught by
+//! the run of its step:
+//!
+//! * `OwnTimeoutForUnknownHolder`: deleted lease (2 fleets, pause), corrupt
+//!   lease (2 fleets, pause), canary: split brain;
+//! * `LeadThroughUnusableLease`: corrupt lease: "LEADS ON"; with
+//!   `OwnTimeoutForUnknownHolder` (the LEADS ON check off): split brain;
+//! * `RecreateWipedNamespace`: metadata and lease deleted, or the election's
+//!   prefix wiped, and a worker restarted: epoch 1 issued again.
+//!
+//! The hidden retry has no kept code path (its fix, c0800d6, predates the
+//! mutations); the `LeaseLost` property above is what would catch it.
+//!
+//! # A known issue
+//!
+//! `known_issue_…` pins a split brain this check found in the machine (an
+//! absence of the lease seen before and after a short-lived lease is taken
+//! for one absence): it asserts the violation is found, so that it fails,
+//! and is turned into `expect_safe`, once the machine is fixed. The runs
+//! that delete the lease start from a namespace in use with one deletion,
+//! where that gap cannot arise.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
@@ -40,15 +165,14 @@ fn election_prefix() -> String {
     format!("{GLOBAL_PREFIX}/ns/")
 }
 
-/// One plugin object, written under the first term (a queue message).
-fn plugin_data_key() -> String {
-    format!("{DATA_PREFIX}/ns/queue/jobs/messages/0001.json")
+fn namespace_data_prefix() -> String {
+    format!("{DATA_PREFIX}/ns/")
 }
 
 /// Timings in model units: a poll or renewal every 3 ticks, a renew deadline
 /// of 5 ticks, a lease timeout of 7 ticks (nominal). Valid for ρ = 0.1:
 /// 70 / 50 = 1.4 > 1.1 / 0.9; followers wait
-/// max(70, 50 × 1.1/0.9 + 1) = 70 units. `recovery_wait` (11 ticks) covers
+/// max(70, 50 × 1.1/0.9 + 1) = 70 units. `recovery_wait` (13 ticks) covers
 /// the old fleet's promise as well (the operator's rule for rolling
 /// changes of timings).
 fn model_config() -> Config {
@@ -71,21 +195,21 @@ fn model_config() -> Config {
         successors_in_lease: 8,
         stale_takeover: StaleTakeover::Never,
         stale_takeover_margin: ms(0),
-        recovery_wait: ms(110),
+        recovery_wait: ms(130),
         metadata_refresh_interval: ms(1_000_000),
     };
     config.validate().unwrap();
     config
 }
 
-/// The fleet before a rolling change of timings: lease timeout 10 ticks,
-/// renew deadline 7 (promise max(100, 70 × 1.1/0.9 + 1) = 100 units),
+/// The fleet before a rolling change of timings: lease timeout 12 ticks,
+/// renew deadline 9 (promise max(120, 90 × 1.1/0.9 + 1) = 120 units),
 /// against the current fleet's 7 and 5. Both are valid.
 fn old_fleet_config() -> Config {
     let ms = Duration::from_millis;
     let mut config = model_config();
-    config.lease_timeout = ms(100);
-    config.renew_deadline = ms(70);
+    config.lease_timeout = ms(120);
+    config.renew_deadline = ms(90);
     config.validate().unwrap();
     assert!(config.takeover_wait() > model_config().takeover_wait());
     config
@@ -118,7 +242,8 @@ struct Ops {
     /// `metadata.json` is deleted.
     delete_metadata: u8,
     /// Everything under the election's prefix is deleted (lease, metadata,
-    /// roster, heartbeats); plugin data is not.
+    /// roster, heartbeats); with `Model::wipe_namespace`, the plugins' data
+    /// prefix too (the election's marker with it).
     wipe: u8,
     /// A canary of a newer release takes the lease (`format` 2).
     canary: u8,
@@ -169,10 +294,20 @@ struct Model {
     store_clock: bool,
     /// The steps (in units) the store's clock may take.
     store_steps: Vec<i64>,
-    /// The first leader's plugins write one object under
-    /// `plg_coordinator_data/<ns>/`.
-    plugin_data: bool,
-    /// Applied to every machine at its start (a [`Mutation`] under the
+    /// A wipe deletes every object of the namespace, the plugins' data
+    /// (and the election's marker beside it) included: the documented
+    /// residual case.
+    wipe_namespace: bool,
+    /// The namespace is in use when the workers start: a worker `w9` of
+    /// the longest-promising fleet led it under epoch 1 and released the
+    /// lease (graceful stop of the last worker of a previous deployment);
+    /// `metadata.json`, the election's marker and `roster.json` are there.
+    /// Otherwise the namespace is new.
+    in_use: bool,
+    /// Check that a worker that has just read a lease that is not its own
+    /// no longer leads (off to let a mutant run on to a split brain).
+    check_leads_on: bool,
+    /// Applied to every machine at its start (a `Mutation` under the
     /// `mutations` feature).
     mutate: Option<fn(&mut Machine)>,
 }
@@ -203,7 +338,9 @@ impl Model {
             ops: Ops::default(),
             store_clock: false,
             store_steps: Vec::new(),
-            plugin_data: false,
+            wipe_namespace: false,
+            in_use: false,
+            check_leads_on: true,
             mutate: None,
         }
     }
@@ -298,6 +435,8 @@ struct NodeState {
     paused_until: u32,
     machine_id: u32,
     max_epoch_view: u64,
+    /// The tick this process started (for the report only).
+    started: u32,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -342,7 +481,7 @@ enum Step {
     Rollback {
         delete: bool,
     },
-    StoreClockStep(i64),
+    StoreClockJump(i64),
 }
 
 /// Things a transition did that the report lists as reached (a check
@@ -381,11 +520,11 @@ struct World {
     store_offset: i64,
     /// The tick the canary wrote its lease, until it is rolled back.
     canary: Option<u32>,
-    /// The election's prefix was wiped: epochs may start again (documented:
-    /// nothing is left to read them from), so the epoch check is off.
+    /// The election's prefix was wiped.
     wiped: bool,
-    /// Nodes whose hidden-retried write landed, until they hear of it.
-    retried: Vec<usize>,
+    /// Nodes whose hidden-retried write landed, with their count of
+    /// successful lease writes then, until they count it.
+    retried: Vec<(usize, u64)>,
     max_acquired: u64,
     /// Nothing has happened yet in this tick: crashes, pauses, stops and
     /// operator steps happen only here (between ticks), which keeps the
@@ -395,7 +534,7 @@ struct World {
     // Constant per run (copied from the model).
     race_metadata: bool,
     store_clock: bool,
-    plugin_data: bool,
+    check_leads_on: bool,
     /// What the last transition reached (`REACHED`); not part of the state.
     reached: u32,
 }
@@ -660,7 +799,6 @@ fn put_response(buf: &mut Vec<u8>, r: &Response) {
     }
 }
 
-
 /// Requests that go in flight (the rest are answered at once).
 fn in_flight_key(key: &str, race_metadata: bool) -> bool {
     key.ends_with("/state.json") || (race_metadata && key.ends_with("/metadata.json"))
@@ -679,7 +817,12 @@ fn local(n: &NodeState) -> Instant {
 
 /// A fresh process of `worker` as node `index` (its incarnation and seed
 /// come from the index, so a restart is a new incarnation).
-fn new_node(model: &Model, index: usize, worker: usize, rate: u64, clock: u64) -> NodeState {
+fn new_node(
+    model: &Model,
+    index: usize,
+    worker: usize,
+    (rate, clock, started): (u64, u64, u32),
+) -> NodeState {
     let identity = Identity {
         worker_id: WorkerId::new(format!("w{worker}")).unwrap(),
         incarnation: Incarnation(100 + index as u64),
@@ -706,6 +849,7 @@ fn new_node(model: &Model, index: usize, worker: usize, rate: u64, clock: u64) -
         stopped: false,
         paused_until: 0,
         max_epoch_view: 0,
+        started,
     }
 }
 
@@ -731,7 +875,7 @@ impl World {
             .iter()
             .enumerate()
             // Wildly different offsets: only rates matter.
-            .map(|(i, &rate)| new_node(model, i, i, rate, 1_000 + (i as u64) * 7_777_777))
+            .map(|(i, &rate)| new_node(model, i, i, (rate, 1_000 + (i as u64) * 7_777_777, 0)))
             .collect();
         let mut world = World {
             tick: 0,
@@ -758,7 +902,7 @@ impl World {
             violation: None,
             race_metadata: model.race_metadata,
             store_clock: model.store_clock,
-            plugin_data: model.plugin_data,
+            check_leads_on: model.check_leads_on,
             reached: 0,
         };
         if let Some(log) = log.as_mut() {
@@ -780,11 +924,60 @@ impl World {
             ));
         }
         world.intern_register();
+        if model.in_use {
+            world.seed_namespace_in_use(model);
+        }
         for i in 0..world.nodes.len() {
             world.start_node(i, log);
         }
         world.check(model, log);
         world
+    }
+
+    /// See [`Model::in_use`].
+    fn seed_namespace_in_use(&mut self, model: &Model) {
+        let previous = model
+            .configs
+            .iter()
+            .max_by_key(|c| c.takeover_wait())
+            .unwrap();
+        let longest = previous.takeover_wait().as_millis() as u64;
+        let w9 = WorkerId::new("w9").unwrap();
+        let lease = LeaseRecord {
+            format: FORMAT,
+            leader: None,
+            epoch: 1,
+            nonce: 9,
+            renewals: 30,
+            released: true,
+            lease_timeout_ms: previous.lease_timeout.as_millis() as u64,
+            renew_deadline_ms: previous.renew_deadline.as_millis() as u64,
+            drift_tolerance: previous.drift_tolerance,
+            successors: Vec::new(),
+            roster_size: 1,
+            reserved_epoch: 2,
+            acquired_at_unix_ms: 0,
+            written_at_unix_ms: 0,
+        };
+        let mark = MetadataRecord {
+            format: FORMAT,
+            epoch_high_water: 2,
+            nonce: 9,
+            longest_takeover_wait_ms: longest,
+        };
+        let roster = RosterRecord {
+            format: FORMAT,
+            epoch: 1,
+            leader: w9.clone(),
+            revision: 1,
+            workers: vec![w9],
+            takeover_wait_ms: longest,
+        };
+        let keys = Keys::global(&Namespace::new("ns").unwrap());
+        self.put(&metadata_key(), &encode(&mark));
+        self.put(keys.election_marker(), &encode(&mark));
+        self.put(&keys.roster(), &encode(&roster));
+        self.put(&lease_key(), &encode(&lease));
     }
 
     /// Handles what a machine asked for when it was created.
@@ -807,8 +1000,8 @@ impl World {
         u64::try_from(ms).unwrap()
     }
 
-    /// Applies a request to the register.
-    fn store(&mut self, request: &Request) -> Response {
+    /// Applies node `by`'s request to the register.
+    fn store(&mut self, by: usize, request: &Request) -> Response {
         let at = self.store_ms();
         if let Some(response) = self.register.read(request) {
             return response;
@@ -820,13 +1013,18 @@ impl World {
         let response = Rc::make_mut(&mut self.register).apply(request, at);
         self.intern_register();
         if lease_write && matches!(response, Response::Written { .. }) {
-            self.note_lease_replaced(before, request, at);
+            self.note_lease_replaced(by, before, request);
         }
         response
     }
 
     /// Milestones of a lease write that landed.
-    fn note_lease_replaced(&mut self, before: Option<support::Object>, request: &Request, at: u64) {
+    fn note_lease_replaced(
+        &mut self,
+        by: usize,
+        before: Option<support::Object>,
+        request: &Request,
+    ) {
         let Some(before) = before else {
             if self.max_acquired > 0 {
                 self.reached |= RECREATED;
@@ -836,20 +1034,22 @@ impl World {
         match lease_body(&before.body) {
             LeaseBody::Newer => self.reached |= CANARY_REPLACED,
             LeaseBody::Unusable => self.reached |= CORRUPT_REPLACED,
-            LeaseBody::Ours(old) if self.store_clock && !old.released => {
-                let (Request::CompareAndSwap { body, .. } | Request::Create { body, .. }) =
-                    request
+            LeaseBody::Ours(old) if !old.released => {
+                let (Request::CompareAndSwap { body, .. } | Request::Create { body, .. }) = request
                 else {
                     return;
                 };
                 let LeaseBody::Ours(new) = lease_body(body) else {
                     return;
                 };
-                // Taken from a live-looking holder sooner than any
-                // follower's lease timeout could have passed.
-                let age = at as i64 - before.store_time_ms;
-                let fastest = old.lease_timeout_ms as f64 / (1.0 + 0.1);
-                if new.leader != old.leader && (age as f64) < fastest && self.store_offset == 0 {
+                // Taken from another holder by a process that started
+                // sooner than any lease timeout ago: it did not watch it.
+                let n = &self.nodes[by];
+                let watched = u64::from(self.tick - n.started) * n.rate;
+                if new.leader.is_some()
+                    && new.leader != old.leader
+                    && watched < old.lease_timeout_ms
+                {
                     self.reached |= EARLY_TAKEOVER;
                 }
             }
@@ -927,7 +1127,7 @@ impl World {
             }
             match event {
                 Event::BecameLeader { epoch, .. } => {
-                    if epoch <= self.max_acquired && !self.wiped {
+                    if epoch <= self.max_acquired {
                         let name = self.name(i);
                         let max = self.max_acquired;
                         self.violate(|| format!("{name} acquired epoch {epoch}, not above {max}"));
@@ -938,10 +1138,6 @@ impl World {
                     }
                     if self.nodes[i].worker != i {
                         self.reached |= RESTARTED_LED;
-                    }
-                    let data = plugin_data_key();
-                    if self.plugin_data && !self.register.objects.contains_key(&data) {
-                        self.put(&data, b"{\"format\":1}");
                     }
                 }
                 Event::StoppedLeading {
@@ -965,9 +1161,9 @@ impl World {
                 _ => {}
             }
         }
-        if let Some(at) = self.retried.iter().position(|&n| n == i) {
+        if let Some(at) = self.retried.iter().position(|&(n, _)| n == i) {
             let c = self.nodes[i].machine.counters();
-            if self.nodes[i].machine.term().is_some() && c.renewals + c.acquisitions > 0 {
+            if c.renewals + c.acquisitions > self.retried[at].1 {
                 self.reached |= RETRY_RECOGNISED;
                 self.retried.swap_remove(at);
             }
@@ -1005,7 +1201,7 @@ impl World {
                     flight: Flight::Fresh(action.request),
                 });
             } else {
-                let response = self.store(&action.request);
+                let response = self.store(i, &action.request);
                 if let Some(log) = log.as_mut() {
                     log.push(format!(
                         "    {} {} -> {} (answered at once)",
@@ -1095,7 +1291,8 @@ impl World {
     /// believe it leads (a canary must not take the lease then).
     fn acquisition_answered(&self) -> bool {
         self.msgs.iter().any(|m| {
-            m.kind == Kind::LeaseWrite && matches!(m.flight, Flight::Answered(Response::Written { .. }))
+            m.kind == Kind::LeaseWrite
+                && matches!(m.flight, Flight::Answered(Response::Written { .. }))
         })
     }
 
@@ -1182,7 +1379,10 @@ impl World {
         if self.ops.delete_metadata > 0 && objects.contains_key(&metadata_key()) {
             steps.push(Step::DeleteMetadata);
         }
-        if self.ops.wipe > 0 && self.tick > 0 && objects.keys().any(|k| k.starts_with(&election_prefix())) {
+        if self.ops.wipe > 0
+            && self.tick > 0
+            && objects.keys().any(|k| k.starts_with(&election_prefix()))
+        {
             steps.push(Step::Wipe);
         }
         if self.ops.canary > 0
@@ -1200,7 +1400,7 @@ impl World {
         }
         if self.ops.clock_steps > 0 {
             for &delta in &model.store_steps {
-                steps.push(Step::StoreClockStep(delta));
+                steps.push(Step::StoreClockJump(delta));
             }
         }
         steps
@@ -1247,7 +1447,7 @@ impl World {
             };
         self.feed(node, Input::Response(id, response), log);
         let n = &self.nodes[node];
-        if not_its_own && n.alive && n.machine.is_leader(local(n)) {
+        if not_its_own && self.check_leads_on && n.alive && n.machine.is_leader(local(n)) {
             let name = self.name(node);
             self.violate(|| {
                 format!("LEADS ON: {name} still leads after reading a lease that is not its own")
@@ -1270,7 +1470,7 @@ impl World {
                 }
             }
         }
-        self.retried.retain(|&n| n != i);
+        self.retried.retain(|&(n, _)| n != i);
     }
 
     fn apply(&mut self, model: &Model, step: &Step, log: &mut Option<Vec<String>>) {
@@ -1308,7 +1508,7 @@ impl World {
             | Step::Wipe
             | Step::Canary
             | Step::Rollback { .. }
-            | Step::StoreClockStep(_) => true,
+            | Step::StoreClockJump(_) => true,
             _ => self.tick_start && applies_at_send,
         };
         if !applies_at_send {
@@ -1363,7 +1563,7 @@ impl World {
                     Flight::Orphan(r) => (r, true),
                     Flight::Answered(_) => unreachable!(),
                 };
-                let response = self.store(&request);
+                let response = self.store(node, &request);
                 if let Some(log) = log.as_mut() {
                     log.push(format!(
                         "    store applies {}'s #{id} {} -> {}{}",
@@ -1387,14 +1587,15 @@ impl World {
                 let (Flight::Fresh(request) | Flight::Pending(request)) = m.flight else {
                     unreachable!()
                 };
-                let mut response = self.store(&request);
+                let mut response = self.store(node, &request);
                 let landed = matches!(response, Response::Written { .. });
                 if landed {
                     response = match request {
                         Request::Create { .. } => Response::AlreadyExists,
                         _ => Response::Conflict,
                     };
-                    self.retried.push(node);
+                    let c = self.nodes[node].machine.counters();
+                    self.retried.push((node, c.renewals + c.acquisitions));
                 }
                 if let Some(log) = log.as_mut() {
                     log.push(format!(
@@ -1415,7 +1616,7 @@ impl World {
                 let m = self.take_msg(node, id);
                 let response = match m.flight {
                     Flight::Fresh(r) | Flight::Pending(r) => {
-                        let response = self.store(&r);
+                        let response = self.store(node, &r);
                         if let Some(log) = log.as_mut() {
                             log.push(format!("    store applies #{id} {}", describe_request(&r)));
                         }
@@ -1464,12 +1665,9 @@ impl World {
                 self.ops.restarts -= 1;
                 self.kill(i);
                 let index = self.nodes.len();
-                let (worker, rate, clock) = {
-                    let n = &self.nodes[i];
-                    (n.worker, n.rate, n.clock)
-                };
-                self.nodes
-                    .push(new_node(model, index, worker, rate, clock));
+                let n = &self.nodes[i];
+                let (worker, timing) = (n.worker, (n.rate, n.clock, self.tick));
+                self.nodes.push(new_node(model, index, worker, timing));
                 if let Some(log) = log.as_mut() {
                     log.push(format!("    w{worker} starts again as node {index}"));
                 }
@@ -1502,7 +1700,9 @@ impl World {
                 self.ops.wipe -= 1;
                 self.wiped = true;
                 let prefix = election_prefix();
-                self.remove(|k| !k.starts_with(&prefix));
+                let data = namespace_data_prefix();
+                let everything = model.wipe_namespace;
+                self.remove(|k| !(k.starts_with(&prefix) || everything && k.starts_with(&data)));
             }
             Step::Canary => {
                 self.ops.canary -= 1;
@@ -1517,7 +1717,7 @@ impl World {
                     self.remove(|k| k != key);
                 }
             }
-            Step::StoreClockStep(delta) => {
+            Step::StoreClockJump(delta) => {
                 self.ops.clock_steps -= 1;
                 self.store_offset += delta;
             }
@@ -1738,8 +1938,11 @@ fn expect_safe(name: &str, model: &Model) -> Report {
         panic!("{name}: {v}\ntrace:\n{trace}");
     }
     assert!(report.complete, "{name}: {report}");
+    // The first election of a namespace in use is already a takeover of
+    // epoch 1: another must follow.
+    let first = if model.in_use { 2 } else { 1 };
     assert!(
-        report.max_epoch >= 2,
+        report.max_epoch > first,
         "{name}: too short to reach a takeover: {report}"
     );
     report
@@ -1753,10 +1956,7 @@ fn expect_violation(name: &str, model: &Model, kinds: &[&str]) -> String {
     let Some((v, trace)) = report.violation else {
         panic!("{name}: the checker found no violation ({report}); it must");
     };
-    assert!(
-        kinds.iter().any(|k| v.contains(k)),
-        "{name}: {v}\n{trace}"
-    );
+    assert!(kinds.iter().any(|k| v.contains(k)), "{name}: {v}\n{trace}");
     println!("{name}: found, as it must: {v}\ntrace:\n{trace}\n");
     trace
 }
@@ -1779,14 +1979,6 @@ fn three(horizon: u32) -> Model {
     let mut model = two(horizon);
     model.configs.push(model_config());
     model.rates = vec![vec![9], vec![11], vec![10]];
-    model
-}
-
-/// Two workers of a rolling change of timings: w0 runs the old fleet's
-/// longer timings, w1 the current ones; either may win the first election.
-fn two_fleets(horizon: u32) -> Model {
-    let mut model = two(horizon);
-    model.configs = vec![old_fleet_config(), model_config()];
     model
 }
 
@@ -1869,42 +2061,63 @@ fn a_config_with_renew_deadline_at_the_lease_timeout_is_still_safe() {
 }
 
 // ----- operator events, with metadata requests in flight too -----
+//
+// These run for the extreme rates only (9 and 11 for each worker), with
+// `metadata.json` requests in flight like the lease's, and mostly in a
+// namespace already in use (`Model::in_use`): operators delete and corrupt
+// the objects of namespaces that are running.
 
-/// A rolling change of timings: an old-fleet and a current worker, with
-/// a pause of the leader (past both its deadline and the follower's wait)
-/// or a slow request.
+/// Two workers at the extreme rates, w0 slow (9) and w1 fast (11); either
+/// may lead first, so a slow leader with a fast follower and the reverse
+/// are both explored.
+fn two_extreme(horizon: u32) -> Model {
+    let mut model = two(horizon);
+    model.rates = vec![vec![9], vec![11]];
+    model.race_metadata = true;
+    model
+}
+
+/// Two workers of a rolling change of timings: w0 runs the old fleet's
+/// longer timings, w1 the current ones; either may lead first.
+fn two_fleets(horizon: u32) -> Model {
+    let mut model = two_extreme(horizon);
+    model.configs = vec![old_fleet_config(), model_config()];
+    model
+}
+
+/// A rolling change of timings, with a pause of the leader or a slow
+/// request: each follower waits the longer promise it has seen. (The
+/// pause for every assignment of the rates 9, 10 and 11.)
 #[test]
 fn two_fleets_with_a_pause_or_a_slow_request_never_split() {
-    let mut model = two_fleets(16);
+    let mut model = two_fleets(15);
+    model.rates = vec![vec![9, 10, 11]; 2];
     model.pauses = 1;
-    expect_safe("2 fleets, 1 pause", &model);
-    let mut model = two_fleets(14);
+    expect_safe("2 fleets, all rates, 1 pause", &model);
+    let mut model = two_fleets(12);
     model.slow = 1;
-    model.race_metadata = true;
-    expect_safe("2 fleets, 1 slow request (metadata raced)", &model);
+    expect_safe("2 fleets, 1 slow request", &model);
 }
 
 /// `metadata.json` reads and writes (the reservation before each
-/// acquisition, the leader's reservation for its successor) are delayed,
-/// failed, ambiguous and raced like lease requests.
+/// acquisition, the leader's reservation for its successor) delayed,
+/// failed or ambiguous, and raced, in a new namespace.
 #[test]
 fn metadata_requests_delayed_failed_or_raced_never_split() {
-    let mut model = two(12);
-    model.race_metadata = true;
+    let mut model = two_extreme(12);
     model.slow = 1;
     expect_safe("2 workers, metadata raced, 1 slow request", &model);
-    let mut model = two(14);
-    model.race_metadata = true;
+    let mut model = two_extreme(12);
     model.failures = 1;
     expect_safe("2 workers, metadata raced, 1 failed answer", &model);
 }
 
-/// `state.json` deleted while the old-fleet leader may be paused (as if
-/// cut off): the followers watch the absence for the longest promise on
-/// record, not their own lease timeout.
+/// `state.json` deleted while the old fleet's leader may be paused (as if
+/// cut off from the store): followers watch the absence for the longest
+/// promise on record, not their own lease timeout.
 fn deleted_lease(horizon: u32) -> Model {
     let mut model = two_fleets(horizon);
-    model.race_metadata = true;
+    model.in_use = true;
     model.ops.delete_lease = 1;
     model.pauses = 1;
     model.pause_ticks = vec![9];
@@ -1913,31 +2126,45 @@ fn deleted_lease(horizon: u32) -> Model {
 
 #[test]
 fn a_deleted_lease_never_splits_two_fleets() {
-    let report = expect_safe("2 fleets, lease deleted, 1 pause", &deleted_lease(16));
+    let report = expect_safe("2 fleets, lease deleted, 1 pause", &deleted_lease(15));
+    assert!(report.reached(RECREATED), "{report}");
+    let mut model = deleted_lease(15);
+    model.slow = 1;
+    expect_safe("2 fleets, lease deleted, 1 pause, 1 slow request", &model);
+    let mut model = three(12);
+    model.race_metadata = true;
+    model.in_use = true;
+    model.ops.delete_lease = 1;
+    let report = expect_safe("3 workers, lease deleted", &model);
     assert!(report.reached(RECREATED), "{report}");
 }
 
-/// `state.json` overwritten with bytes that do not parse: the leader that
-/// reads it steps down at once; the followers wait the longest promise.
+/// `state.json` overwritten with bytes that do not parse, while the old
+/// fleet's leader may be paused: the leader that reads it steps down at
+/// once; followers wait the longest promise.
 fn corrupt_lease(horizon: u32) -> Model {
     let mut model = two_fleets(horizon);
-    model.race_metadata = true;
+    model.in_use = true;
     model.ops.corrupt_lease = 1;
+    model.pauses = 1;
+    model.pause_ticks = vec![9];
     model
 }
 
 #[test]
 fn a_corrupt_lease_never_splits_two_fleets() {
-    let report = expect_safe("2 fleets, lease corrupted", &corrupt_lease(16));
+    let report = expect_safe("2 fleets, lease corrupted, 1 pause", &corrupt_lease(15));
     assert!(report.reached(CORRUPT_REPLACED), "{report}");
 }
 
 /// `metadata.json` and `state.json` deleted (a lifecycle rule takes the
-/// oldest objects), and a worker restarted, so that it has seen nothing:
-/// its survey finds the roster, so it waits and takes a new epoch.
+/// oldest objects) and a worker restarted, so that it has seen nothing, in
+/// a rolling change of timings: the epochs are learned from what is left
+/// (the roster, the election's marker), and with the promise no longer on
+/// record the absence is watched for `recovery_wait`.
 fn deleted_metadata(horizon: u32) -> Model {
-    let mut model = two(horizon);
-    model.race_metadata = true;
+    let mut model = two_fleets(horizon);
+    model.in_use = true;
     model.ops.delete_metadata = 1;
     model.ops.delete_lease = 1;
     model.ops.restarts = 1;
@@ -1947,20 +2174,21 @@ fn deleted_metadata(horizon: u32) -> Model {
 #[test]
 fn deleted_metadata_and_lease_with_a_restart_never_split_or_reuse_an_epoch() {
     let report = expect_safe(
-        "2 workers, metadata and lease deleted, 1 restart",
+        "2 fleets, metadata and lease deleted, 1 restart",
         &deleted_metadata(14),
     );
     assert!(report.reached(RECREATED), "{report}");
 }
 
-/// A canary of a newer release takes the lease (`format` 2) once nobody
-/// leads, then is rolled back (its lease left in place or deleted), or
-/// not. The canary counts as a leader for the longest its lease may
-/// promise (`recovery_wait` covers it). Followers must wait that long, and
-/// take the lease once it is left.
+/// A canary of a newer release takes the lease (`format` 2) when nobody
+/// leads (the released lease at the start, or after a graceful stop),
+/// then is rolled back (its lease left in place, or deleted) or not. The canary counts as a leader for the
+/// longest its lease may promise (`recovery_wait` covers it, as the
+/// operator's rule says). Followers wait that long, then take the lease it
+/// left.
 fn canary(horizon: u32) -> Model {
-    let mut model = two(horizon);
-    model.race_metadata = true;
+    let mut model = two_fleets(horizon);
+    model.in_use = true;
     model.ops.canary = 1;
     model.ops.rollback = 1;
     model.stops = 1;
@@ -1970,64 +2198,76 @@ fn canary(horizon: u32) -> Model {
 #[test]
 fn a_canary_of_a_newer_format_rolled_back_never_splits_and_is_replaced() {
     let report = expect_safe(
-        "2 workers, 1 stop, a newer-format canary rolled back",
-        &canary(16),
+        "2 fleets, 1 stop, a newer-format canary, rolled back or not",
+        &canary(15),
     );
     assert!(report.reached(CANARY_REPLACED), "{report}");
 }
 
 /// The whole election prefix wiped (lease, metadata, roster, heartbeats)
-/// and a worker restarted; the first term's plugins wrote data, which the
-/// survey finds. (Epochs may start again after a wipe, as documented: the
-/// epoch check is off once the prefix is wiped.)
-fn wiped(horizon: u32, plugin_data: bool) -> Model {
-    let mut model = two(horizon);
-    model.race_metadata = true;
+/// and a worker restarted, so that it has seen nothing, while the old
+/// fleet's leader may be paused: the election's marker beside the
+/// plugins' data still says which epochs were issued and the longest
+/// promise. With `namespace`, the plugins' data prefix (and the marker)
+/// goes too: the documented residual case.
+fn wiped(horizon: u32, namespace: bool) -> Model {
+    let mut model = two_fleets(horizon);
+    model.pauses = 1;
+    model.pause_ticks = vec![9];
+    model.in_use = true;
     model.ops.wipe = 1;
     model.ops.restarts = 1;
-    model.plugin_data = plugin_data;
+    model.wipe_namespace = namespace;
     model
 }
 
 #[test]
-fn a_wiped_election_prefix_with_plugin_data_never_splits() {
+fn a_wiped_election_prefix_never_splits_or_reuses_an_epoch() {
     let report = expect_safe(
-        "2 workers, election prefix wiped, 1 restart, plugin data",
-        &wiped(16, true),
+        "2 fleets, election prefix wiped, 1 restart, 1 pause",
+        &wiped(14, false),
     );
     assert!(report.reached(WIPED_LED), "{report}");
 }
 
 /// A hidden retry: a lease or metadata write lands, and the machine hears
-/// its client's refused retry (`Conflict`, `AlreadyExists`). It must
-/// recognise its own write, never step down from its own lease.
+/// its client's refused retry (`Conflict`, `AlreadyExists`), in a new
+/// namespace (the creation's `AlreadyExists` included). It recognises its
+/// own write, and never steps down from its own lease.
 #[test]
 fn a_hidden_retry_answered_conflict_never_splits_or_strands_a_term() {
-    let mut model = two(12);
-    model.race_metadata = true;
+    let mut model = two_extreme(12);
     model.ops.retries = 1;
     let report = expect_safe("2 workers, 1 hidden retry refused", &model);
     assert!(report.reached(RETRY_RECOGNISED), "{report}");
-    let mut model = two(12);
-    model.race_metadata = true;
+    let mut model = two_extreme(12);
+    model.ops.retries = 1;
+    model.pauses = 1;
+    model.pause_ticks = vec![4];
+    expect_safe("2 workers, 1 hidden retry refused, 1 pause", &model);
+    let mut model = two_extreme(12);
     model.ops.retries = 1;
     model.failures = 1;
     expect_safe("2 workers, 1 hidden retry refused, 1 failed answer", &model);
 }
 
-/// The stale-lease shortcut: the store's own timestamps (the lease's
-/// against a fresh heartbeat's) say the lease is long dead.
+/// The stale-lease shortcut: a worker that starts after the leader crashed
+/// compares the store's timestamps (the lease's against its own fresh
+/// heartbeat's) and takes a long-dead lease at once.
 fn stale_shortcut(horizon: u32, trusted: bool, steps: &[i64]) -> Model {
-    let mut model = two(horizon);
+    let mut model = two_extreme(horizon);
+    model.race_metadata = false;
+    model.in_use = true;
     model.each_config(|c| {
         c.stale_takeover = StaleTakeover::Auto;
         c.stale_takeover_margin = Duration::from_millis(10);
-        // Heartbeats often enough to stamp the store's time.
-        c.membership_interval = Duration::from_millis(40);
     });
     model.traits.trusted_clock = trusted;
     model.store_clock = true;
-    model.crashes = 1;
+    // A restart after a crash is what the shortcut is for; with a clock
+    // step, a restart next to a live leader is what it must not fall for.
+    model.crashes = u8::from(steps.is_empty());
+    model.ops.restarts = 1;
     model.ops.clock_steps = u8::from(!steps.is_empty());
     model.store_steps = steps.to_vec();
     model
@@ -2036,8 +2276,8 @@ fn stale_shortcut(horizon: u32, trusted: bool, steps: &[i64]) -> Model {
 #[test]
 fn the_stale_lease_shortcut_on_a_steady_trusted_clock_never_splits() {
     let report = expect_safe(
-        "2 workers, stale shortcut, trusted steady store clock, 1 crash",
-        &stale_shortcut(12, true, &[]),
+        "2 workers, stale shortcut on, trusted steady store clock, 1 crash, 1 restart",
+        &stale_shortcut(14, true, &[]),
     );
     assert!(report.reached(EARLY_TAKEOVER), "{report}");
 }
@@ -2045,8 +2285,42 @@ fn the_stale_lease_shortcut_on_a_steady_trusted_clock_never_splits() {
 #[test]
 fn a_store_clock_that_steps_is_harmless_when_not_trusted() {
     expect_safe(
-        "2 workers, stale shortcut on, untrusted store clock stepping ±100, 1 crash",
+        "2 workers, stale shortcut on, untrusted store clock stepping ±100, 1 restart",
         &stale_shortcut(14, false, &[100, -100]),
+    );
+}
+
+/// A finding of this check in the machine as of commit c6fbc2d (reported,
+/// not fixed here): a follower whose last read showed no lease, and whose
+/// next read shows none again, counts the absence from the first read,
+/// although a lease was created, renewed and deleted in between (an ABA
+/// of absence: an absent object has no version). Shortest trace, with
+/// both clocks at rate 9: in a new namespace w1 reads `state.json` absent
+/// just before w0 creates it; w0 leads and renews at tick 4; `state.json`
+/// is deleted right after, before w1's next read; w1, whose wait counts
+/// from tick 0, creates the lease at tick 8 while w0 leads until tick 9.
+/// In a namespace in use it takes two deletions (a lifecycle rule or a
+/// script run twice): both workers watch the first absence, w1 recreates
+/// the lease, the second deletion comes before w0's next read, and w0
+/// takes over at once. Across a pause or a wipe the same gap also reissues
+/// an epoch (the assessment made at the first sighting is stale too). Turn
+/// this into `expect_safe` once the machine restarts the watch (and the
+/// assessment) at a sighting that may follow a lease, or makes the absence
+/// a version it can watch (e.g. by creating a vacant lease).
+#[test]
+fn known_issue_an_absence_seen_before_and_after_a_short_lived_lease_is_taken_for_one() {
+    let mut model = two(12);
+    model.ops.delete_lease = 1;
+    expect_split_brain(
+        "2 workers, new namespace, lease deleted (known issue)",
+        &model,
+    );
+    let mut model = two(12);
+    model.in_use = true;
+    model.ops.delete_lease = 2;
+    expect_split_brain(
+        "2 workers, namespace in use, lease deleted twice (known issue)",
+        &model,
     );
 }
 
@@ -2108,13 +2382,14 @@ fn trusting_a_store_clock_that_steps_is_found() {
 }
 
 /// The residual case of the docs: every object of the namespace deleted
-/// (no plugin data either) before the leader has noticed, and a worker
-/// (re)started then: nothing tells the namespace from a new one.
+/// (plugin data and the election's marker too) before the leader has
+/// noticed, and a worker (re)started then: nothing tells the namespace from
+/// a new one.
 #[test]
 fn the_documented_residual_case_is_found() {
     expect_violation(
-        "2 workers, election prefix wiped, no plugin data, 1 restart",
-        &wiped(16, false),
+        "2 fleets, whole namespace wiped, 1 restart, 1 pause",
+        &wiped(14, true),
         &["SPLIT BRAIN", "acquired epoch"],
     );
 }
@@ -2144,21 +2419,25 @@ mod mutants {
 
     #[test]
     fn a_deleted_lease_watched_for_the_own_lease_timeout_only_is_found() {
-        let mut model = deleted_lease(16);
+        let mut model = deleted_lease(15);
         model.mutate = Some(own_timeout);
         expect_split_brain("mutant OwnTimeoutForUnknownHolder, lease deleted", &model);
     }
 
     #[test]
     fn leading_through_a_corrupt_lease_is_found() {
-        let mut model = corrupt_lease(16);
+        let mut model = corrupt_lease(15);
         model.mutate = Some(lead_through);
         expect_violation(
             "mutant LeadThroughUnusableLease, lease corrupted",
             &model,
             &["LEADS ON"],
         );
-        let mut model = corrupt_lease(16);
+        let mut model = corrupt_lease(15);
+        model.mutate = Some(own_timeout);
+        expect_split_brain("mutant OwnTimeoutForUnknownHolder, lease corrupted", &model);
+        let mut model = corrupt_lease(15);
+        model.check_leads_on = false;
         model.mutate = Some(lead_through_with_own_timeout);
         expect_split_brain(
             "mutants LeadThroughUnusableLease + OwnTimeoutForUnknownHolder, lease corrupted",
@@ -2178,15 +2457,19 @@ mod mutants {
     }
 
     #[test]
-    fn recreating_a_wiped_namespace_with_plugin_data_is_found() {
-        let mut model = wiped(16, true);
+    fn recreating_a_wiped_election_prefix_is_found() {
+        let mut model = wiped(14, false);
         model.mutate = Some(recreate);
-        expect_split_brain("mutant RecreateWipedNamespace, prefix wiped", &model);
+        expect_violation(
+            "mutant RecreateWipedNamespace, election prefix wiped",
+            &model,
+            &["acquired epoch", "SPLIT BRAIN"],
+        );
     }
 
     #[test]
     fn a_canary_lease_watched_for_the_own_lease_timeout_only_is_found() {
-        let mut model = canary(16);
+        let mut model = canary(15);
         model.mutate = Some(own_timeout);
         expect_split_brain("mutant OwnTimeoutForUnknownHolder, canary", &model);
     }
@@ -2216,6 +2499,35 @@ fn deep_searches() {
     model.failures = 1;
     model.max_states = 3_000_000;
     expect_safe_or_truncated("3 workers, slow + pause + failure", &model);
+    // Operator events together, in a namespace in use (one deletion of
+    // the lease at most: see the known issue).
+    let mut model = two_fleets(16);
+    model.rates = vec![vec![9, 10, 11]; 2];
+    model.in_use = true;
+    model.ops = Ops {
+        restarts: 1,
+        delete_lease: 1,
+        corrupt_lease: 1,
+        delete_metadata: 1,
+        retries: 1,
+        ..Ops::default()
+    };
+    model.pauses = 1;
+    model.pause_ticks = vec![9];
+    model.max_states = 3_000_000;
+    expect_safe_or_truncated(
+        "2 fleets, all rates, restart + deletions + corruption + retry + pause",
+        &model,
+    );
+    let mut model = canary(18);
+    model.ops.delete_metadata = 1;
+    model.ops.restarts = 1;
+    model.pauses = 1;
+    model.max_states = 3_000_000;
+    expect_safe_or_truncated(
+        "2 fleets, canary + stop + metadata deleted + restart + pause",
+        &model,
+    );
 }
 
 fn expect_safe_or_truncated(name: &str, model: &Model) {
