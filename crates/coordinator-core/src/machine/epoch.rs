@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use super::lease::is_vacant;
 use super::{LeaseContent, Machine, Phase, Purpose};
 use crate::action::{Request, Response, Version};
 use crate::machine::timers::Timer;
@@ -148,17 +149,19 @@ impl Machine {
     /// A missing or unusable lease has not yet been watched for the bound
     /// the metadata just read puts on record.
     fn must_wait_longer(&self, now: Instant) -> bool {
-        match self.observed.as_ref() {
-            Some(observation) => match observation.content {
-                LeaseContent::Ours(_) => false,
-                LeaseContent::Absent => {
-                    now < observation.first_seen + self.unknown_holder_wait(false)
-                }
-                LeaseContent::Unusable { newer_format } => {
-                    now < observation.first_seen + self.unknown_holder_wait(newer_format)
-                }
-            },
-            None => false,
+        let Some(observation) = self.observed.as_ref() else {
+            return false;
+        };
+        match &observation.content {
+            LeaseContent::Ours(record) => {
+                is_vacant(record) && now < observation.first_seen + self.unknown_holder_wait(false)
+            }
+            // A missing lease is never taken by waiting (see
+            // `write_vacancy`).
+            LeaseContent::Absent => true,
+            LeaseContent::Unusable { newer_format } => {
+                now < observation.first_seen + self.unknown_holder_wait(*newer_format)
+            }
         }
     }
 
@@ -300,7 +303,9 @@ impl Machine {
         let replaced_epoch = match (&expected, self.observed.as_ref()) {
             (Some(version), Some(observation)) if observation.version.as_ref() == Some(version) => {
                 match &observation.content {
-                    LeaseContent::Ours(record) => Some(record.epoch),
+                    // A vacant lease says nothing of the epochs its unknown
+                    // predecessor used: always reserve a new one.
+                    LeaseContent::Ours(record) if !is_vacant(record) => Some(record.epoch),
                     _ => None,
                 }
             }

@@ -13,6 +13,13 @@ use crate::machine::timers::Timer;
 use crate::records::{decode, encode, LeaseRecord, MetadataRecord, RecordError, FORMAT};
 use crate::time::{duration_millis, Instant};
 
+/// A lease with no leader that was not released: written in place of a
+/// missing lease (see `write_vacancy`); whoever held the lease before is
+/// unknown.
+pub(super) fn is_vacant(record: &LeaseRecord) -> bool {
+    record.leader.is_none() && !record.released
+}
+
 impl Machine {
     // ----- reading -----
 
@@ -349,7 +356,14 @@ impl Machine {
                     .unwrap_or(record.successors.len());
                 let rank_wait =
                     self.config.succession_step * u32::try_from(rank).unwrap_or(u32::MAX);
-                if record.released && self.own_release_nonce != Some(record.nonce) {
+                if is_vacant(record) {
+                    // Its holder is unknown: the wait its writer recorded,
+                    // or the longest this worker knows, whichever is longer.
+                    let wait = self
+                        .promised_wait(record)
+                        .max(self.unknown_holder_wait(false));
+                    observation.first_seen + wait
+                } else if record.released && self.own_release_nonce != Some(record.nonce) {
                     // A release is deliberate and seen by few followers
                     // within one round trip: whoever sees it first takes
                     // it, without a rank wait (hand-over in one poll).
@@ -393,9 +407,14 @@ impl Machine {
             LeaseContent::Absent => {
                 if !observation.assessed {
                     self.assess();
-                    return;
+                } else {
+                    // An absence has no version: two reads that both find
+                    // nothing may straddle a lease that was created,
+                    // renewed and deleted in between. Watch a version
+                    // instead: a vacant lease, created in its place.
+                    self.write_vacancy(now);
                 }
-                observation.first_seen + self.unknown_holder_wait(false)
+                return;
             }
         };
         if now >= free_at {
@@ -513,7 +532,7 @@ impl Machine {
                         self.counters.renewal_failures += 1;
                         self.retry_renewal(now, delay);
                     }
-                    WriteKind::Acquire => self.schedule_poll(now, delay),
+                    WriteKind::Acquire | WriteKind::Vacate => self.schedule_poll(now, delay),
                     WriteKind::Release => {
                         if self.phase == Phase::Running {
                             self.schedule_poll(now, delay);
@@ -570,7 +589,7 @@ impl Machine {
                     self.release_if_ours(now);
                 }
             }
-            WriteKind::Release => {
+            WriteKind::Release | WriteKind::Vacate => {
                 self.report_leader(None);
                 if self.phase == Phase::Running {
                     self.evaluate_takeover(now);
@@ -579,6 +598,42 @@ impl Machine {
                 }
             }
         }
+    }
+
+    /// Creates a vacant lease where the lease is missing from a namespace
+    /// in use: no leader, not released, an epoch at the highest this worker
+    /// knows (so no reservation above the mark is shared from it), and as
+    /// its lease timeout the wait owed to the unknown last holder, so that
+    /// every reader, this release or an older one, watches it that long.
+    fn write_vacancy(&mut self, now: Instant) {
+        if self.lease_request.is_some() || self.term.is_some() || self.phase != Phase::Running {
+            return;
+        }
+        let epoch = self.epoch_seen.max(self.metadata.highest_reserved);
+        let wait = self.unknown_holder_wait(false);
+        // A renew deadline whose drift-stretched wait is that same wait, so
+        // that every rule that reads the record's timings (the stale-lease
+        // shortcut on a trusted store clock too) owes it as long.
+        let rho = self.config.drift_tolerance;
+        let renew_deadline = wait.mul_f64((1.0 - rho) / (1.0 + rho));
+        let record = LeaseRecord {
+            format: FORMAT,
+            leader: None,
+            epoch,
+            nonce: self.rng.next_u64(),
+            renewals: 0,
+            released: false,
+            lease_timeout_ms: duration_millis(wait),
+            renew_deadline_ms: duration_millis(renew_deadline),
+            drift_tolerance: self.config.drift_tolerance,
+            successors: Vec::new(),
+            roster_size: 0,
+            reserved_epoch: epoch,
+            acquired_at_unix_ms: 0,
+            written_at_unix_ms: self.unix_ms(now),
+        };
+        self.timers.stop(Timer::Poll);
+        self.write_lease(WriteKind::Vacate, None, record, now);
     }
 
     fn become_leader(&mut self, record: LeaseRecord, deadline: Instant, now: Instant) {

@@ -143,6 +143,9 @@ enum WriteKind {
     Acquire,
     Renew,
     Release,
+    /// A vacant lease (no leader, not released) in place of a missing one,
+    /// so that followers watch a version rather than an absence.
+    Vacate,
 }
 
 /// A lease write whose outcome is not known yet.
