@@ -154,7 +154,7 @@ impl Machine {
         };
         match &observation.content {
             LeaseContent::Ours(record) => {
-                is_vacant(record) && now < observation.first_seen + self.unknown_holder_wait(false)
+                is_vacant(record) && now < observation.first_seen + self.vacancy_wait(record)
             }
             // A missing lease is never taken by waiting (see
             // `write_vacancy`).

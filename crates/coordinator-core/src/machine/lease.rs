@@ -357,12 +357,7 @@ impl Machine {
                 let rank_wait =
                     self.config.succession_step * u32::try_from(rank).unwrap_or(u32::MAX);
                 if is_vacant(record) {
-                    // Its holder is unknown: the wait its writer recorded,
-                    // or the longest this worker knows, whichever is longer.
-                    let wait = self
-                        .promised_wait(record)
-                        .max(self.unknown_holder_wait(false));
-                    observation.first_seen + wait
+                    observation.first_seen + self.vacancy_wait(record)
                 } else if record.released && self.own_release_nonce != Some(record.nonce) {
                     // A release is deliberate and seen by few followers
                     // within one round trip: whoever sees it first takes
@@ -598,6 +593,20 @@ impl Machine {
                 }
             }
         }
+    }
+
+    /// How long a vacant lease must stay unchanged before it is taken: the
+    /// wait its writer recorded (the writer judged the missing lease with
+    /// the metadata it had just read, and `recovery_wait` if none), or the
+    /// longest this worker knows, whichever is longer.
+    pub(super) fn vacancy_wait(&self, record: &LeaseRecord) -> Duration {
+        if self.mutated(Mutation::OwnTimeoutForUnknownHolder) {
+            return self.config.lease_timeout;
+        }
+        self.promised_wait(record)
+            .max(self.longest_wait_seen)
+            .max(self.config.takeover_wait())
+            .max(Duration::from_millis(self.metadata.longest_wait_ms))
     }
 
     /// Creates a vacant lease where the lease is missing from a namespace
