@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+mod bounds;
 mod clock;
 mod faults;
 mod fenced;
@@ -16,13 +17,14 @@ mod store;
 
 pub use clock::{SimClock, PPM, UNIX_BASE_MS};
 pub use faults::{
-    Episodes, FaultSet, Latency, LatencyModel, RequestFault, RequestFaults, StoreFlavor,
+    Canary, ClockSteps, Episodes, FaultSet, Latency, LatencyModel, LifecycleRule, OperatorFault,
+    OperatorFaults, RequestFault, RequestFaults, StoreFlavor, TimingRollout, FAULT_KINDS,
 };
 pub use naive::NaiveMachine;
 pub use report::{
     usd_per_month, FencedStats, Report, RoleRequests, Summary, Violation, ViolationKind,
 };
-pub use scenario::{Fencing, Mode, Scenario};
+pub use scenario::{Fencing, Mode, Scenario, Scripted};
 pub use seed::{parse_seeds, random_seed, seeds_from_env, SeedTree, SplitMix64};
 pub use sim::{Elector, Sim};
 pub use store::{

@@ -4,6 +4,7 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
+use crate::faults::StoreFlavor;
 use crate::scenario::Mode;
 use crate::store::{Requests, HOURS_PER_MONTH};
 
@@ -26,6 +27,9 @@ pub enum ViolationKind {
     Liveness,
     /// No successor within the hand-over bound after a graceful stop.
     Handover,
+    /// No new leader within the recovery bound after an operator fault
+    /// that hid the lease's holder (or a canary's roll-back).
+    Recovery,
     /// A dead worker was still in the roster after the roster bound.
     Roster,
     /// A foreign writer overwrote the lease and no machine refused.
@@ -126,6 +130,10 @@ pub struct Report {
     pub mode: Mode,
     /// The fault kinds that were on.
     pub faults: Vec<&'static str>,
+    /// How they were chosen (`none`, `swarm`, a list, `custom`).
+    pub fault_spec: String,
+    /// The store's flavour.
+    pub store: StoreFlavor,
     /// Simulated time.
     pub simulated_seconds: f64,
     /// Wall time the run took.
@@ -165,8 +173,39 @@ pub struct Report {
     pub leader_changes: u64,
     /// Successful acquisitions.
     pub acquisitions: u64,
-    /// Liveness checks made (each probe or leader crash in calm).
+    /// From an operator fault that hid the lease's holder (or a canary's
+    /// last write) to the next acquisition.
+    pub recovery_seconds: Summary,
+    /// Liveness checks made (each crash or graceful stop of a leader in
+    /// calm, held to its own bound).
     pub liveness_checks: u64,
+    /// Recovery checks made (each fault that hid the holder in calm).
+    pub recovery_checks: u64,
+    /// How much earlier than its bound each checked take-over came
+    /// (liveness, hand-over and recovery checks).
+    pub liveness_margin_seconds: Summary,
+    /// The documented residual case, seen (not a violation): after
+    /// everything of an election was deleted (`wipe_namespace`, or a wipe
+    /// of the election after its marker expired), a worker
+    /// that had never seen a lease recreated it at once, as new, with the
+    /// epochs starting again (one count), while the old leader led on to
+    /// its deadline (one count per such pair).
+    pub residual_cases: u64,
+    /// Acquisitions whose epoch was not above the highest before, after
+    /// every record carrying that epoch (the lease, `metadata.json` and the
+    /// election's marker) had been deleted: documented (epochs may then
+    /// start below the old ones), not a violation.
+    pub epochs_restarted: u64,
+    /// Operator faults applied (deletions, corruption, wipes).
+    pub operator_faults: u64,
+    /// Objects a lifecycle rule expired.
+    pub lifecycle_deletions: u64,
+    /// Canaries deployed.
+    pub canaries: u64,
+    /// Restarts of a rolling change of timings.
+    pub rollout_restarts: u64,
+    /// Steps of the store's clock.
+    pub store_clock_steps: u64,
     /// Roster checks made.
     pub roster_checks: u64,
     /// Foreign writes detected (every machine refused the namespace).
@@ -185,6 +224,15 @@ pub struct Report {
     /// Every hand-over sample, seconds.
     #[serde(skip)]
     pub handover_samples: Vec<f64>,
+    /// Every recovery sample, seconds.
+    #[serde(skip)]
+    pub recovery_samples: Vec<f64>,
+    /// Every margin of a checked take-over, seconds.
+    #[serde(skip)]
+    pub margin_samples: Vec<f64>,
+    /// The trace lines up to the first violation (only with `trace`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub trace_before_first_violation: Vec<String>,
     /// The last trace lines (only with `trace`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub trace_tail: Vec<String>,
@@ -199,14 +247,19 @@ impl Report {
     /// The command that replays this run (for runs made by the CLI; runs
     /// with hand-made fault sets replay from their test).
     pub fn rerun_hint(&self) -> String {
+        let store = if self.fault_spec.starts_with("swarm") {
+            String::new()
+        } else {
+            format!(" --store {}", self.store.name())
+        };
         format!(
-            "cargo run --release -p coordinator-testkit --bin coordinator-sim -- --seed {} --workers {} --plugins {} --mode {} --duration {}s --faults {} --trace",
+            "cargo run --release -p coordinator-testkit --bin coordinator-sim -- --seed {} --workers {} --plugins {} --mode {} --duration {}s --faults {}{store} --trace",
             self.seed,
             self.workers,
             self.plugins,
             self.mode,
             self.simulated_seconds,
-            if self.faults.is_empty() { "none" } else { "swarm" }
+            self.fault_spec,
         )
     }
 
@@ -276,13 +329,37 @@ impl Report {
         );
         row("fail-over", self.failover_seconds.show());
         row("hand-over", self.handover_seconds.show());
+        row("recovery", self.recovery_seconds.show());
+        row(
+            "take-over margin to bound",
+            self.liveness_margin_seconds.show(),
+        );
         row(
             "leader changes / acquisitions",
             format!("{} / {}", self.leader_changes, self.acquisitions),
         );
         row(
-            "checks (liveness, roster)",
-            format!("{}, {}", self.liveness_checks, self.roster_checks),
+            "checks (liveness, recovery, roster)",
+            format!(
+                "{}, {}, {}",
+                self.liveness_checks, self.recovery_checks, self.roster_checks
+            ),
+        );
+        row("store", self.store.name().to_owned());
+        row(
+            "residual cases, epochs restarted",
+            format!("{}, {}", self.residual_cases, self.epochs_restarted),
+        );
+        row(
+            "operator faults, expired, canaries",
+            format!(
+                "{}, {}, {}",
+                self.operator_faults, self.lifecycle_deletions, self.canaries
+            ),
+        );
+        row(
+            "roll-out restarts, clock steps",
+            format!("{}, {}", self.rollout_restarts, self.store_clock_steps),
         );
         row(
             "fenced object",

@@ -7,7 +7,8 @@ use std::time::Duration;
 use coordinator_core::Config;
 use serde::Serialize;
 
-use crate::faults::{FaultSet, LatencyModel};
+use crate::bounds::{hidden_wait_ms, Follower, Promise, Rtt};
+use crate::faults::{FaultSet, LatencyModel, OperatorFault};
 use crate::seed::SeedTree;
 
 /// Which algorithm the workers run.
@@ -58,6 +59,42 @@ pub enum Fencing {
     /// Broken on purpose (oracle proofs): unconditional PUTs carrying the
     /// epoch.
     Unconditional,
+}
+
+/// A fault at an exact instant, for hand-written scenarios (the oracle
+/// proofs): [`Scenario::script`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Scripted {
+    /// An operator fault on the first election (a wipe of the namespace
+    /// on all); one that hides the holder is held to the recovery bound.
+    Operator(OperatorFault),
+    /// The leader (of the first election) cut off from the store for this
+    /// long.
+    PartitionLeader(#[serde(serialize_with = "secs")] Duration),
+    /// A follower crashes and starts again, a new process, this much later.
+    RestartFollower(#[serde(serialize_with = "secs")] Duration),
+    /// The leader stops gracefully (it releases the lease; its designated
+    /// successor usually takes it) and starts again, a new process, this
+    /// much later.
+    StopLeader(#[serde(serialize_with = "secs")] Duration),
+    /// A follower (the first in worker order) pauses for this long (a GC,
+    /// a suspended VM): it does nothing, its clock runs on.
+    PauseFollower(#[serde(serialize_with = "secs")] Duration),
+    /// A canary of a newer format takes over the first election's lease
+    /// at its leader's graceful stop, leads for `leads` renewing every 5 s,
+    /// and is rolled back: cut off first (it then believes it leads to its
+    /// `renew_deadline`) or killed.
+    Canary {
+        /// How long it leads.
+        #[serde(serialize_with = "secs")]
+        leads: Duration,
+        /// Its renew deadline.
+        #[serde(serialize_with = "secs")]
+        renew_deadline: Duration,
+        /// Cut off before the roll-back.
+        cut_off: bool,
+    },
 }
 
 /// One simulation run.
@@ -126,6 +163,32 @@ pub struct Scenario {
     pub stale_lease_age: Option<Duration>,
     /// Keep a readable trace of the last events (slower).
     pub trace: bool,
+    /// With `trace`: also every request and answer of these workers'
+    /// processes (a comma-separated list of worker ids, or `all`), to
+    /// follow their view.
+    pub trace_worker: Option<String>,
+    /// Explicit timings per worker slot, overriding `config` (hand-written
+    /// scenarios; slots beyond the list run `config`).
+    #[serde(skip)]
+    pub configs: Option<Vec<Config>>,
+    /// The timings the oracle is told every worker runs, when they are not
+    /// the real ones: its bounds are computed from these (to show that a
+    /// slowed machine is caught). `None`: the real ones.
+    #[serde(skip)]
+    pub told: Option<Config>,
+    /// Faults at exact instants (hand-written scenarios), on top of
+    /// `faults`. They do not count as storms: what follows them in a calm
+    /// run is held to the bounds.
+    #[serde(skip)]
+    pub script: Vec<(Duration, Scripted)>,
+    /// How the faults were chosen, for the replay hint: `none`, `swarm`, a
+    /// comma-separated list of kinds, or `custom` (a hand-made set).
+    pub fault_spec: String,
+    /// Deliberately broken machines (oracle proofs): every core machine
+    /// gets these mutations.
+    #[cfg(feature = "mutations")]
+    #[serde(skip)]
+    pub mutations: Vec<coordinator_core::Mutation>,
 }
 
 fn secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
@@ -163,6 +226,13 @@ impl Scenario {
             fencing: Fencing::Cas,
             stale_lease_age: None,
             trace: false,
+            trace_worker: None,
+            configs: None,
+            told: None,
+            script: Vec::new(),
+            fault_spec: "none".into(),
+            #[cfg(feature = "mutations")]
+            mutations: Vec::new(),
         }
     }
 
@@ -172,6 +242,7 @@ impl Scenario {
         let mut scenario = Self::new(seed, workers);
         scenario.faults = FaultSet::swarm(&mut SeedTree::new(seed).swarm());
         scenario.probes = true;
+        scenario.fault_spec = "swarm".into();
         scenario
     }
 
@@ -187,43 +258,127 @@ impl Scenario {
         }
     }
 
-    /// The bound within which a new leader must lead after the leader
-    /// crashes, once faults have stopped:
-    /// `W × (1+ρ)/(1−ρ) + 2 × (heartbeat_interval + heartbeat_jitter) +
-    /// successors_in_lease × succession_step + 2 × request_timeout`, where
-    /// `W` is the longest wait a follower may need (the largest
-    /// `lease_timeout` in use, or `renew_deadline × (1+ρ)/(1−ρ)` if larger).
-    ///
-    /// Defaults: 15 s × 1.222 + 12 s + 2 s + 4 s = 36.3 s (54.7 s when some
-    /// workers run the alternate 30 s lease).
-    pub fn liveness_bound(&self) -> Duration {
-        let c = &self.config;
-        let ratio = Config::required_ratio(c.drift_tolerance);
-        let mut wait = c
-            .lease_timeout
-            .max(c.minimum_safe_wait(c.renew_deadline, c.drift_tolerance));
-        if self.faults.rolling_timings.is_some() {
-            let a = self.alternate_config();
-            wait = wait
-                .max(a.lease_timeout)
-                .max(a.minimum_safe_wait(a.renew_deadline, a.drift_tolerance));
+    /// The timings of workers restarted by the timing-rollout fault: three
+    /// times the lease timeout and renew deadline of `config` (45 s / 30 s
+    /// at the defaults), a change an operator may roll out and back.
+    pub fn rollout_config(&self) -> Config {
+        Config {
+            lease_timeout: self.config.lease_timeout * 3,
+            renew_deadline: self.config.renew_deadline * 3,
+            ..self.config.clone()
         }
-        wait.mul_f64(ratio) + self.margins()
     }
 
-    /// The bound within which a successor leads after a graceful stop:
-    /// `2 × (heartbeat_interval + heartbeat_jitter) + successors_in_lease ×
-    /// succession_step + 2 × request_timeout` (defaults: 18 s).
+    /// Every set of timings a worker of this run may have, as the oracle
+    /// knows them (only [`Scenario::told`] if it is set).
+    pub fn timing_sets(&self) -> Vec<Config> {
+        if let Some(told) = &self.told {
+            return vec![told.clone()];
+        }
+        let mut sets = vec![self.config.clone()];
+        if self.faults.rolling_timings.is_some() {
+            sets.push(self.alternate_config());
+        }
+        if self.faults.timing_rollout.is_some() {
+            sets.push(self.rollout_config());
+        }
+        if let Some(configs) = &self.configs {
+            sets.extend(configs.iter().cloned());
+        }
+        sets
+    }
+
+    /// The longest takeover wait of every timing set, ms.
+    pub(crate) fn longest_takeover_wait_ms(&self) -> u64 {
+        self.timing_sets()
+            .iter()
+            .map(|c| u64::try_from(c.takeover_wait().as_millis()).unwrap_or(u64::MAX))
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// The slowest follower the oracle allows for: polling at the
+    /// heartbeat cadence, ranked last, its clock as slow as `config`'s
+    /// tolerance allows.
+    fn slowest(config: &Config) -> Follower<'_> {
+        Follower {
+            config,
+            rate: 1.0 - config.drift_tolerance,
+            started: 0,
+            designated: false,
+            rank: config.successors_in_lease,
+        }
+    }
+
+    /// The worst case, over every situation, of the bound within which a
+    /// new leader must lead after the leader crashes once faults have
+    /// stopped. The oracle holds each crash to its own, tighter bound (see
+    /// the `bounds` module: the holder's last write, the designated
+    /// successor's faster polls, each follower's rank, timings and real
+    /// clock rate); this one is when it looks.
+    ///
+    /// The formula, for a crash at 0 whose holder's last renewal lands one
+    /// write later: first sight `(heartbeat_interval + heartbeat_jitter) /
+    /// (1−ρ) + reply + read`, then `(max(lease_timeout, the holder's
+    /// promise) + successors_in_lease × succession_step) / (1−ρ)`, then `2
+    /// × read + 2 × write` to acquire. Defaults: 0.63 + 7.69 + 17.56 + 3 =
+    /// 28.9 s (the designated successor with perfect clocks: 21.2 s after
+    /// the holder's last write).
+    pub fn liveness_bound(&self) -> Duration {
+        let rtt = Rtt::of(&self.latency);
+        let sets = self.timing_sets();
+        let mut worst = 0;
+        for holder in &sets {
+            let promise = Promise::of(holder);
+            for follower in &sets {
+                let f = Self::slowest(follower);
+                worst = worst.max(f.after_crash(rtt.write_apply, &promise, &rtt));
+            }
+        }
+        Duration::from_millis(worst)
+    }
+
+    /// The worst case of the bound within which a successor leads after a
+    /// graceful stop: the release lands after a renewal in flight, then
+    /// first sight and acquiring as above, with no wait (defaults: 12.2 s;
+    /// per situation, with the designated successor: 6.2 s after the
+    /// release lands).
     pub fn handover_bound(&self) -> Duration {
-        self.margins()
+        let rtt = Rtt::of(&self.latency);
+        let landed = rtt.write + rtt.write_apply;
+        let worst = self
+            .timing_sets()
+            .iter()
+            .map(|c| Self::slowest(c).after_release(landed, &rtt))
+            .max()
+            .unwrap_or(0);
+        Duration::from_millis(worst)
     }
 
-    fn margins(&self) -> Duration {
-        let c = &self.config;
-        let cycle = c.heartbeat_interval + c.heartbeat_jitter;
-        cycle * 2
-            + c.succession_step * u32::try_from(c.successors_in_lease).unwrap_or(u32::MAX)
-            + c.request_timeout * 2
+    /// The worst case of the bound within which a new leader must lead
+    /// after an operator fault that hides the lease's holder (the lease
+    /// deleted or corrupt, a wipe, a canary's lease left behind): first
+    /// sight, the assessment and the vacant lease written in place of a
+    /// missing one, then the recovery wait (or a longer takeover wait in
+    /// use) on the slowest clock, then acquiring (defaults: 7.69 + 3.3 +
+    /// 66.67 + 3 = 80.7 s; with the bound still on record in
+    /// `metadata.json`, the oracle uses it instead: 24.5 s at the defaults
+    /// for the designated successor).
+    pub fn recovery_bound(&self) -> Duration {
+        let rtt = Rtt::of(&self.latency);
+        let longest = self.longest_takeover_wait_ms();
+        let worst = self
+            .timing_sets()
+            .iter()
+            .map(|c| {
+                let wait = hidden_wait_ms(c, longest, None, true);
+                // The fault 1 ms after the follower started (it was
+                // polling already).
+                Self::slowest(c).after_hiding(1, wait, true, &rtt) - 1
+            })
+            .max()
+            .unwrap_or(0);
+        Duration::from_millis(worst)
     }
 
     /// The bound within which a dead worker leaves the roster (the lease's
@@ -240,5 +395,25 @@ impl Scenario {
             + c.heartbeat_interval
             + c.heartbeat_jitter
             + c.request_timeout * 2
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_worst_case_bounds_at_the_defaults() {
+        let s = Scenario::new(0, 3);
+        // A renewal in flight lands 630 ms after the crash; the slowest
+        // follower sees it 6.669 + 0.42 + 0.6 s later, waits (15 + 0.8) /
+        // 0.9 s and acquires in 3 s.
+        assert_eq!(s.liveness_bound(), Duration::from_millis(28_877));
+        // The release lands after a renewal in flight: 1.53 s; first sight
+        // and acquiring as above.
+        assert_eq!(s.handover_bound(), Duration::from_millis(12_219));
+        // First sight 7.689 s, assessing and the vacant lease 3.3 s, the
+        // recovery wait 60 / 0.9 s, acquiring 3 s.
+        assert_eq!(s.recovery_bound(), Duration::from_millis(80_658));
     }
 }

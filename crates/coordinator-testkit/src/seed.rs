@@ -89,6 +89,7 @@ const FAULTS: u64 = 2;
 const SWARM: u64 = 3;
 const SCHEDULE: u64 = 4;
 const WORKERS: u64 = 5;
+const OPERATOR: u64 = 6;
 
 impl SeedTree {
     /// The tree of `root`.
@@ -123,6 +124,14 @@ impl SeedTree {
     /// The schedule of episodic faults (pauses, crashes, partitions…).
     pub fn schedule(&self) -> SplitMix64 {
         SplitMix64::new(self.derive(SCHEDULE))
+    }
+
+    /// The schedule of operator-level faults (deletions and corruption,
+    /// lifecycle sweeps, canaries, timing roll-outs, store clock steps),
+    /// apart from [`SeedTree::schedule`] so that runs without them draw
+    /// every other episode exactly as before.
+    pub fn operator(&self) -> SplitMix64 {
+        SplitMix64::new(self.derive(OPERATOR))
     }
 
     /// The stream of one life (`incarnation`-th start) of worker slot `slot`:

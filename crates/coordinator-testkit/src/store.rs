@@ -200,6 +200,23 @@ impl SimStore {
         self.next_version
     }
 
+    /// Deletes `key` outside any worker (an operator, a lifecycle rule);
+    /// true if it was there.
+    pub fn force_delete(&mut self, key: &str) -> bool {
+        let found = self.objects.remove(key).is_some();
+        if found {
+            self.index.remove(key);
+        }
+        found
+    }
+
+    /// Writes `body` at `key` unconditionally with the store's clock
+    /// `skew_ms` off true time `t`; the new version.
+    pub fn force_put_skewed(&mut self, key: &str, body: &[u8], t: u64, skew_ms: i64) -> u64 {
+        self.write(key, body, t, skew_ms);
+        self.next_version
+    }
+
     /// Writes `body` at `key` with a given store timestamp (setting up a
     /// stale lease left by a long-dead leader).
     pub fn force_put_at(&mut self, key: &str, body: &[u8], store_time_ms: i64) {

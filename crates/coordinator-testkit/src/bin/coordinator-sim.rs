@@ -3,6 +3,8 @@
 //! ```text
 //! coordinator-sim --workers 100 --plugins 10 --mode global --duration 1h --seed 7 --faults swarm --json
 //! coordinator-sim --workers 100 --seeds 0..2000 --faults swarm
+//! coordinator-sim --workers 20 --seeds 0..100 --faults delete_lease,leader_partitions,timing_rollout
+//! coordinator-sim --workers 10 --seed 3 --faults store_clock_steps,crashes --store self-hosted
 //! ```
 //!
 //! One seed prints a summary table (or, with `--json`, one JSON object);
@@ -18,7 +20,8 @@ use std::time::Duration;
 use clap::{Arg, ArgAction, ArgMatches, Command};
 use coordinator_core::{parse_duration, Config};
 use coordinator_testkit::{
-    parse_seeds, random_seed, FaultSet, Mode, Report, Requests, Scenario, SeedTree, Sim, Summary,
+    parse_seeds, random_seed, FaultSet, Mode, Report, Requests, Scenario, SeedTree, Sim,
+    StoreFlavor, Summary, FAULT_KINDS,
 };
 use serde_json::{json, Value};
 
@@ -31,14 +34,20 @@ fn command() -> Command {
         .arg(Arg::new("duration").long("duration").default_value("1h").help("simulated time: 90s, 10m, 1h"))
         .arg(Arg::new("seed").long("seed").help("root seed (default: COORD_SIM_SEED, else random)"))
         .arg(Arg::new("seeds").long("seeds").help("many seeds: 0..1000 or 1,5,9; summarised").conflicts_with("seed"))
-        .arg(Arg::new("faults").long("faults").default_value("none").help("none | swarm (a random subset of fault kinds per seed)"))
+        .arg(Arg::new("faults").long("faults").default_value("none").help(format!(
+            "none | swarm (a random subset of fault kinds per seed) | a comma-separated list of kinds, each with intensities drawn from the seed: operator (every operator fault), {}",
+            FAULT_KINDS.join(", ")
+        )))
+        .arg(Arg::new("exclude").long("exclude").help("fault kinds to turn off after drawing (e.g. --faults swarm --exclude wipe_namespace,delete_lease)"))
+        .arg(Arg::new("store").long("store").help("the store's flavour: s3 | memory | local | self-hosted (default: drawn from the seed with faults, else s3)"))
         .arg(Arg::new("crash-leader-every").long("crash-leader-every").help("crash the leader this often (restart 30 s later)"))
         .arg(Arg::new("stop-leader-every").long("stop-leader-every").help("stop the leader gracefully this often, half a period after the crashes (restart 10 s later)"))
         .arg(Arg::new("stale-lease-age").long("stale-lease-age").help("start with a lease left by a leader that died this long ago"))
         .arg(Arg::new("config").long("config").help("the workers' timings as JSON (coordinator_core::Config), e.g. '{\"heartbeat_interval\":\"5s\"}'"))
         .arg(Arg::new("threads").long("threads").help("threads for --seeds (default: every core)"))
         .arg(Arg::new("json").long("json").action(ArgAction::SetTrue).help("print one JSON object"))
-        .arg(Arg::new("trace").long("trace").action(ArgAction::SetTrue).help("print the last 200 events of a single run"))
+        .arg(Arg::new("trace").long("trace").action(ArgAction::SetTrue).help("print the events up to the first violation and the last 200 of a single run"))
+        .arg(Arg::new("trace-worker").long("trace-worker").help("with --trace: also every request and answer of these worker ids (comma-separated, or all)"))
 }
 
 fn fail(message: String) -> ! {
@@ -57,20 +66,61 @@ fn duration(m: &ArgMatches, name: &str) -> Option<Duration> {
         .map(|t| parse_duration(t).unwrap_or_else(|e| fail(format!("--{name}: {e}"))))
 }
 
+/// How each seed's faults are chosen.
+enum Faults {
+    None,
+    Swarm,
+    Only(Vec<String>),
+}
+
 struct Plan {
     base: Scenario,
-    swarm: bool,
+    faults: Faults,
+    exclude: Vec<String>,
+    store: Option<StoreFlavor>,
 }
 
 impl Plan {
     fn scenario(&self, seed: u64) -> Scenario {
         let mut s = self.base.clone();
         s.seed = seed;
-        if self.swarm {
-            s.faults = FaultSet::swarm(&mut SeedTree::new(seed).swarm());
-            s.probes = true;
+        let rng = &mut SeedTree::new(seed).swarm();
+        match &self.faults {
+            Faults::None => {}
+            Faults::Swarm => {
+                s.faults = FaultSet::swarm(rng);
+                s.probes = true;
+                s.fault_spec = "swarm".into();
+            }
+            Faults::Only(names) => {
+                let names: Vec<&str> = names.iter().map(String::as_str).collect();
+                s.faults = FaultSet::select(&names, rng).unwrap_or_else(|e| fail(e));
+                s.probes = true;
+                s.fault_spec = names.join(",");
+            }
+        }
+        if !self.exclude.is_empty() {
+            let names: Vec<&str> = self.exclude.iter().map(String::as_str).collect();
+            s.faults.without(&names).unwrap_or_else(|e| fail(e));
+            s.fault_spec = format!("{} --exclude {}", s.fault_spec, self.exclude.join(","));
+        }
+        if let Some(store) = self.store {
+            s.faults.store = store;
         }
         s
+    }
+
+    fn label(&self) -> String {
+        let base = match &self.faults {
+            Faults::None => "none".into(),
+            Faults::Swarm => "swarm".into(),
+            Faults::Only(names) => names.join(","),
+        };
+        if self.exclude.is_empty() {
+            base
+        } else {
+            format!("{base} --exclude {}", self.exclude.join(","))
+        }
     }
 }
 
@@ -90,6 +140,7 @@ fn main() {
     base.stop_leader_every = duration(&m, "stop-leader-every");
     base.stale_lease_age = duration(&m, "stale-lease-age");
     base.trace = m.get_flag("trace");
+    base.trace_worker = m.get_one::<String>("trace-worker").cloned();
     if let Some(text) = m.get_one::<String>("config") {
         let config: Config =
             serde_json::from_str(text).unwrap_or_else(|e| fail(format!("--config: {e}")));
@@ -98,12 +149,38 @@ fn main() {
             .unwrap_or_else(|e| fail(format!("--config: {e}")));
         base.config = config;
     }
-    let swarm = match m.get_one::<String>("faults").map(String::as_str) {
-        Some("none") | None => false,
-        Some("swarm") => true,
-        Some(other) => fail(format!("--faults: `{other}`; use none or swarm")),
+    let faults = match m.get_one::<String>("faults").map(String::as_str) {
+        Some("none") | None => Faults::None,
+        Some("swarm") => Faults::Swarm,
+        Some(list) => {
+            let names: Vec<String> = list.split(',').map(|n| n.trim().to_owned()).collect();
+            // Checked once here, with a clear message.
+            let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+            if let Err(e) = FaultSet::select(&refs, &mut SeedTree::new(0).swarm()) {
+                fail(format!("--faults: {e}"));
+            }
+            Faults::Only(names)
+        }
     };
-    let plan = Plan { base, swarm };
+    let store = m
+        .get_one::<String>("store")
+        .map(|t| StoreFlavor::parse(t).unwrap_or_else(|e| fail(format!("--store: {e}"))));
+    let exclude: Vec<String> = m
+        .get_one::<String>("exclude")
+        .map(|t| t.split(',').map(|n| n.trim().to_owned()).collect())
+        .unwrap_or_default();
+    if !exclude.is_empty() {
+        let refs: Vec<&str> = exclude.iter().map(String::as_str).collect();
+        if let Err(e) = FaultSet::none().without(&refs) {
+            fail(format!("--exclude: {e}"));
+        }
+    }
+    let plan = Plan {
+        base,
+        faults,
+        exclude,
+        store,
+    };
     let json_out = m.get_flag("json");
 
     if let Some(text) = m.get_one::<String>("seeds") {
@@ -136,6 +213,13 @@ fn main() {
         );
     } else {
         print!("{}", report.table());
+        if !report.trace_before_first_violation.is_empty() {
+            println!("  trace up to the first violation:");
+            for line in &report.trace_before_first_violation {
+                println!("  | {line}");
+            }
+            println!("  trace at the end of the run:");
+        }
         for line in &report.trace_tail {
             println!("  | {line}");
         }
@@ -272,7 +356,7 @@ fn summarise(plan: &Plan, label: &str, reports: &[Report], wall: f64, threads: u
         "workers": plan.base.workers,
         "plugins": plan.base.plugins,
         "mode": plan.base.mode,
-        "faults": if plan.swarm { "swarm" } else { "none" },
+        "faults": plan.label(),
         "simulated_seconds": plan.base.duration.as_secs_f64(),
         "wall_seconds": (wall * 1000.0).round() / 1000.0,
         "wall_seconds_per_seed": if reports.is_empty() { 0.0 } else { wall * threads as f64 / reports.len() as f64 },
@@ -286,8 +370,18 @@ fn summarise(plan: &Plan, label: &str, reports: &[Report], wall: f64, threads: u
         "convergence_seconds": Summary::of(&convergence),
         "failover_seconds": pooled(|r| &r.failover_samples),
         "handover_seconds": pooled(|r| &r.handover_samples),
+        "recovery_seconds": pooled(|r| &r.recovery_samples),
+        "liveness_margin_seconds": pooled(|r| &r.margin_samples),
         "leader_changes": sum(|r| r.leader_changes),
         "liveness_checks": sum(|r| r.liveness_checks),
+        "recovery_checks": sum(|r| r.recovery_checks),
+        "residual_cases": sum(|r| r.residual_cases),
+        "epochs_restarted": sum(|r| r.epochs_restarted),
+        "operator_faults": sum(|r| r.operator_faults),
+        "lifecycle_deletions": sum(|r| r.lifecycle_deletions),
+        "canaries": sum(|r| r.canaries),
+        "rollout_restarts": sum(|r| r.rollout_restarts),
+        "store_clock_steps": sum(|r| r.store_clock_steps),
         "roster_checks": sum(|r| r.roster_checks),
         "foreign_detected": sum(|r| r.foreign_detected),
         "fenced_old_epoch_rejected": sum(|r| r.fenced.old_epoch_rejected),
@@ -316,8 +410,18 @@ fn print_summary(v: &Value) {
         "convergence_seconds",
         "failover_seconds",
         "handover_seconds",
+        "recovery_seconds",
+        "liveness_margin_seconds",
         "leader_changes",
         "liveness_checks",
+        "recovery_checks",
+        "residual_cases",
+        "epochs_restarted",
+        "operator_faults",
+        "lifecycle_deletions",
+        "canaries",
+        "rollout_restarts",
+        "store_clock_steps",
         "roster_checks",
         "foreign_detected",
         "fenced_old_epoch_rejected",
