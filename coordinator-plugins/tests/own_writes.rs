@@ -1,0 +1,331 @@
+//! A write whose answer was lost (it landed, then the client library's
+//! hidden retry was throttled) is recognised as ours by the caller's next
+//! attempt, even though that attempt sends a new body: no claim nobody runs,
+//! no slot claimed and never run.
+#![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::{clock, standalone, virtual_store, LandsThrottled};
+use coordinator_plugins::queue::{Queue, QueueConfig, QueueError};
+use coordinator_plugins::scheduler::{JobContext, JobError, JobSpec, RunOutcome, Scheduler};
+use coordinator_plugins::RetryPolicy;
+use coordinator_runtime::{CoordinatorPlugin, StepDownReason};
+use coordinator_store::LeaseStore;
+
+/// Each run's slot, attempt and epoch.
+type Runs = Arc<Mutex<Vec<(Option<u64>, u32, u64)>>>;
+
+fn queue_config() -> QueueConfig {
+    QueueConfig {
+        visibility_timeout: Duration::from_secs(10),
+        retry: RetryPolicy {
+            max_attempts: 3,
+            initial_backoff: Duration::from_secs(1),
+            max_backoff: Duration::from_secs(4),
+            multiplier: 2.0,
+        },
+        sweep_interval: Duration::from_secs(1),
+        seed: Some(11),
+        ..QueueConfig::default()
+    }
+}
+
+fn queue_on(store: &Arc<LandsThrottled>) -> (Queue, Arc<coordinator_plugins::VirtualClock>) {
+    let clock = clock();
+    let shared: Arc<dyn LeaseStore> = store.clone();
+    let queue = Queue::builder(shared, "ns", "q")
+        .config(queue_config())
+        .clock(clock.clone())
+        .build()
+        .unwrap();
+    (queue, clock)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_claim_that_landed_under_a_throttled_answer_is_ours_on_the_next_poll() {
+    let store = Arc::new(LandsThrottled::new(Arc::new(virtual_store())));
+    let (queue, _clock) = queue_on(&store);
+    let id = queue.enqueue("job").await.unwrap();
+    let consumer = queue.consumer("w1");
+    store.arm("/claims/", 1);
+    let first = consumer.claim(1).await;
+    assert!(matches!(first, Err(QueueError::Store { .. })), "{first:?}");
+    assert_eq!(store.hits(), 1, "the claim landed");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    // Nobody else may take it: the claim in the store is live.
+    assert!(queue.consumer("w2").claim(1).await.unwrap().is_empty());
+    // Our next poll finds the claim it wrote and holds the message.
+    let mut again = consumer.claim(1).await.unwrap();
+    assert_eq!(again.len(), 1, "our own claim was stranded");
+    let message = again.pop().unwrap();
+    assert_eq!(message.message().id, id);
+    assert_eq!(message.message().attempt, 1);
+    // The lease counts from the attempt that landed, 3 s ago.
+    assert!(
+        message.handle().remaining() <= Duration::from_secs(7),
+        "{:?}",
+        message.handle().remaining()
+    );
+    assert!(message.handle().is_valid());
+    message.complete().await.unwrap();
+    assert_eq!(consumer.stats().claimed, 1);
+    let store_dyn: Arc<dyn LeaseStore> = store.clone();
+    let leader = queue.maintenance();
+    let ctx = standalone(1, store_dyn, &_clock, Duration::from_secs(60));
+    leader.sweep(&ctx).await.unwrap();
+    let stats = queue.stats().await.unwrap();
+    assert_eq!((stats.completed, stats.failed, stats.pending), (1, 0, 0));
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_extension_that_landed_under_a_throttled_answer_is_not_a_lost_claim() {
+    let store = Arc::new(LandsThrottled::new(Arc::new(virtual_store())));
+    let (queue, clock) = queue_on(&store);
+    queue.enqueue("job").await.unwrap();
+    let consumer = queue.consumer("w1");
+    let message = consumer.claim(1).await.unwrap().pop().unwrap();
+    store.arm("/claims/", 1);
+    let first = message.handle().extend(Duration::from_secs(30)).await;
+    assert!(matches!(first, Err(QueueError::Store { .. })), "{first:?}");
+    assert_eq!(store.hits(), 1, "the extension landed");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    // The retry (a new body) meets the extension that landed: ours.
+    message
+        .handle()
+        .extend(Duration::from_secs(30))
+        .await
+        .expect("our own extension is not a lost claim");
+    assert!(message.handle().is_valid());
+    assert!(message.handle().remaining() > Duration::from_secs(25));
+    message.complete().await.unwrap();
+    let shared: Arc<dyn LeaseStore> = store.clone();
+    let ctx = standalone(1, shared, &clock, Duration::from_secs(60));
+    queue.maintenance().sweep(&ctx).await.unwrap();
+    let stats = queue.stats().await.unwrap();
+    assert_eq!((stats.completed, stats.failed), (1, 0));
+    assert_eq!(consumer.stats().rejected, 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_slot_claimed_under_a_throttled_answer_still_runs_once() {
+    let store = Arc::new(LandsThrottled::new(Arc::new(virtual_store())));
+    let shared: Arc<dyn LeaseStore> = store.clone();
+    let clock = clock();
+    let runs: Arc<Mutex<Vec<Option<u64>>>> = Arc::default();
+    let recorded = runs.clone();
+    let scheduler = Scheduler::builder(shared.clone(), "ns", "cron")
+        .config(coordinator_plugins::scheduler::SchedulerConfig {
+            reload_interval: Duration::from_secs(5),
+            seed: Some(5),
+            ..Default::default()
+        })
+        .clock(clock.clone())
+        .handler("tick", move |ctx: JobContext| {
+            recorded.lock().unwrap().push(ctx.slot_unix_ms());
+            std::future::ready(Ok::<(), JobError>(()))
+        })
+        .build()
+        .unwrap();
+    scheduler
+        .add(JobSpec::new("tick", "* * * * *"))
+        .await
+        .unwrap();
+    // The first slot's claim lands, and is answered `Throttled`.
+    store.arm("/slots/", 1);
+    let plugin = scheduler.plugin();
+    plugin
+        .on_become_coordinator(standalone(1, shared, &clock, Duration::from_secs(86_400)))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(3 * 60 + 30)).await;
+    assert_eq!(store.hits(), 1);
+    let slots = runs.lock().unwrap().clone();
+    assert_eq!(slots.len(), 3, "every slot runs, once: {slots:?}");
+    let history = scheduler.history("tick", 10).await.unwrap();
+    assert_eq!(history.len(), 3);
+    assert!(
+        history
+            .iter()
+            .all(|h| !h.running && h.outcome == Some(RunOutcome::Succeeded)),
+        "{history:?}"
+    );
+    plugin
+        .on_stop_being_coordinator(StepDownReason::Stopping)
+        .await
+        .unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_completion_after_an_extension_that_landed_unseen_is_recorded() {
+    let store = Arc::new(LandsThrottled::new(Arc::new(virtual_store())));
+    let (queue, clock) = queue_on(&store);
+    queue.enqueue("job").await.unwrap();
+    let consumer = queue.consumer("w1");
+    let message = consumer.claim(1).await.unwrap().pop().unwrap();
+    store.arm("/claims/", 1);
+    assert!(message
+        .handle()
+        .extend(Duration::from_secs(30))
+        .await
+        .is_err());
+    assert_eq!(store.hits(), 1);
+    // The completion meets the extension that landed: ours, so the
+    // completion is written over it rather than rejected.
+    message
+        .complete()
+        .await
+        .expect("our own extension is not a recovery by the leader");
+    assert_eq!(consumer.stats().rejected, 0);
+    let shared: Arc<dyn LeaseStore> = store.clone();
+    let ctx = standalone(1, shared, &clock, Duration::from_secs(60));
+    queue.maintenance().sweep(&ctx).await.unwrap();
+    let stats = queue.stats().await.unwrap();
+    assert_eq!((stats.completed, stats.failed, stats.pending), (1, 0, 0));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_take_over_that_landed_under_a_throttled_answer_runs_its_attempt() {
+    let store = Arc::new(LandsThrottled::new(Arc::new(virtual_store())));
+    let shared: Arc<dyn LeaseStore> = store.clone();
+    let clock = clock();
+    let runs: Runs = Arc::default();
+    let recorded = runs.clone();
+    let scheduler = Scheduler::builder(shared.clone(), "ns", "cron")
+        .config(coordinator_plugins::scheduler::SchedulerConfig {
+            reload_interval: Duration::from_secs(5),
+            seed: Some(9),
+            ..Default::default()
+        })
+        .clock(clock.clone())
+        .handler("tick", move |ctx: JobContext| {
+            recorded
+                .lock()
+                .unwrap()
+                .push((ctx.slot_unix_ms(), ctx.attempt(), ctx.epoch()));
+            let epoch = ctx.epoch();
+            async move {
+                if epoch == 1 {
+                    // The first term's run is cut short by its end.
+                    tokio::time::sleep(Duration::from_secs(3600)).await;
+                }
+                Ok::<(), JobError>(())
+            }
+        })
+        .build()
+        .unwrap();
+    let retry = RetryPolicy {
+        max_attempts: 2,
+        ..RetryPolicy::default()
+    };
+    scheduler
+        .add(JobSpec::new("tick", "* * * * *").retry(retry))
+        .await
+        .unwrap();
+    let first = (common::T0 / 60_000 + 1) * 60_000;
+    let term1 = scheduler.plugin();
+    term1
+        .on_become_coordinator(standalone(
+            1,
+            shared.clone(),
+            &clock,
+            Duration::from_secs(50),
+        ))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(50)).await;
+    term1
+        .on_stop_being_coordinator(StepDownReason::Stopping)
+        .await
+        .unwrap();
+    assert_eq!(runs.lock().unwrap().clone(), vec![(Some(first), 1, 1)]);
+    // The next term takes the slot over once its lease lapsed; that write
+    // lands and is answered `Throttled`.
+    store.arm(&format!("/s{first:015}.json"), 1);
+    let term2 = scheduler.plugin();
+    term2
+        .on_become_coordinator(standalone(2, shared, &clock, Duration::from_secs(86_400)))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(150)).await;
+    assert_eq!(store.hits(), 1, "the take-over landed");
+    let first_runs: Vec<_> = runs
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|r| r.0 == Some(first))
+        .copied()
+        .collect();
+    assert_eq!(
+        first_runs,
+        vec![(Some(first), 1, 1), (Some(first), 2, 2)],
+        "the attempt our take-over wrote runs, once"
+    );
+    let history = scheduler.history("tick", 10).await.unwrap();
+    let slot = history
+        .iter()
+        .find(|h| h.slot_unix_ms == Some(first))
+        .unwrap();
+    assert!(!slot.running, "{slot:?}");
+    assert_eq!(slot.outcome, Some(RunOutcome::Succeeded), "{slot:?}");
+    assert_eq!(slot.attempts.len(), 2, "{slot:?}");
+    term2
+        .on_stop_being_coordinator(StepDownReason::Stopping)
+        .await
+        .unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_renewal_that_landed_under_a_throttled_answer_keeps_the_run() {
+    let store = Arc::new(LandsThrottled::new(Arc::new(virtual_store())));
+    let shared: Arc<dyn LeaseStore> = store.clone();
+    let clock = clock();
+    let runs: Runs = Arc::default();
+    let (recorded, arming) = (runs.clone(), store.clone());
+    let scheduler = Scheduler::builder(shared.clone(), "ns", "cron")
+        .config(coordinator_plugins::scheduler::SchedulerConfig {
+            reload_interval: Duration::from_secs(5),
+            seed: Some(13),
+            ..Default::default()
+        })
+        .clock(clock.clone())
+        .handler("slow", move |ctx: JobContext| {
+            recorded
+                .lock()
+                .unwrap()
+                .push((ctx.slot_unix_ms(), ctx.attempt(), ctx.epoch()));
+            // The run's first renewal (a third of the 30 s lease in) lands
+            // and is answered `Throttled`; the next one meets it.
+            arming.arm("/slots/", 1);
+            async move {
+                tokio::time::sleep(Duration::from_secs(25)).await;
+                Ok::<(), JobError>(())
+            }
+        })
+        .build()
+        .unwrap();
+    scheduler
+        .add(JobSpec::new("slow", "0 * * * *"))
+        .await
+        .unwrap();
+    let plugin = scheduler.plugin();
+    plugin
+        .on_become_coordinator(standalone(1, shared, &clock, Duration::from_secs(86_400)))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(3600)).await;
+    assert_eq!(store.hits(), 1, "a renewal landed under a throttled answer");
+    assert_eq!(runs.lock().unwrap().len(), 1, "one run, one attempt");
+    let history = scheduler.history("slow", 10).await.unwrap();
+    assert_eq!(history.len(), 1);
+    assert!(!history[0].running, "{history:?}");
+    assert_eq!(history[0].outcome, Some(RunOutcome::Succeeded));
+    assert_eq!(history[0].attempts.len(), 1);
+    plugin
+        .on_stop_being_coordinator(StepDownReason::Stopping)
+        .await
+        .unwrap();
+}

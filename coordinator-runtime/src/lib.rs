@@ -1,0 +1,125 @@
+//! The tokio runtime of the coordinator: leader election, a live worker
+//! roster and leader-only background work over object storage, with **one
+//! election loop per process and namespace serving every plugin**.
+//!
+//! The decisions are made by the sans-IO [`coordinator_core::Machine`]; this
+//! crate drives it through a [`LeaseStore`](coordinator_store::LeaseStore):
+//! it executes the machine's requests (each with a time limit), feeds back
+//! the answers and the time, and publishes what the machine says.
+//!
+//! # Map
+//!
+//! * [`Coordinators`]: the registry. One [`GlobalCoordinator`] per namespace,
+//!   created on first use and shared; [`close`](Coordinators::close) stops
+//!   them all gracefully.
+//! * [`GlobalCoordinator`]: one namespace's loop.
+//!   [`leadership()`](GlobalCoordinator::leadership) (a watch channel: late
+//!   subscribers see the current view at once),
+//!   [`events()`](GlobalCoordinator::events),
+//!   [`metrics()`](GlobalCoordinator::metrics),
+//!   [`workers()`](GlobalCoordinator::workers),
+//!   [`leader()`](GlobalCoordinator::leader), [`epoch()`](GlobalCoordinator::epoch),
+//!   [`is_leader()`](GlobalCoordinator::is_leader).
+//! * [`CoordinatorPlugin`] and [`LeaderContext`]: leader-only work, with the
+//!   epoch as fencing token and a cancellation token that fires at this
+//!   worker's deadline.
+//! * [`CoordinationMode`]: `Global` (default) or `PerPlugin` (one loop per
+//!   plugin under its own prefix, for side-by-side migration).
+//! * [`Clock`], [`SystemClock`] (`CLOCK_BOOTTIME` on Linux), [`TokioClock`]
+//!   (paused-time tests).
+//!
+//! # Guarantees
+//!
+//! * At most one worker leads a namespace at any instant, as long as every
+//!   clock's rate error stays within `drift_tolerance` (see
+//!   [`coordinator_core`]); the leader's deadline is measured on a clock
+//!   that counts suspend (on Linux).
+//! * A plugin's [`LeaderContext`] is cancelled at the deadline at the latest,
+//!   even if the election loop or the plugin's own hook is stuck; its
+//!   [`is_valid`](LeaderContext::is_valid) is exact at any instant.
+//! * A store error never ends the loop: it backs off with jitter, counts the
+//!   error, and a leader that cannot renew steps down at its deadline.
+//! * After a graceful stop the lease is released, so a successor leads
+//!   within about one poll; after a crash, within `lease_timeout` plus a
+//!   poll.
+//!
+//! # Not guaranteed
+//!
+//! * Effects sent before the deadline can land after it. Shared state must
+//!   be written fenced (epoch + compare-and-swap); see [`CoordinatorPlugin`].
+//! * Event streams are bounded: a subscriber that falls far behind misses
+//!   events (counted). The leadership watch never misses the current state.
+//!
+//! # Logging
+//!
+//! Everything is logged with `tracing` under the target
+//! `coordinator_runtime::election`, inside a span `coordinator` with the fields
+//! `namespace`, `worker_id`, `plugin` and `epoch`. Set
+//! [`CoordinatorConfig::diagnostics`] for one line per heartbeat cycle.
+//!
+//! # Example
+//!
+//! ```
+//! use std::sync::Arc;
+//! use coordinator_runtime::{async_trait, Coordinators, CoordinatorConfig, CoordinatorPlugin,
+//!     LeaderContext, PluginError, TokioClock};
+//! use coordinator_core::StepDownReason;
+//! use coordinator_store::MemoryStore;
+//!
+//! struct Hello;
+//!
+//! #[async_trait]
+//! impl CoordinatorPlugin for Hello {
+//!     fn name(&self) -> &str { "hello" }
+//!     async fn on_become_coordinator(&self, ctx: LeaderContext) -> Result<(), PluginError> {
+//!         println!("{} leads {} (epoch {})", ctx.worker_id(), ctx.namespace(), ctx.epoch());
+//!         Ok(())
+//!     }
+//!     async fn on_stop_being_coordinator(&self, reason: StepDownReason) -> Result<(), PluginError> {
+//!         println!("stopped leading: {reason:?}");
+//!         Ok(())
+//!     }
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread", start_paused = true)]
+//! # async fn main() -> Result<(), coordinator_runtime::CoordinatorError> {
+//! let store = Arc::new(MemoryStore::new());
+//! let coordinators = Coordinators::builder(store)
+//!     .config(CoordinatorConfig::default().with_worker_id("worker-1"))
+//!     .clock(Arc::new(TokioClock::new()))
+//!     .build()?;
+//! let orders = coordinators.attach("orders", Arc::new(Hello)).await?;
+//! orders.leadership().wait_for(|view| view.is_leader).await.unwrap();
+//! assert_eq!(orders.workers().len(), 1);
+//! coordinators.close().await; // releases the lease, deletes the heartbeat
+//! # Ok(())
+//! # }
+//! ```
+
+mod clock;
+mod config;
+mod coordinator;
+mod driver;
+mod error;
+mod events;
+mod exec;
+mod identity;
+mod plugin;
+mod registry;
+mod term;
+
+/// The `tracing` target of every log line of this crate.
+pub const TARGET: &str = "coordinator_runtime::election";
+
+pub use async_trait::async_trait;
+pub use clock::{Clock, SystemClock, TokioClock};
+pub use config::{CoordinationMode, CoordinatorConfig};
+pub use coordinator::{CoordinatorMetrics, CoordinatorState, GlobalCoordinator};
+pub use coordinator_core::{Event, LeadershipView, StepDownReason};
+pub use error::{CoordinatorError, ErrorKind};
+pub use events::EventStream;
+pub use identity::{os_seed, resolve_worker_id};
+pub use plugin::{CoordinatorPlugin, PluginError};
+pub use registry::{Coordinators, CoordinatorsBuilder};
+pub use term::LeaderContext;
+pub use tokio_util::sync::CancellationToken;

@@ -1,0 +1,357 @@
+//! [`Coordinators`]: one coordinator per namespace (and, in per-plugin mode,
+//! per plugin), created on first use, cached and shared.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use coordinator_core::{Identity, Incarnation, Namespace};
+use coordinator_store::LeaseStore;
+use tokio::sync::OnceCell;
+
+use crate::clock::{Clock, SystemClock};
+use crate::config::{CoordinationMode, CoordinatorConfig};
+use crate::coordinator::{lock, GlobalCoordinator, SpawnParams};
+use crate::error::{CoordinatorError, ErrorKind};
+use crate::identity::{derive_seed, os_seed, resolve_worker_id};
+use crate::plugin::CoordinatorPlugin;
+use crate::TARGET;
+
+/// The cache key: a namespace, and the plugin for a per-plugin coordinator.
+type Key = (Namespace, Option<Namespace>);
+
+/// The coordinators of one worker process: one per namespace, created
+/// lazily on first use, cached and shared. Concurrent first callers for one
+/// namespace get the same instance, and exactly one election loop runs for
+/// it.
+///
+/// Call [`close`](Self::close) before exiting: it stops every loop
+/// gracefully (releasing leadership and deleting this worker's heartbeat
+/// objects), so successors take over within about one poll. Dropping the
+/// registry without closing logs a warning and still asks every loop to
+/// stop, in the background, while the tokio runtime lives.
+///
+/// # Examples
+///
+/// ```
+/// use std::sync::Arc;
+/// use coordinator_runtime::{Coordinators, CoordinatorConfig};
+/// use coordinator_store::MemoryStore;
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), coordinator_runtime::CoordinatorError> {
+/// let coordinators = Coordinators::new(
+///     Arc::new(MemoryStore::new()),
+///     CoordinatorConfig::default().with_worker_id("w1"),
+/// )?;
+/// let a = coordinators.get("orders").await?;
+/// let b = coordinators.get("orders").await?;
+/// assert!(Arc::ptr_eq(&a, &b));
+/// coordinators.close().await;
+/// # Ok(())
+/// # }
+/// ```
+pub struct Coordinators {
+    store: Arc<dyn LeaseStore>,
+    config: CoordinatorConfig,
+    identity: Identity,
+    clock: Arc<dyn Clock>,
+    entries: Mutex<HashMap<Key, Arc<OnceCell<Arc<GlobalCoordinator>>>>>,
+    closed: AtomicBool,
+}
+
+/// Builds a [`Coordinators`] registry with a clock of your choice.
+///
+/// ```
+/// use std::sync::Arc;
+/// use coordinator_runtime::{Coordinators, CoordinatorConfig, TokioClock};
+/// use coordinator_store::MemoryStore;
+/// let coordinators = Coordinators::builder(Arc::new(MemoryStore::new()))
+///     .config(CoordinatorConfig::default().with_worker_id("w1").with_seed(7))
+///     .clock(Arc::new(TokioClock::new()))
+///     .build()
+///     .unwrap();
+/// assert_eq!(coordinators.worker_id().as_str(), "w1");
+/// ```
+#[derive(Debug)]
+pub struct CoordinatorsBuilder {
+    store: Arc<dyn LeaseStore>,
+    config: CoordinatorConfig,
+    clock: Option<Arc<dyn Clock>>,
+}
+
+impl CoordinatorsBuilder {
+    /// Sets the configuration (default: [`CoordinatorConfig::default`]).
+    pub fn config(mut self, config: CoordinatorConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Sets the clock (default: [`SystemClock`]; use
+    /// [`TokioClock`](crate::TokioClock) under paused tokio time).
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = Some(clock);
+        self
+    }
+
+    /// Validates the configuration and resolves this worker's identity.
+    ///
+    /// # Errors
+    ///
+    /// What [`CoordinatorConfig::validate`] finds, or an invalid derived
+    /// worker id.
+    pub fn build(self) -> Result<Coordinators, CoordinatorError> {
+        self.config.validate()?;
+        let seed = self.config.seed;
+        let draw = |label: &str| seed.map_or_else(os_seed, |root| derive_seed(root, &[label]));
+        let worker_id = resolve_worker_id(self.config.worker_id.as_deref(), draw("worker-id"))?;
+        let identity = Identity {
+            worker_id,
+            incarnation: Incarnation(draw("incarnation")),
+        };
+        Ok(Coordinators {
+            store: self.store,
+            config: self.config,
+            identity,
+            clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock::new())),
+            entries: Mutex::new(HashMap::new()),
+            closed: AtomicBool::new(false),
+        })
+    }
+}
+
+impl Coordinators {
+    /// A registry over `store` with the [`SystemClock`].
+    ///
+    /// # Errors
+    ///
+    /// What [`CoordinatorConfig::validate`] finds, or an invalid derived
+    /// worker id.
+    pub fn new(
+        store: Arc<dyn LeaseStore>,
+        config: CoordinatorConfig,
+    ) -> Result<Self, CoordinatorError> {
+        Self::builder(store).config(config).build()
+    }
+
+    /// A builder, to choose the clock.
+    pub fn builder(store: Arc<dyn LeaseStore>) -> CoordinatorsBuilder {
+        CoordinatorsBuilder {
+            store,
+            config: CoordinatorConfig::default(),
+            clock: None,
+        }
+    }
+
+    /// This process's worker id (the same in every namespace).
+    pub fn worker_id(&self) -> &coordinator_core::WorkerId {
+        &self.identity.worker_id
+    }
+
+    /// This process's identity: worker id and random incarnation.
+    pub fn identity(&self) -> &Identity {
+        &self.identity
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &CoordinatorConfig {
+        &self.config
+    }
+
+    /// The global-mode coordinator of `namespace`, started on first use.
+    ///
+    /// The first call waits for the first read of the namespace's lease (one
+    /// store round trip), so that a namespace owned by another
+    /// implementation is reported here. A coordinator that was stopped or
+    /// aborted directly stays cached: `get` returns it as it is.
+    ///
+    /// # Errors
+    ///
+    /// * [`CoordinatorError::InvalidId`] for a namespace that cannot be used
+    ///   in keys;
+    /// * [`CoordinatorError::Refused`] if the lease belongs to another
+    ///   implementation (a later call tries again);
+    /// * [`CoordinatorError::Closed`] after [`close`](Self::close).
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: a start that was begun finishes for the next caller.
+    pub async fn get(&self, namespace: &str) -> Result<Arc<GlobalCoordinator>, CoordinatorError> {
+        let namespace = Namespace::new(namespace)?;
+        self.entry(namespace, None).await
+    }
+
+    /// The per-plugin coordinator of `plugin` in `namespace` (keys under
+    /// `plg_coordinator_plugin/<plugin>/<namespace>/`), started on first use.
+    ///
+    /// # Errors
+    ///
+    /// As for [`get`](Self::get); the plugin name is validated like a
+    /// namespace.
+    ///
+    /// # Cancel safety
+    ///
+    /// As for [`get`](Self::get).
+    pub async fn get_per_plugin(
+        &self,
+        namespace: &str,
+        plugin: &str,
+    ) -> Result<Arc<GlobalCoordinator>, CoordinatorError> {
+        let namespace = Namespace::new(namespace)?;
+        let plugin = Namespace::new(plugin)?;
+        self.entry(namespace, Some(plugin)).await
+    }
+
+    /// Attaches `plugin` to `namespace` as the configured
+    /// [`CoordinationMode`] says, and returns the coordinator it runs under:
+    ///
+    /// * `Global`: the namespace's shared coordinator. If that is refused and
+    ///   [`fallback_to_per_plugin`](CoordinatorConfig::fallback_to_per_plugin)
+    ///   is set, the plugin's own per-plugin coordinator instead, with a
+    ///   warning.
+    /// * `PerPlugin`: the plugin's own coordinator.
+    ///
+    /// # Errors
+    ///
+    /// As for [`get`](Self::get), plus an invalid or already attached plugin
+    /// name.
+    ///
+    /// # Cancel safety
+    ///
+    /// As for [`get`](Self::get).
+    pub async fn attach(
+        &self,
+        namespace: &str,
+        plugin: Arc<dyn CoordinatorPlugin>,
+    ) -> Result<Arc<GlobalCoordinator>, CoordinatorError> {
+        let name = plugin.name().to_owned();
+        Namespace::new(name.as_str())?;
+        let coordinator = match self.config.mode {
+            CoordinationMode::PerPlugin => self.get_per_plugin(namespace, &name).await?,
+            CoordinationMode::Global => match self.get(namespace).await {
+                Ok(coordinator) => coordinator,
+                Err(error)
+                    if error.kind() == ErrorKind::Refused && self.config.fallback_to_per_plugin =>
+                {
+                    tracing::warn!(target: TARGET, namespace, plugin = name.as_str(), error = %error,
+                        "global coordination cannot start; falling back to per-plugin mode for this plugin");
+                    self.get_per_plugin(namespace, &name).await?
+                }
+                Err(error) => return Err(error),
+            },
+        };
+        coordinator.add_plugin(plugin)?;
+        Ok(coordinator)
+    }
+
+    /// The coordinators started so far.
+    pub fn coordinators(&self) -> Vec<Arc<GlobalCoordinator>> {
+        lock(&self.entries)
+            .values()
+            .filter_map(|cell| cell.get().cloned())
+            .collect()
+    }
+
+    async fn entry(
+        &self,
+        namespace: Namespace,
+        plugin: Option<Namespace>,
+    ) -> Result<Arc<GlobalCoordinator>, CoordinatorError> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(CoordinatorError::Closed);
+        }
+        let key = (namespace.clone(), plugin.clone());
+        let cell = lock(&self.entries).entry(key).or_default().clone();
+        let coordinator = cell
+            .get_or_try_init(|| self.start(namespace, plugin))
+            .await?
+            .clone();
+        if self.closed.load(Ordering::Acquire) {
+            // Closed while starting: close() may have missed this one.
+            coordinator.stop().await;
+            return Err(CoordinatorError::Closed);
+        }
+        Ok(coordinator)
+    }
+
+    async fn start(
+        &self,
+        namespace: Namespace,
+        plugin: Option<Namespace>,
+    ) -> Result<Arc<GlobalCoordinator>, CoordinatorError> {
+        let plugin_label = plugin.as_ref().map_or("", |p| p.as_str());
+        let seed = self.config.seed.map_or_else(os_seed, |root| {
+            derive_seed(root, &[namespace.as_str(), plugin_label, "machine"])
+        });
+        let (coordinator, ready) = GlobalCoordinator::spawn(SpawnParams {
+            store: self.store.clone(),
+            config: self.config.clone(),
+            namespace: namespace.clone(),
+            plugin,
+            identity: self.identity.clone(),
+            clock: self.clock.clone(),
+            seed,
+        });
+        match ready.await {
+            Ok(Err(error)) => {
+                coordinator.wait_stopped().await;
+                Err(CoordinatorError::Refused {
+                    namespace: namespace.to_string(),
+                    base: coordinator.keys().base().to_owned(),
+                    error,
+                })
+            }
+            _ => Ok(coordinator),
+        }
+    }
+
+    /// Stops every coordinator gracefully, concurrently, and waits for them:
+    /// each releases its lease if it leads and deletes this worker's
+    /// heartbeat object; every plugin's last stop hook has returned when
+    /// this returns. Later calls to [`get`](Self::get) fail with
+    /// [`CoordinatorError::Closed`]. Idempotent.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future leaves the stops going on in the background.
+    pub async fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        let all = self.coordinators();
+        futures::future::join_all(all.iter().map(|c| c.stop())).await;
+    }
+
+    /// True once [`close`](Self::close) was called.
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+}
+
+impl Drop for Coordinators {
+    fn drop(&mut self) {
+        if self.closed.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let all = self.coordinators();
+        let running: Vec<_> = all.iter().filter(|c| !c.state().is_terminal()).collect();
+        if running.is_empty() {
+            return;
+        }
+        tracing::warn!(target: TARGET, coordinators = running.len(),
+            "Coordinators dropped without close(): stopping their loops in the background; call close().await to release leadership before exiting");
+        for coordinator in running {
+            coordinator.request_stop();
+        }
+    }
+}
+
+impl fmt::Debug for Coordinators {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Coordinators")
+            .field("identity", &self.identity)
+            .field("backend", &self.store.backend())
+            .field("mode", &self.config.mode)
+            .field("coordinators", &lock(&self.entries).len())
+            .field("closed", &self.is_closed())
+            .finish()
+    }
+}
