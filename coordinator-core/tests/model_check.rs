@@ -2408,7 +2408,7 @@ mod mutants {
 
     #[test]
     fn a_deleted_lease_watched_for_the_own_lease_timeout_only_is_found() {
-        let mut model = deleted_lease(15);
+        let mut model = deleted_lease(17);
         model.mutate = Some(own_timeout);
         expect_split_brain("mutant OwnTimeoutForUnknownHolder, lease deleted", &model);
     }

@@ -243,9 +243,12 @@ fn the_election_marker_outlives_a_deleted_election_prefix() {
         .objects
         .retain(|k, _| !k.starts_with("plg_coordinator_global/"));
     let fresh = c.add_node(fast_config(), 5, 1.0, 63);
-    c.run_for(2_000);
-    assert!(c.leader_now().is_none(), "recreated at once");
-    c.run_for(fast_config().recovery_wait.as_millis() as u64);
+    // The marker carries the bound too: the fresh worker watches the
+    // missing lease that long (not at once, and not the recovery wait).
+    let wait = fast_config().takeover_wait().as_millis() as u64;
+    c.run_for(wait / 2);
+    assert_ne!(c.leader_now(), Some(fresh), "recreated at once");
+    c.run_for(wait * 2);
     assert_eq!(c.leader_now(), Some(fresh));
     assert!(c.register.lease(NS).unwrap().epoch > record.epoch_high_water);
     c.assert_no_violations();

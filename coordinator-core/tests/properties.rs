@@ -273,13 +273,24 @@ struct Run {
 /// The liveness bound after faults stop, in true ms: a poll (or a capped
 /// back-off) to observe the lease, `lease_timeout` of watching, the longest
 /// rank wait, one more poll for good measure, all on a clock up to ρ slow,
-/// plus a few round trips.
+/// plus the round trips of one acquisition: the lease read, the metadata
+/// read, a survey (a LIST, then reads), the reservation, the marker's read
+/// and write, the lease write, and a missing lease's re-read (four round
+/// trips later).
 fn liveness_bound(config: &Config, latency: u64) -> u64 {
     let poll = config.heartbeat_interval + config.heartbeat_jitter;
     let ranks = config.succession_step * config.successors_in_lease as u32;
     let local = config.lease_timeout + poll * 2 + ranks;
-    (local.as_secs_f64() * 1000.0 / (1.0 - config.drift_tolerance)).ceil() as u64 + 4 * latency
+    (local.as_secs_f64() * 1000.0 / (1.0 - config.drift_tolerance)).ceil() as u64
+        + ACQUISITION_ROUND_TRIPS * latency
+        + ABSENCE_RECHECK_MIN_MS
 }
+
+/// The shortest wait before a missing lease is read again (the machine's
+/// `ABSENCE_RECHECK_MIN`).
+const ABSENCE_RECHECK_MIN_MS: u64 = 250;
+
+const ACQUISITION_ROUND_TRIPS: u64 = 13;
 
 const STABLE_MS: u64 = 3_000;
 
@@ -602,9 +613,11 @@ fn wiped_namespace(mutate: fn(&mut Machine)) -> (Cluster, usize, u64) {
     c.register
         .objects
         .retain(|k, _| !k.ends_with("state.json") && !k.ends_with("metadata.json"));
-    let fresh = c.add_node(config, 7, 1.0, 7);
+    let fresh = c.add_node(config.clone(), 7, 1.0, 7);
     mutate(&mut c.nodes[fresh].machine);
-    c.run_for(2_000);
+    // Less than any takeover wait: time enough to create a new namespace,
+    // not to take over a used one.
+    c.run_for(config.takeover_wait().as_millis() as u64 / 2);
     (c, fresh, before)
 }
 

@@ -329,6 +329,10 @@ pub enum OperatorFault {
     /// Everything of the namespace deleted: every election's prefix and the
     /// plugins' data under `plg_coordinator_data/<namespace>/`.
     WipeNamespace,
+    /// The election's marker beside the plugins' data deleted (someone
+    /// cleaning up plugin data). Scripted only: not in [`Self::ALL`], since
+    /// with the election's prefix gone too it is the residual case.
+    DeleteMarker,
 }
 
 impl OperatorFault {
@@ -359,6 +363,7 @@ impl OperatorFault {
             OperatorFault::CorruptHeartbeats => "corrupt_heartbeats",
             OperatorFault::WipeElection => "wipe_election",
             OperatorFault::WipeNamespace => "wipe_namespace",
+            OperatorFault::DeleteMarker => "delete_marker",
         }
     }
 

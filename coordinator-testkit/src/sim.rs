@@ -2312,14 +2312,19 @@ impl Sim {
         best
     }
 
-    /// The takeover bound `metadata.json` records now, if it is usable.
+    /// The takeover bound `metadata.json` records now, if it is usable, or
+    /// else its copy in the election's marker (which a survey reads).
     fn recorded_wait_ms(&self, g: usize) -> Option<u64> {
-        let key = self.groups[g].keys.metadata();
-        let object = self.store.object(&key)?;
-        decode::<MetadataRecord>(&key, &object.body)
-            .ok()
-            .map(|m| m.longest_takeover_wait_ms)
-            .filter(|b| *b > 0)
+        let keys = &self.groups[g].keys;
+        [keys.metadata(), keys.election_marker().to_owned()]
+            .iter()
+            .find_map(|key| {
+                let object = self.store.object(key)?;
+                decode::<MetadataRecord>(key, &object.body)
+                    .ok()
+                    .map(|m| m.longest_takeover_wait_ms)
+                    .filter(|b| *b > 0)
+            })
     }
 
     fn on_roster_check(&mut self, group: usize, worker_id: WorkerId, since: u64, until: u64) {
@@ -2527,6 +2532,7 @@ impl Sim {
             OperatorFault::DeleteLease => doomed.push(keys.lease()),
             OperatorFault::CorruptLease => corrupt(&mut self.store, &keys.lease(), variant),
             OperatorFault::DeleteMetadata => doomed.push(keys.metadata()),
+            OperatorFault::DeleteMarker => doomed.push(keys.election_marker().to_owned()),
             OperatorFault::CorruptMetadata => corrupt(&mut self.store, &keys.metadata(), variant),
             OperatorFault::DeleteRoster => doomed.push(keys.roster()),
             OperatorFault::CorruptRoster => corrupt(&mut self.store, &keys.roster(), variant),
@@ -3168,7 +3174,7 @@ impl Sim {
             trace_before_first_violation: self.first_violation_trace,
             trace_tail: self
                 .trace
-                .map(|t| t[t.len().saturating_sub(200)..].to_vec())
+                .map(|t| t[t.len().saturating_sub(trace_tail_len())..].to_vec())
                 .unwrap_or_default(),
         }
     }
@@ -3229,4 +3235,13 @@ impl Node {
             Elector::Naive(_) => 0,
         }
     }
+}
+
+/// How many trace lines the end of a run keeps: 200, or
+/// `COORD_SIM_TRACE_TAIL` (to read a whole short run).
+fn trace_tail_len() -> usize {
+    std::env::var("COORD_SIM_TRACE_TAIL")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200)
 }

@@ -254,14 +254,18 @@ fn the_same_timings_pass_when_the_oracle_knows_them() {
     assert!(report.liveness_checks >= 10, "{}", report.table());
 }
 
-/// The lease and metadata.json are deleted in calm: the recovery wait
-/// applies.
+/// The election's marker, metadata.json and the lease are deleted in calm:
+/// the bound is nowhere on record, so the recovery wait applies.
 fn deleted_with_its_bound(real: Config, told: Option<Config>) -> Scenario {
     let mut scenario = Scenario::new(22, 5);
     scenario.duration = Duration::from_secs(300);
     scenario.config = real;
     scenario.told = told;
     scenario.script = vec![
+        (
+            Duration::from_secs(59),
+            Scripted::Operator(OperatorFault::DeleteMarker),
+        ),
         (
             Duration::from_secs(60),
             Scripted::Operator(OperatorFault::DeleteMetadata),

@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use super::lease::is_vacant;
+use super::recovery::SurveyThen;
 use super::{LeaseContent, Machine, Phase, Purpose};
 use crate::action::{Request, Response, Version};
 use crate::machine::timers::Timer;
@@ -77,7 +78,7 @@ impl Machine {
         }
     }
 
-    fn write_next_reservation(&mut self, expected: Option<Version>) {
+    pub(super) fn write_next_reservation(&mut self, expected: Option<Version>) {
         let Some(epoch) = self.term.as_ref().map(|t| t.epoch) else {
             return;
         };
@@ -87,14 +88,17 @@ impl Machine {
         {
             // Already reserved above this term (by a racing follower, or
             // earlier): advertise it rather than raise it again.
-            let high_water = self.metadata.high_water;
-            if let Some(term) = self.term.as_mut() {
-                term.reserved_for_successor = high_water;
-            }
+            self.marker.advertise = self.marker.advertise.max(self.metadata.high_water);
             self.write_marker();
             return;
         }
-        let next = (epoch + 1).max(self.metadata.high_water);
+        // Recreating a missing `metadata.json` (after a survey): above every
+        // epoch this worker knows of, the marker's included.
+        let floor = match expected {
+            Some(_) => self.metadata.high_water,
+            None => self.metadata.highest_reserved + 1,
+        };
+        let next = (epoch + 1).max(floor);
         let key = self.keys.metadata();
         let body = encode(&self.metadata_record(next));
         let request = match expected {
@@ -118,8 +122,10 @@ impl Machine {
                 }
             }
             Response::Absent => {
+                // Recreated above every epoch the namespace's traces carry
+                // (the marker above all), never from this term's memory.
                 self.metadata.forget();
-                self.write_next_reservation(None);
+                self.start_survey(SurveyThen::ReserveNext);
             }
             // Not needed for safety: the successor reserves its own.
             _ => {}
@@ -129,7 +135,7 @@ impl Machine {
     /// The metadata record to write with mark `epoch_high_water`: the
     /// longest takeover wait on record is raised to this worker's own and
     /// to every holder's it has seen, never lowered.
-    fn metadata_record(&mut self, epoch_high_water: u64) -> MetadataRecord {
+    pub(super) fn metadata_record(&mut self, epoch_high_water: u64) -> MetadataRecord {
         MetadataRecord {
             format: FORMAT,
             epoch_high_water,
@@ -165,73 +171,6 @@ impl Machine {
         }
     }
 
-    /// Copies the mark into the election's marker beside the plugins' data
-    /// (create-if-absent or compare-and-swap, like all shared state), after
-    /// every reservation of the leader and every refresh.
-    fn write_marker(&mut self) {
-        if self.term.is_none() || self.marker.in_flight || self.marker.conflicts >= 3 {
-            return;
-        }
-        let key = self.keys.election_marker().to_owned();
-        self.marker.in_flight = true;
-        if !self.marker.known {
-            self.send(
-                Request::Get {
-                    key,
-                    if_changed: None,
-                },
-                Purpose::ReadMarker,
-            );
-            return;
-        }
-        let mark = self.metadata.high_water.max(self.marker.mark);
-        let body = encode(&self.metadata_record(mark));
-        let request = match self.marker.version.clone() {
-            Some(expected) => Request::CompareAndSwap {
-                key,
-                expected,
-                body,
-            },
-            None => Request::Create { key, body },
-        };
-        self.send(request, Purpose::WriteMarker);
-    }
-
-    pub(super) fn on_marker_read(&mut self, response: Response) {
-        self.marker.in_flight = false;
-        match response {
-            Response::Object { body, version, .. } => {
-                let mark = MetadataRecord::high_water_of_any_format(&body).unwrap_or(0);
-                self.marker.mark = self.marker.mark.max(mark);
-                self.metadata.highest_reserved = self.metadata.highest_reserved.max(mark);
-                self.marker.version = Some(version);
-            }
-            Response::Absent => self.marker.version = None,
-            // Written again at the next refresh.
-            _ => return,
-        }
-        self.marker.known = true;
-        self.write_marker();
-    }
-
-    pub(super) fn on_marker_written(&mut self, response: Response) {
-        self.marker.in_flight = false;
-        match response {
-            Response::Written { version, .. } => {
-                self.marker.version = Some(version);
-                self.marker.mark = self.marker.mark.max(self.metadata.high_water);
-                self.marker.conflicts = 0;
-            }
-            Response::Conflict | Response::AlreadyExists => {
-                self.marker.known = false;
-                self.marker.conflicts += 1;
-                self.write_marker();
-            }
-            // Unknown outcome: read it again before the next write.
-            _ => self.marker.known = false,
-        }
-    }
-
     /// The leader rewrites `metadata.json` now and then, so that an
     /// age-based lifecycle rule never finds it the oldest object of a
     /// namespace in use.
@@ -254,12 +193,8 @@ impl Machine {
                 self.metadata.wrote(version, epoch, longest);
                 self.metadata_refresh_due = false;
                 self.marker.conflicts = 0;
+                self.marker.advertise = self.marker.advertise.max(epoch);
                 self.write_marker();
-                if let Some(term) = self.term.as_mut() {
-                    if term.epoch < epoch {
-                        term.reserved_for_successor = epoch;
-                    }
-                }
             }
             Response::Conflict | Response::AlreadyExists => {
                 self.metadata.version = None;
@@ -275,7 +210,7 @@ impl Machine {
             // Never write another implementation's metadata; the lease's
             // own epoch chain still increases by compare-and-swap.
             let epoch = self.next_epoch();
-            self.write_acquisition(now, expected, epoch);
+            self.acquire_covered(now, expected, epoch);
         } else if metadata_fresh {
             self.reserve_epoch(now, expected);
         } else {
@@ -299,7 +234,7 @@ impl Machine {
     /// from that version can succeed, so the epoch can be shared and stays
     /// contiguous. An absent or unreadable lease gives no such bound, so a
     /// new epoch is reserved.
-    fn reserve_epoch(&mut self, now: Instant, expected: Option<Version>) {
+    pub(super) fn reserve_epoch(&mut self, now: Instant, expected: Option<Version>) {
         let replaced_epoch = match (&expected, self.observed.as_ref()) {
             (Some(version), Some(observation)) if observation.version.as_ref() == Some(version) => {
                 match &observation.content {
@@ -313,7 +248,7 @@ impl Machine {
         };
         let high_water = self.metadata.high_water;
         if replaced_epoch.is_some_and(|epoch| high_water > epoch) && high_water >= self.epoch_seen {
-            self.write_acquisition(now, expected, high_water);
+            self.acquire_covered(now, expected, high_water);
             return;
         }
         let epoch = self.next_epoch();
@@ -338,12 +273,23 @@ impl Machine {
         self.lease_request = Some(id);
     }
 
+    /// A missing lease is judged again from scratch (metadata, perhaps a
+    /// survey) at its next read.
+    fn forget_absence_assessment(&mut self) {
+        if let Some(observation) = self.observed.as_mut() {
+            if matches!(observation.content, LeaseContent::Absent) {
+                observation.assessed = false;
+                observation.absence_recheck = super::AbsenceRecheck::Pending;
+            }
+        }
+    }
+
     /// One above every epoch seen in a lease or reserved in the mark.
     fn next_epoch(&self) -> u64 {
         self.epoch_seen.max(self.metadata.highest_reserved) + 1
     }
 
-    fn may_still_acquire(&self) -> bool {
+    pub(super) fn may_still_acquire(&self) -> bool {
         self.phase == Phase::Running && self.term.is_none()
     }
 
@@ -371,7 +317,11 @@ impl Machine {
         }
         if self.metadata.foreign {
             let epoch = self.next_epoch();
-            self.write_acquisition(now, expected, epoch);
+            self.acquire_covered(now, expected, epoch);
+        } else if self.metadata.version.is_none() {
+            // `metadata.json` is gone: a survey (the marker above all) puts
+            // the recreated mark above every epoch ever used.
+            self.start_survey(SurveyThen::Reserve { expected });
         } else {
             self.reserve_epoch(now, expected);
         }
@@ -390,7 +340,7 @@ impl Machine {
                 let longest = self.longest_wait_to_record();
                 self.metadata.wrote(version, epoch, longest);
                 if self.may_still_acquire() {
-                    self.write_acquisition(now, expected, epoch);
+                    self.acquire_covered(now, expected, epoch);
                 }
             }
             // Another worker reserved first. Taking over an existing lease,
@@ -405,6 +355,9 @@ impl Machine {
             // Read it then (one GET), rather than raise the mark once per
             // contender or learn the leader only at the next heartbeat.
             Response::Conflict | Response::AlreadyExists if self.may_still_acquire() => {
+                // If the lease is still missing then, it is judged again
+                // with the metadata the winner wrote (its bound included).
+                self.forget_absence_assessment();
                 let round_trip = now.saturating_since(sent);
                 let delay = (round_trip * 2)
                     .max(Duration::from_millis(10))
@@ -416,7 +369,10 @@ impl Machine {
     }
 
     /// Gives up this acquisition attempt; the next poll re-reads the lease.
-    fn abandon_acquisition(&mut self, response: Response, now: Instant) {
+    pub(super) fn abandon_acquisition(&mut self, response: Response, now: Instant) {
+        // A namespace whose first reservation failed is still new, not one
+        // in use whose lease went missing.
+        self.forget_absence_assessment();
         if let Response::Failed(failure) = &response {
             self.consecutive_errors += 1;
             let delay = self.backoff(Some(failure));

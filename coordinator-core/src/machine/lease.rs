@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use super::{
-    LeaderTerm, LeaseContent, Machine, Mutation, Observation, PendingWrite, Phase, Purpose,
-    WriteKind,
+    AbsenceRecheck, LeaderTerm, LeaseContent, Machine, Mutation, Observation, PendingWrite, Phase,
+    Purpose, WriteKind,
 };
 use crate::action::{Failure, Request, Response, Version};
 use crate::event::{Event, StepDownReason};
@@ -245,7 +245,11 @@ impl Machine {
             return;
         };
         self.epoch_seen = self.epoch_seen.max(record.epoch);
-        self.longest_wait_seen = self.longest_wait_seen.max(self.promised_wait(&record));
+        if !is_vacant(&record) {
+            // A vacant lease's wait is owed to its unknown predecessor, not
+            // promised to a holder: it must not outlive that lease.
+            self.longest_wait_seen = self.longest_wait_seen.max(self.promised_wait(&record));
+        }
 
         if let Some(index) = self
             .pending_writes
@@ -394,20 +398,34 @@ impl Machine {
             }
             LeaseContent::Unusable { newer_format } => {
                 if !observation.assessed {
-                    self.assess();
+                    self.assess(now);
                     return;
                 }
                 observation.first_seen + self.unknown_holder_wait(*newer_format)
             }
             LeaseContent::Absent => {
                 if !observation.assessed {
-                    self.assess();
-                } else {
-                    // An absence has no version: two reads that both find
-                    // nothing may straddle a lease that was created,
-                    // renewed and deleted in between. Watch a version
-                    // instead: a vacant lease, created in its place.
-                    self.write_vacancy(now);
+                    self.assess(now);
+                    return;
+                }
+                match observation.absence_recheck {
+                    AbsenceRecheck::Done => {
+                        // An absence has no version: two reads that both
+                        // find nothing may straddle a lease that was
+                        // created, renewed and deleted in between. Watch a
+                        // version instead: a vacant lease, created in its
+                        // place.
+                        self.write_vacancy(now);
+                    }
+                    AbsenceRecheck::Due(at) if now < at => self.timers.set(Timer::Takeover, at),
+                    AbsenceRecheck::Pending | AbsenceRecheck::After(_) | AbsenceRecheck::Due(_) => {
+                        if let Some(observation) = self.observed.as_mut() {
+                            observation.absence_recheck = AbsenceRecheck::Done;
+                        }
+                        self.timers.stop(Timer::Takeover);
+                        self.timers.stop(Timer::Poll);
+                        self.read_lease();
+                    }
                 }
                 return;
             }
@@ -647,6 +665,7 @@ impl Machine {
 
     fn become_leader(&mut self, record: LeaseRecord, deadline: Instant, now: Instant) {
         let epoch = record.epoch;
+        self.marker.advertise = 0;
         self.counters.acquisitions += 1;
         self.term = Some(LeaderTerm {
             epoch,

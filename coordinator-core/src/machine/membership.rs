@@ -73,6 +73,12 @@ pub(super) struct MarkerState {
     /// The highest mark found in it.
     pub(super) mark: u64,
     pub(super) in_flight: bool,
+    /// The longest takeover wait a marker read by a survey carried (a
+    /// copy of `metadata.json`'s bound); 0 when none was read.
+    pub(super) bound_ms: u64,
+    /// The epoch the leader reserved for its successor, advertised in the
+    /// lease once the marker covers it.
+    pub(super) advertise: u64,
     /// Conflicts in a row: a leader that keeps losing stops until the next
     /// refresh rather than loop.
     pub(super) conflicts: u8,

@@ -4,6 +4,7 @@
 
 mod epoch;
 mod lease;
+mod marker;
 mod membership;
 mod recovery;
 mod timers;
@@ -21,6 +22,7 @@ use crate::records::LeaseRecord;
 use crate::rng::SplitMix64;
 use crate::time::{duration_millis, Instant};
 
+use self::marker::MarkerThen;
 use self::membership::{MarkerState, Membership, MetadataState};
 use self::recovery::{Survey, SurveyStep};
 use self::timers::{Timer, Timers};
@@ -110,6 +112,26 @@ struct Observation {
     /// For a lease whose holder is unknown: what it takes to judge it
     /// (the metadata, a survey) has been learned since it was first seen.
     assessed: bool,
+    /// For a missing lease: when to read it once more before writing a
+    /// vacant lease in its place (see `Machine::recheck_absence`).
+    absence_recheck: AbsenceRecheck,
+}
+
+/// A missing lease in a namespace in use is read once more, four round
+/// trips after the metadata was, before a vacant lease replaces it: at a
+/// cold start the worker that reserved the first epoch is creating the
+/// lease right then, and a vacant lease written first would make everyone,
+/// that worker included, wait a full takeover wait for nothing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum AbsenceRecheck {
+    /// Not judged yet.
+    Pending,
+    /// Read the lease again this long after the assessment ends.
+    After(Duration),
+    /// Read the lease again at this instant.
+    Due(Instant),
+    /// Read again and still missing.
+    Done,
 }
 
 impl Observation {
@@ -122,6 +144,7 @@ impl Observation {
             store_time_ms: None,
             stale_on_store_clock: false,
             assessed,
+            absence_recheck: AbsenceRecheck::Pending,
         }
     }
 }
@@ -163,7 +186,9 @@ struct PendingWrite {
 enum Purpose {
     ReadLease,
     /// Reading `metadata.json` to judge a missing or unusable lease.
-    ReadMetadataForRecovery,
+    ReadMetadataForRecovery {
+        sent: Instant,
+    },
     /// One request of a survey of a namespace whose lease and metadata are
     /// both gone.
     Survey {
@@ -197,10 +222,15 @@ enum Purpose {
     ReserveNextWrite {
         epoch: u64,
     },
-    /// The leader reading the election's marker before rewriting it.
-    ReadMarker,
-    /// The leader copying the mark into the election's marker.
-    WriteMarker,
+    /// Reading the election's marker before raising it.
+    ReadMarker {
+        then: MarkerThen,
+    },
+    /// Raising the election's marker to `mark`.
+    WriteMarker {
+        mark: u64,
+        then: MarkerThen,
+    },
     DeleteOwnHeartbeat,
 }
 
@@ -483,7 +513,9 @@ impl Machine {
         }
         match purpose {
             Purpose::ReadLease => self.on_lease_read(response, now),
-            Purpose::ReadMetadataForRecovery => self.on_metadata_for_recovery(response, now),
+            Purpose::ReadMetadataForRecovery { sent } => {
+                self.on_metadata_for_recovery(response, sent, now)
+            }
             Purpose::Survey { survey, step } => {
                 self.on_survey_response(survey, step, response, now)
             }
@@ -504,8 +536,10 @@ impl Machine {
             } => self.on_reserve_written(expected, epoch, sent, response, now),
             Purpose::ReserveNextRead => self.on_reserve_next_read(response),
             Purpose::ReserveNextWrite { epoch } => self.on_reserve_next_written(epoch, response),
-            Purpose::ReadMarker => self.on_marker_read(response),
-            Purpose::WriteMarker => self.on_marker_written(response),
+            Purpose::ReadMarker { then } => self.on_marker_read(then, response, now),
+            Purpose::WriteMarker { mark, then } => {
+                self.on_marker_written(mark, then, response, now)
+            }
             Purpose::DeleteOwnHeartbeat => {}
         }
         self.advance_stop(now);

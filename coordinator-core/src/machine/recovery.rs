@@ -22,14 +22,24 @@
 
 use std::time::Duration;
 
-use super::{LeaseContent, Machine, Phase, Purpose};
-use crate::action::{Listed, Request, Response};
+use super::{AbsenceRecheck, LeaseContent, Machine, Phase, Purpose};
+use crate::action::{Listed, Request, Response, Version};
 use crate::records::{decode, HeartbeatRecord, MetadataRecord, RosterRecord};
 use crate::time::Instant;
 
 /// At most this many heartbeats are read by one survey; a namespace with
 /// more counts as used without reading them.
 const SURVEY_READ_LIMIT: usize = 64;
+
+/// The shortest wait before a missing lease is read again (see
+/// `AbsenceRecheck`): round trips vary, and a vacant lease written while
+/// the founder of a new namespace is still creating the lease costs every
+/// worker a full takeover wait.
+const ABSENCE_RECHECK_MIN: Duration = Duration::from_millis(250);
+
+/// How many round trips of its metadata read a worker waits before it
+/// reads a missing lease again (see `AbsenceRecheck`).
+const ABSENCE_RECHECK_ROUND_TRIPS: u32 = 4;
 
 /// A survey in progress.
 #[derive(Clone, Debug)]
@@ -40,6 +50,20 @@ pub(super) struct Survey {
     traces: bool,
     epoch_floor: u64,
     longest_wait_ms: u64,
+    then: SurveyThen,
+}
+
+/// What a survey was started for.
+#[derive(Clone, Debug)]
+pub(super) enum SurveyThen {
+    /// Judging a missing or unusable lease.
+    Assess,
+    /// Reserving an epoch for an acquisition when `metadata.json` is gone:
+    /// recreated above every epoch the traces carry.
+    Reserve { expected: Option<Version> },
+    /// The leader reserving its successor's epoch when `metadata.json` is
+    /// gone.
+    ReserveNext,
 }
 
 /// What a survey request was for.
@@ -60,7 +84,8 @@ impl Machine {
         if self.mutated(super::Mutation::OwnTimeoutForUnknownHolder) {
             return self.config.lease_timeout;
         }
-        let on_record = Duration::from_millis(self.metadata.longest_wait_ms);
+        let on_record =
+            Duration::from_millis(self.metadata.longest_wait_ms.max(self.marker.bound_ms));
         let mut wait = self
             .longest_wait_seen
             .max(self.config.takeover_wait())
@@ -74,7 +99,7 @@ impl Machine {
     /// Learns what a missing or unusable lease needs before it may be
     /// taken: the bound and mark in `metadata.json`, then, if that is gone
     /// too, a survey of the namespace.
-    pub(super) fn assess(&mut self) {
+    pub(super) fn assess(&mut self, now: Instant) {
         if self.lease_request.is_some() || self.survey.is_some() || self.term.is_some() {
             return;
         }
@@ -84,12 +109,31 @@ impl Machine {
                 key,
                 if_changed: None,
             },
-            Purpose::ReadMetadataForRecovery,
+            Purpose::ReadMetadataForRecovery { sent: now },
         );
         self.lease_request = Some(id);
     }
 
-    pub(super) fn on_metadata_for_recovery(&mut self, response: Response, now: Instant) {
+    pub(super) fn on_metadata_for_recovery(
+        &mut self,
+        response: Response,
+        sent: Instant,
+        now: Instant,
+    ) {
+        if let Some(observation) = self.observed.as_mut() {
+            if matches!(observation.content, LeaseContent::Absent)
+                && observation.absence_recheck == AbsenceRecheck::Pending
+            {
+                // A few round trips of this very read: more than a worker
+                // that reserved the mark just read needs to cover it in the
+                // marker and create the lease (two).
+                let round_trip = now.saturating_since(sent);
+                let delay = (round_trip * ABSENCE_RECHECK_ROUND_TRIPS)
+                    .max(ABSENCE_RECHECK_MIN)
+                    .min(self.config.request_timeout);
+                observation.absence_recheck = AbsenceRecheck::After(delay);
+            }
+        }
         match response {
             Response::Object { body, version, .. } => self.learn_metadata(&body, version),
             Response::Absent => self.metadata.forget(),
@@ -108,11 +152,14 @@ impl Machine {
         if self.metadata.high_water_known || self.metadata.foreign || skip_survey {
             self.finish_assessment(now);
         } else {
-            self.start_survey();
+            self.start_survey(SurveyThen::Assess);
         }
     }
 
-    fn start_survey(&mut self) {
+    pub(super) fn start_survey(&mut self, then: SurveyThen) {
+        if self.survey.is_some() {
+            return;
+        }
         self.next_survey += 1;
         let id = self.next_survey;
         self.survey = Some(Survey {
@@ -122,6 +169,7 @@ impl Machine {
             traces: false,
             epoch_floor: 0,
             longest_wait_ms: 0,
+            then,
         });
         self.counters.surveys += 1;
         let prefix = self.keys.election_prefix();
@@ -160,15 +208,34 @@ impl Machine {
             self.survey = None;
             self.consecutive_errors += 1;
             let delay = self.backoff(Some(failure));
-            self.schedule_poll(now, delay);
+            if self.term.is_none() {
+                self.schedule_poll(now, delay);
+            }
             return;
         }
         match (step, response) {
             (SurveyStep::ListElection, Response::Listed(entries)) => self.survey_listing(entries),
-            (SurveyStep::ReadMarker, Response::Object { body, .. }) => {
+            (SurveyStep::ReadMarker, Response::Absent) => {
+                // Known absent: an acquisition creates it without a read.
+                if !self.marker.in_flight {
+                    self.marker.known = true;
+                    self.marker.version = None;
+                }
+            }
+            (SurveyStep::ReadMarker, Response::Object { body, version, .. }) => {
+                if !self.marker.in_flight {
+                    self.marker.known = true;
+                    self.marker.version = Some(version);
+                    let mark = MetadataRecord::high_water_of_any_format(&body).unwrap_or(0);
+                    self.marker.mark = self.marker.mark.max(mark);
+                }
                 let key = self.keys.election_marker().to_owned();
                 match decode::<MetadataRecord>(&key, &body) {
                     Ok(marker) => {
+                        // A copy of the bound too, written before any lease
+                        // promised it (see `marker.rs`).
+                        self.marker.bound_ms =
+                            self.marker.bound_ms.max(marker.longest_takeover_wait_ms);
                         self.note_trace(marker.epoch_high_water, marker.longest_takeover_wait_ms)
                     }
                     Err(_) => self.note_trace(
@@ -176,6 +243,16 @@ impl Machine {
                         0,
                     ),
                 }
+            }
+            (SurveyStep::Read { key }, Response::Object { body, version, .. })
+                if key == self.keys.metadata() =>
+            {
+                // Created since it was found missing (by a worker founding
+                // the namespace right now, perhaps): its bound and mark are
+                // on record after all.
+                self.learn_metadata(&body, version);
+                let (mark, bound) = (self.metadata.high_water, self.metadata.longest_wait_ms);
+                self.note_trace(mark, bound);
             }
             (SurveyStep::Read { key }, Response::Object { body, .. }) => {
                 self.survey_record(&key, &body)
@@ -197,20 +274,37 @@ impl Machine {
             .longest_wait_seen
             .max(Duration::from_millis(done.longest_wait_ms));
         self.traces_seen |= done.traces;
-        if self.phase == Phase::Running && self.term.is_none() {
-            self.finish_assessment(now);
+        match done.then {
+            SurveyThen::Assess => {
+                if self.phase == Phase::Running && self.term.is_none() {
+                    self.finish_assessment(now);
+                }
+            }
+            SurveyThen::Reserve { expected } => {
+                if self.may_still_acquire() {
+                    self.reserve_epoch(now, expected);
+                }
+            }
+            SurveyThen::ReserveNext => {
+                if self.term.is_some() && self.metadata.version.is_none() {
+                    self.write_next_reservation(None);
+                }
+            }
         }
     }
 
     fn survey_listing(&mut self, entries: Vec<Listed>) {
         let own = self.keys.worker(&self.identity.worker_id);
         let roster = self.keys.roster();
+        let metadata = self.keys.metadata();
         let mut reads = Vec::new();
         for entry in entries {
             if entry.key == own {
                 continue;
             }
-            let readable = entry.key == roster || self.keys.worker_of_key(&entry.key).is_some();
+            let readable = entry.key == roster
+                || entry.key == metadata
+                || self.keys.worker_of_key(&entry.key).is_some();
             let room = self
                 .survey
                 .as_ref()
@@ -277,6 +371,11 @@ impl Machine {
             return;
         };
         observation.assessed = true;
+        if let AbsenceRecheck::After(delay) = observation.absence_recheck {
+            // From now: a survey may have taken a while, and the founder of
+            // a new namespace may have created its metadata meanwhile.
+            observation.absence_recheck = AbsenceRecheck::Due(now + delay);
+        }
         let absent = matches!(observation.content, LeaseContent::Absent);
         let fresh = absent
             && self.epoch_seen == 0
