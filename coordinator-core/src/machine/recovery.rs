@@ -215,12 +215,10 @@ impl Machine {
         }
         match (step, response) {
             (SurveyStep::ListElection, Response::Listed(entries)) => self.survey_listing(entries),
-            (SurveyStep::ReadMarker, Response::Absent) => {
-                // Known absent: an acquisition creates it without a read.
-                if !self.marker.in_flight {
-                    self.marker.known = true;
-                    self.marker.version = None;
-                }
+            // Known absent: an acquisition creates it without a read.
+            (SurveyStep::ReadMarker, Response::Absent) if !self.marker.in_flight => {
+                self.marker.known = true;
+                self.marker.version = None;
             }
             (SurveyStep::ReadMarker, Response::Object { body, version, .. }) => {
                 if !self.marker.in_flight {
