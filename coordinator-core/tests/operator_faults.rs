@@ -279,11 +279,18 @@ fn metadata_records_the_longest_promise_and_is_refreshed_by_the_leader() {
         after.longest_takeover_wait_ms,
         record.longest_takeover_wait_ms
     );
-    // A stable leader rewrites it every refresh interval.
+    // A stable leader rewrites it every refresh interval, and the roster
+    // (unchanged membership) with it: neither becomes the oldest object.
+    let roster_version = |c: &Cluster| c.register.objects.get(&key("roster.json")).unwrap().version;
     let (before_refresh, _) = read(&c);
+    let roster_before = roster_version(&c);
     c.run_for(fast_config().metadata_refresh_interval.as_millis() as u64 + 1_000);
     let (refreshed, _) = read(&c);
     assert!(refreshed > before_refresh && before_refresh >= version);
+    assert!(
+        roster_version(&c) > roster_before,
+        "roster.json not refreshed"
+    );
     c.assert_no_violations();
 }
 

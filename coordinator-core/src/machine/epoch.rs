@@ -179,6 +179,9 @@ impl Machine {
             return;
         }
         self.metadata_refresh_due = true;
+        // The roster too, at the next listing: unchanged membership would
+        // otherwise leave it the oldest object for a lifecycle rule.
+        self.membership.forget_published_roster();
         self.reserve_next_epoch();
         self.timers.set(
             Timer::RefreshMetadata,

@@ -113,6 +113,11 @@ impl Membership {
         self.known_before_term = known.into_iter().collect();
     }
 
+    /// The roster is written again at the next listing, changed or not.
+    pub(super) fn forget_published_roster(&mut self) {
+        self.published = None;
+    }
+
     pub(super) fn forget_leader_state(&mut self) {
         self.members.clear();
         self.list_in_flight = false;
