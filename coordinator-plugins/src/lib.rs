@@ -54,8 +54,8 @@
 //!
 //! # Logging
 //!
-//! `tracing` targets: `coordinator_runtime::plugins::queue`,
-//! `coordinator_runtime::plugins::scheduler`, `coordinator_runtime::plugins::ttl`, with the
+//! `tracing` targets: `coordinator_plugins::queue`,
+//! `coordinator_plugins::scheduler`, `coordinator_plugins::ttl`, with the
 //! fields `queue`/`scheduler`/`ttl`, `worker_id`, `key`, `epoch`.
 //!
 //! # Example: a queue, its worker and its maintenance on one coordinator
