@@ -50,6 +50,9 @@ pub(super) struct Survey {
     traces: bool,
     epoch_floor: u64,
     longest_wait_ms: u64,
+    /// The bound a readable marker records; 0 if it has none, is missing
+    /// or unreadable.
+    marker_bound_ms: u64,
     then: SurveyThen,
 }
 
@@ -169,6 +172,7 @@ impl Machine {
             traces: false,
             epoch_floor: 0,
             longest_wait_ms: 0,
+            marker_bound_ms: 0,
             then,
         });
         self.counters.surveys += 1;
@@ -232,10 +236,14 @@ impl Machine {
                     Ok(marker) => {
                         // A copy of the bound too, written before any lease
                         // promised it (see `marker.rs`).
-                        self.marker.bound_ms =
-                            self.marker.bound_ms.max(marker.longest_takeover_wait_ms);
+                        if let Some(s) = self.survey.as_mut() {
+                            s.marker_bound_ms = marker.longest_takeover_wait_ms;
+                        }
                         self.note_trace(marker.epoch_high_water, marker.longest_takeover_wait_ms)
                     }
+                    // Unreadable or of a newer format: its writer's rules are
+                    // unknown, so the bound is not on record and the
+                    // recovery wait applies (as for a newer-format lease).
                     Err(_) => self.note_trace(
                         MetadataRecord::high_water_of_any_format(&body).unwrap_or(0),
                         0,
@@ -272,6 +280,9 @@ impl Machine {
             .longest_wait_seen
             .max(Duration::from_millis(done.longest_wait_ms));
         self.traces_seen |= done.traces;
+        // What this survey found, not what an earlier one did: a marker
+        // since replaced by a newer release's no longer tells the bound.
+        self.marker.bound_ms = done.marker_bound_ms;
         match done.then {
             SurveyThen::Assess => {
                 if self.phase == Phase::Running && self.term.is_none() {
