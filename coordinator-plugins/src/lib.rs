@@ -62,7 +62,7 @@
 //!
 //! ```
 //! use std::sync::Arc;
-//! use coordinator_runtime::{Coordinators, CoordinatorConfig};
+//! use coordinator_runtime::{CoordinatorRegistry, CoordinatorConfig};
 //! use coordinator_plugins::queue::{ClaimHandle, HandlerError, Message, Queue};
 //! use coordinator_plugins::VirtualClock;
 //! use coordinator_store::MemoryStore;
@@ -71,12 +71,12 @@
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let store = Arc::new(MemoryStore::new());
 //! let clock = Arc::new(VirtualClock::starting_at(1_700_000_000_000));
-//! let coordinators = Coordinators::builder(store.clone())
+//! let registry = CoordinatorRegistry::builder(store.clone())
 //!     .config(CoordinatorConfig::default().with_worker_id("w1"))
 //!     .clock(clock.clone())
 //!     .build()?;
 //! let queue = Queue::builder(store, "shop", "orders").clock(clock).build()?;
-//! coordinators.attach("shop", Arc::new(queue.maintenance())).await?;
+//! registry.attach("shop", Arc::new(queue.maintenance())).await?;
 //! queue.enqueue("order 1").await?;
 //! let stop = CancellationToken::new();
 //! let worker = queue.worker("w1", |_m: Message, _c: ClaimHandle| async { Ok::<(), HandlerError>(()) });
@@ -85,7 +85,7 @@
 //! assert_eq!(queue.stats().await?.completed, 1);
 //! stop.cancel();
 //! running.await?;
-//! coordinators.close().await;
+//! registry.close().await;
 //! # Ok(())
 //! # }
 //! ```

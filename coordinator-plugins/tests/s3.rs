@@ -13,7 +13,7 @@ use coordinator_plugins::queue::{ClaimHandle, HandlerError, Message, Queue, Queu
 use coordinator_plugins::scheduler::{JobContext, JobError, JobSpec, Scheduler, SchedulerConfig};
 use coordinator_plugins::ttl::{Expiry, Ttl, TtlConfig};
 use coordinator_plugins::RetryPolicy;
-use coordinator_runtime::{CoordinatorConfig, Coordinators, GlobalCoordinator};
+use coordinator_runtime::{Coordinator, CoordinatorConfig, CoordinatorRegistry};
 use coordinator_store::LeaseStore;
 use tokio_util::sync::CancellationToken;
 
@@ -45,8 +45,8 @@ async fn wait_for(what: &str, max: Duration, mut done: impl AsyncFnMut() -> bool
 }
 
 struct Worker {
-    registry: Coordinators,
-    coordinator: Arc<GlobalCoordinator>,
+    registry: CoordinatorRegistry,
+    coordinator: Arc<Coordinator>,
     stop: CancellationToken,
     task: tokio::task::JoinHandle<coordinator_plugins::queue::WorkerStats>,
 }
@@ -150,7 +150,7 @@ async fn s3_all_plugins_three_workers_global_mode() {
         let config = CoordinatorConfig::default()
             .with_election(timings())
             .with_worker_id(id);
-        let registry = Coordinators::new(store.clone(), config).unwrap();
+        let registry = CoordinatorRegistry::new(store.clone(), config).unwrap();
         let queue = Queue::builder(store.clone(), "e2e", "jobs")
             .config(queue_config.clone())
             .build()

@@ -15,7 +15,7 @@ use coordinator_plugins::scheduler::{
     SchedulerConfig,
 };
 use coordinator_plugins::RetryPolicy;
-use coordinator_runtime::{Clock, CoordinatorPlugin, GlobalCoordinator, StepDownReason};
+use coordinator_runtime::{Clock, Coordinator, CoordinatorPlugin, StepDownReason};
 use coordinator_store::{LeaseStore, Metered};
 
 type Runs = Arc<Mutex<Vec<(Option<u64>, u32, u64)>>>;
@@ -343,7 +343,7 @@ async fn six_hours_of_a_minute_job_across_fail_overs_run_each_slot_once() {
         .add(JobSpec::new("tick", "* * * * *"))
         .await
         .unwrap();
-    let mut workers: Vec<(coordinator_runtime::Coordinators, Arc<GlobalCoordinator>)> = Vec::new();
+    let mut workers: Vec<(coordinator_runtime::CoordinatorRegistry, Arc<Coordinator>)> = Vec::new();
     let mut next = 0;
     for _ in 0..3 {
         let id = format!("s{next}");
@@ -430,7 +430,7 @@ async fn a_migration_running_both_modes_still_runs_each_slot_once() {
         .await
         .unwrap();
     let dyn_clock: Arc<dyn Clock> = clock.clone();
-    let per_plugin = coordinator_runtime::Coordinators::builder(store.clone())
+    let per_plugin = coordinator_runtime::CoordinatorRegistry::builder(store.clone())
         .config(
             coordinator_runtime::CoordinatorConfig::default()
                 .with_worker_id("p1")

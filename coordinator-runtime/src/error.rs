@@ -50,8 +50,8 @@ pub enum CoordinatorError {
         namespace: String,
     },
 
-    /// The registry was closed; create a new [`Coordinators`](crate::Coordinators).
-    #[error("the coordinator registry is closed; create a new `Coordinators` to start coordinators again")]
+    /// The registry was closed; create a new [`CoordinatorRegistry`](crate::CoordinatorRegistry).
+    #[error("the coordinator registry is closed; create a new `CoordinatorRegistry` to start coordinators again")]
     Closed,
 }
 

@@ -10,7 +10,7 @@ use std::time::Duration;
 use common::{leaders, virtual_memory_store, wait_until, worker, worker_with, Hook, Recorder};
 use coordinator_core::{Config, LeaseRecord};
 use coordinator_runtime::{
-    CoordinationMode, CoordinatorState, Coordinators, ErrorKind, Event, GlobalCoordinator,
+    CoordinationMode, Coordinator, CoordinatorRegistry, CoordinatorState, ErrorKind, Event,
     StepDownReason, TokioClock,
 };
 use coordinator_store::{FailingStore, Fault, FaultKind, LeaseStore, MemoryStore, Metered};
@@ -26,8 +26,8 @@ async fn start_workers(
     store: &Arc<dyn LeaseStore>,
     clock: &Arc<TokioClock>,
     n: usize,
-) -> (Vec<Coordinators>, Vec<Arc<GlobalCoordinator>>) {
-    let registries: Vec<Coordinators> = (0..n)
+) -> (Vec<CoordinatorRegistry>, Vec<Arc<Coordinator>>) {
+    let registries: Vec<CoordinatorRegistry> = (0..n)
         .map(|i| worker(store.clone(), &format!("w{i:02}"), clock))
         .collect();
     let coordinators = futures::future::join_all(registries.iter().map(|r| r.get(NS)))
@@ -329,7 +329,7 @@ async fn registry_caches_and_concurrent_first_callers_share_one_loop() {
             tokio::spawn(async move { registry.get(NS).await.unwrap() })
         })
         .collect();
-    let got: Vec<Arc<GlobalCoordinator>> = futures::future::join_all(handles)
+    let got: Vec<Arc<Coordinator>> = futures::future::join_all(handles)
         .await
         .into_iter()
         .map(|r| r.unwrap())

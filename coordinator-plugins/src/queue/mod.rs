@@ -252,7 +252,7 @@ impl Queue {
     }
 
     /// The leader's part, to attach to the namespace's coordinator:
-    /// `coordinators.attach(namespace, Arc::new(queue.maintenance()))`.
+    /// `registry.attach(namespace, Arc::new(queue.maintenance()))`.
     pub fn maintenance(&self) -> QueueMaintenance {
         QueueMaintenance::new(self.clone())
     }

@@ -72,7 +72,7 @@
 //! scheduler.add(JobSpec::new("cleanup", "*/5 * * * *")).await?;
 //! scheduler.disable("cleanup").await?;
 //! assert!(!scheduler.jobs().await?[0].enabled);
-//! // coordinators.attach("shop", Arc::new(scheduler.plugin())).await?;
+//! // registry.attach("shop", Arc::new(scheduler.plugin())).await?;
 //! # Ok(())
 //! # }
 //! ```
@@ -233,7 +233,7 @@ impl Scheduler {
     }
 
     /// The leader's loop, to attach to the namespace:
-    /// `coordinators.attach(namespace, Arc::new(scheduler.plugin()))`.
+    /// `registry.attach(namespace, Arc::new(scheduler.plugin()))`.
     pub fn plugin(&self) -> SchedulerPlugin {
         SchedulerPlugin::new(self.inner.clone())
     }

@@ -61,7 +61,7 @@
 //! ttl.put("session/42", "alice", Expiry::After(Duration::from_secs(1800))).await?;
 //! assert_eq!(&ttl.get("session/42").await?.unwrap().payload[..], b"alice");
 //! ttl.refresh("session/42", Expiry::After(Duration::from_secs(3600))).await?;
-//! // coordinators.attach("web", Arc::new(ttl.sweeper())).await?;
+//! // registry.attach("web", Arc::new(ttl.sweeper())).await?;
 //! # Ok(())
 //! # }
 //! ```
@@ -289,7 +289,7 @@ impl Ttl {
     }
 
     /// The leader's part, to attach to the namespace:
-    /// `coordinators.attach(namespace, Arc::new(ttl.sweeper()))`.
+    /// `registry.attach(namespace, Arc::new(ttl.sweeper()))`.
     pub fn sweeper(&self) -> TtlSweeper {
         TtlSweeper::new(self.inner.clone())
     }

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use coordinator_core::{Namespace, WorkerId};
 use coordinator_plugins::VirtualClock;
-use coordinator_runtime::{Clock, CoordinatorConfig, Coordinators, LeaderContext};
+use coordinator_runtime::{Clock, CoordinatorConfig, CoordinatorRegistry, LeaderContext};
 use coordinator_store::{LeaseStore, MemoryStore};
 
 /// 2023-11-14T22:13:20Z.
@@ -53,9 +53,13 @@ pub fn seed_of(id: &str) -> u64 {
         .fold(17u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b)))
 }
 
-pub fn registry(store: Arc<dyn LeaseStore>, id: &str, clock: &Arc<VirtualClock>) -> Coordinators {
+pub fn registry(
+    store: Arc<dyn LeaseStore>,
+    id: &str,
+    clock: &Arc<VirtualClock>,
+) -> CoordinatorRegistry {
     let clock: Arc<dyn Clock> = clock.clone();
-    Coordinators::builder(store)
+    CoordinatorRegistry::builder(store)
         .config(
             CoordinatorConfig::default()
                 .with_worker_id(id)

@@ -24,7 +24,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use coordinator_runtime::{
-    Clock, CoordinatorConfig, CoordinatorPlugin, Coordinators, GlobalCoordinator,
+    Clock, Coordinator, CoordinatorConfig, CoordinatorPlugin, CoordinatorRegistry,
 };
 use coordinator_store::LeaseStore;
 use serde::Serialize;
@@ -153,12 +153,12 @@ impl Stage {
         &self,
         slot: usize,
         life: u64,
-    ) -> Option<(Coordinators, Arc<dyn Clock>, u64)> {
+    ) -> Option<(CoordinatorRegistry, Arc<dyn Clock>, u64)> {
         let (clock, seed) = self.worker_clock(slot, life);
         let config = CoordinatorConfig::default()
             .with_worker_id(format!("w{slot:03}-{life}"))
             .with_seed(seed);
-        let registry = Coordinators::builder(self.dyn_store())
+        let registry = CoordinatorRegistry::builder(self.dyn_store())
             .config(config)
             .clock(clock.clone())
             .build()
@@ -194,8 +194,8 @@ impl Stage {
 /// One life of a worker process: its registry, its coordinator and the
 /// tasks it runs besides.
 pub(crate) struct Process {
-    pub(crate) registry: Coordinators,
-    pub(crate) coordinator: Arc<GlobalCoordinator>,
+    pub(crate) registry: CoordinatorRegistry,
+    pub(crate) coordinator: Arc<Coordinator>,
     pub(crate) tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
