@@ -26,8 +26,7 @@ use coordinator_core::{Namespace, WorkerId};
 use coordinator_plugins::queue::{Queue, QueueConfig};
 use coordinator_plugins::scheduler::{JobContext, JobError, JobSpec, Scheduler, SchedulerConfig};
 use coordinator_plugins::ttl::{Expiry, Ttl, TtlConfig};
-use coordinator_plugins::VirtualClock;
-use coordinator_runtime::{Clock, LeaderContext};
+use coordinator_runtime::{Clock, LeaderContext, TokioClock};
 use coordinator_store::{
     Capabilities, Conditional, LeaseStore, LocalDirStore, MemoryStore, Metered, ObjectMeta,
     RequestCounts, RequestKind, StoreError, StoredObject, Version, Written,
@@ -230,7 +229,7 @@ fn ttl_bench() -> Result<(), BoxError> {
     runtime.block_on(async {
         let metered = Arc::new(Metered::new(MemoryStore::new()));
         let store: Arc<dyn LeaseStore> = metered.clone();
-        let clock = Arc::new(VirtualClock::starting_at(1_700_000_000_000));
+        let clock = Arc::new(TokioClock::starting_at(1_700_000_000_000));
         let ttl = Ttl::builder(store.clone(), "bench", "t")
             .config(TtlConfig::default())
             .clock(clock.clone())
@@ -278,7 +277,7 @@ fn scheduler_bench(jobs: usize) -> Result<(), BoxError> {
     runtime.block_on(async {
         let metered = Arc::new(Metered::new(MemoryStore::new()));
         let store: Arc<dyn LeaseStore> = metered.clone();
-        let clock = Arc::new(VirtualClock::starting_at(1_700_000_000_000));
+        let clock = Arc::new(TokioClock::starting_at(1_700_000_000_000));
         let runs = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let counter = runs.clone();
         let scheduler = Scheduler::builder(store.clone(), "bench", "cron")

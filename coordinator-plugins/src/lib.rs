@@ -62,15 +62,14 @@
 //!
 //! ```
 //! use std::sync::Arc;
-//! use coordinator_runtime::{CoordinatorRegistry, CoordinatorConfig};
+//! use coordinator_runtime::{CoordinatorRegistry, CoordinatorConfig, TokioClock};
 //! use coordinator_plugins::queue::{ClaimHandle, HandlerError, Message, Queue};
-//! use coordinator_plugins::VirtualClock;
 //! use coordinator_store::MemoryStore;
 //! use tokio_util::sync::CancellationToken;
 //! # #[tokio::main(flavor = "current_thread", start_paused = true)]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let store = Arc::new(MemoryStore::new());
-//! let clock = Arc::new(VirtualClock::starting_at(1_700_000_000_000));
+//! let clock = Arc::new(TokioClock::starting_at(1_700_000_000_000));
 //! let registry = CoordinatorRegistry::builder(store.clone())
 //!     .config(CoordinatorConfig::default().with_worker_id("w1"))
 //!     .clock(clock.clone())
@@ -105,7 +104,6 @@ pub mod queue;
 pub mod scheduler;
 pub mod ttl;
 
-pub use clock::VirtualClock;
 pub use id::{SortableId, ID_LEN};
 pub use layout::DATA_PREFIX;
 pub use retry::RetryPolicy;

@@ -34,7 +34,7 @@ fn queue_config() -> QueueConfig {
     }
 }
 
-fn queue_on(store: &Arc<LandsThrottled>) -> (Queue, Arc<coordinator_plugins::VirtualClock>) {
+fn queue_on(store: &Arc<LandsThrottled>) -> (Queue, Arc<coordinator_runtime::TokioClock>) {
     let clock = clock();
     let shared: Arc<dyn LeaseStore> = store.clone();
     let queue = Queue::builder(shared, "ns", "q")

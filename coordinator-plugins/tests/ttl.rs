@@ -87,7 +87,7 @@ type Log = Arc<Mutex<HashMap<String, Vec<u64>>>>;
 
 fn recording(
     log: &Log,
-    clock: Arc<coordinator_plugins::VirtualClock>,
+    clock: Arc<coordinator_runtime::TokioClock>,
 ) -> impl Fn(ExpiredRecord) -> std::future::Ready<Result<(), CallbackError>> + Send + Sync + 'static
 {
     let log = log.clone();

@@ -177,7 +177,8 @@ impl QueueBuilder {
     }
 
     /// Sets the clock (default [`SystemClock`]); use the runtime's clock, or
-    /// a [`VirtualClock`](crate::VirtualClock) under paused tokio time.
+    /// [`TokioClock::starting_at`](coordinator_runtime::TokioClock::starting_at)
+    /// under paused tokio time.
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = Some(clock);
         self

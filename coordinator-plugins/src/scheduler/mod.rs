@@ -150,7 +150,8 @@ impl SchedulerBuilder {
     }
 
     /// Sets the clock (default [`SystemClock`]); a
-    /// [`VirtualClock`](crate::VirtualClock) under paused tokio time.
+    /// [`TokioClock::starting_at`](coordinator_runtime::TokioClock::starting_at)
+    /// under paused tokio time.
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = Some(clock);
         self

@@ -11,8 +11,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use coordinator_core::{Namespace, WorkerId};
-use coordinator_plugins::VirtualClock;
-use coordinator_runtime::{Clock, CoordinatorConfig, CoordinatorRegistry, LeaderContext};
+use coordinator_runtime::{
+    Clock, CoordinatorConfig, CoordinatorRegistry, LeaderContext, TokioClock,
+};
 use coordinator_store::{LeaseStore, MemoryStore};
 
 /// 2023-11-14T22:13:20Z.
@@ -26,15 +27,15 @@ pub fn virtual_store() -> MemoryStore {
     }))
 }
 
-pub fn clock() -> Arc<VirtualClock> {
-    Arc::new(VirtualClock::starting_at(T0))
+pub fn clock() -> Arc<TokioClock> {
+    Arc::new(TokioClock::starting_at(T0))
 }
 
 /// A context valid for `for_` from now, outside any election.
 pub fn standalone(
     epoch: u64,
     store: Arc<dyn LeaseStore>,
-    clock: &Arc<VirtualClock>,
+    clock: &Arc<TokioClock>,
     for_: Duration,
 ) -> LeaderContext {
     let deadline = clock.now() + for_;
@@ -56,7 +57,7 @@ pub fn seed_of(id: &str) -> u64 {
 pub fn registry(
     store: Arc<dyn LeaseStore>,
     id: &str,
-    clock: &Arc<VirtualClock>,
+    clock: &Arc<TokioClock>,
 ) -> CoordinatorRegistry {
     let clock: Arc<dyn Clock> = clock.clone();
     CoordinatorRegistry::builder(store)
