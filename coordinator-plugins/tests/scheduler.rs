@@ -352,7 +352,7 @@ async fn six_hours_of_a_minute_job_across_fail_overs_run_each_slot_once() {
         workers.push((r, c));
         next += 1;
     }
-    let mut rng = TestRng(5);
+    let mut rng = TestRng::new(5);
     let start = tokio::time::Instant::now();
     let mut fail_overs = 0;
     while start.elapsed() < Duration::from_secs(6 * 3600) {

@@ -117,7 +117,7 @@ async fn five_thousand_records_expire_within_a_bucket_and_a_sweep_never_before()
         .unwrap();
     let worker = registry(store.clone(), "t1", &clock);
     worker.attach("ns", Arc::new(ttl.sweeper())).await.unwrap();
-    let mut rng = TestRng(77);
+    let mut rng = TestRng::new(77);
     let mut expiry: HashMap<String, u64> = HashMap::new();
     let mut refresh_at: Vec<(u64, String)> = Vec::new();
     for i in 0..5_000u32 {

@@ -9,7 +9,7 @@ use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use coordinator_core::{IdError, WorkerId, MAX_ID_BYTES};
+use coordinator_core::{splitmix64, IdError, WorkerId, MAX_ID_BYTES};
 
 /// A seed drawn from the operating system's randomness.
 ///
@@ -35,8 +35,8 @@ pub fn os_seed() -> u64 {
 }
 
 /// Derives a seed from a root seed and some labels, deterministically
-/// (FNV-1a over the labels, then a SplitMix64 finaliser), so a test that
-/// fixes the root seed gets the same per-coordinator seeds every run.
+/// (FNV-1a over the labels, then [`splitmix64`]), so a test that fixes the
+/// root seed gets the same per-coordinator seeds every run.
 pub(crate) fn derive_seed(root: u64, labels: &[&str]) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325 ^ root;
     for label in labels {
@@ -45,14 +45,7 @@ pub(crate) fn derive_seed(root: u64, labels: &[&str]) -> u64 {
             h = h.wrapping_mul(0x0000_0100_0000_01b3);
         }
     }
-    mix(h)
-}
-
-fn mix(mut z: u64) -> u64 {
-    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
+    splitmix64(h)
 }
 
 /// The worker id to use: `configured` if given (validated as is), otherwise
@@ -115,7 +108,7 @@ fn resolve_with(
         .collect();
     // Leave room for the suffix.
     cleaned.truncate(MAX_ID_BYTES - 7);
-    let suffix = mix(suffix_seed) & 0xff_ffff;
+    let suffix = splitmix64(suffix_seed) & 0xff_ffff;
     WorkerId::new(format!("{cleaned}-{suffix:06x}"))
 }
 

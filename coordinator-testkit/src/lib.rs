@@ -25,7 +25,7 @@ pub use report::{
     usd_per_month, FencedStats, Report, RoleRequests, Summary, Violation, ViolationKind,
 };
 pub use scenario::{Fencing, Mode, Scenario, Scripted};
-pub use seed::{parse_seeds, random_seed, seeds_from_env, SeedTree, SplitMix64};
+pub use seed::{parse_seeds, random_seed, seeds_from_env, SeedTree};
 pub use sim::{Elector, Sim};
 pub use store::{
     is_write, Object, Requests, SimStore, HOURS_PER_MONTH, LIST_PAGE, USD_PER_DELETE, USD_PER_GET,

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use coordinator_core::Instant;
+use coordinator_core::{mix64, Instant, SplitMix64};
 use coordinator_runtime::{
     Clock, Coordinator, CoordinatorConfig, CoordinatorPlugin, CoordinatorRegistry, LeaderContext,
     PluginError, StepDownReason,
@@ -24,7 +24,7 @@ use coordinator_store::{
 
 use crate::faults::{LatencyModel, RequestFault, RequestFaults};
 use crate::report::{round3, Summary, Violation, ViolationKind};
-use crate::seed::{mix, SeedTree, SplitMix64};
+use crate::seed::SeedTree;
 use crate::store::Requests;
 use crate::PPM;
 
@@ -644,7 +644,7 @@ async fn run_inner(sc: RuntimeScenario) -> RuntimeReport {
             }
             if epoch > last_epoch {
                 terms += 1;
-                hash = mix(hash ^ epoch ^ (l as u64) << 32);
+                hash = mix64(hash ^ epoch ^ (l as u64) << 32);
             }
             last_epoch = last_epoch.max(epoch);
             if let Some((old, at)) = crashed {

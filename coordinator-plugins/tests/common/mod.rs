@@ -10,7 +10,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use coordinator_core::{Namespace, WorkerId};
+use coordinator_core::{Namespace, SplitMix64, WorkerId};
 use coordinator_runtime::{
     Clock, CoordinatorConfig, CoordinatorRegistry, LeaderContext, TokioClock,
 };
@@ -71,16 +71,16 @@ pub fn registry(
         .expect("valid config")
 }
 
-/// A tiny deterministic generator for the tests' own choices.
-pub struct TestRng(pub u64);
+/// A deterministic generator for the tests' own choices.
+pub struct TestRng(pub SplitMix64);
 
 impl TestRng {
+    pub fn new(seed: u64) -> Self {
+        Self(SplitMix64::new(seed))
+    }
+
     pub fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        self.0.next_u64()
     }
 
     pub fn below(&mut self, n: u64) -> u64 {

@@ -23,6 +23,7 @@ pub mod ttl;
 use std::sync::Arc;
 use std::time::Duration;
 
+use coordinator_core::SplitMix64;
 use coordinator_runtime::{
     Clock, Coordinator, CoordinatorConfig, CoordinatorPlugin, CoordinatorRegistry,
 };
@@ -31,7 +32,7 @@ use serde::Serialize;
 
 use crate::faults::{LatencyModel, RequestFaults};
 use crate::runtime::{virtual_memory_store, DriftClock, SeededStore};
-use crate::seed::{SeedTree, SplitMix64};
+use crate::seed::SeedTree;
 use crate::PPM;
 
 /// The faults the plugin scenarios use by default: those of the runtime
