@@ -5,18 +5,20 @@
 //! * [`resolve_worker_id`]: the configured worker id, or one made from
 //!   `POD_NAME` / `HOSTNAME` plus a random suffix, validated.
 
-use std::collections::hash_map::RandomState;
-use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use coordinator_core::{splitmix64, IdError, WorkerId, MAX_ID_BYTES};
 
-/// A seed drawn from the operating system's randomness.
+/// A seed drawn from the operating system's randomness, fresh for every
+/// call: 64 bits from the `getrandom` crate (the `getrandom(2)` system call
+/// on Linux, the platform's equivalent elsewhere).
 ///
-/// It hashes a process-wide counter, the time and the process id with a
-/// [`RandomState`], whose keys the standard library draws from the OS
-/// (`getrandom(2)` on Linux). Good for jitter, nonces and incarnations; not
-/// for cryptography.
+/// Good for jitter, nonces, lock tokens and incarnations; not for
+/// cryptography. If the OS has no randomness to give (`getrandom` fails: no
+/// `/dev/urandom` in a chroot, an unsupported target), the seed is a hash of
+/// the time, the process id and a per-process counter instead: still
+/// distinct per call, but guessable.
 ///
 /// # Examples
 ///
@@ -24,14 +26,16 @@ use coordinator_core::{splitmix64, IdError, WorkerId, MAX_ID_BYTES};
 /// assert_ne!(coordinator_runtime::os_seed(), coordinator_runtime::os_seed());
 /// ```
 pub fn os_seed() -> u64 {
+    getrandom::u64().unwrap_or_else(|_| fallback_seed())
+}
+
+fn fallback_seed() -> u64 {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let mut hasher = RandomState::new().build_hasher();
-    hasher.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
-    hasher.write_u32(std::process::id());
-    if let Ok(elapsed) = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
-        hasher.write_u128(elapsed.as_nanos());
-    }
-    hasher.finish()
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    let count = COUNTER.fetch_add(1, Ordering::Relaxed);
+    splitmix64(nanos ^ u64::from(std::process::id()).rotate_left(32) ^ splitmix64(count))
 }
 
 /// Derives a seed from a root seed and some labels, deterministically
@@ -164,6 +168,7 @@ mod tests {
     #[test]
     fn seeds_differ_and_derivation_is_stable() {
         assert_ne!(os_seed(), os_seed());
+        assert_ne!(fallback_seed(), fallback_seed());
         assert_eq!(derive_seed(5, &["a", "b"]), derive_seed(5, &["a", "b"]));
         assert_ne!(derive_seed(5, &["a", "b"]), derive_seed(5, &["ab"]));
         assert_ne!(derive_seed(5, &["a"]), derive_seed(6, &["a"]));
