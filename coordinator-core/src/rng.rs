@@ -1,4 +1,5 @@
-//! SplitMix64: the workspace's one seeded generator.
+//! SplitMix64: the workspace's one seeded generator, and the jittered
+//! back-off drawn from it.
 //!
 //! * [`SplitMix64`]: a stream of 64-bit values from one `u64` seed. The
 //!   election machine draws its jitter from it; the simulator its every
@@ -6,11 +7,15 @@
 //!   the plugins' nonces and lock tokens use it too.
 //! * [`splitmix64`] and [`mix64`]: the generator as a function of one value,
 //!   to derive seeds or hash a few words.
+//! * [`jittered_backoff`]: doubling pauses with up to 50% jitter.
 //!
 //! Nothing here reads the OS: seeds come from the caller (the runtime's
 //! `os_seed` draws them from the OS).
 
 use std::ops::Range;
+use std::time::Duration;
+
+use crate::time::duration_millis;
 
 /// SplitMix64 (Steele, Lea, Flood 2014): tiny, fast, and reproducible from
 /// one `u64` seed. Its streams never change between releases, so a seed
@@ -114,6 +119,39 @@ pub fn mix64(mut z: u64) -> u64 {
     z ^ (z >> 31)
 }
 
+/// The pause before retry `attempt` (1, 2, …; 0 counts as 1): `first`
+/// doubled for each earlier attempt (at most 16 times), at most `cap`, plus
+/// up to half of that again drawn from `rng` (whole milliseconds), so that
+/// clients that failed together do not retry together.
+///
+/// It draws as the election machine's own back-off does.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use coordinator_core::{jittered_backoff, SplitMix64};
+/// let mut rng = SplitMix64::new(1);
+/// let ms = Duration::from_millis;
+/// let first = jittered_backoff(ms(100), ms(1_000), 1, &mut rng);
+/// assert!(first >= ms(100) && first <= ms(150));
+/// let third = jittered_backoff(ms(100), ms(1_000), 3, &mut rng);
+/// assert!(third >= ms(400) && third <= ms(600));
+/// let late = jittered_backoff(ms(100), ms(1_000), 40, &mut rng);
+/// assert!(late >= ms(1_000) && late <= ms(1_500));
+/// ```
+pub fn jittered_backoff(
+    first: Duration,
+    cap: Duration,
+    attempt: u32,
+    rng: &mut SplitMix64,
+) -> Duration {
+    let exponent = attempt.saturating_sub(1).min(16);
+    let base = first.saturating_mul(1u32 << exponent).min(cap);
+    let spread = rng.up_to(duration_millis(base) / 2);
+    base.saturating_add(Duration::from_millis(spread))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -161,5 +199,29 @@ mod tests {
             assert_eq!(rng.next_u64(), value);
         }
         assert_eq!(splitmix64(1_234_567), expected[0]);
+    }
+
+    #[test]
+    fn backoff_doubles_to_its_cap_with_at_most_half_again() {
+        let ms = Duration::from_millis;
+        let mut rng = SplitMix64::new(3);
+        for attempt in 0..40u32 {
+            let base = ms(50 << attempt.saturating_sub(1).min(3));
+            for _ in 0..50 {
+                let wait = jittered_backoff(ms(50), ms(400), attempt, &mut rng);
+                assert!(
+                    wait >= base && wait <= base + base / 2,
+                    "{attempt}: {wait:?}"
+                );
+            }
+        }
+        assert_eq!(
+            jittered_backoff(Duration::ZERO, ms(400), 9, &mut rng),
+            Duration::ZERO
+        );
+        assert_eq!(
+            jittered_backoff(Duration::MAX, Duration::MAX, u32::MAX, &mut rng),
+            Duration::MAX
+        );
     }
 }

@@ -1,11 +1,11 @@
-//! The store's randomness: unique probe keys, seeded from the OS through
-//! `getrandom` and drawn from [`SplitMix64`](coordinator_core::SplitMix64).
-//! None of it is a secret.
+//! The store's randomness: jitter for its own retries and unique probe
+//! keys, seeded from the OS through `getrandom` and drawn from
+//! [`SplitMix64`](coordinator_core::SplitMix64). None of it is a secret.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use coordinator_core::{splitmix64, SplitMix64};
+use coordinator_core::{jittered_backoff, splitmix64, SplitMix64};
 
 /// 64 random bits from the OS. If the OS has none to give (`getrandom`
 /// fails: no `/dev/urandom` in a chroot, an unsupported target), a hash of
@@ -22,6 +22,14 @@ pub(crate) fn os_seed() -> u64 {
     })
 }
 
+/// The pause before retry `attempt` (1, 2, …): `first` doubling up to
+/// `cap`, plus up to half again of jitter (see
+/// [`jittered_backoff`](coordinator_core::jittered_backoff)).
+pub(crate) fn backoff(first: Duration, cap: Duration, attempt: usize) -> Duration {
+    let attempt = u32::try_from(attempt).unwrap_or(u32::MAX);
+    jittered_backoff(first, cap, attempt, &mut SplitMix64::new(os_seed()))
+}
+
 /// 128 random bits as 32 hex digits.
 pub(crate) fn hex128() -> String {
     let mut rng = SplitMix64::new(os_seed());
@@ -33,9 +41,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn seeds_and_keys_differ() {
+    fn seeds_and_keys_differ_and_pauses_stay_in_bounds() {
         assert_ne!(os_seed(), os_seed());
         assert_ne!(hex128(), hex128());
         assert_eq!(hex128().len(), 32);
+        let ms = Duration::from_millis;
+        for attempt in 0..64 {
+            let wait = backoff(ms(50), ms(400), attempt);
+            assert!(wait >= ms(50) && wait <= ms(600), "{attempt}: {wait:?}");
+        }
     }
 }
