@@ -131,6 +131,8 @@ pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 
 /// What the registry hands [`Coordinator::spawn`].
 pub(crate) struct SpawnParams {
+    /// The id of the registry that starts it (see [`PluginScope`](crate::PluginScope)).
+    pub(crate) registry: u64,
     pub(crate) store: Arc<dyn LeaseStore>,
     pub(crate) config: CoordinatorConfig,
     pub(crate) namespace: Namespace,
@@ -171,6 +173,7 @@ pub(crate) struct SpawnParams {
 /// # }
 /// ```
 pub struct Coordinator {
+    registry: u64,
     shared: Arc<Shared>,
     commands: mpsc::UnboundedSender<Command>,
     driver: Mutex<Option<JoinHandle<()>>>,
@@ -188,6 +191,7 @@ impl Coordinator {
         params: SpawnParams,
     ) -> (Arc<Self>, oneshot::Receiver<Result<(), RecordError>>) {
         let SpawnParams {
+            registry,
             store,
             config,
             namespace,
@@ -274,6 +278,7 @@ impl Coordinator {
             clock,
         ));
         let coordinator = Arc::new(Self {
+            registry,
             shared,
             commands,
             driver: Mutex::new(Some(driver_task)),
@@ -411,9 +416,19 @@ impl Coordinator {
     ///
     /// [`CoordinatorError::InvalidId`] for a name that cannot be used in keys;
     /// [`CoordinatorError::PluginAlreadyAttached`] if a plugin of that name
-    /// is already attached.
+    /// is already attached; [`CoordinatorError::PluginScopeMismatch`] for a
+    /// plugin built for another namespace or from another registry (see
+    /// [`CoordinatorPlugin::scope`]).
     pub fn add_plugin(&self, plugin: Arc<dyn CoordinatorPlugin>) -> Result<(), CoordinatorError> {
         let name = Namespace::new(plugin.name())?;
+        if let Some(scope) = plugin.scope() {
+            scope.check(
+                name.as_str(),
+                self.registry,
+                &self.shared.namespace,
+                &self.shared.identity.worker_id,
+            )?;
+        }
         if !lock(&self.plugins).insert(name.to_string()) {
             return Err(CoordinatorError::PluginAlreadyAttached {
                 plugin: name.to_string(),

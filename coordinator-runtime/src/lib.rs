@@ -24,6 +24,9 @@
 //! * [`CoordinatorPlugin`] and [`LeaderContext`]: leader-only work, with the
 //!   epoch as fencing token and a cancellation token that fires at this
 //!   worker's deadline.
+//! * [`PluginScope`] ([`CoordinatorRegistry::scope`]): what a plugin's handle
+//!   is built from (the registry's store, clock and worker id, and a
+//!   namespace), so that it cannot be attached anywhere else.
 //! * [`CoordinationMode`]: `Global` (default) or `PerPlugin` (one loop per
 //!   plugin under its own prefix, for side-by-side migration).
 //! * [`Clock`], [`SystemClock`] (`CLOCK_BOOTTIME` on Linux), [`TokioClock`]
@@ -120,7 +123,7 @@ pub use coordinator_core::{Event, LeadershipView, StepDownReason};
 pub use error::{CoordinatorError, ErrorKind};
 pub use events::EventStream;
 pub use identity::{os_seed, resolve_worker_id};
-pub use plugin::{CoordinatorPlugin, PluginError};
+pub use plugin::{CoordinatorPlugin, PluginError, PluginScope};
 pub use registry::{CoordinatorRegistry, CoordinatorRegistryBuilder};
 pub use term::LeaderContext;
 pub use tokio_util::sync::CancellationToken;

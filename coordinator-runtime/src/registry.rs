@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use coordinator_core::{Identity, Incarnation, Namespace};
@@ -15,7 +15,7 @@ use crate::config::{CoordinationMode, CoordinatorConfig};
 use crate::coordinator::{lock, Coordinator, SpawnParams};
 use crate::error::{CoordinatorError, ErrorKind};
 use crate::identity::{derive_seed, os_seed, resolve_worker_id};
-use crate::plugin::CoordinatorPlugin;
+use crate::plugin::{CoordinatorPlugin, PluginScope};
 use crate::TARGET;
 
 /// The cache key: a namespace, and the plugin for a per-plugin coordinator.
@@ -52,6 +52,8 @@ type Key = (Namespace, Option<Namespace>);
 /// # }
 /// ```
 pub struct CoordinatorRegistry {
+    /// Unique in the process: what a [`PluginScope`] names its registry by.
+    id: u64,
     store: Arc<dyn LeaseStore>,
     config: CoordinatorConfig,
     identity: Identity,
@@ -109,7 +111,9 @@ impl CoordinatorRegistryBuilder {
             worker_id,
             incarnation: Incarnation(draw("incarnation")),
         };
+        static NEXT_ID: AtomicU64 = AtomicU64::new(1);
         Ok(CoordinatorRegistry {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             store: self.store,
             config: self.config,
             identity,
@@ -156,6 +160,27 @@ impl CoordinatorRegistry {
     /// The configuration in force.
     pub fn config(&self) -> &CoordinatorConfig {
         &self.config
+    }
+
+    /// The scope to build a plugin's handle in for `namespace`: this
+    /// registry's store, clock and worker id. A plugin built from it can be
+    /// attached only to `namespace` through this registry; see
+    /// [`PluginScope`]. Starts nothing: a process that only produces work
+    /// (enqueues, registers records) builds its handles from a registry
+    /// that never starts a coordinator.
+    ///
+    /// # Errors
+    ///
+    /// [`CoordinatorError::InvalidId`] for a namespace that cannot be used
+    /// in keys.
+    pub fn scope(&self, namespace: &str) -> Result<PluginScope, CoordinatorError> {
+        Ok(PluginScope {
+            registry: self.id,
+            namespace: Namespace::new(namespace)?,
+            worker_id: self.identity.worker_id.clone(),
+            store: self.store.clone(),
+            clock: self.clock.clone(),
+        })
     }
 
     /// The global-mode coordinator of `namespace`, started on first use.
@@ -214,7 +239,9 @@ impl CoordinatorRegistry {
     /// # Errors
     ///
     /// As for [`get`](Self::get), plus an invalid or already attached plugin
-    /// name.
+    /// name, and [`CoordinatorError::PluginScopeMismatch`] for a plugin built
+    /// for another namespace or from another registry (see
+    /// [`CoordinatorPlugin::scope`]).
     ///
     /// # Cancel safety
     ///
@@ -226,6 +253,14 @@ impl CoordinatorRegistry {
     ) -> Result<Arc<Coordinator>, CoordinatorError> {
         let name = plugin.name().to_owned();
         Namespace::new(name.as_str())?;
+        if let Some(scope) = plugin.scope() {
+            scope.check(
+                &name,
+                self.id,
+                &Namespace::new(namespace)?,
+                &self.identity.worker_id,
+            )?;
+        }
         let coordinator = match self.config.mode {
             CoordinationMode::PerPlugin => self.get_per_plugin(namespace, &name).await?,
             CoordinationMode::Global => match self.get(namespace).await {
@@ -284,6 +319,7 @@ impl CoordinatorRegistry {
             derive_seed(root, &[namespace.as_str(), plugin_label, "machine"])
         });
         let (coordinator, ready) = Coordinator::spawn(SpawnParams {
+            registry: self.id,
             store: self.store.clone(),
             config: self.config.clone(),
             namespace: namespace.clone(),
