@@ -36,9 +36,8 @@ async fn actions_refresh_and_remove() {
     ] {
         let store: Arc<dyn LeaseStore> = Arc::new(virtual_store());
         let clock = clock();
-        let ttl = Ttl::builder(store.clone(), "ns", "t")
+        let ttl = Ttl::builder(&registry(store.clone(), "w1", &clock), "ns", "t")
             .config(config(action))
-            .clock(clock.clone())
             .build()
             .unwrap();
         let sweeper = ttl.sweeper();
@@ -109,13 +108,12 @@ async fn five_thousand_records_expire_within_a_bucket_and_a_sweep_never_before()
     let store: Arc<dyn LeaseStore> = metered.clone();
     let clock = clock();
     let log: Log = Arc::default();
-    let ttl = Ttl::builder(store.clone(), "ns", "sessions")
+    let worker = registry(store.clone(), "t1", &clock);
+    let ttl = Ttl::builder(&worker, "ns", "sessions")
         .config(config(ExpiryAction::Callback))
         .callback(recording(&log, clock.clone()))
-        .clock(clock.clone())
         .build()
         .unwrap();
-    let worker = registry(store.clone(), "t1", &clock);
     worker.attach("ns", Arc::new(ttl.sweeper())).await.unwrap();
     let mut rng = TestRng::new(77);
     let mut expiry: HashMap<String, u64> = HashMap::new();
@@ -189,10 +187,9 @@ async fn nothing_is_orphaned_after_an_outage() {
             max_bucket_listings,
             ..config(ExpiryAction::Callback)
         };
-        let ttl = Ttl::builder(store.clone(), "ns", "t")
+        let ttl = Ttl::builder(&registry(store.clone(), "w1", &clock), "ns", "t")
             .config(config)
             .callback(recording(&log, clock.clone()))
-            .clock(clock.clone())
             .build()
             .unwrap();
         for i in 0..500 {
