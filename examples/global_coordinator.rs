@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use coordinator_core::{format_duration, Config};
 use coordinator_runtime::{
-    async_trait, CoordinatorConfig, CoordinatorPlugin, Coordinators, GlobalCoordinator,
+    async_trait, Coordinator, CoordinatorConfig, CoordinatorPlugin, CoordinatorRegistry,
     LeaderContext, PluginError, StepDownReason,
 };
 use coordinator_store::{LeaseStore, LocalDirStore, StoreError};
@@ -214,8 +214,8 @@ fn explain(reason: StepDownReason) -> &'static str {
 
 struct Worker {
     name: String,
-    registry: Coordinators,
-    coordinator: Arc<GlobalCoordinator>,
+    registry: CoordinatorRegistry,
+    coordinator: Arc<Coordinator>,
 }
 
 async fn start_worker(
@@ -223,7 +223,7 @@ async fn start_worker(
     config: &CoordinatorConfig,
     name: &str,
 ) -> Result<Worker, Box<dyn std::error::Error>> {
-    let registry = Coordinators::new(store, config.clone().with_worker_id(name))?;
+    let registry = CoordinatorRegistry::new(store, config.clone().with_worker_id(name))?;
     let worker = name.to_owned();
     registry
         .attach(

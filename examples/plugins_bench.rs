@@ -26,8 +26,7 @@ use coordinator_core::{Namespace, WorkerId};
 use coordinator_plugins::queue::{Queue, QueueConfig};
 use coordinator_plugins::scheduler::{JobContext, JobError, JobSpec, Scheduler, SchedulerConfig};
 use coordinator_plugins::ttl::{Expiry, Ttl, TtlConfig};
-use coordinator_plugins::VirtualClock;
-use coordinator_runtime::{Clock, LeaderContext};
+use coordinator_runtime::{Clock, LeaderContext, TokioClock};
 use coordinator_store::{
     Capabilities, Conditional, LeaseStore, LocalDirStore, MemoryStore, Metered, ObjectMeta,
     RequestCounts, RequestKind, StoreError, StoredObject, Version, Written,
@@ -162,10 +161,10 @@ async fn queue_bench(label: &str, inner: Arc<dyn LeaseStore>, args: &Args) -> Re
         claim_window: 64,
         ..QueueConfig::default()
     };
-    let queue = Queue::builder(store.clone(), "bench", "q")
+    let clock: Arc<dyn Clock> = Arc::new(coordinator_runtime::SystemClock::new());
+    let queue = Queue::builder(&registry(store.clone(), clock.clone())?, "bench", "q")
         .config(config)
         .build()?;
-    let clock: Arc<dyn Clock> = Arc::new(coordinator_runtime::SystemClock::new());
     let ctx = leader_context(store.clone(), clock)?;
     let leader = queue.maintenance();
     leader.sweep(&ctx).await?;
@@ -178,9 +177,8 @@ async fn queue_bench(label: &str, inner: Arc<dyn LeaseStore>, args: &Args) -> Re
     let start = Instant::now();
     let stop = CancellationToken::new();
     let mut tasks = Vec::new();
-    for w in 0..args.workers {
+    for _ in 0..args.workers {
         let worker = queue.worker(
-            format!("w{w}"),
             |_m: coordinator_plugins::queue::Message,
              _c: coordinator_plugins::queue::ClaimHandle| async {
                 Ok::<(), coordinator_plugins::queue::HandlerError>(())
@@ -230,10 +228,9 @@ fn ttl_bench() -> Result<(), BoxError> {
     runtime.block_on(async {
         let metered = Arc::new(Metered::new(MemoryStore::new()));
         let store: Arc<dyn LeaseStore> = metered.clone();
-        let clock = Arc::new(VirtualClock::starting_at(1_700_000_000_000));
-        let ttl = Ttl::builder(store.clone(), "bench", "t")
+        let clock = Arc::new(TokioClock::starting_at(1_700_000_000_000));
+        let ttl = Ttl::builder(&registry(store.clone(), clock.clone())?, "bench", "t")
             .config(TtlConfig::default())
-            .clock(clock.clone())
             .build()?;
         let n = 5_000u64;
         for i in 0..n {
@@ -278,12 +275,11 @@ fn scheduler_bench(jobs: usize) -> Result<(), BoxError> {
     runtime.block_on(async {
         let metered = Arc::new(Metered::new(MemoryStore::new()));
         let store: Arc<dyn LeaseStore> = metered.clone();
-        let clock = Arc::new(VirtualClock::starting_at(1_700_000_000_000));
+        let clock = Arc::new(TokioClock::starting_at(1_700_000_000_000));
         let runs = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let counter = runs.clone();
-        let scheduler = Scheduler::builder(store.clone(), "bench", "cron")
+        let scheduler = Scheduler::builder(&registry(store.clone(), clock.clone())?, "bench", "cron")
             .config(SchedulerConfig::default())
-            .clock(clock.clone())
             .handler("tick", move |_ctx: JobContext| {
                 counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 std::future::ready(Ok::<(), JobError>(()))
@@ -302,6 +298,18 @@ fn scheduler_bench(jobs: usize) -> Result<(), BoxError> {
         println!("scheduler: {jobs} per-minute job(s) for 6 h: {runs} runs; the leader's requests per run (10 s reloads, history trimming included): {}", per(&counts, runs));
         Ok::<(), BoxError>(())
     })
+}
+
+/// A registry over `store` on `clock` that starts no coordinator: the
+/// benchmarks drive the plugins' leader parts with a standalone context.
+fn registry(
+    store: Arc<dyn LeaseStore>,
+    clock: Arc<dyn Clock>,
+) -> Result<coordinator_runtime::CoordinatorRegistry, BoxError> {
+    Ok(coordinator_runtime::CoordinatorRegistry::builder(store)
+        .config(coordinator_runtime::CoordinatorConfig::default().with_worker_id("bench"))
+        .clock(clock)
+        .build()?)
 }
 
 fn main() -> Result<(), BoxError> {

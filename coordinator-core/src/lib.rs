@@ -81,4 +81,5 @@ pub use metrics::Counters;
 pub use records::{
     decode, encode, HeartbeatRecord, LeaseRecord, MetadataRecord, RecordError, RosterRecord, FORMAT,
 };
+pub use rng::{jittered_backoff, mix64, splitmix64, SplitMix64};
 pub use time::Instant;

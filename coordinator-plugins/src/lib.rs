@@ -7,6 +7,14 @@
 //! [`LeaseStore`](coordinator_store::LeaseStore); each works in global and
 //! in per-plugin mode, on every backend.
 //!
+//! Each handle is built from the
+//! [`CoordinatorRegistry`](coordinator_runtime::CoordinatorRegistry) its
+//! leader part will be attached through, for one namespace
+//! (`Queue::builder(&registry, namespace, name)`): it uses the registry's
+//! store, clock and worker id, and attaching its leader part under another
+//! namespace or through another registry fails with
+//! [`PluginScopeMismatch`](coordinator_runtime::CoordinatorError::PluginScopeMismatch).
+//!
 //! # What this crate never does
 //!
 //! * **Write shared state unconditionally.** Every write is a
@@ -62,30 +70,29 @@
 //!
 //! ```
 //! use std::sync::Arc;
-//! use coordinator_runtime::{Coordinators, CoordinatorConfig};
+//! use coordinator_runtime::{CoordinatorRegistry, CoordinatorConfig, TokioClock};
 //! use coordinator_plugins::queue::{ClaimHandle, HandlerError, Message, Queue};
-//! use coordinator_plugins::VirtualClock;
 //! use coordinator_store::MemoryStore;
 //! use tokio_util::sync::CancellationToken;
 //! # #[tokio::main(flavor = "current_thread", start_paused = true)]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! let store = Arc::new(MemoryStore::new());
-//! let clock = Arc::new(VirtualClock::starting_at(1_700_000_000_000));
-//! let coordinators = Coordinators::builder(store.clone())
+//! let registry = CoordinatorRegistry::builder(Arc::new(MemoryStore::new()))
 //!     .config(CoordinatorConfig::default().with_worker_id("w1"))
-//!     .clock(clock.clone())
+//!     .clock(Arc::new(TokioClock::starting_at(1_700_000_000_000)))
 //!     .build()?;
-//! let queue = Queue::builder(store, "shop", "orders").clock(clock).build()?;
-//! coordinators.attach("shop", Arc::new(queue.maintenance())).await?;
+//! // The queue takes the registry's store, clock and worker id, and its
+//! // maintenance can be attached only to `shop` through this registry.
+//! let queue = Queue::builder(&registry, "shop", "orders").build()?;
+//! registry.attach("shop", Arc::new(queue.maintenance())).await?;
 //! queue.enqueue("order 1").await?;
 //! let stop = CancellationToken::new();
-//! let worker = queue.worker("w1", |_m: Message, _c: ClaimHandle| async { Ok::<(), HandlerError>(()) });
+//! let worker = queue.worker(|_m: Message, _c: ClaimHandle| async { Ok::<(), HandlerError>(()) });
 //! let running = tokio::spawn(worker.run(stop.clone()));
 //! tokio::time::sleep(std::time::Duration::from_secs(30)).await;
 //! assert_eq!(queue.stats().await?.completed, 1);
 //! stop.cancel();
 //! running.await?;
-//! coordinators.close().await;
+//! registry.close().await;
 //! # Ok(())
 //! # }
 //! ```
@@ -105,7 +112,6 @@ pub mod queue;
 pub mod scheduler;
 pub mod ttl;
 
-pub use clock::VirtualClock;
 pub use id::{SortableId, ID_LEN};
 pub use layout::DATA_PREFIX;
 pub use retry::RetryPolicy;

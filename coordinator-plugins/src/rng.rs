@@ -1,24 +1,26 @@
-//! A small seeded random stream (SplitMix64) for lock tokens, nonces,
-//! jitter and id suffixes.
+//! A seeded random stream for lock tokens, nonces, jitter and id suffixes:
+//! coordinator-core's [`SplitMix64`], shared by every clone of a handle.
 //!
 //! None of these values is a secret; they must be unique with overwhelming
 //! probability and reproducible from one seed in simulations, which is what
-//! SplitMix64 gives in ten lines (the same generator the core machine and
-//! the testkit use).
+//! SplitMix64 gives (the generator the core machine and the simulator draw
+//! from too).
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, PoisonError};
 
-/// A thread-safe SplitMix64 stream.
+use coordinator_core::SplitMix64;
+
+/// A thread-safe [`SplitMix64`] stream.
 #[derive(Debug)]
 pub(crate) struct Rng {
-    state: AtomicU64,
+    stream: Mutex<SplitMix64>,
 }
 
 impl Rng {
     /// A stream starting from `seed`.
     pub(crate) fn new(seed: u64) -> Self {
         Self {
-            state: AtomicU64::new(seed),
+            stream: Mutex::new(SplitMix64::new(seed)),
         }
     }
 
@@ -29,16 +31,13 @@ impl Rng {
 
     /// The next 64 random bits.
     pub(crate) fn next_u64(&self) -> u64 {
-        let mut z = self
-            .state
-            .fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed)
-            .wrapping_add(0x9E37_79B9_7F4A_7C15);
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        self.stream
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .next_u64()
     }
 
-    /// A uniform value in `0..bound` (0 when `bound` is 0).
+    /// A value in `0..bound` (0 when `bound` is 0), by remainder.
     pub(crate) fn below(&self, bound: u64) -> u64 {
         if bound == 0 {
             0
@@ -65,6 +64,7 @@ mod tests {
         let xs: Vec<u64> = (0..4).map(|_| a.next_u64()).collect();
         let ys: Vec<u64> = (0..4).map(|_| b.next_u64()).collect();
         assert_eq!(xs, ys);
+        assert_eq!(xs[0], SplitMix64::new(7).next_u64(), "core's stream");
         assert_ne!(xs[0], c.next_u64());
         assert!(a.below(10) < 10);
         assert_eq!(a.below(0), 0);

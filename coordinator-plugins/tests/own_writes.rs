@@ -9,7 +9,7 @@ mod common;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{clock, standalone, virtual_store, LandsThrottled};
+use common::{clock, registry, standalone, virtual_store, LandsThrottled};
 use coordinator_plugins::queue::{Queue, QueueConfig, QueueError};
 use coordinator_plugins::scheduler::{JobContext, JobError, JobSpec, RunOutcome, Scheduler};
 use coordinator_plugins::RetryPolicy;
@@ -34,12 +34,11 @@ fn queue_config() -> QueueConfig {
     }
 }
 
-fn queue_on(store: &Arc<LandsThrottled>) -> (Queue, Arc<coordinator_plugins::VirtualClock>) {
+fn queue_on(store: &Arc<LandsThrottled>) -> (Queue, Arc<coordinator_runtime::TokioClock>) {
     let clock = clock();
     let shared: Arc<dyn LeaseStore> = store.clone();
-    let queue = Queue::builder(shared, "ns", "q")
+    let queue = Queue::builder(&registry(shared, "w1", &clock), "ns", "q")
         .config(queue_config())
-        .clock(clock.clone())
         .build()
         .unwrap();
     (queue, clock)
@@ -50,14 +49,14 @@ async fn a_claim_that_landed_under_a_throttled_answer_is_ours_on_the_next_poll()
     let store = Arc::new(LandsThrottled::new(Arc::new(virtual_store())));
     let (queue, _clock) = queue_on(&store);
     let id = queue.enqueue("job").await.unwrap();
-    let consumer = queue.consumer("w1");
+    let consumer = queue.consumer();
     store.arm("/claims/", 1);
     let first = consumer.claim(1).await;
     assert!(matches!(first, Err(QueueError::Store { .. })), "{first:?}");
     assert_eq!(store.hits(), 1, "the claim landed");
     tokio::time::sleep(Duration::from_secs(3)).await;
     // Nobody else may take it: the claim in the store is live.
-    assert!(queue.consumer("w2").claim(1).await.unwrap().is_empty());
+    assert!(queue.consumer().claim(1).await.unwrap().is_empty());
     // Our next poll finds the claim it wrote and holds the message.
     let mut again = consumer.claim(1).await.unwrap();
     assert_eq!(again.len(), 1, "our own claim was stranded");
@@ -86,7 +85,7 @@ async fn an_extension_that_landed_under_a_throttled_answer_is_not_a_lost_claim()
     let store = Arc::new(LandsThrottled::new(Arc::new(virtual_store())));
     let (queue, clock) = queue_on(&store);
     queue.enqueue("job").await.unwrap();
-    let consumer = queue.consumer("w1");
+    let consumer = queue.consumer();
     let message = consumer.claim(1).await.unwrap().pop().unwrap();
     store.arm("/claims/", 1);
     let first = message.handle().extend(Duration::from_secs(30)).await;
@@ -117,13 +116,12 @@ async fn a_slot_claimed_under_a_throttled_answer_still_runs_once() {
     let clock = clock();
     let runs: Arc<Mutex<Vec<Option<u64>>>> = Arc::default();
     let recorded = runs.clone();
-    let scheduler = Scheduler::builder(shared.clone(), "ns", "cron")
+    let scheduler = Scheduler::builder(&registry(shared.clone(), "w1", &clock), "ns", "cron")
         .config(coordinator_plugins::scheduler::SchedulerConfig {
             reload_interval: Duration::from_secs(5),
             seed: Some(5),
             ..Default::default()
         })
-        .clock(clock.clone())
         .handler("tick", move |ctx: JobContext| {
             recorded.lock().unwrap().push(ctx.slot_unix_ms());
             std::future::ready(Ok::<(), JobError>(()))
@@ -164,7 +162,7 @@ async fn a_completion_after_an_extension_that_landed_unseen_is_recorded() {
     let store = Arc::new(LandsThrottled::new(Arc::new(virtual_store())));
     let (queue, clock) = queue_on(&store);
     queue.enqueue("job").await.unwrap();
-    let consumer = queue.consumer("w1");
+    let consumer = queue.consumer();
     let message = consumer.claim(1).await.unwrap().pop().unwrap();
     store.arm("/claims/", 1);
     assert!(message
@@ -194,13 +192,12 @@ async fn a_take_over_that_landed_under_a_throttled_answer_runs_its_attempt() {
     let clock = clock();
     let runs: Runs = Arc::default();
     let recorded = runs.clone();
-    let scheduler = Scheduler::builder(shared.clone(), "ns", "cron")
+    let scheduler = Scheduler::builder(&registry(shared.clone(), "w1", &clock), "ns", "cron")
         .config(coordinator_plugins::scheduler::SchedulerConfig {
             reload_interval: Duration::from_secs(5),
             seed: Some(9),
             ..Default::default()
         })
-        .clock(clock.clone())
         .handler("tick", move |ctx: JobContext| {
             recorded
                 .lock()
@@ -285,13 +282,12 @@ async fn a_renewal_that_landed_under_a_throttled_answer_keeps_the_run() {
     let clock = clock();
     let runs: Runs = Arc::default();
     let (recorded, arming) = (runs.clone(), store.clone());
-    let scheduler = Scheduler::builder(shared.clone(), "ns", "cron")
+    let scheduler = Scheduler::builder(&registry(shared.clone(), "w1", &clock), "ns", "cron")
         .config(coordinator_plugins::scheduler::SchedulerConfig {
             reload_interval: Duration::from_secs(5),
             seed: Some(13),
             ..Default::default()
         })
-        .clock(clock.clone())
         .handler("slow", move |ctx: JobContext| {
             recorded
                 .lock()

@@ -7,9 +7,12 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{clock, standalone, virtual_store};
+use common::{clock, registry, standalone, virtual_store};
 use coordinator_plugins::queue::{FailOutcome, Queue, QueueConfig, QueueError};
+use coordinator_plugins::scheduler::Scheduler;
+use coordinator_plugins::ttl::Ttl;
 use coordinator_plugins::RetryPolicy;
+use coordinator_runtime::{CoordinatorError, CoordinatorPlugin};
 use coordinator_store::{LeaseStore, Metered};
 
 fn config() -> QueueConfig {
@@ -31,18 +34,17 @@ fn config() -> QueueConfig {
 async fn fifo_claim_complete_and_cleanup() {
     let store: Arc<dyn LeaseStore> = Arc::new(virtual_store());
     let clock = clock();
-    let queue = Queue::builder(store.clone(), "ns", "q")
+    let queue = Queue::builder(&registry(store.clone(), "w1", &clock), "ns", "q")
         .config(config())
-        .clock(clock.clone())
         .build()
         .unwrap();
     let ids = queue.enqueue_batch(["a", "b", "c"]).await.unwrap();
-    let consumer = queue.consumer("w1");
+    let consumer = queue.consumer();
     let claimed = consumer.claim(2).await.unwrap();
     let got: Vec<_> = claimed.iter().map(|c| c.message().id.clone()).collect();
     assert_eq!(got, ids[..2].to_vec(), "FIFO");
     // A second consumer cannot take what the first holds.
-    let other = queue.consumer("w2").claim(5).await.unwrap();
+    let other = queue.consumer().claim(5).await.unwrap();
     assert_eq!(other.len(), 1);
     assert_eq!(other[0].message().id, ids[2]);
     for c in claimed.into_iter().chain(other) {
@@ -66,15 +68,14 @@ async fn fifo_claim_complete_and_cleanup() {
 async fn failures_retry_with_backoff_then_dead_letter_keeping_errors() {
     let store: Arc<dyn LeaseStore> = Arc::new(virtual_store());
     let clock = clock();
-    let queue = Queue::builder(store.clone(), "ns", "q")
+    let queue = Queue::builder(&registry(store.clone(), "w1", &clock), "ns", "q")
         .config(config())
-        .clock(clock.clone())
         .build()
         .unwrap();
     let leader = queue.maintenance();
     let ctx = standalone(1, store.clone(), &clock, Duration::from_secs(3600));
     let id = queue.enqueue("payload").await.unwrap();
-    let consumer = queue.consumer("w1");
+    let consumer = queue.consumer();
     for attempt in 1..=3u32 {
         let mut claimed = Vec::new();
         for _ in 0..20 {
@@ -119,14 +120,13 @@ async fn failures_retry_with_backoff_then_dead_letter_keeping_errors() {
 async fn stalled_claim_is_recovered_by_observer_time_and_late_completion_rejected() {
     let store: Arc<dyn LeaseStore> = Arc::new(virtual_store());
     let clock = clock();
-    let queue = Queue::builder(store.clone(), "ns", "q")
+    let queue = Queue::builder(&registry(store.clone(), "w1", &clock), "ns", "q")
         .config(config())
-        .clock(clock.clone())
         .build()
         .unwrap();
     let leader = queue.maintenance();
     queue.enqueue("x").await.unwrap();
-    let slow = queue.consumer("slow");
+    let slow = queue.consumer();
     let held = slow.claim(1).await.unwrap().pop().unwrap();
     let handle = held.handle().clone();
     // A new leader starts counting only when it first sees the version.
@@ -156,7 +156,7 @@ async fn stalled_claim_is_recovered_by_observer_time_and_late_completion_rejecte
     );
     assert_eq!(slow.stats().rejected, 1);
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let fresh = queue.consumer("fresh");
+    let fresh = queue.consumer();
     assert!(
         fresh.claim(1).await.unwrap().is_empty(),
         "the delay counts from first sight"
@@ -177,15 +177,14 @@ async fn stalled_claim_is_recovered_by_observer_time_and_late_completion_rejecte
 async fn extend_keeps_the_claim_and_moves_the_deadline() {
     let store: Arc<dyn LeaseStore> = Arc::new(virtual_store());
     let clock = clock();
-    let queue = Queue::builder(store.clone(), "ns", "q")
+    let queue = Queue::builder(&registry(store.clone(), "w1", &clock), "ns", "q")
         .config(config())
-        .clock(clock.clone())
         .build()
         .unwrap();
     let leader = queue.maintenance();
     let ctx = standalone(1, store.clone(), &clock, Duration::from_secs(3600));
     queue.enqueue("x").await.unwrap();
-    let consumer = queue.consumer("w");
+    let consumer = queue.consumer();
     let held = consumer.claim(1).await.unwrap().pop().unwrap();
     for _ in 0..6 {
         tokio::time::sleep(Duration::from_secs(8)).await;
@@ -203,9 +202,8 @@ async fn requests_per_message_on_the_happy_path() {
     let metered = Arc::new(Metered::new(virtual_store()));
     let store: Arc<dyn LeaseStore> = metered.clone();
     let clock = clock();
-    let queue = Queue::builder(store.clone(), "ns", "q")
+    let queue = Queue::builder(&registry(store.clone(), "w1", &clock), "ns", "q")
         .config(config())
-        .clock(clock.clone())
         .build()
         .unwrap();
     let leader = queue.maintenance();
@@ -216,7 +214,7 @@ async fn requests_per_message_on_the_happy_path() {
         .enqueue_batch((0..100).map(|i| format!("m{i}")))
         .await
         .unwrap();
-    let consumer = queue.consumer("w");
+    let consumer = queue.consumer();
     for message in consumer.claim(100).await.unwrap() {
         message.complete().await.unwrap();
     }
@@ -237,16 +235,15 @@ async fn requests_per_message_on_the_happy_path() {
 async fn two_leaders_recover_a_stalled_claim_once() {
     let store: Arc<dyn LeaseStore> = Arc::new(virtual_store());
     let clock = clock();
-    let queue = Queue::builder(store.clone(), "ns", "q")
+    let queue = Queue::builder(&registry(store.clone(), "w1", &clock), "ns", "q")
         .config(config())
-        .clock(clock.clone())
         .build()
         .unwrap();
     let (a, b) = (queue.maintenance(), queue.maintenance());
     let ctx_a = standalone(7, store.clone(), &clock, Duration::from_secs(3600));
     let ctx_b = standalone(2, store.clone(), &clock, Duration::from_secs(3600));
     queue.enqueue("x").await.unwrap();
-    let stalled = queue.consumer("w").claim(1).await.unwrap();
+    let stalled = queue.consumer().claim(1).await.unwrap();
     assert_eq!(stalled.len(), 1);
     for _ in 0..40 {
         let (ra, rb) = tokio::join!(a.sweep(&ctx_a), b.sweep(&ctx_b));
@@ -275,4 +272,55 @@ async fn two_leaders_recover_a_stalled_claim_once() {
         (1, 1),
         "{stats:?}"
     );
+}
+
+/// Every handle's leader part is bound to the registry and namespace its
+/// handle was built from: attached under another namespace, or through the
+/// registry of another worker (another store), it is refused with an error
+/// that names both sides, instead of running under an election that does
+/// not guard its data.
+#[tokio::test(start_paused = true)]
+async fn leader_parts_attach_only_where_their_handles_were_built() {
+    let clock = clock();
+    let bucket: Arc<dyn LeaseStore> = Arc::new(virtual_store());
+    let other_bucket: Arc<dyn LeaseStore> = Arc::new(virtual_store());
+    let w1 = registry(bucket.clone(), "w1", &clock);
+    let w2 = registry(other_bucket, "w2", &clock);
+    let queue = Queue::builder(&w1, "shop", "orders").build().unwrap();
+    let scheduler = Scheduler::builder(&w1, "shop", "cron").build().unwrap();
+    let ttl = Ttl::builder(&w1, "shop", "sessions").build().unwrap();
+    let plugins: [Arc<dyn CoordinatorPlugin>; 3] = [
+        Arc::new(queue.maintenance()),
+        Arc::new(scheduler.plugin()),
+        Arc::new(ttl.sweeper()),
+    ];
+    for plugin in &plugins {
+        let err = w1.attach("web", plugin.clone()).await.unwrap_err();
+        assert!(
+            matches!(
+                &err,
+                CoordinatorError::PluginScopeMismatch { built_namespace, namespace, same_registry: true, .. }
+                    if built_namespace == "shop" && namespace == "web"
+            ),
+            "{err}"
+        );
+        assert!(err.to_string().contains("attach it to `shop`"), "{err}");
+        let err = w2.attach("shop", plugin.clone()).await.unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("registry of worker `w1`") && text.contains("(worker `w2`"),
+            "{text}"
+        );
+    }
+    assert!(w2.coordinators().iter().all(|c| c.plugins().is_empty()));
+    // Where they were built for, all three run on one coordinator, and the
+    // queue's consumers claim as the registry's worker.
+    for plugin in plugins {
+        w1.attach("shop", plugin).await.unwrap();
+    }
+    assert_eq!(w1.get("shop").await.unwrap().plugins().len(), 3);
+    assert_eq!(queue.consumer().worker_id(), "w1");
+    assert_eq!((scheduler.namespace(), ttl.namespace()), ("shop", "shop"));
+    w1.close().await;
+    w2.close().await;
 }

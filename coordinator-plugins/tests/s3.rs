@@ -13,7 +13,7 @@ use coordinator_plugins::queue::{ClaimHandle, HandlerError, Message, Queue, Queu
 use coordinator_plugins::scheduler::{JobContext, JobError, JobSpec, Scheduler, SchedulerConfig};
 use coordinator_plugins::ttl::{Expiry, Ttl, TtlConfig};
 use coordinator_plugins::RetryPolicy;
-use coordinator_runtime::{CoordinatorConfig, Coordinators, GlobalCoordinator};
+use coordinator_runtime::{Coordinator, CoordinatorConfig, CoordinatorRegistry};
 use coordinator_store::LeaseStore;
 use tokio_util::sync::CancellationToken;
 
@@ -45,8 +45,8 @@ async fn wait_for(what: &str, max: Duration, mut done: impl AsyncFnMut() -> bool
 }
 
 struct Worker {
-    registry: Coordinators,
-    coordinator: Arc<GlobalCoordinator>,
+    registry: CoordinatorRegistry,
+    coordinator: Arc<Coordinator>,
     stop: CancellationToken,
     task: tokio::task::JoinHandle<coordinator_plugins::queue::WorkerStats>,
 }
@@ -119,17 +119,23 @@ async fn s3_all_plugins_three_workers_global_mode() {
     let slots: Arc<Mutex<BTreeMap<u64, u32>>> = Arc::default();
     let completed: Arc<Mutex<BTreeMap<String, u32>>> = Arc::default();
 
-    let admin_queue = Queue::builder(store.clone(), "e2e", "jobs")
+    // The admin only writes: its registry never starts a coordinator.
+    let admin = CoordinatorRegistry::new(
+        store.clone(),
+        CoordinatorConfig::default().with_worker_id("admin"),
+    )
+    .unwrap();
+    let admin_queue = Queue::builder(&admin, "e2e", "jobs")
         .config(queue_config.clone())
         .build()
         .unwrap();
-    let admin_ttl = Ttl::builder(store.clone(), "e2e", "sessions")
+    let admin_ttl = Ttl::builder(&admin, "e2e", "sessions")
         .config(ttl_config.clone())
         .build()
         .unwrap();
-    let make_scheduler = || {
+    let make_scheduler = |registry: &CoordinatorRegistry| {
         let slots = slots.clone();
-        Scheduler::builder(store.clone(), "e2e", "cron")
+        Scheduler::builder(registry, "e2e", "cron")
             .config(scheduler_config.clone())
             .handler("tick", move |ctx: JobContext| {
                 if let Some(slot) = ctx.slot_unix_ms() {
@@ -140,7 +146,7 @@ async fn s3_all_plugins_three_workers_global_mode() {
             .build()
             .unwrap()
     };
-    make_scheduler()
+    make_scheduler(&admin)
         .add(JobSpec::new("tick", "* * * * * *").late_tolerance(Duration::from_secs(10)))
         .await
         .unwrap();
@@ -150,12 +156,12 @@ async fn s3_all_plugins_three_workers_global_mode() {
         let config = CoordinatorConfig::default()
             .with_election(timings())
             .with_worker_id(id);
-        let registry = Coordinators::new(store.clone(), config).unwrap();
-        let queue = Queue::builder(store.clone(), "e2e", "jobs")
+        let registry = CoordinatorRegistry::new(store.clone(), config).unwrap();
+        let queue = Queue::builder(&registry, "e2e", "jobs")
             .config(queue_config.clone())
             .build()
             .unwrap();
-        let ttl = Ttl::builder(store.clone(), "e2e", "sessions")
+        let ttl = Ttl::builder(&registry, "e2e", "sessions")
             .config(ttl_config.clone())
             .build()
             .unwrap();
@@ -164,7 +170,7 @@ async fn s3_all_plugins_three_workers_global_mode() {
             .await
             .unwrap();
         registry
-            .attach("e2e", Arc::new(make_scheduler().plugin()))
+            .attach("e2e", Arc::new(make_scheduler(&registry).plugin()))
             .await
             .unwrap();
         registry
@@ -184,7 +190,7 @@ async fn s3_all_plugins_three_workers_global_mode() {
             }
         };
         let stop = CancellationToken::new();
-        let task = tokio::spawn(queue.worker(id, handler).run(stop.clone()));
+        let task = tokio::spawn(queue.worker(handler).run(stop.clone()));
         workers.push(Worker {
             registry,
             coordinator,

@@ -15,7 +15,9 @@ use coordinator_plugins::scheduler::{
     SchedulerConfig,
 };
 use coordinator_plugins::RetryPolicy;
-use coordinator_runtime::{Clock, CoordinatorPlugin, GlobalCoordinator, StepDownReason};
+use coordinator_runtime::{
+    Clock, Coordinator, CoordinatorPlugin, CoordinatorRegistry, StepDownReason,
+};
 use coordinator_store::{LeaseStore, Metered};
 
 type Runs = Arc<Mutex<Vec<(Option<u64>, u32, u64)>>>;
@@ -90,9 +92,8 @@ async fn runs_each_slot_serves_run_now_and_honours_disable() {
     let store: Arc<dyn LeaseStore> = Arc::new(virtual_store());
     let clock = clock();
     let runs: Runs = Arc::default();
-    let scheduler = Scheduler::builder(store.clone(), "ns", "cron")
+    let scheduler = Scheduler::builder(&registry(store.clone(), "w1", &clock), "ns", "cron")
         .config(config())
-        .clock(clock.clone())
         .handler("tick", recorder(&runs))
         .build()
         .unwrap();
@@ -158,9 +159,8 @@ async fn timeout_really_cancels_and_retries_back_off() {
     let finished = Arc::new(Mutex::new(0u32));
     let started = Arc::new(Mutex::new(Vec::new()));
     let (f, s, c) = (finished.clone(), started.clone(), clock.clone());
-    let scheduler = Scheduler::builder(store.clone(), "ns", "cron")
+    let scheduler = Scheduler::builder(&registry(store.clone(), "w1", &clock), "ns", "cron")
         .config(config())
-        .clock(clock.clone())
         .handler("slow", move |ctx: JobContext| {
             let (f, s, c) = (f.clone(), s.clone(), c.clone());
             async move {
@@ -246,9 +246,8 @@ async fn missed_runs_run_once_or_skip_and_cut_short_runs_follow_delivery() {
                 Ok::<(), JobError>(())
             }
         };
-        let scheduler = Scheduler::builder(store.clone(), "ns", "cron")
+        let scheduler = Scheduler::builder(&registry(store.clone(), "w1", &clock), "ns", "cron")
             .config(config())
-            .clock(clock.clone())
             .handler("h", hang)
             .build()
             .unwrap();
@@ -331,28 +330,27 @@ async fn six_hours_of_a_minute_job_across_fail_overs_run_each_slot_once() {
     let store: Arc<dyn LeaseStore> = metered.clone();
     let clock = clock();
     let runs: Runs = Arc::default();
-    let make = |_id: &str| {
-        Scheduler::builder(store.clone(), "ns", "cron")
+    let make = |registry: &CoordinatorRegistry| {
+        Scheduler::builder(registry, "ns", "cron")
             .config(config())
-            .clock(clock.clone())
             .handler("tick", recorder(&runs))
             .build()
             .unwrap()
     };
-    make("admin")
+    make(&registry(store.clone(), "admin", &clock))
         .add(JobSpec::new("tick", "* * * * *"))
         .await
         .unwrap();
-    let mut workers: Vec<(coordinator_runtime::Coordinators, Arc<GlobalCoordinator>)> = Vec::new();
+    let mut workers: Vec<(CoordinatorRegistry, Arc<Coordinator>)> = Vec::new();
     let mut next = 0;
     for _ in 0..3 {
         let id = format!("s{next}");
         let r = registry(store.clone(), &id, &clock);
-        let c = r.attach("ns", Arc::new(make(&id).plugin())).await.unwrap();
+        let c = r.attach("ns", Arc::new(make(&r).plugin())).await.unwrap();
         workers.push((r, c));
         next += 1;
     }
-    let mut rng = TestRng(5);
+    let mut rng = TestRng::new(5);
     let start = tokio::time::Instant::now();
     let mut fail_overs = 0;
     while start.elapsed() < Duration::from_secs(6 * 3600) {
@@ -370,7 +368,7 @@ async fn six_hours_of_a_minute_job_across_fail_overs_run_each_slot_once() {
         fail_overs += 1;
         let id = format!("s{next}");
         let r = registry(store.clone(), &id, &clock);
-        let c = r.attach("ns", Arc::new(make(&id).plugin())).await.unwrap();
+        let c = r.attach("ns", Arc::new(make(&r).plugin())).await.unwrap();
         workers.push((r, c));
         next += 1;
     }
@@ -415,22 +413,24 @@ async fn a_migration_running_both_modes_still_runs_each_slot_once() {
     let store: Arc<dyn LeaseStore> = Arc::new(virtual_store());
     let clock = clock();
     let runs: Runs = Arc::default();
-    let make = || {
-        Scheduler::builder(store.clone(), "ns", "cron")
+    let make = |registry: &CoordinatorRegistry| {
+        Scheduler::builder(registry, "ns", "cron")
             .config(config())
-            .clock(clock.clone())
             .handler("tick", recorder(&runs))
             .build()
             .unwrap()
     };
-    make().add(JobSpec::new("tick", "* * * * *")).await.unwrap();
     let global = registry(store.clone(), "g1", &clock);
+    make(&global)
+        .add(JobSpec::new("tick", "* * * * *"))
+        .await
+        .unwrap();
     let g = global
-        .attach("ns", Arc::new(make().plugin()))
+        .attach("ns", Arc::new(make(&global).plugin()))
         .await
         .unwrap();
     let dyn_clock: Arc<dyn Clock> = clock.clone();
-    let per_plugin = coordinator_runtime::Coordinators::builder(store.clone())
+    let per_plugin = coordinator_runtime::CoordinatorRegistry::builder(store.clone())
         .config(
             coordinator_runtime::CoordinatorConfig::default()
                 .with_worker_id("p1")
@@ -441,7 +441,7 @@ async fn a_migration_running_both_modes_still_runs_each_slot_once() {
         .build()
         .unwrap();
     let p = per_plugin
-        .attach("ns", Arc::new(make().plugin()))
+        .attach("ns", Arc::new(make(&per_plugin).plugin()))
         .await
         .unwrap();
     tokio::time::sleep(Duration::from_secs(60)).await;

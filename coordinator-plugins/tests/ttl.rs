@@ -36,9 +36,8 @@ async fn actions_refresh_and_remove() {
     ] {
         let store: Arc<dyn LeaseStore> = Arc::new(virtual_store());
         let clock = clock();
-        let ttl = Ttl::builder(store.clone(), "ns", "t")
+        let ttl = Ttl::builder(&registry(store.clone(), "w1", &clock), "ns", "t")
             .config(config(action))
-            .clock(clock.clone())
             .build()
             .unwrap();
         let sweeper = ttl.sweeper();
@@ -87,7 +86,7 @@ type Log = Arc<Mutex<HashMap<String, Vec<u64>>>>;
 
 fn recording(
     log: &Log,
-    clock: Arc<coordinator_plugins::VirtualClock>,
+    clock: Arc<coordinator_runtime::TokioClock>,
 ) -> impl Fn(ExpiredRecord) -> std::future::Ready<Result<(), CallbackError>> + Send + Sync + 'static
 {
     let log = log.clone();
@@ -109,15 +108,14 @@ async fn five_thousand_records_expire_within_a_bucket_and_a_sweep_never_before()
     let store: Arc<dyn LeaseStore> = metered.clone();
     let clock = clock();
     let log: Log = Arc::default();
-    let ttl = Ttl::builder(store.clone(), "ns", "sessions")
+    let worker = registry(store.clone(), "t1", &clock);
+    let ttl = Ttl::builder(&worker, "ns", "sessions")
         .config(config(ExpiryAction::Callback))
         .callback(recording(&log, clock.clone()))
-        .clock(clock.clone())
         .build()
         .unwrap();
-    let worker = registry(store.clone(), "t1", &clock);
     worker.attach("ns", Arc::new(ttl.sweeper())).await.unwrap();
-    let mut rng = TestRng(77);
+    let mut rng = TestRng::new(77);
     let mut expiry: HashMap<String, u64> = HashMap::new();
     let mut refresh_at: Vec<(u64, String)> = Vec::new();
     for i in 0..5_000u32 {
@@ -189,10 +187,9 @@ async fn nothing_is_orphaned_after_an_outage() {
             max_bucket_listings,
             ..config(ExpiryAction::Callback)
         };
-        let ttl = Ttl::builder(store.clone(), "ns", "t")
+        let ttl = Ttl::builder(&registry(store.clone(), "w1", &clock), "ns", "t")
             .config(config)
             .callback(recording(&log, clock.clone()))
-            .clock(clock.clone())
             .build()
             .unwrap();
         for i in 0..500 {

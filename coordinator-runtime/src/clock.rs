@@ -7,7 +7,9 @@
 //! * [`SystemClock`]: `CLOCK_BOOTTIME` on Linux and Android; elsewhere
 //!   `std::time::Instant` (which may stop while the host sleeps; see its docs).
 //! * [`TokioClock`]: `tokio::time::Instant`, so that `#[tokio::test(start_paused
-//!   = true)]` drives elections in virtual time.
+//!   = true)]` drives elections in virtual time; with
+//!   [`starting_at`](TokioClock::starting_at) its wall clock moves with
+//!   tokio's time too (cron and TTL tests).
 
 use std::fmt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -38,10 +40,15 @@ pub trait Clock: Send + Sync + fmt::Debug + 'static {
     /// The wall clock, in milliseconds since the Unix epoch. Only used for
     /// informational timestamps (records, metrics); never to decide anything.
     fn unix_ms(&self) -> u64 {
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        system_unix_ms()
     }
+}
+
+/// The real wall clock, in milliseconds since the Unix epoch.
+fn system_unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 /// The production clock: counts suspend where the OS lets it.
@@ -96,13 +103,19 @@ impl Clock for SystemClock {
     }
 }
 
-/// A clock that reads `tokio::time::Instant`: under
-/// `#[tokio::test(start_paused = true)]` it moves only when tokio's virtual
-/// time does, so elections run in virtual time and tests never sleep.
+/// The clock for tokio's (pausable) time: its monotonic reading follows
+/// `tokio::time::Instant`, so under `#[tokio::test(start_paused = true)]`
+/// elections, claims and sweeps run in virtual time and tests never sleep.
 ///
-/// Readings are milliseconds since the clock was created. In production it
-/// stops while the host is suspended (tokio reads `CLOCK_MONOTONIC`); use
-/// [`SystemClock`] there.
+/// * [`TokioClock::new`]: the wall clock ([`Clock::unix_ms`]) is the real
+///   one.
+/// * [`TokioClock::starting_at`]: the wall clock follows tokio's time too,
+///   from a given instant, so hours of cron slots and TTL expiries pass in
+///   milliseconds under paused time.
+///
+/// Monotonic readings are milliseconds since the clock was created. In
+/// production it stops while the host is suspended (tokio reads
+/// `CLOCK_MONOTONIC`); use [`SystemClock`] there.
 ///
 /// # Examples
 ///
@@ -112,26 +125,48 @@ impl Clock for SystemClock {
 /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
 /// # async fn main() {
 /// let clock = TokioClock::new();
-/// tokio::time::sleep(Duration::from_secs(3)).await;
-/// assert_eq!(clock.now().as_millis(), 3_000);
+/// let calendar = TokioClock::starting_at(1_700_000_000_000);
+/// tokio::time::sleep(Duration::from_secs(90)).await;
+/// assert_eq!(clock.now().as_millis(), 90_000);
+/// assert_eq!(calendar.now().as_millis(), 90_000);
+/// assert_eq!(calendar.unix_ms(), 1_700_000_090_000);
 /// # }
 /// ```
 #[derive(Clone, Copy, Debug)]
 pub struct TokioClock {
     origin: tokio::time::Instant,
+    /// The wall reading at `origin` when the wall clock follows tokio's
+    /// time; `None` for the real wall clock.
+    origin_unix_ms: Option<u64>,
 }
 
 impl TokioClock {
-    /// A clock reading zero now.
+    /// A clock reading zero now, whose wall clock is the real one.
     pub fn new() -> Self {
         Self {
             origin: tokio::time::Instant::now(),
+            origin_unix_ms: None,
+        }
+    }
+
+    /// A clock reading zero now whose wall clock reads `unix_ms` (ms since
+    /// the Unix epoch) now and then moves with tokio's time: under paused
+    /// time, both readings move only when tokio's virtual time does.
+    pub fn starting_at(unix_ms: u64) -> Self {
+        Self {
+            origin: tokio::time::Instant::now(),
+            origin_unix_ms: Some(unix_ms),
         }
     }
 
     /// The tokio instant of a reading of this clock, to sleep until it.
     pub fn to_tokio(&self, instant: Instant) -> tokio::time::Instant {
         self.origin + Duration::from_millis(instant.as_millis())
+    }
+
+    fn elapsed_ms(&self) -> u64 {
+        let elapsed = tokio::time::Instant::now().saturating_duration_since(self.origin);
+        u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX)
     }
 }
 
@@ -143,8 +178,14 @@ impl Default for TokioClock {
 
 impl Clock for TokioClock {
     fn now(&self) -> Instant {
-        let elapsed = tokio::time::Instant::now().saturating_duration_since(self.origin);
-        Instant::from_millis(u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX))
+        Instant::from_millis(self.elapsed_ms())
+    }
+
+    fn unix_ms(&self) -> u64 {
+        match self.origin_unix_ms {
+            Some(origin) => origin.saturating_add(self.elapsed_ms()),
+            None => system_unix_ms(),
+        }
     }
 }
 
@@ -189,5 +230,16 @@ mod tests {
         let target = sleep_target(&clock, Instant::from_millis(60_000));
         tokio::time::sleep_until(target).await;
         assert_eq!(clock.now().as_millis(), 2700);
+        assert!(clock.unix_ms() > 1_600_000_000_000, "the real wall clock");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_clock_starting_at_an_instant_moves_its_wall_clock_with_tokio() {
+        let clock = TokioClock::starting_at(10_000);
+        assert_eq!((clock.now().as_millis(), clock.unix_ms()), (0, 10_000));
+        tokio::time::sleep(Duration::from_millis(2_500)).await;
+        assert_eq!((clock.now().as_millis(), clock.unix_ms()), (2_500, 12_500));
+        let copy = clock;
+        assert_eq!(copy.unix_ms(), 12_500);
     }
 }

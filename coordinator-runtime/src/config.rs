@@ -20,7 +20,7 @@ pub enum CoordinationMode {
     PerPlugin,
 }
 
-/// Everything a [`Coordinators`](crate::Coordinators) registry needs besides
+/// Everything a [`CoordinatorRegistry`](crate::CoordinatorRegistry) registry needs besides
 /// the store.
 ///
 /// Every field has a default; in serde config, durations are written as
@@ -62,7 +62,7 @@ pub struct CoordinatorConfig {
     /// suffix. Default: none, which draws a fresh seed from the OS for each
     /// coordinator. Fix it only in tests and simulations.
     pub seed: Option<u64>,
-    /// How many events [`events()`](crate::GlobalCoordinator::events) buffers
+    /// How many events [`events()`](crate::Coordinator::events) buffers
     /// per subscriber before a slow one misses some. Default 1024.
     pub event_capacity: usize,
 }

@@ -1,4 +1,4 @@
-//! [`GlobalCoordinator`]: the handle on one namespace's election loop, and
+//! [`Coordinator`]: the handle on one namespace's election loop, and
 //! what applications and plugins read from it.
 
 use std::collections::BTreeSet;
@@ -55,7 +55,7 @@ impl CoordinatorState {
 }
 
 /// A snapshot of one coordinator's counters and request costs, from
-/// [`GlobalCoordinator::metrics`].
+/// [`Coordinator::metrics`].
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct CoordinatorMetrics {
     /// The namespace.
@@ -129,8 +129,10 @@ pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// What the registry hands [`GlobalCoordinator::spawn`].
+/// What the registry hands [`Coordinator::spawn`].
 pub(crate) struct SpawnParams {
+    /// The id of the registry that starts it (see [`PluginScope`](crate::PluginScope)).
+    pub(crate) registry: u64,
     pub(crate) store: Arc<dyn LeaseStore>,
     pub(crate) config: CoordinatorConfig,
     pub(crate) namespace: Namespace,
@@ -143,7 +145,7 @@ pub(crate) struct SpawnParams {
 /// The election loop of one namespace (in per-plugin mode: of one plugin in
 /// one namespace), shared by every plugin and subscriber of this worker.
 ///
-/// Get one from [`Coordinators::get`](crate::Coordinators::get). The loop
+/// Get one from [`CoordinatorRegistry::get`](crate::CoordinatorRegistry::get). The loop
 /// is one task: a `select!` over commands, store completions and one timer,
 /// feeding the [`coordinator_core::Machine`] that makes every decision.
 /// Dropping the last handle stops the loop gracefully (in the background).
@@ -152,25 +154,26 @@ pub(crate) struct SpawnParams {
 ///
 /// ```
 /// use std::sync::Arc;
-/// use coordinator_runtime::{Coordinators, CoordinatorConfig};
+/// use coordinator_runtime::{CoordinatorRegistry, CoordinatorConfig};
 /// use coordinator_store::MemoryStore;
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), coordinator_runtime::CoordinatorError> {
-/// let coordinators = Coordinators::new(
+/// let registry = CoordinatorRegistry::new(
 ///     Arc::new(MemoryStore::new()),
 ///     CoordinatorConfig::default().with_worker_id("w1"),
 /// )?;
-/// let orders = coordinators.get("orders").await?;
+/// let orders = registry.get("orders").await?;
 /// let mut leadership = orders.leadership();
 /// leadership.wait_for(|view| view.is_leader).await.unwrap();
 /// assert!(orders.is_leader());
 /// assert_eq!(orders.leader().unwrap().as_str(), "w1");
 /// assert_eq!(orders.epoch(), 1);
-/// coordinators.close().await;
+/// registry.close().await;
 /// # Ok(())
 /// # }
 /// ```
-pub struct GlobalCoordinator {
+pub struct Coordinator {
+    registry: u64,
     shared: Arc<Shared>,
     commands: mpsc::UnboundedSender<Command>,
     driver: Mutex<Option<JoinHandle<()>>>,
@@ -181,13 +184,14 @@ pub struct GlobalCoordinator {
     plugins: Mutex<BTreeSet<String>>,
 }
 
-impl GlobalCoordinator {
+impl Coordinator {
     /// Starts the loop (and the deadline watchdog). The receiver answers once
     /// the first lease read has answered: `Err` if the namespace was refused.
     pub(crate) fn spawn(
         params: SpawnParams,
     ) -> (Arc<Self>, oneshot::Receiver<Result<(), RecordError>>) {
         let SpawnParams {
+            registry,
             store,
             config,
             namespace,
@@ -274,6 +278,7 @@ impl GlobalCoordinator {
             clock,
         ));
         let coordinator = Arc::new(Self {
+            registry,
             shared,
             commands,
             driver: Mutex::new(Some(driver_task)),
@@ -405,15 +410,25 @@ impl GlobalCoordinator {
 
     /// Attaches a plugin: its hooks are called from now on (at once if this
     /// worker leads already). Usually called through
-    /// [`Coordinators::attach`](crate::Coordinators::attach).
+    /// [`CoordinatorRegistry::attach`](crate::CoordinatorRegistry::attach).
     ///
     /// # Errors
     ///
     /// [`CoordinatorError::InvalidId`] for a name that cannot be used in keys;
     /// [`CoordinatorError::PluginAlreadyAttached`] if a plugin of that name
-    /// is already attached.
+    /// is already attached; [`CoordinatorError::PluginScopeMismatch`] for a
+    /// plugin built for another namespace or from another registry (see
+    /// [`CoordinatorPlugin::scope`]).
     pub fn add_plugin(&self, plugin: Arc<dyn CoordinatorPlugin>) -> Result<(), CoordinatorError> {
         let name = Namespace::new(plugin.name())?;
+        if let Some(scope) = plugin.scope() {
+            scope.check(
+                name.as_str(),
+                self.registry,
+                &self.shared.namespace,
+                &self.shared.identity.worker_id,
+            )?;
+        }
         if !lock(&self.plugins).insert(name.to_string()) {
             return Err(CoordinatorError::PluginAlreadyAttached {
                 plugin: name.to_string(),
@@ -506,9 +521,9 @@ impl GlobalCoordinator {
     }
 }
 
-impl fmt::Debug for GlobalCoordinator {
+impl fmt::Debug for Coordinator {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("GlobalCoordinator")
+        f.debug_struct("Coordinator")
             .field("namespace", &self.shared.namespace)
             .field("worker_id", &self.shared.identity.worker_id)
             .field("plugin", &self.shared.plugin)

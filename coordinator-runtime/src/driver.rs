@@ -19,7 +19,7 @@ use crate::exec::{execute_with_timeout, op_name};
 use crate::term::Term;
 use crate::TARGET;
 
-/// What a [`GlobalCoordinator`](crate::GlobalCoordinator) handle asks of its loop.
+/// What a [`Coordinator`](crate::Coordinator) handle asks of its loop.
 #[derive(Debug)]
 pub(crate) enum Command {
     /// Stop gracefully: release, delete the heartbeat, end.

@@ -50,8 +50,32 @@ pub enum CoordinatorError {
         namespace: String,
     },
 
-    /// The registry was closed; create a new [`Coordinators`](crate::Coordinators).
-    #[error("the coordinator registry is closed; create a new `Coordinators` to start coordinators again")]
+    /// A plugin built for one namespace of one registry (see
+    /// [`PluginScope`](crate::PluginScope)) was attached under another
+    /// namespace, or through another registry: its data would not be
+    /// guarded by the election it would run under, or its store, clock or
+    /// worker would not be the coordinator's. Build the plugin's handle from
+    /// the registry you attach it through, for the namespace you attach it
+    /// to.
+    #[error("{}", scope_mismatch(.plugin, .built_namespace, .built_worker, .namespace, .worker, .same_registry))]
+    PluginScopeMismatch {
+        /// The plugin name.
+        plugin: String,
+        /// The namespace the plugin was built for.
+        built_namespace: String,
+        /// The worker id of the registry the plugin was built from.
+        built_worker: String,
+        /// The namespace it was attached under.
+        namespace: String,
+        /// The worker id of the registry it was attached through.
+        worker: String,
+        /// Whether it was attached through the registry it was built from
+        /// (then only the namespace differs).
+        same_registry: bool,
+    },
+
+    /// The registry was closed; create a new [`CoordinatorRegistry`](crate::CoordinatorRegistry).
+    #[error("the coordinator registry is closed; create a new `CoordinatorRegistry` to start coordinators again")]
     Closed,
 }
 
@@ -80,9 +104,36 @@ impl CoordinatorError {
             CoordinatorError::Config(_)
             | CoordinatorError::InvalidId(_)
             | CoordinatorError::InvalidOption { .. }
-            | CoordinatorError::PluginAlreadyAttached { .. } => ErrorKind::Invalid,
+            | CoordinatorError::PluginAlreadyAttached { .. }
+            | CoordinatorError::PluginScopeMismatch { .. } => ErrorKind::Invalid,
             CoordinatorError::Refused { .. } => ErrorKind::Refused,
             CoordinatorError::Closed => ErrorKind::Closed,
         }
+    }
+}
+
+/// The message of [`CoordinatorError::PluginScopeMismatch`]: both sides,
+/// and what to do.
+fn scope_mismatch(
+    plugin: &str,
+    built_namespace: &str,
+    built_worker: &str,
+    namespace: &str,
+    worker: &str,
+    same_registry: &bool,
+) -> String {
+    if *same_registry {
+        format!(
+            "plugin `{plugin}` was built for namespace `{built_namespace}` but attached to namespace \
+             `{namespace}` (worker `{worker}`): its data would not be guarded by the election it runs \
+             under; attach it to `{built_namespace}`, or build its handle for `{namespace}`"
+        )
+    } else {
+        format!(
+            "plugin `{plugin}` was built from the registry of worker `{built_worker}` for namespace \
+             `{built_namespace}` but attached through another registry (worker `{worker}`, namespace \
+             `{namespace}`): its store, clock or worker would not be the coordinator's; build its handle \
+             from the registry you attach it through, for the namespace you attach it to"
+        )
     }
 }

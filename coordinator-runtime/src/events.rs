@@ -1,4 +1,4 @@
-//! The event stream handed out by [`GlobalCoordinator::events`](crate::GlobalCoordinator::events).
+//! The event stream handed out by [`Coordinator::events`](crate::Coordinator::events).
 
 use std::fmt;
 use std::pin::Pin;
@@ -21,13 +21,13 @@ use crate::TARGET;
 /// [`event_capacity`](crate::CoordinatorConfig::event_capacity) events; a
 /// subscriber that falls further behind misses the oldest ones (counted in
 /// [`missed`](Self::missed) and logged). For the *current* leadership, which
-/// is never missed, use [`leadership()`](crate::GlobalCoordinator::leadership).
+/// is never missed, use [`leadership()`](crate::Coordinator::leadership).
 /// The stream ends when the coordinator has stopped.
 ///
 /// # Examples
 ///
 /// ```no_run
-/// # async fn demo(coordinator: &coordinator_runtime::GlobalCoordinator) {
+/// # async fn demo(coordinator: &coordinator_runtime::Coordinator) {
 /// use futures::StreamExt;
 /// let mut events = coordinator.events();
 /// while let Some(event) = events.next().await {

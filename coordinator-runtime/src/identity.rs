@@ -5,18 +5,20 @@
 //! * [`resolve_worker_id`]: the configured worker id, or one made from
 //!   `POD_NAME` / `HOSTNAME` plus a random suffix, validated.
 
-use std::collections::hash_map::RandomState;
-use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
 
-use coordinator_core::{IdError, WorkerId, MAX_ID_BYTES};
+use coordinator_core::{splitmix64, IdError, WorkerId, MAX_ID_BYTES};
 
-/// A seed drawn from the operating system's randomness.
+/// A seed drawn from the operating system's randomness, fresh for every
+/// call: 64 bits from the `getrandom` crate (the `getrandom(2)` system call
+/// on Linux, the platform's equivalent elsewhere).
 ///
-/// It hashes a process-wide counter, the time and the process id with a
-/// [`RandomState`], whose keys the standard library draws from the OS
-/// (`getrandom(2)` on Linux). Good for jitter, nonces and incarnations; not
-/// for cryptography.
+/// Good for jitter, nonces, lock tokens and incarnations; not for
+/// cryptography. If the OS has no randomness to give (`getrandom` fails: no
+/// `/dev/urandom` in a chroot, an unsupported target), the seed is a hash of
+/// the time, the process id and a per-process counter instead: still
+/// distinct per call, but guessable.
 ///
 /// # Examples
 ///
@@ -24,19 +26,21 @@ use coordinator_core::{IdError, WorkerId, MAX_ID_BYTES};
 /// assert_ne!(coordinator_runtime::os_seed(), coordinator_runtime::os_seed());
 /// ```
 pub fn os_seed() -> u64 {
+    getrandom::u64().unwrap_or_else(|_| fallback_seed())
+}
+
+fn fallback_seed() -> u64 {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let mut hasher = RandomState::new().build_hasher();
-    hasher.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
-    hasher.write_u32(std::process::id());
-    if let Ok(elapsed) = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
-        hasher.write_u128(elapsed.as_nanos());
-    }
-    hasher.finish()
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    let count = COUNTER.fetch_add(1, Ordering::Relaxed);
+    splitmix64(nanos ^ u64::from(std::process::id()).rotate_left(32) ^ splitmix64(count))
 }
 
 /// Derives a seed from a root seed and some labels, deterministically
-/// (FNV-1a over the labels, then a SplitMix64 finaliser), so a test that
-/// fixes the root seed gets the same per-coordinator seeds every run.
+/// (FNV-1a over the labels, then [`splitmix64`]), so a test that fixes the
+/// root seed gets the same per-coordinator seeds every run.
 pub(crate) fn derive_seed(root: u64, labels: &[&str]) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325 ^ root;
     for label in labels {
@@ -45,14 +49,7 @@ pub(crate) fn derive_seed(root: u64, labels: &[&str]) -> u64 {
             h = h.wrapping_mul(0x0000_0100_0000_01b3);
         }
     }
-    mix(h)
-}
-
-fn mix(mut z: u64) -> u64 {
-    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
+    splitmix64(h)
 }
 
 /// The worker id to use: `configured` if given (validated as is), otherwise
@@ -115,7 +112,7 @@ fn resolve_with(
         .collect();
     // Leave room for the suffix.
     cleaned.truncate(MAX_ID_BYTES - 7);
-    let suffix = mix(suffix_seed) & 0xff_ffff;
+    let suffix = splitmix64(suffix_seed) & 0xff_ffff;
     WorkerId::new(format!("{cleaned}-{suffix:06x}"))
 }
 
@@ -171,6 +168,7 @@ mod tests {
     #[test]
     fn seeds_differ_and_derivation_is_stable() {
         assert_ne!(os_seed(), os_seed());
+        assert_ne!(fallback_seed(), fallback_seed());
         assert_eq!(derive_seed(5, &["a", "b"]), derive_seed(5, &["a", "b"]));
         assert_ne!(derive_seed(5, &["a", "b"]), derive_seed(5, &["ab"]));
         assert_ne!(derive_seed(5, &["a"]), derive_seed(6, &["a"]));

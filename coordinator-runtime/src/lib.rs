@@ -9,20 +9,24 @@
 //!
 //! # Map
 //!
-//! * [`Coordinators`]: the registry. One [`GlobalCoordinator`] per namespace,
-//!   created on first use and shared; [`close`](Coordinators::close) stops
-//!   them all gracefully.
-//! * [`GlobalCoordinator`]: one namespace's loop.
-//!   [`leadership()`](GlobalCoordinator::leadership) (a watch channel: late
+//! * [`CoordinatorRegistry`]: one per worker process. One [`Coordinator`]
+//!   per namespace, created on first use and shared;
+//!   [`close`](CoordinatorRegistry::close) stops them all gracefully.
+//! * [`Coordinator`]: one namespace's election loop (in per-plugin mode, one
+//!   plugin's in one namespace), whichever mode made it.
+//!   [`leadership()`](Coordinator::leadership) (a watch channel: late
 //!   subscribers see the current view at once),
-//!   [`events()`](GlobalCoordinator::events),
-//!   [`metrics()`](GlobalCoordinator::metrics),
-//!   [`workers()`](GlobalCoordinator::workers),
-//!   [`leader()`](GlobalCoordinator::leader), [`epoch()`](GlobalCoordinator::epoch),
-//!   [`is_leader()`](GlobalCoordinator::is_leader).
+//!   [`events()`](Coordinator::events),
+//!   [`metrics()`](Coordinator::metrics),
+//!   [`workers()`](Coordinator::workers),
+//!   [`leader()`](Coordinator::leader), [`epoch()`](Coordinator::epoch),
+//!   [`is_leader()`](Coordinator::is_leader).
 //! * [`CoordinatorPlugin`] and [`LeaderContext`]: leader-only work, with the
 //!   epoch as fencing token and a cancellation token that fires at this
 //!   worker's deadline.
+//! * [`PluginScope`] ([`CoordinatorRegistry::scope`]): what a plugin's handle
+//!   is built from (the registry's store, clock and worker id, and a
+//!   namespace), so that it cannot be attached anywhere else.
 //! * [`CoordinationMode`]: `Global` (default) or `PerPlugin` (one loop per
 //!   plugin under its own prefix, for side-by-side migration).
 //! * [`Clock`], [`SystemClock`] (`CLOCK_BOOTTIME` on Linux), [`TokioClock`]
@@ -61,7 +65,7 @@
 //!
 //! ```
 //! use std::sync::Arc;
-//! use coordinator_runtime::{async_trait, Coordinators, CoordinatorConfig, CoordinatorPlugin,
+//! use coordinator_runtime::{async_trait, CoordinatorRegistry, CoordinatorConfig, CoordinatorPlugin,
 //!     LeaderContext, PluginError, TokioClock};
 //! use coordinator_core::StepDownReason;
 //! use coordinator_store::MemoryStore;
@@ -84,14 +88,14 @@
 //! # #[tokio::main(flavor = "current_thread", start_paused = true)]
 //! # async fn main() -> Result<(), coordinator_runtime::CoordinatorError> {
 //! let store = Arc::new(MemoryStore::new());
-//! let coordinators = Coordinators::builder(store)
+//! let registry = CoordinatorRegistry::builder(store)
 //!     .config(CoordinatorConfig::default().with_worker_id("worker-1"))
 //!     .clock(Arc::new(TokioClock::new()))
 //!     .build()?;
-//! let orders = coordinators.attach("orders", Arc::new(Hello)).await?;
+//! let orders = registry.attach("orders", Arc::new(Hello)).await?;
 //! orders.leadership().wait_for(|view| view.is_leader).await.unwrap();
 //! assert_eq!(orders.workers().len(), 1);
-//! coordinators.close().await; // releases the lease, deletes the heartbeat
+//! registry.close().await; // releases the lease, deletes the heartbeat
 //! # Ok(())
 //! # }
 //! ```
@@ -114,12 +118,12 @@ pub const TARGET: &str = "coordinator_runtime::election";
 pub use async_trait::async_trait;
 pub use clock::{Clock, SystemClock, TokioClock};
 pub use config::{CoordinationMode, CoordinatorConfig};
-pub use coordinator::{CoordinatorMetrics, CoordinatorState, GlobalCoordinator};
+pub use coordinator::{Coordinator, CoordinatorMetrics, CoordinatorState};
 pub use coordinator_core::{Event, LeadershipView, StepDownReason};
 pub use error::{CoordinatorError, ErrorKind};
 pub use events::EventStream;
 pub use identity::{os_seed, resolve_worker_id};
-pub use plugin::{CoordinatorPlugin, PluginError};
-pub use registry::{Coordinators, CoordinatorsBuilder};
+pub use plugin::{CoordinatorPlugin, PluginError, PluginScope};
+pub use registry::{CoordinatorRegistry, CoordinatorRegistryBuilder};
 pub use term::LeaderContext;
 pub use tokio_util::sync::CancellationToken;

@@ -1,5 +1,6 @@
 //! The plugin interface, and the task that calls one plugin's hooks.
 
+use std::fmt;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,6 +14,7 @@ use tracing::Instrument;
 
 use crate::clock::Clock;
 use crate::coordinator::CoordinatorState;
+use crate::error::CoordinatorError;
 use crate::term::{cancelled, sleep_until, LeaderContext, Term};
 use crate::TARGET;
 
@@ -118,6 +120,108 @@ pub trait CoordinatorPlugin: Send + Sync + 'static {
     /// `None` (the default) never calls it.
     fn work_interval(&self) -> Option<Duration> {
         None
+    }
+
+    /// The registry and namespace this plugin was built for, if it was
+    /// built from a [`PluginScope`]: attaching it under another namespace,
+    /// or through another registry, fails with
+    /// [`CoordinatorError::PluginScopeMismatch`] instead of running its
+    /// leader-only work under an election that does not guard its data.
+    /// `None` (the default): the plugin may be attached anywhere.
+    fn scope(&self) -> Option<&PluginScope> {
+        None
+    }
+}
+
+/// One namespace of one [`CoordinatorRegistry`](crate::CoordinatorRegistry),
+/// as a plugin's handle is built for it: the registry's store, clock and
+/// worker id, and the namespace whose election must guard the plugin's
+/// data. Get one from
+/// [`CoordinatorRegistry::scope`](crate::CoordinatorRegistry::scope).
+///
+/// A plugin built from a scope returns it from
+/// [`CoordinatorPlugin::scope`]; the registry then refuses to attach it
+/// under another namespace or through another registry (another store,
+/// clock or worker), with [`CoordinatorError::PluginScopeMismatch`]. The
+/// plugins of `coordinator-plugins` are all built this way.
+///
+/// # Examples
+///
+/// ```
+/// use std::sync::Arc;
+/// use coordinator_runtime::{CoordinatorConfig, CoordinatorRegistry};
+/// use coordinator_store::MemoryStore;
+/// let registry = CoordinatorRegistry::new(
+///     Arc::new(MemoryStore::new()),
+///     CoordinatorConfig::default().with_worker_id("w1"),
+/// )
+/// .unwrap();
+/// let scope = registry.scope("shop").unwrap();
+/// assert_eq!(scope.namespace().as_str(), "shop");
+/// assert_eq!(scope.worker_id().as_str(), "w1");
+/// assert_eq!(scope.store().backend(), "memory");
+/// assert!(registry.scope("a/b").is_err());
+/// ```
+#[derive(Clone)]
+pub struct PluginScope {
+    pub(crate) registry: u64,
+    pub(crate) namespace: Namespace,
+    pub(crate) worker_id: WorkerId,
+    pub(crate) store: Arc<dyn LeaseStore>,
+    pub(crate) clock: Arc<dyn Clock>,
+}
+
+impl PluginScope {
+    /// The namespace whose election guards the plugin's data.
+    pub fn namespace(&self) -> &Namespace {
+        &self.namespace
+    }
+
+    /// The registry's worker id: the id to write into claims and records.
+    pub fn worker_id(&self) -> &WorkerId {
+        &self.worker_id
+    }
+
+    /// The registry's store, for the plugin's own requests.
+    pub fn store(&self) -> &Arc<dyn LeaseStore> {
+        &self.store
+    }
+
+    /// The registry's clock: the one its coordinators measure deadlines on.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
+    /// `Ok` if a plugin built for this scope may be attached to
+    /// `namespace` through the registry `registry` of `worker_id`.
+    pub(crate) fn check(
+        &self,
+        plugin: &str,
+        registry: u64,
+        namespace: &Namespace,
+        worker_id: &WorkerId,
+    ) -> Result<(), CoordinatorError> {
+        if self.registry == registry && self.namespace == *namespace {
+            return Ok(());
+        }
+        Err(CoordinatorError::PluginScopeMismatch {
+            plugin: plugin.to_owned(),
+            built_namespace: self.namespace.to_string(),
+            built_worker: self.worker_id.to_string(),
+            namespace: namespace.to_string(),
+            worker: worker_id.to_string(),
+            same_registry: self.registry == registry,
+        })
+    }
+}
+
+impl fmt::Debug for PluginScope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PluginScope")
+            .field("namespace", &self.namespace)
+            .field("worker_id", &self.worker_id)
+            .field("backend", &self.store.backend())
+            .finish_non_exhaustive()
     }
 }
 

@@ -1,9 +1,9 @@
-//! [`Coordinators`]: one coordinator per namespace (and, in per-plugin mode,
+//! [`CoordinatorRegistry`]: one coordinator per namespace (and, in per-plugin mode,
 //! per plugin), created on first use, cached and shared.
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use coordinator_core::{Identity, Incarnation, Namespace};
@@ -12,10 +12,10 @@ use tokio::sync::OnceCell;
 
 use crate::clock::{Clock, SystemClock};
 use crate::config::{CoordinationMode, CoordinatorConfig};
-use crate::coordinator::{lock, GlobalCoordinator, SpawnParams};
+use crate::coordinator::{lock, Coordinator, SpawnParams};
 use crate::error::{CoordinatorError, ErrorKind};
 use crate::identity::{derive_seed, os_seed, resolve_worker_id};
-use crate::plugin::CoordinatorPlugin;
+use crate::plugin::{CoordinatorPlugin, PluginScope};
 use crate::TARGET;
 
 /// The cache key: a namespace, and the plugin for a per-plugin coordinator.
@@ -36,51 +36,53 @@ type Key = (Namespace, Option<Namespace>);
 ///
 /// ```
 /// use std::sync::Arc;
-/// use coordinator_runtime::{Coordinators, CoordinatorConfig};
+/// use coordinator_runtime::{CoordinatorRegistry, CoordinatorConfig};
 /// use coordinator_store::MemoryStore;
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), coordinator_runtime::CoordinatorError> {
-/// let coordinators = Coordinators::new(
+/// let registry = CoordinatorRegistry::new(
 ///     Arc::new(MemoryStore::new()),
 ///     CoordinatorConfig::default().with_worker_id("w1"),
 /// )?;
-/// let a = coordinators.get("orders").await?;
-/// let b = coordinators.get("orders").await?;
+/// let a = registry.get("orders").await?;
+/// let b = registry.get("orders").await?;
 /// assert!(Arc::ptr_eq(&a, &b));
-/// coordinators.close().await;
+/// registry.close().await;
 /// # Ok(())
 /// # }
 /// ```
-pub struct Coordinators {
+pub struct CoordinatorRegistry {
+    /// Unique in the process: what a [`PluginScope`] names its registry by.
+    id: u64,
     store: Arc<dyn LeaseStore>,
     config: CoordinatorConfig,
     identity: Identity,
     clock: Arc<dyn Clock>,
-    entries: Mutex<HashMap<Key, Arc<OnceCell<Arc<GlobalCoordinator>>>>>,
+    entries: Mutex<HashMap<Key, Arc<OnceCell<Arc<Coordinator>>>>>,
     closed: AtomicBool,
 }
 
-/// Builds a [`Coordinators`] registry with a clock of your choice.
+/// Builds a [`CoordinatorRegistry`] with a clock of your choice.
 ///
 /// ```
 /// use std::sync::Arc;
-/// use coordinator_runtime::{Coordinators, CoordinatorConfig, TokioClock};
+/// use coordinator_runtime::{CoordinatorRegistry, CoordinatorConfig, TokioClock};
 /// use coordinator_store::MemoryStore;
-/// let coordinators = Coordinators::builder(Arc::new(MemoryStore::new()))
+/// let registry = CoordinatorRegistry::builder(Arc::new(MemoryStore::new()))
 ///     .config(CoordinatorConfig::default().with_worker_id("w1").with_seed(7))
 ///     .clock(Arc::new(TokioClock::new()))
 ///     .build()
 ///     .unwrap();
-/// assert_eq!(coordinators.worker_id().as_str(), "w1");
+/// assert_eq!(registry.worker_id().as_str(), "w1");
 /// ```
 #[derive(Debug)]
-pub struct CoordinatorsBuilder {
+pub struct CoordinatorRegistryBuilder {
     store: Arc<dyn LeaseStore>,
     config: CoordinatorConfig,
     clock: Option<Arc<dyn Clock>>,
 }
 
-impl CoordinatorsBuilder {
+impl CoordinatorRegistryBuilder {
     /// Sets the configuration (default: [`CoordinatorConfig::default`]).
     pub fn config(mut self, config: CoordinatorConfig) -> Self {
         self.config = config;
@@ -100,7 +102,7 @@ impl CoordinatorsBuilder {
     ///
     /// What [`CoordinatorConfig::validate`] finds, or an invalid derived
     /// worker id.
-    pub fn build(self) -> Result<Coordinators, CoordinatorError> {
+    pub fn build(self) -> Result<CoordinatorRegistry, CoordinatorError> {
         self.config.validate()?;
         let seed = self.config.seed;
         let draw = |label: &str| seed.map_or_else(os_seed, |root| derive_seed(root, &[label]));
@@ -109,7 +111,9 @@ impl CoordinatorsBuilder {
             worker_id,
             incarnation: Incarnation(draw("incarnation")),
         };
-        Ok(Coordinators {
+        static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+        Ok(CoordinatorRegistry {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             store: self.store,
             config: self.config,
             identity,
@@ -120,7 +124,7 @@ impl CoordinatorsBuilder {
     }
 }
 
-impl Coordinators {
+impl CoordinatorRegistry {
     /// A registry over `store` with the [`SystemClock`].
     ///
     /// # Errors
@@ -135,8 +139,8 @@ impl Coordinators {
     }
 
     /// A builder, to choose the clock.
-    pub fn builder(store: Arc<dyn LeaseStore>) -> CoordinatorsBuilder {
-        CoordinatorsBuilder {
+    pub fn builder(store: Arc<dyn LeaseStore>) -> CoordinatorRegistryBuilder {
+        CoordinatorRegistryBuilder {
             store,
             config: CoordinatorConfig::default(),
             clock: None,
@@ -158,6 +162,27 @@ impl Coordinators {
         &self.config
     }
 
+    /// The scope to build a plugin's handle in for `namespace`: this
+    /// registry's store, clock and worker id. A plugin built from it can be
+    /// attached only to `namespace` through this registry; see
+    /// [`PluginScope`]. Starts nothing: a process that only produces work
+    /// (enqueues, registers records) builds its handles from a registry
+    /// that never starts a coordinator.
+    ///
+    /// # Errors
+    ///
+    /// [`CoordinatorError::InvalidId`] for a namespace that cannot be used
+    /// in keys.
+    pub fn scope(&self, namespace: &str) -> Result<PluginScope, CoordinatorError> {
+        Ok(PluginScope {
+            registry: self.id,
+            namespace: Namespace::new(namespace)?,
+            worker_id: self.identity.worker_id.clone(),
+            store: self.store.clone(),
+            clock: self.clock.clone(),
+        })
+    }
+
     /// The global-mode coordinator of `namespace`, started on first use.
     ///
     /// The first call waits for the first read of the namespace's lease (one
@@ -176,7 +201,7 @@ impl Coordinators {
     /// # Cancel safety
     ///
     /// Cancel safe: a start that was begun finishes for the next caller.
-    pub async fn get(&self, namespace: &str) -> Result<Arc<GlobalCoordinator>, CoordinatorError> {
+    pub async fn get(&self, namespace: &str) -> Result<Arc<Coordinator>, CoordinatorError> {
         let namespace = Namespace::new(namespace)?;
         self.entry(namespace, None).await
     }
@@ -196,7 +221,7 @@ impl Coordinators {
         &self,
         namespace: &str,
         plugin: &str,
-    ) -> Result<Arc<GlobalCoordinator>, CoordinatorError> {
+    ) -> Result<Arc<Coordinator>, CoordinatorError> {
         let namespace = Namespace::new(namespace)?;
         let plugin = Namespace::new(plugin)?;
         self.entry(namespace, Some(plugin)).await
@@ -214,7 +239,9 @@ impl Coordinators {
     /// # Errors
     ///
     /// As for [`get`](Self::get), plus an invalid or already attached plugin
-    /// name.
+    /// name, and [`CoordinatorError::PluginScopeMismatch`] for a plugin built
+    /// for another namespace or from another registry (see
+    /// [`CoordinatorPlugin::scope`]).
     ///
     /// # Cancel safety
     ///
@@ -223,9 +250,17 @@ impl Coordinators {
         &self,
         namespace: &str,
         plugin: Arc<dyn CoordinatorPlugin>,
-    ) -> Result<Arc<GlobalCoordinator>, CoordinatorError> {
+    ) -> Result<Arc<Coordinator>, CoordinatorError> {
         let name = plugin.name().to_owned();
         Namespace::new(name.as_str())?;
+        if let Some(scope) = plugin.scope() {
+            scope.check(
+                &name,
+                self.id,
+                &Namespace::new(namespace)?,
+                &self.identity.worker_id,
+            )?;
+        }
         let coordinator = match self.config.mode {
             CoordinationMode::PerPlugin => self.get_per_plugin(namespace, &name).await?,
             CoordinationMode::Global => match self.get(namespace).await {
@@ -245,7 +280,7 @@ impl Coordinators {
     }
 
     /// The coordinators started so far.
-    pub fn coordinators(&self) -> Vec<Arc<GlobalCoordinator>> {
+    pub fn coordinators(&self) -> Vec<Arc<Coordinator>> {
         lock(&self.entries)
             .values()
             .filter_map(|cell| cell.get().cloned())
@@ -256,7 +291,7 @@ impl Coordinators {
         &self,
         namespace: Namespace,
         plugin: Option<Namespace>,
-    ) -> Result<Arc<GlobalCoordinator>, CoordinatorError> {
+    ) -> Result<Arc<Coordinator>, CoordinatorError> {
         if self.closed.load(Ordering::Acquire) {
             return Err(CoordinatorError::Closed);
         }
@@ -278,12 +313,13 @@ impl Coordinators {
         &self,
         namespace: Namespace,
         plugin: Option<Namespace>,
-    ) -> Result<Arc<GlobalCoordinator>, CoordinatorError> {
+    ) -> Result<Arc<Coordinator>, CoordinatorError> {
         let plugin_label = plugin.as_ref().map_or("", |p| p.as_str());
         let seed = self.config.seed.map_or_else(os_seed, |root| {
             derive_seed(root, &[namespace.as_str(), plugin_label, "machine"])
         });
-        let (coordinator, ready) = GlobalCoordinator::spawn(SpawnParams {
+        let (coordinator, ready) = Coordinator::spawn(SpawnParams {
+            registry: self.id,
             store: self.store.clone(),
             config: self.config.clone(),
             namespace: namespace.clone(),
@@ -326,7 +362,7 @@ impl Coordinators {
     }
 }
 
-impl Drop for Coordinators {
+impl Drop for CoordinatorRegistry {
     fn drop(&mut self) {
         if self.closed.swap(true, Ordering::AcqRel) {
             return;
@@ -337,16 +373,16 @@ impl Drop for Coordinators {
             return;
         }
         tracing::warn!(target: TARGET, coordinators = running.len(),
-            "Coordinators dropped without close(): stopping their loops in the background; call close().await to release leadership before exiting");
+            "CoordinatorRegistry dropped without close(): stopping their loops in the background; call close().await to release leadership before exiting");
         for coordinator in running {
             coordinator.request_stop();
         }
     }
 }
 
-impl fmt::Debug for Coordinators {
+impl fmt::Debug for CoordinatorRegistry {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Coordinators")
+        f.debug_struct("CoordinatorRegistry")
             .field("identity", &self.identity)
             .field("backend", &self.store.backend())
             .field("mode", &self.config.mode)

@@ -10,8 +10,9 @@ use std::time::Duration;
 use common::{leaders, virtual_memory_store, wait_until, worker, worker_with, Hook, Recorder};
 use coordinator_core::{Config, LeaseRecord};
 use coordinator_runtime::{
-    CoordinationMode, CoordinatorState, Coordinators, ErrorKind, Event, GlobalCoordinator,
-    StepDownReason, TokioClock,
+    async_trait, CoordinationMode, Coordinator, CoordinatorError, CoordinatorPlugin,
+    CoordinatorRegistry, CoordinatorState, ErrorKind, Event, LeaderContext, PluginError,
+    PluginScope, StepDownReason, TokioClock,
 };
 use coordinator_store::{FailingStore, Fault, FaultKind, LeaseStore, MemoryStore, Metered};
 use futures::StreamExt;
@@ -26,8 +27,8 @@ async fn start_workers(
     store: &Arc<dyn LeaseStore>,
     clock: &Arc<TokioClock>,
     n: usize,
-) -> (Vec<Coordinators>, Vec<Arc<GlobalCoordinator>>) {
-    let registries: Vec<Coordinators> = (0..n)
+) -> (Vec<CoordinatorRegistry>, Vec<Arc<Coordinator>>) {
+    let registries: Vec<CoordinatorRegistry> = (0..n)
         .map(|i| worker(store.clone(), &format!("w{i:02}"), clock))
         .collect();
     let coordinators = futures::future::join_all(registries.iter().map(|r| r.get(NS)))
@@ -329,7 +330,7 @@ async fn registry_caches_and_concurrent_first_callers_share_one_loop() {
             tokio::spawn(async move { registry.get(NS).await.unwrap() })
         })
         .collect();
-    let got: Vec<Arc<GlobalCoordinator>> = futures::future::join_all(handles)
+    let got: Vec<Arc<Coordinator>> = futures::future::join_all(handles)
         .await
         .into_iter()
         .map(|r| r.unwrap())
@@ -744,4 +745,95 @@ async fn diagnostics_log_one_line_per_cycle_with_the_span_fields() {
         "{text}"
     );
     assert!(text.contains("lease acquired"), "{text}");
+}
+
+/// A plugin built for one namespace of one registry, as the plugins of
+/// `coordinator-plugins` are.
+struct Scoped {
+    scope: PluginScope,
+    became: Arc<Mutex<Vec<String>>>,
+}
+
+#[async_trait]
+impl CoordinatorPlugin for Scoped {
+    fn name(&self) -> &str {
+        "scoped"
+    }
+    async fn on_become_coordinator(&self, ctx: LeaderContext) -> Result<(), PluginError> {
+        self.became
+            .lock()
+            .unwrap()
+            .push(ctx.namespace().to_string());
+        Ok(())
+    }
+    async fn on_stop_being_coordinator(&self, _: StepDownReason) -> Result<(), PluginError> {
+        Ok(())
+    }
+    fn scope(&self) -> Option<&PluginScope> {
+        Some(&self.scope)
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_plugin_attached_outside_the_scope_it_was_built_for_is_refused() {
+    let clock = Arc::new(TokioClock::new());
+    let bucket_a: Arc<dyn LeaseStore> = Arc::new(virtual_memory_store());
+    let bucket_b: Arc<dyn LeaseStore> = Arc::new(virtual_memory_store());
+    let a = worker(bucket_a, "w1", &clock);
+    let b = worker(bucket_b, "w2", &clock);
+    let became = Arc::new(Mutex::new(Vec::new()));
+    let built_for = |registry: &CoordinatorRegistry, namespace: &str| {
+        Arc::new(Scoped {
+            scope: registry.scope(namespace).unwrap(),
+            became: became.clone(),
+        })
+    };
+
+    // Another namespace of the same registry: its data is `orders`', its
+    // election would be `billing`'s.
+    let err = a.attach("billing", built_for(&a, NS)).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Invalid);
+    let text = err.to_string();
+    assert!(
+        text.contains("built for namespace `orders` but attached to namespace `billing`"),
+        "{text}"
+    );
+    assert!(text.contains("attach it to `orders`"), "{text}");
+    assert!(matches!(
+        err,
+        CoordinatorError::PluginScopeMismatch {
+            same_registry: true,
+            ..
+        }
+    ));
+
+    // Another registry (another worker, store and clock), same namespace.
+    let err = b.attach(NS, built_for(&a, NS)).await.unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("registry of worker `w1`"), "{text}");
+    assert!(text.contains("(worker `w2`, namespace `orders`)"), "{text}");
+    assert!(
+        text.contains("build its handle from the registry you attach it through"),
+        "{text}"
+    );
+
+    // Straight onto another registry's coordinator: refused the same way.
+    let coordinator = b.get(NS).await.unwrap();
+    let err = coordinator.add_plugin(built_for(&a, NS)).unwrap_err();
+    assert!(matches!(
+        err,
+        CoordinatorError::PluginScopeMismatch {
+            same_registry: false,
+            ..
+        }
+    ));
+    assert!(coordinator.plugins().is_empty());
+
+    // Where it was built for, it runs.
+    let c = a.attach(NS, built_for(&a, NS)).await.unwrap();
+    wait_until("leading", secs(10), || c.is_leader()).await;
+    wait_until("become", secs(1), || !became.lock().unwrap().is_empty()).await;
+    assert_eq!(*became.lock().unwrap(), vec![NS.to_owned()]);
+    a.close().await;
+    b.close().await;
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use coordinator_core::Config;
-use coordinator_runtime::{CoordinatorConfig, Coordinators, GlobalCoordinator};
+use coordinator_runtime::{Coordinator, CoordinatorConfig, CoordinatorRegistry};
 
 fn timings() -> Config {
     Config {
@@ -28,8 +28,8 @@ fn timings() -> Config {
 async fn wait_for(
     what: &str,
     max: Duration,
-    cs: &[Arc<GlobalCoordinator>],
-    pick: impl Fn(&[Arc<GlobalCoordinator>]) -> Option<usize>,
+    cs: &[Arc<Coordinator>],
+    pick: impl Fn(&[Arc<Coordinator>]) -> Option<usize>,
 ) -> (usize, Duration) {
     let start = Instant::now();
     loop {
@@ -77,11 +77,12 @@ async fn s3_fail_over_and_hand_over() {
     let mut registries = Vec::new();
     let mut cs = Vec::new();
     for id in ["s1", "s2", "s3"] {
-        let registry = Coordinators::new(store.clone(), config.clone().with_worker_id(id)).unwrap();
+        let registry =
+            CoordinatorRegistry::new(store.clone(), config.clone().with_worker_id(id)).unwrap();
         cs.push(registry.get("orders").await.unwrap());
         registries.push(registry);
     }
-    let leaders = |cs: &[Arc<GlobalCoordinator>]| {
+    let leaders = |cs: &[Arc<Coordinator>]| {
         let leading: Vec<usize> = (0..cs.len()).filter(|&i| cs[i].is_leader()).collect();
         assert!(leading.len() <= 1, "two leaders");
         leading.first().copied()

@@ -9,7 +9,8 @@
 //!
 //! # Determinism
 //!
-//! Each matching fault draws one number from a SplitMix64 stream seeded by
+//! Each matching fault draws one number from a
+//! [`SplitMix64`] stream seeded by
 //! the `seed` given to [`FailingStore::new`], in the order calls reach the
 //! store. The same seed and the same order of calls give the same faults; a
 //! seeded simulation that orders its calls deterministically replays exactly.
@@ -43,6 +44,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use coordinator_core::SplitMix64;
 
 use crate::{
     Capabilities, Conditional, LeaseStore, ObjectMeta, RequestKind, StoreError, StoredObject,
@@ -166,26 +168,6 @@ impl InjectedFault {
     }
 }
 
-/// SplitMix64 (Steele, Lea, Flood 2014): a tiny, well-mixed, seedable
-/// generator; enough for fault draws and free of dependencies.
-#[derive(Clone, Debug)]
-struct SplitMix64(u64);
-
-impl SplitMix64 {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// A uniform number in `[0, 1)`.
-    fn next_f64(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
-    }
-}
-
 struct FaultState {
     faults: Vec<Fault>,
     rng: SplitMix64,
@@ -209,7 +191,7 @@ impl FaultController {
         Self {
             state: Mutex::new(FaultState {
                 faults: Vec::new(),
-                rng: SplitMix64(seed),
+                rng: SplitMix64::new(seed),
                 injected: 0,
             }),
         }
@@ -255,7 +237,7 @@ impl FaultController {
         for fault in state.faults.iter().filter(|f| f.matches(op, key)) {
             // Draw for every matching rule so the stream does not depend on
             // which rules fired before.
-            let fires = state.rng.next_f64() < fault.probability;
+            let fires = state.rng.unit() < fault.probability;
             if !fires {
                 continue;
             }
@@ -538,16 +520,6 @@ impl<S: LeaseStore> LeaseStore for FailingStore<S> {
 mod tests {
     use super::*;
     use crate::MemoryStore;
-
-    #[test]
-    fn splitmix64_matches_reference() {
-        // Reference values of SplitMix64 seeded with 1234567.
-        let mut rng = SplitMix64(1_234_567);
-        assert_eq!(rng.next_u64(), 6_457_827_717_110_365_317);
-        assert_eq!(rng.next_u64(), 3_203_168_211_198_807_973);
-        let x = rng.next_f64();
-        assert!((0.0..1.0).contains(&x));
-    }
 
     async fn outcomes(seed: u64) -> Vec<bool> {
         let store = FailingStore::with_faults(

@@ -140,6 +140,7 @@ pub mod metered;
 mod object;
 mod open;
 mod probe;
+mod random;
 
 pub use error::{BoxError, StoreError};
 pub use types::{

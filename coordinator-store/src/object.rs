@@ -44,7 +44,6 @@
 
 use std::fmt;
 use std::future::Future;
-use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -630,11 +629,11 @@ impl ObjectStoreLease {
 /// The pause before retry `attempt` (1, 2, …) after a conditional request
 /// conflict: 50 ms doubling, at most 400 ms, with up to 50% jitter.
 fn conflict_backoff(attempt: usize) -> Duration {
-    let base = 50u64 << attempt.saturating_sub(1).min(3);
-    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-    hasher.write_usize(attempt);
-    let jitter = hasher.finish() % (base / 2 + 1);
-    Duration::from_millis(base + jitter)
+    crate::random::backoff(
+        Duration::from_millis(50),
+        Duration::from_millis(400),
+        attempt,
+    )
 }
 
 #[async_trait]

@@ -14,10 +14,7 @@
 //! ([`ObjectStoreLease::probe_conditional_delete`](crate::ObjectStoreLease::probe_conditional_delete))
 //! saw the server refuse a wrong ETag and honour the right one.
 
-use std::collections::hash_map::RandomState;
 use std::future::Future;
-use std::hash::{BuildHasher, Hasher};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 
@@ -62,7 +59,7 @@ pub const PROBE_PREFIX: &str = ".coordinator-probe";
 /// # }).unwrap();
 /// ```
 pub async fn probe_cas(store: &dyn LeaseStore, probe_prefix: &str) -> Result<(), StoreError> {
-    let nonce = random_hex();
+    let nonce = crate::random::hex128();
     let key = probe_key(probe_prefix, &nonce);
     let outcome = run(store, &key, &nonce).await;
     // Clean up whatever happened; a failed clean-up only leaves a small
@@ -164,7 +161,7 @@ where
     D: Fn(String, Version) -> F,
     F: Future<Output = Result<(), StoreError>>,
 {
-    let key = probe_key(probe_prefix, &format!("{}-delete", random_hex()));
+    let key = probe_key(probe_prefix, &format!("{}-delete", crate::random::hex128()));
     let mut present = false;
     let outcome = run_delete(store, &key, &delete_if, &mut present).await;
     // Clean up in every branch that may have left the object; a failed
@@ -203,9 +200,9 @@ where
     *present = true;
 
     // An MD5-shaped ETag that is not the object's.
-    let mut wrong = Version::new(format!("\"{}\"", random_hex()));
+    let mut wrong = Version::new(format!("\"{}\"", crate::random::hex128()));
     if wrong == written.version {
-        wrong = Version::new(format!("\"{}\"", random_hex()));
+        wrong = Version::new(format!("\"{}\"", crate::random::hex128()));
     }
     match delete_if(key.to_owned(), wrong).await {
         Err(StoreError::Conflict { .. }) => {}
@@ -301,25 +298,6 @@ fn overwrites(store: &dyn LeaseStore, key: &str, what: &str) -> StoreError {
              a local directory shared by processes of one machine (file:///abs/dir)"
         ),
     }
-}
-
-/// 128 random bits as hex, from the standard library's per-process random
-/// keys, the time and the process id (no extra dependency; the probe key
-/// only has to be unique, not secret).
-fn random_hex() -> String {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or_default();
-    let mut words = [0u64; 2];
-    for (i, word) in words.iter_mut().enumerate() {
-        let mut hasher = RandomState::new().build_hasher();
-        hasher.write_u128(now);
-        hasher.write_u32(std::process::id());
-        hasher.write_usize(i);
-        *word = hasher.finish();
-    }
-    format!("{:016x}{:016x}", words[0], words[1])
 }
 
 #[cfg(test)]
@@ -593,11 +571,5 @@ mod tests {
             assert!(kind_ok, "{flaw:?}: {outcome:?}");
             assert!(store.is_empty(), "{flaw:?}: the probe object is cleaned up");
         }
-    }
-
-    #[test]
-    fn probe_keys_differ() {
-        assert_ne!(random_hex(), random_hex());
-        assert_eq!(random_hex().len(), 32);
     }
 }

@@ -2,10 +2,8 @@
 //! and persistent faults a scenario runs with; the swarm picks a random
 //! subset of them per seed.
 
-use coordinator_core::Failure;
+use coordinator_core::{Failure, SplitMix64};
 use serde::Serialize;
-
-use crate::seed::SplitMix64;
 
 /// The latency of one store request, split at its linearization point:
 /// `apply_ms` from sending to the instant the store applies it, `reply_ms`
@@ -535,7 +533,8 @@ impl FaultSet {
     /// A message naming an unknown kind and listing the known ones.
     ///
     /// ```
-    /// use coordinator_testkit::{FaultSet, SplitMix64};
+    /// use coordinator_core::SplitMix64;
+    /// use coordinator_testkit::FaultSet;
     /// let f = FaultSet::select(&["delete_lease", "canary_rollback"], &mut SplitMix64::new(1)).unwrap();
     /// assert_eq!(f.names(), vec!["delete_lease", "canary_rollback"]);
     /// assert!(FaultSet::select(&["gremlins"], &mut SplitMix64::new(1)).is_err());

@@ -16,11 +16,9 @@ use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
 
 use coordinator_core::{
-    Action, Config, Event, Identity, Instant, Keys, Request, RequestId, Response, StepDownReason,
-    Version, WorkerId,
+    Action, Config, Event, Identity, Instant, Keys, Request, RequestId, Response, SplitMix64,
+    StepDownReason, Version, WorkerId,
 };
-
-use crate::seed::SplitMix64;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Purpose {

@@ -12,9 +12,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use coordinator_core::Instant;
+use coordinator_core::{mix64, Instant, SplitMix64};
 use coordinator_runtime::{
-    Clock, CoordinatorConfig, CoordinatorPlugin, Coordinators, GlobalCoordinator, LeaderContext,
+    Clock, Coordinator, CoordinatorConfig, CoordinatorPlugin, CoordinatorRegistry, LeaderContext,
     PluginError, StepDownReason,
 };
 use coordinator_store::{
@@ -24,7 +24,7 @@ use coordinator_store::{
 
 use crate::faults::{LatencyModel, RequestFault, RequestFaults};
 use crate::report::{round3, Summary, Violation, ViolationKind};
-use crate::seed::{mix, SeedTree, SplitMix64};
+use crate::seed::SeedTree;
 use crate::store::Requests;
 use crate::PPM;
 
@@ -530,8 +530,8 @@ pub fn run_runtime(scenario: &RuntimeScenario) -> RuntimeReport {
 }
 
 struct Worker {
-    coordinators: Coordinators,
-    coordinator: Arc<GlobalCoordinator>,
+    registry: CoordinatorRegistry,
+    coordinator: Arc<Coordinator>,
 }
 
 async fn start_worker(
@@ -547,14 +547,14 @@ async fn start_worker(
         .with_seed(rng.next_u64());
     let clock: Arc<dyn Clock> = Arc::new(DriftClock::new(rate_ppm, rng.below(86_400_000)));
     let store: Arc<dyn LeaseStore> = store.clone();
-    let coordinators = Coordinators::builder(store)
+    let registry = CoordinatorRegistry::builder(store)
         .config(config)
         .clock(clock)
         .build()
         .ok()?;
-    let coordinator = coordinators.attach("sim", Arc::new(Probe)).await.ok()?;
+    let coordinator = registry.attach("sim", Arc::new(Probe)).await.ok()?;
     Some(Worker {
-        coordinators,
+        registry,
         coordinator,
     })
 }
@@ -644,7 +644,7 @@ async fn run_inner(sc: RuntimeScenario) -> RuntimeReport {
             }
             if epoch > last_epoch {
                 terms += 1;
-                hash = mix(hash ^ epoch ^ (l as u64) << 32);
+                hash = mix64(hash ^ epoch ^ (l as u64) << 32);
             }
             last_epoch = last_epoch.max(epoch);
             if let Some((old, at)) = crashed {
@@ -678,7 +678,7 @@ async fn run_inner(sc: RuntimeScenario) -> RuntimeReport {
         }
     }
     for w in workers.into_iter().flatten() {
-        w.coordinators.close().await;
+        w.registry.close().await;
     }
     RuntimeReport {
         seed: sc.seed,

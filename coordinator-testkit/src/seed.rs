@@ -1,75 +1,13 @@
 //! Seeds: one root seed, one independent stream per subsystem.
 //!
 //! Every random choice of a simulation comes from a [`SplitMix64`] stream
+//! (`coordinator_core`'s, the generator the election machine draws from)
 //! derived from the run's root seed by [`SeedTree`]: store latency, request
 //! faults, the swarm's choice of fault kinds, the fault schedule, and each
 //! worker's machine seed and clock. A subsystem that draws more or fewer
 //! numbers never shifts another subsystem's stream.
 
-use std::ops::Range;
-
-/// SplitMix64 (Steele, Lea, Flood 2014): tiny, fast, and reproducible from
-/// one `u64`. Not for cryptography.
-///
-/// ```
-/// use coordinator_testkit::SplitMix64;
-/// let mut a = SplitMix64::new(7);
-/// let mut b = SplitMix64::new(7);
-/// assert_eq!(a.next_u64(), b.next_u64());
-/// ```
-#[derive(Clone, Debug)]
-pub struct SplitMix64 {
-    state: u64,
-}
-
-impl SplitMix64 {
-    /// A stream starting from `seed`.
-    pub fn new(seed: u64) -> Self {
-        Self { state: seed }
-    }
-
-    /// The next 64 random bits.
-    pub fn next_u64(&mut self) -> u64 {
-        self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        mix(self.state)
-    }
-
-    /// A uniform value in `0..n` (`0` when `n` is `0`).
-    pub fn below(&mut self, n: u64) -> u64 {
-        if n == 0 {
-            return 0;
-        }
-        // Multiply-shift: unbiased enough for simulation, no division.
-        ((u128::from(self.next_u64()) * u128::from(n)) >> 64) as u64
-    }
-
-    /// A uniform value in `range` (its start when empty).
-    pub fn in_range(&mut self, range: Range<u64>) -> u64 {
-        range.start + self.below(range.end.saturating_sub(range.start))
-    }
-
-    /// A uniform float in `[0, 1)`.
-    pub fn unit(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-    }
-
-    /// True with probability `p`.
-    pub fn chance(&mut self, p: f64) -> bool {
-        p > 0.0 && self.unit() < p
-    }
-
-    /// A uniform float in `[lo, hi)`.
-    pub fn between(&mut self, lo: f64, hi: f64) -> f64 {
-        lo + (hi - lo) * self.unit()
-    }
-}
-
-/// The SplitMix64 output function: a good 64-bit mixer.
-pub(crate) fn mix(mut z: u64) -> u64 {
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
+use coordinator_core::{mix64, SplitMix64};
 
 /// Derives one independent stream per subsystem from a root seed.
 ///
@@ -103,7 +41,9 @@ impl SeedTree {
     }
 
     fn derive(&self, label: u64) -> u64 {
-        mix(mix(self.root ^ mix(label.wrapping_mul(0xD1B5_4A32_D192_ED03))).wrapping_add(label))
+        mix64(
+            mix64(self.root ^ mix64(label.wrapping_mul(0xD1B5_4A32_D192_ED03))).wrapping_add(label),
+        )
     }
 
     /// Store latency samples.
@@ -138,9 +78,9 @@ impl SeedTree {
     /// its machine seeds, incarnation number and clock.
     pub fn worker(&self, slot: u64, life: u64) -> SplitMix64 {
         let base = self.derive(WORKERS);
-        SplitMix64::new(mix(base
-            ^ mix(slot.wrapping_add(1))
-            ^ mix(life << 32 | 0x5EED)))
+        SplitMix64::new(mix64(
+            base ^ mix64(slot.wrapping_add(1)) ^ mix64(life << 32 | 0x5EED),
+        ))
     }
 }
 
@@ -194,7 +134,7 @@ pub fn random_seed() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos() as u64)
         .unwrap_or(0);
-    mix(nanos ^ u64::from(std::process::id()).rotate_left(32))
+    mix64(nanos ^ u64::from(std::process::id()).rotate_left(32))
 }
 
 #[cfg(test)]
@@ -202,16 +142,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn bounds_hold_and_streams_differ() {
-        let mut r = SplitMix64::new(1);
-        for _ in 0..1000 {
-            assert!(r.below(7) < 7);
-            let u = r.unit();
-            assert!((0.0..1.0).contains(&u));
-            let x = r.in_range(10..20);
-            assert!((10..20).contains(&x));
-        }
-        assert_eq!(r.below(0), 0);
+    fn streams_differ() {
         let tree = SeedTree::new(5);
         assert_ne!(tree.worker(0, 0).next_u64(), tree.worker(1, 0).next_u64());
         assert_ne!(tree.worker(0, 0).next_u64(), tree.worker(0, 1).next_u64());

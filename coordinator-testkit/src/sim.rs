@@ -7,9 +7,9 @@ use std::collections::{BTreeSet, BinaryHeap, HashMap};
 use std::time::Duration;
 
 use coordinator_core::{
-    decode, encode, Action, Config, Event, Failure, HeartbeatRecord, Identity, Incarnation,
+    decode, encode, mix64, Action, Config, Event, Failure, HeartbeatRecord, Identity, Incarnation,
     Instant, Keys, LeaseRecord, Machine, MetadataRecord, Namespace, Request, RequestId, Response,
-    RosterRecord, StoreTraits, WorkerId, FORMAT,
+    RosterRecord, SplitMix64, StoreTraits, WorkerId, FORMAT,
 };
 
 use crate::bounds::{self, hidden_wait_ms, Follower, Promise, Rtt};
@@ -19,7 +19,7 @@ use crate::fenced::{self, FencedWriter, Next};
 use crate::naive::NaiveMachine;
 use crate::report::{round3, FencedStats, Report, RoleRequests, Summary, Violation, ViolationKind};
 use crate::scenario::{Mode, Scenario, Scripted};
-use crate::seed::{mix, SeedTree, SplitMix64};
+use crate::seed::SeedTree;
 use crate::store::{is_write, Requests, SimStore};
 
 const MAX_VIOLATIONS_KEPT: usize = 100;
@@ -840,7 +840,7 @@ impl Sim {
     }
 
     fn note(&mut self, x: u64) {
-        self.hash = mix(self.hash ^ x).wrapping_add(self.t);
+        self.hash = mix64(self.hash ^ x).wrapping_add(self.t);
     }
 
     fn log(&mut self, line: impl FnOnce() -> String) {
@@ -3170,7 +3170,7 @@ impl Sim {
             duplicate_ids_reported: self.duplicates_reported,
             fenced: self.fenced,
             events: self.events,
-            trace_hash: format!("{:016x}", mix(self.hash ^ self.events)),
+            trace_hash: format!("{:016x}", mix64(self.hash ^ self.events)),
             trace_before_first_violation: self.first_violation_trace,
             trace_tail: self
                 .trace

@@ -144,7 +144,12 @@ fn hidden_retries_neither_duplicate_messages_nor_strand_claims() {
             Duration::from_secs(2),
         ));
         let shared: Arc<dyn LeaseStore> = store.clone();
-        let queue = Queue::builder(shared, "ns", "q")
+        let registry = coordinator_runtime::CoordinatorRegistry::new(
+            shared,
+            coordinator_runtime::CoordinatorConfig::default().with_worker_id("w"),
+        )
+        .unwrap();
+        let queue = Queue::builder(&registry, "ns", "q")
             .config(QueueConfig {
                 seed: Some(5),
                 ..QueueConfig::default()
@@ -159,7 +164,7 @@ fn hidden_retries_neither_duplicate_messages_nor_strand_claims() {
             .await
             .unwrap();
         assert_eq!(listed.len(), 4, "{listed:?}");
-        let claimed = queue.consumer("w").claim(4).await.unwrap();
+        let claimed = queue.consumer().claim(4).await.unwrap();
         assert_eq!(claimed.len(), 4, "our own claims, not races lost");
         for message in claimed {
             message.complete().await.unwrap();

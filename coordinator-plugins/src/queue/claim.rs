@@ -118,9 +118,14 @@ impl Counters {
 /// # use coordinator_plugins::queue::{Queue, FailOutcome};
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), coordinator_plugins::queue::QueueError> {
-/// # let queue = Queue::builder(Arc::new(coordinator_store::MemoryStore::new()), "ns", "q").build()?;
+/// # let registry = coordinator_runtime::CoordinatorRegistry::new(
+/// #     Arc::new(coordinator_store::MemoryStore::new()),
+/// #     coordinator_runtime::CoordinatorConfig::default().with_worker_id("w1"),
+/// # ).unwrap();
+/// # let queue = Queue::builder(&registry, "ns", "q").build()?;
 /// queue.enqueue("job").await?;
-/// let consumer = queue.consumer("w1");
+/// let consumer = queue.consumer();
+/// assert_eq!(consumer.worker_id(), "w1");
 /// let mut claimed = consumer.claim(10).await?;
 /// let message = claimed.pop().unwrap();
 /// assert_eq!(message.message().attempt, 1);
@@ -152,12 +157,12 @@ struct Claiming {
 }
 
 impl Queue {
-    /// A consumer claiming as `worker_id` (the name written into claims and
-    /// logs; use the coordinator's worker id).
-    pub fn consumer(&self, worker_id: impl Into<String>) -> Consumer {
+    /// A consumer claiming as the worker of the registry the queue was
+    /// built from (the id written into claims and logs).
+    pub fn consumer(&self) -> Consumer {
         Consumer {
             queue: self.inner.clone(),
-            worker: worker_id.into(),
+            worker: self.inner.scope.worker_id().to_string(),
             seen: Mutex::new(Observations::default()),
             counters: Arc::new(Counters::default()),
             pending: Mutex::new(HashMap::new()),

@@ -175,7 +175,11 @@ impl Queue {
     /// # use coordinator_plugins::queue::Queue;
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), coordinator_plugins::queue::QueueError> {
-    /// # let queue = Queue::builder(Arc::new(coordinator_store::MemoryStore::new()), "ns", "q").build()?;
+    /// # let registry = coordinator_runtime::CoordinatorRegistry::new(
+    /// #     Arc::new(coordinator_store::MemoryStore::new()),
+    /// #     coordinator_runtime::CoordinatorConfig::default().with_worker_id("w1"),
+    /// # ).unwrap();
+    /// # let queue = Queue::builder(&registry, "ns", "q").build()?;
     /// let ids = queue.enqueue_batch(["a", "b", "c"]).await?;
     /// assert!(ids.windows(2).all(|w| w[0] < w[1]));
     /// assert_eq!(queue.stats().await?.pending, 3);

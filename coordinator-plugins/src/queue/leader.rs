@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use coordinator_runtime::{CoordinatorPlugin, LeaderContext, PluginError, StepDownReason};
+use coordinator_runtime::{
+    CoordinatorPlugin, LeaderContext, PluginError, PluginScope, StepDownReason,
+};
 use coordinator_store::{StoreError, Version};
 use futures::StreamExt;
 
@@ -51,7 +53,11 @@ use crate::swap::{self, Attempts, Created, Swapped};
 /// use std::sync::Arc;
 /// use coordinator_runtime::CoordinatorPlugin;
 /// use coordinator_plugins::queue::Queue;
-/// let queue = Queue::builder(Arc::new(coordinator_store::MemoryStore::new()), "ns", "orders").build().unwrap();
+/// # let registry = coordinator_runtime::CoordinatorRegistry::new(
+/// #     Arc::new(coordinator_store::MemoryStore::new()),
+/// #     coordinator_runtime::CoordinatorConfig::default().with_worker_id("w1"),
+/// # ).unwrap();
+/// let queue = Queue::builder(&registry, "ns", "orders").build().unwrap();
 /// assert_eq!(queue.maintenance().name(), "queue.orders");
 /// ```
 pub struct QueueMaintenance {
@@ -810,6 +816,10 @@ impl CoordinatorPlugin for QueueMaintenance {
 
     fn work_interval(&self) -> Option<Duration> {
         Some(self.queue.config.sweep_interval)
+    }
+
+    fn scope(&self) -> Option<&PluginScope> {
+        Some(&self.queue.scope)
     }
 }
 

@@ -75,13 +75,22 @@
 //!
 //! ```
 //! use std::sync::Arc;
-//! use coordinator_plugins::queue::{Queue, QueueConfig};
+//! use coordinator_plugins::queue::Queue;
+//! use coordinator_runtime::{CoordinatorConfig, CoordinatorRegistry};
 //! use coordinator_store::MemoryStore;
 //! # #[tokio::main(flavor = "current_thread")]
-//! # async fn main() -> Result<(), coordinator_plugins::queue::QueueError> {
-//! let queue = Queue::builder(Arc::new(MemoryStore::new()), "shop", "orders").build()?;
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! // No coordinator starts until something is attached: a process that
+//! // only enqueues and consumes needs one all the same, for its store,
+//! // clock and worker id.
+//! let registry = CoordinatorRegistry::new(
+//!     Arc::new(MemoryStore::new()),
+//!     CoordinatorConfig::default().with_worker_id("worker-1"),
+//! )?;
+//! let queue = Queue::builder(&registry, "shop", "orders").build()?;
 //! queue.enqueue("order 1").await?;
-//! let consumer = queue.consumer("worker-1");
+//! let consumer = queue.consumer();
+//! assert_eq!(consumer.worker_id(), "worker-1");
 //! let claimed = consumer.claim(1).await?;
 //! assert_eq!(&claimed[0].message().payload[..], b"order 1");
 //! for message in claimed {
@@ -103,7 +112,7 @@ mod worker;
 use std::fmt;
 use std::sync::Arc;
 
-use coordinator_runtime::{Clock, SystemClock};
+use coordinator_runtime::{Clock, CoordinatorError, CoordinatorRegistry, PluginScope};
 use coordinator_store::LeaseStore;
 
 pub(crate) use claim::truncate as truncate_error;
@@ -130,8 +139,14 @@ pub const TARGET: &str = "coordinator_plugins::queue";
 /// ```
 /// use std::sync::Arc;
 /// use coordinator_plugins::queue::{Queue, QueueConfig};
+/// use coordinator_runtime::{CoordinatorConfig, CoordinatorRegistry};
 /// use coordinator_store::MemoryStore;
-/// let queue = Queue::builder(Arc::new(MemoryStore::new()), "shop", "orders")
+/// let registry = CoordinatorRegistry::new(
+///     Arc::new(MemoryStore::new()),
+///     CoordinatorConfig::default().with_worker_id("w1"),
+/// )
+/// .unwrap();
+/// let queue = Queue::builder(&registry, "shop", "orders")
 ///     .config(QueueConfig { concurrency: 8, ..QueueConfig::default() })
 ///     .build()
 ///     .unwrap();
@@ -143,6 +158,7 @@ pub struct Queue {
 }
 
 pub(crate) struct QueueInner {
+    pub(crate) scope: PluginScope,
     pub(crate) store: Arc<dyn LeaseStore>,
     pub(crate) namespace: String,
     pub(crate) name: String,
@@ -159,27 +175,19 @@ impl QueueInner {
     }
 }
 
-/// Builds a [`Queue`]: the config and the clock are optional.
+/// Builds a [`Queue`]: the config is optional.
 #[derive(Debug)]
 pub struct QueueBuilder {
-    store: Arc<dyn LeaseStore>,
+    scope: Result<PluginScope, CoordinatorError>,
     namespace: String,
     name: String,
     config: QueueConfig,
-    clock: Option<Arc<dyn Clock>>,
 }
 
 impl QueueBuilder {
     /// Sets the configuration (default [`QueueConfig::default`]).
     pub fn config(mut self, config: QueueConfig) -> Self {
         self.config = config;
-        self
-    }
-
-    /// Sets the clock (default [`SystemClock`]); use the runtime's clock, or
-    /// a [`VirtualClock`](crate::VirtualClock) under paused tokio time.
-    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
-        self.clock = Some(clock);
         self
     }
 
@@ -196,18 +204,24 @@ impl QueueBuilder {
                 reason,
             })?;
         }
+        let scope = self.scope.map_err(|error| QueueError::InvalidName {
+            what: "namespace",
+            name: self.namespace.clone(),
+            reason: error.to_string(),
+        })?;
         self.config.validate()?;
         let rng = Rng::seeded(self.config.seed);
         let ids = IdGenerator::new(&rng);
         let keys = QueueKeys::new(layout::base(&self.namespace, "queue", &self.name));
         Ok(Queue {
             inner: Arc::new(QueueInner {
-                store: self.store,
+                store: scope.store().clone(),
+                clock: scope.clock().clone(),
+                scope,
                 namespace: self.namespace,
                 name: self.name,
                 keys,
                 config: self.config,
-                clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock::new())),
                 rng,
                 ids,
             }),
@@ -216,18 +230,23 @@ impl QueueBuilder {
 }
 
 impl Queue {
-    /// A builder for the queue `name` of `namespace` over `store`.
+    /// A builder for the queue `name` of `namespace`, in `registry`'s
+    /// [scope](CoordinatorRegistry::scope) for `namespace`: the queue uses
+    /// the registry's store and clock, its consumers claim as the
+    /// registry's worker, and its [`maintenance`](Self::maintenance) can be
+    /// attached only to `namespace` through `registry`. Building it starts
+    /// no coordinator: a process that only enqueues builds it the same way.
     pub fn builder(
-        store: Arc<dyn LeaseStore>,
+        registry: &CoordinatorRegistry,
         namespace: impl Into<String>,
         name: impl Into<String>,
     ) -> QueueBuilder {
+        let namespace = namespace.into();
         QueueBuilder {
-            store,
-            namespace: namespace.into(),
+            scope: registry.scope(&namespace),
+            namespace,
             name: name.into(),
             config: QueueConfig::default(),
-            clock: None,
         }
     }
 
@@ -251,8 +270,11 @@ impl Queue {
         self.inner.keys.base()
     }
 
-    /// The leader's part, to attach to the namespace's coordinator:
-    /// `coordinators.attach(namespace, Arc::new(queue.maintenance()))`.
+    /// The leader's part, to attach to the queue's namespace through the
+    /// registry it was built from:
+    /// `registry.attach(queue.namespace(), Arc::new(queue.maintenance()))`;
+    /// anywhere else it is refused
+    /// ([`CoordinatorError::PluginScopeMismatch`]).
     pub fn maintenance(&self) -> QueueMaintenance {
         QueueMaintenance::new(self.clone())
     }

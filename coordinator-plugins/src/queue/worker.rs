@@ -69,11 +69,15 @@ where
 /// use tokio_util::sync::CancellationToken;
 /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
 /// # async fn main() -> Result<(), coordinator_plugins::queue::QueueError> {
-/// let queue = Queue::builder(Arc::new(coordinator_store::MemoryStore::new()), "ns", "q").build()?;
+/// # let registry = coordinator_runtime::CoordinatorRegistry::new(
+/// #     Arc::new(coordinator_store::MemoryStore::new()),
+/// #     coordinator_runtime::CoordinatorConfig::default().with_worker_id("w1"),
+/// # ).unwrap();
+/// let queue = Queue::builder(&registry, "ns", "q").build()?;
 /// queue.enqueue_batch(["a", "b"]).await?;
 /// let done = Arc::new(AtomicUsize::new(0));
 /// let counter = done.clone();
-/// let worker = queue.worker("w1", move |_m: Message, _c: ClaimHandle| {
+/// let worker = queue.worker(move |_m: Message, _c: ClaimHandle| {
 ///     let counter = counter.clone();
 ///     async move { counter.fetch_add(1, Ordering::SeqCst); Ok::<(), HandlerError>(()) }
 /// });
@@ -94,14 +98,11 @@ pub struct QueueWorker {
 }
 
 impl Queue {
-    /// A worker claiming as `worker_id` and running `handler`.
-    pub fn worker(
-        &self,
-        worker_id: impl Into<String>,
-        handler: impl MessageHandler,
-    ) -> QueueWorker {
+    /// A worker claiming as the worker of the registry the queue was built
+    /// from, and running `handler`.
+    pub fn worker(&self, handler: impl MessageHandler) -> QueueWorker {
         QueueWorker {
-            consumer: Arc::new(self.consumer(worker_id)),
+            consumer: Arc::new(self.consumer()),
             handler: Arc::new(handler),
         }
     }

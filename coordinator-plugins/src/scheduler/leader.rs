@@ -12,7 +12,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use coordinator_core::Instant;
-use coordinator_runtime::{CoordinatorPlugin, LeaderContext, PluginError, StepDownReason};
+use coordinator_runtime::{
+    CoordinatorPlugin, LeaderContext, PluginError, PluginScope, StepDownReason,
+};
 use coordinator_store::Version;
 use tokio::task::{JoinHandle, JoinSet};
 
@@ -38,7 +40,11 @@ const GC_MIN_AGE_MS: u64 = 3_600_000;
 /// use std::sync::Arc;
 /// use coordinator_runtime::CoordinatorPlugin;
 /// use coordinator_plugins::scheduler::Scheduler;
-/// let scheduler = Scheduler::builder(Arc::new(coordinator_store::MemoryStore::new()), "ns", "cron")
+/// # let registry = coordinator_runtime::CoordinatorRegistry::new(
+/// #     Arc::new(coordinator_store::MemoryStore::new()),
+/// #     coordinator_runtime::CoordinatorConfig::default().with_worker_id("w1"),
+/// # ).unwrap();
+/// let scheduler = Scheduler::builder(&registry, "ns", "cron")
 ///     .build().unwrap();
 /// assert_eq!(scheduler.plugin().name(), "scheduler.cron");
 /// ```
@@ -87,6 +93,10 @@ impl CoordinatorPlugin for SchedulerPlugin {
     async fn on_stop_being_coordinator(&self, _reason: StepDownReason) -> Result<(), PluginError> {
         self.replace_task(None);
         Ok(())
+    }
+
+    fn scope(&self) -> Option<&PluginScope> {
+        Some(&self.inner.scope)
     }
 }
 

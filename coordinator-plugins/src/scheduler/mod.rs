@@ -60,10 +60,15 @@
 //! ```
 //! use std::sync::Arc;
 //! use coordinator_plugins::scheduler::{JobContext, JobError, JobSpec, Scheduler};
+//! use coordinator_runtime::{CoordinatorConfig, CoordinatorRegistry};
 //! use coordinator_store::MemoryStore;
 //! # #[tokio::main(flavor = "current_thread")]
-//! # async fn main() -> Result<(), coordinator_plugins::scheduler::SchedulerError> {
-//! let scheduler = Scheduler::builder(Arc::new(MemoryStore::new()), "shop", "cron")
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let registry = CoordinatorRegistry::new(
+//!     Arc::new(MemoryStore::new()),
+//!     CoordinatorConfig::default().with_worker_id("w1"),
+//! )?;
+//! let scheduler = Scheduler::builder(&registry, "shop", "cron")
 //!     .handler("cleanup", |ctx: JobContext| async move {
 //!         println!("cleanup for slot {:?}", ctx.slot_unix_ms());
 //!         Ok::<(), JobError>(())
@@ -72,7 +77,7 @@
 //! scheduler.add(JobSpec::new("cleanup", "*/5 * * * *")).await?;
 //! scheduler.disable("cleanup").await?;
 //! assert!(!scheduler.jobs().await?[0].enabled);
-//! // coordinators.attach("shop", Arc::new(scheduler.plugin())).await?;
+//! // registry.attach("shop", Arc::new(scheduler.plugin())).await?;
 //! # Ok(())
 //! # }
 //! ```
@@ -90,7 +95,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
-use coordinator_runtime::{Clock, SystemClock};
+use coordinator_runtime::{Clock, CoordinatorError, CoordinatorRegistry, PluginScope};
 use coordinator_store::LeaseStore;
 
 pub use client::{JobInfo, RunRecord};
@@ -116,6 +121,7 @@ pub struct Scheduler {
 }
 
 pub(crate) struct SchedulerInner {
+    pub(crate) scope: PluginScope,
     pub(crate) store: Arc<dyn LeaseStore>,
     pub(crate) name: String,
     pub(crate) keys: SchedulerKeys,
@@ -134,11 +140,10 @@ impl SchedulerInner {
 
 /// Builds a [`Scheduler`] and registers its handlers.
 pub struct SchedulerBuilder {
-    store: Arc<dyn LeaseStore>,
+    scope: Result<PluginScope, CoordinatorError>,
     namespace: String,
     name: String,
     config: SchedulerConfig,
-    clock: Option<Arc<dyn Clock>>,
     handlers: HashMap<String, Arc<dyn JobHandler>>,
 }
 
@@ -146,13 +151,6 @@ impl SchedulerBuilder {
     /// Sets the configuration.
     pub fn config(mut self, config: SchedulerConfig) -> Self {
         self.config = config;
-        self
-    }
-
-    /// Sets the clock (default [`SystemClock`]); a
-    /// [`VirtualClock`](crate::VirtualClock) under paused tokio time.
-    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
-        self.clock = Some(clock);
         self
     }
 
@@ -177,16 +175,22 @@ impl SchedulerBuilder {
                 reason,
             })?;
         }
+        let scope = self.scope.map_err(|error| SchedulerError::InvalidName {
+            what: "namespace",
+            name: self.namespace.clone(),
+            reason: error.to_string(),
+        })?;
         self.config.validate()?;
         let rng = Rng::seeded(self.config.seed);
         let ids = IdGenerator::new(&rng);
         Ok(Scheduler {
             inner: Arc::new(SchedulerInner {
-                store: self.store,
+                store: scope.store().clone(),
+                clock: scope.clock().clone(),
+                scope,
                 keys: SchedulerKeys::new(layout::base(&self.namespace, "scheduler", &self.name)),
                 name: self.name,
                 config: self.config,
-                clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock::new())),
                 rng,
                 ids,
                 handlers: self.handlers,
@@ -206,18 +210,22 @@ impl fmt::Debug for SchedulerBuilder {
 }
 
 impl Scheduler {
-    /// A builder for scheduler `name` of `namespace` over `store`.
+    /// A builder for scheduler `name` of `namespace`, in `registry`'s
+    /// [scope](CoordinatorRegistry::scope) for `namespace`: the scheduler
+    /// uses the registry's store and clock, and its
+    /// [`plugin`](Self::plugin) can be attached only to `namespace` through
+    /// `registry`. Building it starts no coordinator.
     pub fn builder(
-        store: Arc<dyn LeaseStore>,
+        registry: &CoordinatorRegistry,
         namespace: impl Into<String>,
         name: impl Into<String>,
     ) -> SchedulerBuilder {
+        let namespace = namespace.into();
         SchedulerBuilder {
-            store,
-            namespace: namespace.into(),
+            scope: registry.scope(&namespace),
+            namespace,
             name: name.into(),
             config: SchedulerConfig::default(),
-            clock: None,
             handlers: HashMap::new(),
         }
     }
@@ -232,8 +240,16 @@ impl Scheduler {
         self.inner.keys.base()
     }
 
-    /// The leader's loop, to attach to the namespace:
-    /// `coordinators.attach(namespace, Arc::new(scheduler.plugin()))`.
+    /// The namespace the scheduler belongs to.
+    pub fn namespace(&self) -> &str {
+        self.inner.scope.namespace().as_str()
+    }
+
+    /// The leader's loop, to attach to the scheduler's namespace through the
+    /// registry it was built from:
+    /// `registry.attach(scheduler.namespace(), Arc::new(scheduler.plugin()))`;
+    /// anywhere else it is refused
+    /// ([`CoordinatorError::PluginScopeMismatch`]).
     pub fn plugin(&self) -> SchedulerPlugin {
         SchedulerPlugin::new(self.inner.clone())
     }

@@ -8,7 +8,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bytes::Bytes;
 use coordinator_core::Instant;
-use coordinator_runtime::{CoordinatorPlugin, LeaderContext, PluginError, StepDownReason};
+use coordinator_runtime::{
+    CoordinatorPlugin, LeaderContext, PluginError, PluginScope, StepDownReason,
+};
 use coordinator_store::{ObjectMeta, StoreError, Version};
 use futures::StreamExt;
 
@@ -35,7 +37,11 @@ use crate::swap::{self, swap, Attempts, Created, Swapped};
 /// use std::sync::Arc;
 /// use coordinator_runtime::CoordinatorPlugin;
 /// use coordinator_plugins::ttl::Ttl;
-/// let ttl = Ttl::builder(Arc::new(coordinator_store::MemoryStore::new()), "ns", "sessions").build().unwrap();
+/// # let registry = coordinator_runtime::CoordinatorRegistry::new(
+/// #     Arc::new(coordinator_store::MemoryStore::new()),
+/// #     coordinator_runtime::CoordinatorConfig::default().with_worker_id("w1"),
+/// # ).unwrap();
+/// let ttl = Ttl::builder(&registry, "ns", "sessions").build().unwrap();
 /// assert_eq!(ttl.sweeper().name(), "ttl.sessions");
 /// ```
 pub struct TtlSweeper {
@@ -686,6 +692,10 @@ impl CoordinatorPlugin for TtlSweeper {
 
     fn work_interval(&self) -> Option<Duration> {
         Some(self.inner.config.sweep_interval)
+    }
+
+    fn scope(&self) -> Option<&PluginScope> {
+        Some(&self.inner.scope)
     }
 }
 

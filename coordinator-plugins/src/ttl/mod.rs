@@ -54,14 +54,19 @@
 //! use std::sync::Arc;
 //! use std::time::Duration;
 //! use coordinator_plugins::ttl::{Expiry, Ttl};
+//! use coordinator_runtime::{CoordinatorConfig, CoordinatorRegistry};
 //! use coordinator_store::MemoryStore;
 //! # #[tokio::main(flavor = "current_thread")]
-//! # async fn main() -> Result<(), coordinator_plugins::ttl::TtlError> {
-//! let ttl = Ttl::builder(Arc::new(MemoryStore::new()), "web", "sessions").build()?;
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let registry = CoordinatorRegistry::new(
+//!     Arc::new(MemoryStore::new()),
+//!     CoordinatorConfig::default().with_worker_id("w1"),
+//! )?;
+//! let ttl = Ttl::builder(&registry, "web", "sessions").build()?;
 //! ttl.put("session/42", "alice", Expiry::After(Duration::from_secs(1800))).await?;
 //! assert_eq!(&ttl.get("session/42").await?.unwrap().payload[..], b"alice");
 //! ttl.refresh("session/42", Expiry::After(Duration::from_secs(3600))).await?;
-//! // coordinators.attach("web", Arc::new(ttl.sweeper())).await?;
+//! // registry.attach("web", Arc::new(ttl.sweeper())).await?;
 //! # Ok(())
 //! # }
 //! ```
@@ -79,7 +84,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use coordinator_runtime::{Clock, SystemClock};
+use coordinator_runtime::{Clock, CoordinatorError, CoordinatorRegistry, PluginScope};
 use coordinator_store::LeaseStore;
 
 pub use client::{Registration, TtlRecord};
@@ -162,6 +167,7 @@ pub struct Ttl {
 }
 
 pub(crate) struct TtlInner {
+    pub(crate) scope: PluginScope,
     pub(crate) store: Arc<dyn LeaseStore>,
     pub(crate) name: String,
     pub(crate) keys: TtlKeys,
@@ -186,11 +192,10 @@ impl TtlInner {
 
 /// Builds a [`Ttl`].
 pub struct TtlBuilder {
-    store: Arc<dyn LeaseStore>,
+    scope: Result<PluginScope, CoordinatorError>,
     namespace: String,
     name: String,
     config: TtlConfig,
-    clock: Option<Arc<dyn Clock>>,
     callback: Option<Arc<dyn ExpiryCallback>>,
 }
 
@@ -198,12 +203,6 @@ impl TtlBuilder {
     /// Sets the configuration.
     pub fn config(mut self, config: TtlConfig) -> Self {
         self.config = config;
-        self
-    }
-
-    /// Sets the clock (default [`SystemClock`]).
-    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
-        self.clock = Some(clock);
         self
     }
 
@@ -228,6 +227,11 @@ impl TtlBuilder {
                 reason,
             })?;
         }
+        let scope = self.scope.map_err(|error| TtlError::InvalidName {
+            what: "namespace",
+            name: self.namespace.clone(),
+            reason: error.to_string(),
+        })?;
         self.config.validate()?;
         if self.config.action == ExpiryAction::Callback && self.callback.is_none() {
             return Err(TtlError::Config {
@@ -239,11 +243,12 @@ impl TtlBuilder {
         let ids = IdGenerator::new(&rng);
         Ok(Ttl {
             inner: Arc::new(TtlInner {
-                store: self.store,
+                store: scope.store().clone(),
+                clock: scope.clock().clone(),
+                scope,
                 keys: TtlKeys::new(layout::base(&self.namespace, "ttl", &self.name)),
                 name: self.name,
                 config: self.config,
-                clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock::new())),
                 rng,
                 ids,
                 callback: self.callback,
@@ -262,18 +267,22 @@ impl fmt::Debug for TtlBuilder {
 }
 
 impl Ttl {
-    /// A builder for TTL instance `name` of `namespace` over `store`.
+    /// A builder for TTL instance `name` of `namespace`, in `registry`'s
+    /// [scope](CoordinatorRegistry::scope) for `namespace`: the instance
+    /// uses the registry's store and clock, and its
+    /// [`sweeper`](Self::sweeper) can be attached only to `namespace`
+    /// through `registry`. Building it starts no coordinator.
     pub fn builder(
-        store: Arc<dyn LeaseStore>,
+        registry: &CoordinatorRegistry,
         namespace: impl Into<String>,
         name: impl Into<String>,
     ) -> TtlBuilder {
+        let namespace = namespace.into();
         TtlBuilder {
-            store,
-            namespace: namespace.into(),
+            scope: registry.scope(&namespace),
+            namespace,
             name: name.into(),
             config: TtlConfig::default(),
-            clock: None,
             callback: None,
         }
     }
@@ -288,8 +297,16 @@ impl Ttl {
         self.inner.keys.base()
     }
 
-    /// The leader's part, to attach to the namespace:
-    /// `coordinators.attach(namespace, Arc::new(ttl.sweeper()))`.
+    /// The namespace the instance belongs to.
+    pub fn namespace(&self) -> &str {
+        self.inner.scope.namespace().as_str()
+    }
+
+    /// The leader's part, to attach to the instance's namespace through the
+    /// registry it was built from:
+    /// `registry.attach(ttl.namespace(), Arc::new(ttl.sweeper()))`;
+    /// anywhere else it is refused
+    /// ([`CoordinatorError::PluginScopeMismatch`]).
     pub fn sweeper(&self) -> TtlSweeper {
         TtlSweeper::new(self.inner.clone())
     }

@@ -10,9 +10,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use coordinator_core::{Namespace, WorkerId};
-use coordinator_plugins::VirtualClock;
-use coordinator_runtime::{Clock, CoordinatorConfig, Coordinators, LeaderContext};
+use coordinator_core::{Namespace, SplitMix64, WorkerId};
+use coordinator_runtime::{
+    Clock, CoordinatorConfig, CoordinatorRegistry, LeaderContext, TokioClock,
+};
 use coordinator_store::{LeaseStore, MemoryStore};
 
 /// 2023-11-14T22:13:20Z.
@@ -26,15 +27,15 @@ pub fn virtual_store() -> MemoryStore {
     }))
 }
 
-pub fn clock() -> Arc<VirtualClock> {
-    Arc::new(VirtualClock::starting_at(T0))
+pub fn clock() -> Arc<TokioClock> {
+    Arc::new(TokioClock::starting_at(T0))
 }
 
 /// A context valid for `for_` from now, outside any election.
 pub fn standalone(
     epoch: u64,
     store: Arc<dyn LeaseStore>,
-    clock: &Arc<VirtualClock>,
+    clock: &Arc<TokioClock>,
     for_: Duration,
 ) -> LeaderContext {
     let deadline = clock.now() + for_;
@@ -53,9 +54,13 @@ pub fn seed_of(id: &str) -> u64 {
         .fold(17u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b)))
 }
 
-pub fn registry(store: Arc<dyn LeaseStore>, id: &str, clock: &Arc<VirtualClock>) -> Coordinators {
+pub fn registry(
+    store: Arc<dyn LeaseStore>,
+    id: &str,
+    clock: &Arc<TokioClock>,
+) -> CoordinatorRegistry {
     let clock: Arc<dyn Clock> = clock.clone();
-    Coordinators::builder(store)
+    CoordinatorRegistry::builder(store)
         .config(
             CoordinatorConfig::default()
                 .with_worker_id(id)
@@ -66,16 +71,16 @@ pub fn registry(store: Arc<dyn LeaseStore>, id: &str, clock: &Arc<VirtualClock>)
         .expect("valid config")
 }
 
-/// A tiny deterministic generator for the tests' own choices.
-pub struct TestRng(pub u64);
+/// A deterministic generator for the tests' own choices.
+pub struct TestRng(pub SplitMix64);
 
 impl TestRng {
+    pub fn new(seed: u64) -> Self {
+        Self(SplitMix64::new(seed))
+    }
+
     pub fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        self.0.next_u64()
     }
 
     pub fn below(&mut self, n: u64) -> u64 {

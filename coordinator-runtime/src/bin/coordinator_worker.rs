@@ -22,7 +22,7 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use coordinator_runtime::{CoordinatorConfig, Coordinators};
+use coordinator_runtime::{CoordinatorConfig, CoordinatorRegistry};
 
 const USAGE: &str =
     "usage: coordinator-worker --url URL --worker-id ID [--namespace NS] [--fast] [--election JSON]
@@ -114,9 +114,9 @@ async fn run(args: Args) -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     let mut config = CoordinatorConfig::default().with_election(args.election);
     config.worker_id = args.worker_id;
-    let coordinators = Coordinators::new(store, config).map_err(|e| e.to_string())?;
-    let me = coordinators.worker_id().clone();
-    let coordinator = coordinators
+    let registry = CoordinatorRegistry::new(store, config).map_err(|e| e.to_string())?;
+    let me = registry.worker_id().clone();
+    let coordinator = registry
         .get(&args.namespace)
         .await
         .map_err(|e| e.to_string())?;
@@ -152,7 +152,7 @@ async fn run(args: Args) -> Result<(), String> {
     }
     println!("STOPPING worker={me}");
     drop(coordinator);
-    coordinators.close().await;
+    registry.close().await;
     println!("STOPPED worker={me}");
     Ok(())
 }

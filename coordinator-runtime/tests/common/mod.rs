@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use coordinator_runtime::{
-    async_trait, Clock, CoordinatorConfig, CoordinatorPlugin, Coordinators, GlobalCoordinator,
+    async_trait, Clock, Coordinator, CoordinatorConfig, CoordinatorPlugin, CoordinatorRegistry,
     LeaderContext, PluginError, StepDownReason, TokioClock,
 };
 use coordinator_store::{LeaseStore, MemoryStore};
@@ -33,7 +33,11 @@ pub fn config(id: &str) -> CoordinatorConfig {
         .with_seed(seed)
 }
 
-pub fn worker(store: Arc<dyn LeaseStore>, id: &str, clock: &Arc<TokioClock>) -> Coordinators {
+pub fn worker(
+    store: Arc<dyn LeaseStore>,
+    id: &str,
+    clock: &Arc<TokioClock>,
+) -> CoordinatorRegistry {
     worker_with(store, config(id), clock)
 }
 
@@ -41,9 +45,9 @@ pub fn worker_with(
     store: Arc<dyn LeaseStore>,
     config: CoordinatorConfig,
     clock: &Arc<TokioClock>,
-) -> Coordinators {
+) -> CoordinatorRegistry {
     let clock: Arc<dyn Clock> = clock.clone();
-    Coordinators::builder(store)
+    CoordinatorRegistry::builder(store)
         .config(config)
         .clock(clock)
         .build()
@@ -70,7 +74,7 @@ pub async fn wait_until(
     }
 }
 
-pub fn leaders(coordinators: &[Arc<GlobalCoordinator>]) -> Vec<usize> {
+pub fn leaders(coordinators: &[Arc<Coordinator>]) -> Vec<usize> {
     coordinators
         .iter()
         .enumerate()

@@ -14,7 +14,6 @@
 //! ([`ObjectStoreLease::probe_conditional_delete`]) lives here too, next to
 //! what it switches on.
 
-use std::hash::{BuildHasher, Hasher};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
@@ -574,11 +573,12 @@ fn xml_element<'a>(body: &'a str, name: &str) -> Option<&'a str> {
 /// 100 ms doubling, with up to 50% jitter, never more than
 /// [`StoreOptions::MAX_BACKOFF`] (the policy of [`StoreOptions::retry_config`]).
 fn retry_backoff(attempt: usize) -> Duration {
-    let base = 100u64 << attempt.saturating_sub(1).min(4);
-    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-    hasher.write_usize(attempt);
-    let jitter = hasher.finish() % (base / 2 + 1);
-    Duration::from_millis(base + jitter).min(StoreOptions::MAX_BACKOFF)
+    crate::random::backoff(
+        Duration::from_millis(100),
+        Duration::from_millis(1_600),
+        attempt,
+    )
+    .min(StoreOptions::MAX_BACKOFF)
 }
 
 #[cfg(test)]

@@ -8,9 +8,13 @@
 //! coordinator-plugin-sim ttl --workers 3 --records 5000 --seed 63 --faults none
 //! ```
 //!
-//! The exit status is 2 when the run broke its oracle, 1 on bad arguments.
+//! Exit status ([`coordinator_testkit::exit_code`]): 0 when the run kept its
+//! oracle's checks; 1 when the report could not be written; 2 when the
+//! command line is wrong (clap's usage errors, and values it refuses); 3
+//! when the run broke its oracle.
 
 use clap::{Arg, ArgAction, ArgMatches, Command};
+use coordinator_testkit::exit_code;
 use coordinator_testkit::plugins::queue::{run_queue, QueueScenario};
 use coordinator_testkit::plugins::scheduler::{run_scheduler, SchedulerScenario};
 use coordinator_testkit::plugins::ttl::{run_ttl, TtlScenario};
@@ -54,11 +58,17 @@ fn command() -> Command {
             .arg(Arg::new("hours").long("hours").default_value("6")))
         .subcommand(common(Command::new("ttl").about("records expiring across fail-overs"), "3")
             .arg(Arg::new("records").long("records").default_value("5000")))
+        .after_help("Exit status:
+  0  the run kept its oracle's checks
+  1  the report could not be written
+  2  the command line is wrong (a usage error, or a value the simulator refuses)
+  3  the run broke its oracle")
 }
 
+/// A value on the command line the simulator refuses: a usage error.
 fn fail(message: String) -> ! {
     eprintln!("coordinator-plugin-sim: {message}");
-    std::process::exit(1);
+    std::process::exit(exit_code::USAGE);
 }
 
 fn num<T: std::str::FromStr>(m: &ArgMatches, name: &str) -> T {
@@ -81,10 +91,13 @@ fn world(m: &ArgMatches, base: World) -> World {
 fn print<R: serde::Serialize>(report: &R, violations: usize) {
     match serde_json::to_string_pretty(report) {
         Ok(text) => println!("{text}"),
-        Err(error) => fail(error.to_string()),
+        Err(error) => {
+            eprintln!("coordinator-plugin-sim: {error}");
+            std::process::exit(exit_code::ERROR);
+        }
     }
     if violations > 0 {
-        std::process::exit(2);
+        std::process::exit(exit_code::INVARIANT_BROKEN);
     }
 }
 

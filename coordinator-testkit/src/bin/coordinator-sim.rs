@@ -9,8 +9,15 @@
 //!
 //! One seed prints a summary table (or, with `--json`, one JSON object);
 //! `--seeds` runs many on every core and summarises them, with a progress
-//! bar on stderr. The exit status is 2 when a core mode (`global`,
-//! `per-plugin`) broke an invariant, 1 on bad arguments.
+//! bar on stderr.
+//!
+//! Exit status ([`coordinator_testkit::exit_code`]): 0 when every run kept
+//! its invariants (`--mode naive`, the replaced system, always exits 0: its
+//! violations are the point of running it, and the report lists them); 1
+//! when the simulator failed otherwise (its output could not be written); 2
+//! when the command line is wrong (clap's usage errors, and values the
+//! simulator refuses); 3 when a run in a core mode (`global`, `per-plugin`)
+//! broke an invariant.
 
 use std::io::Write as _;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -20,7 +27,7 @@ use std::time::Duration;
 use clap::{Arg, ArgAction, ArgMatches, Command};
 use coordinator_core::{parse_duration, Config};
 use coordinator_testkit::{
-    parse_seeds, random_seed, FaultSet, Mode, Report, Requests, Scenario, SeedTree, Sim,
+    exit_code, parse_seeds, random_seed, FaultSet, Mode, Report, Requests, Scenario, SeedTree, Sim,
     StoreFlavor, Summary, FAULT_KINDS,
 };
 use serde_json::{json, Value};
@@ -44,15 +51,31 @@ fn command() -> Command {
         .arg(Arg::new("stop-leader-every").long("stop-leader-every").help("stop the leader gracefully this often, half a period after the crashes (restart 10 s later)"))
         .arg(Arg::new("stale-lease-age").long("stale-lease-age").help("start with a lease left by a leader that died this long ago"))
         .arg(Arg::new("config").long("config").help("the workers' timings as JSON (coordinator_core::Config), e.g. '{\"heartbeat_interval\":\"5s\"}'"))
+        .arg(Arg::new("clock-rates").long("clock-rates").help("each worker slot's clock rate, comma-separated (1 is exact; slots past the list run at 1); rates beyond the drift tolerance (e.g. 0.5,1.5,1.5 with faults leader_partitions) break the promise, to see the oracle catch it"))
         .arg(Arg::new("threads").long("threads").help("threads for --seeds (default: every core)"))
         .arg(Arg::new("json").long("json").action(ArgAction::SetTrue).help("print one JSON object"))
         .arg(Arg::new("trace").long("trace").action(ArgAction::SetTrue).help("print the events up to the first violation and the last 200 of a single run"))
         .arg(Arg::new("trace-worker").long("trace-worker").help("with --trace: also every request and answer of these worker ids (comma-separated, or all)"))
+        .after_help(EXIT_STATUS)
 }
 
+/// The exit statuses, as `--help` prints them.
+const EXIT_STATUS: &str = "Exit status:
+  0  every run kept its invariants (--mode naive always exits 0: its violations are reported, not failed on)
+  1  the simulator failed otherwise (its output could not be written)
+  2  the command line is wrong (a usage error, or a value the simulator refuses)
+  3  a run in a core mode (global, per-plugin) broke an invariant";
+
+/// A value on the command line the simulator refuses: a usage error.
 fn fail(message: String) -> ! {
     eprintln!("coordinator-sim: {message}");
-    std::process::exit(1);
+    std::process::exit(exit_code::USAGE);
+}
+
+/// The simulator failed after accepting its command line.
+fn error(message: String) -> ! {
+    eprintln!("coordinator-sim: {message}");
+    std::process::exit(exit_code::ERROR);
 }
 
 fn num<T: std::str::FromStr>(m: &ArgMatches, name: &str) -> T {
@@ -104,6 +127,11 @@ impl Plan {
             s.faults.without(&names).unwrap_or_else(|e| fail(e));
             s.fault_spec = format!("{} --exclude {}", s.fault_spec, self.exclude.join(","));
         }
+        if let Some(rates) = &s.clock_rates {
+            // So that the rerun hint (`--faults <fault_spec>`) replays them.
+            let rates: Vec<String> = rates.iter().map(f64::to_string).collect();
+            s.fault_spec = format!("{} --clock-rates {}", s.fault_spec, rates.join(","));
+        }
         if let Some(store) = self.store {
             s.faults.store = store;
         }
@@ -140,6 +168,18 @@ fn main() {
     base.stop_leader_every = duration(&m, "stop-leader-every");
     base.stale_lease_age = duration(&m, "stale-lease-age");
     base.trace = m.get_flag("trace");
+    if let Some(text) = m.get_one::<String>("clock-rates") {
+        let rates: Vec<f64> = text
+            .split(',')
+            .map(|r| match r.trim().parse::<f64>() {
+                Ok(rate) if rate > 0.0 && rate.is_finite() => rate,
+                _ => fail(format!(
+                    "--clock-rates: `{r}` is not a clock rate; write positive numbers, e.g. 0.5,1.5,1.5"
+                )),
+            })
+            .collect();
+        base.clock_rates = Some(rates);
+    }
     base.trace_worker = m.get_one::<String>("trace-worker").cloned();
     if let Some(text) = m.get_one::<String>("config") {
         let config: Config =
@@ -209,7 +249,7 @@ fn main() {
     if json_out {
         println!(
             "{}",
-            serde_json::to_string(&report).unwrap_or_else(|e| fail(e.to_string()))
+            serde_json::to_string(&report).unwrap_or_else(|e| error(e.to_string()))
         );
     } else {
         print!("{}", report.table());
@@ -228,7 +268,7 @@ fn main() {
         }
     }
     if !report.passed() && plan.base.mode != Mode::Naive {
-        std::process::exit(2);
+        std::process::exit(exit_code::INVARIANT_BROKEN);
     }
 }
 
@@ -296,7 +336,7 @@ fn many(plan: &Plan, label: &str, seeds: &[u64], threads: usize, json_out: bool)
         .is_some_and(|a| !a.is_empty())
         && plan.base.mode != Mode::Naive
     {
-        std::process::exit(2);
+        std::process::exit(exit_code::INVARIANT_BROKEN);
     }
 }
 

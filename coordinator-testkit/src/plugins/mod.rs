@@ -23,15 +23,16 @@ pub mod ttl;
 use std::sync::Arc;
 use std::time::Duration;
 
+use coordinator_core::SplitMix64;
 use coordinator_runtime::{
-    Clock, CoordinatorConfig, CoordinatorPlugin, Coordinators, GlobalCoordinator,
+    Clock, Coordinator, CoordinatorConfig, CoordinatorPlugin, CoordinatorRegistry,
 };
 use coordinator_store::LeaseStore;
 use serde::Serialize;
 
 use crate::faults::{LatencyModel, RequestFaults};
 use crate::runtime::{virtual_memory_store, DriftClock, SeededStore};
-use crate::seed::{SeedTree, SplitMix64};
+use crate::seed::SeedTree;
 use crate::PPM;
 
 /// The faults the plugin scenarios use by default: those of the runtime
@@ -148,35 +149,48 @@ impl Stage {
         (Arc::new(clock), rng.next_u64())
     }
 
-    /// A registry for one life of the worker in `slot`, on its own clock.
-    pub(crate) fn registry(
-        &self,
-        slot: usize,
-        life: u64,
-    ) -> Option<(Coordinators, Arc<dyn Clock>, u64)> {
+    /// A registry for one life of the worker in `slot`, on its own clock,
+    /// and that life's seed.
+    pub(crate) fn registry(&self, slot: usize, life: u64) -> Option<(CoordinatorRegistry, u64)> {
         let (clock, seed) = self.worker_clock(slot, life);
         let config = CoordinatorConfig::default()
             .with_worker_id(format!("w{slot:03}-{life}"))
             .with_seed(seed);
-        let registry = Coordinators::builder(self.dyn_store())
+        let registry = CoordinatorRegistry::builder(self.dyn_store())
             .config(config)
-            .clock(clock.clone())
+            .clock(clock)
             .build()
             .ok()?;
-        Some((registry, clock, seed))
+        Some((registry, seed))
+    }
+
+    /// The oracle's own registry: over `store` (the memory store without
+    /// faults or counts), on a clock of its own, starting no coordinator.
+    /// The oracle's handles are built from it.
+    pub(crate) fn oracle_registry(
+        &self,
+        store: Arc<dyn LeaseStore>,
+        clock: Arc<dyn Clock>,
+    ) -> Option<CoordinatorRegistry> {
+        CoordinatorRegistry::builder(store)
+            .config(CoordinatorConfig::default().with_worker_id("oracle"))
+            .clock(clock)
+            .build()
+            .ok()
     }
 
     /// Starts one life of the worker in `slot` running the plugin `make`
-    /// builds on that worker's clock and seed, attached in `namespace`.
+    /// builds from that worker's registry (its store, clock and id) and
+    /// seed, attached in `namespace`.
     pub(crate) async fn start_plugin<P: CoordinatorPlugin + 'static>(
         &self,
         slot: usize,
         life: u64,
         namespace: &str,
-        make: impl FnOnce(Arc<dyn Clock>, u64) -> Option<P>,
+        make: impl FnOnce(&CoordinatorRegistry, u64) -> Option<P>,
     ) -> Option<Process> {
-        let (registry, clock, seed) = self.registry(slot, life)?;
-        let plugin = make(clock, seed)?;
+        let (registry, seed) = self.registry(slot, life)?;
+        let plugin = make(&registry, seed)?;
         let coordinator = registry.attach(namespace, Arc::new(plugin)).await.ok()?;
         Some(Process {
             registry,
@@ -194,8 +208,8 @@ impl Stage {
 /// One life of a worker process: its registry, its coordinator and the
 /// tasks it runs besides.
 pub(crate) struct Process {
-    pub(crate) registry: Coordinators,
-    pub(crate) coordinator: Arc<GlobalCoordinator>,
+    pub(crate) registry: CoordinatorRegistry,
+    pub(crate) coordinator: Arc<Coordinator>,
     pub(crate) tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 

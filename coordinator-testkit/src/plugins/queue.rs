@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use coordinator_plugins::queue::{ClaimHandle, HandlerError, Message, Queue, QueueConfig};
 use coordinator_plugins::{RetryPolicy, SortableId};
-use coordinator_runtime::Clock;
+use coordinator_runtime::CoordinatorRegistry;
 use coordinator_store::LeaseStore;
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
@@ -137,8 +137,8 @@ fn config(seed: u64) -> QueueConfig {
 }
 
 async fn start(stage: &Stage, slot: usize, life: u64, oracle: &Shared) -> Option<Process> {
-    let (registry, clock, seed) = stage.registry(slot, life)?;
-    let queue = queue_on(stage.dyn_store(), clock, seed)?;
+    let (registry, seed) = stage.registry(slot, life)?;
+    let queue = queue_on(&registry, seed)?;
     let coordinator = registry
         .attach(NAMESPACE, Arc::new(queue.maintenance()))
         .await
@@ -183,7 +183,7 @@ async fn start(stage: &Stage, slot: usize, life: u64, oracle: &Shared) -> Option
             Ok(())
         }
     };
-    let worker = queue.worker(format!("w{slot:03}-{life}"), handler);
+    let worker = queue.worker(handler);
     let task = tokio::spawn(async move {
         worker.run(CancellationToken::new()).await;
     });
@@ -194,10 +194,9 @@ async fn start(stage: &Stage, slot: usize, life: u64, oracle: &Shared) -> Option
     })
 }
 
-fn queue_on(store: Arc<dyn LeaseStore>, clock: Arc<dyn Clock>, seed: u64) -> Option<Queue> {
-    Queue::builder(store, NAMESPACE, "jobs")
+fn queue_on(registry: &CoordinatorRegistry, seed: u64) -> Option<Queue> {
+    Queue::builder(registry, NAMESPACE, "jobs")
         .config(config(seed))
-        .clock(clock)
         .build()
         .ok()
 }
@@ -217,7 +216,8 @@ async fn run(sc: QueueScenario) -> QueueReport {
     // The oracle's own handle reads and enqueues without faults or counts.
     let memory: Arc<dyn LeaseStore> = Arc::new(stage.store.inner().clone());
     let (clock, _) = stage.worker_clock(usize::MAX, 0);
-    let Some(oracle_queue) = queue_on(memory.clone(), clock, 0) else {
+    let oracle = stage.oracle_registry(memory.clone(), clock);
+    let Some(oracle_queue) = oracle.as_ref().and_then(|r| queue_on(r, 0)) else {
         report
             .violations
             .push("the queue's configuration was refused".to_owned());

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use coordinator_plugins::scheduler::{JobContext, JobError, JobSpec, Scheduler, SchedulerConfig};
-use coordinator_runtime::Clock;
+use coordinator_runtime::CoordinatorRegistry;
 use coordinator_store::LeaseStore;
 use serde::Serialize;
 
@@ -123,8 +123,7 @@ fn config(seed: u64) -> SchedulerConfig {
 }
 
 fn scheduler_on(
-    store: Arc<dyn LeaseStore>,
-    clock: Arc<dyn Clock>,
+    registry: &CoordinatorRegistry,
     seed: u64,
     oracle: &Shared,
     run_time: Duration,
@@ -182,9 +181,8 @@ fn scheduler_on(
             Ok(())
         }
     };
-    Scheduler::builder(store, NAMESPACE, "cron")
+    Scheduler::builder(registry, NAMESPACE, "cron")
         .config(config(seed))
-        .clock(clock)
         .handler(JOB, handler)
         .build()
         .ok()
@@ -198,8 +196,8 @@ async fn start(
     run_time: Duration,
 ) -> Option<Process> {
     stage
-        .start_plugin(slot, life, NAMESPACE, |clock, seed| {
-            scheduler_on(stage.dyn_store(), clock, seed, oracle, run_time).map(|s| s.plugin())
+        .start_plugin(slot, life, NAMESPACE, |registry, seed| {
+            scheduler_on(registry, seed, oracle, run_time).map(|s| s.plugin())
         })
         .await
 }
@@ -218,7 +216,10 @@ async fn run(sc: SchedulerScenario) -> SchedulerReport {
     let oracle: Shared = Arc::default();
     let memory: Arc<dyn LeaseStore> = Arc::new(stage.store.inner().clone());
     let (clock, _) = stage.worker_clock(usize::MAX, 0);
-    let admin = scheduler_on(memory, clock, 0, &oracle, sc.run_time);
+    let admin_registry = stage.oracle_registry(memory, clock);
+    let admin = admin_registry
+        .as_ref()
+        .and_then(|r| scheduler_on(r, 0, &oracle, sc.run_time));
     let added = match &admin {
         Some(admin) => admin
             .add(JobSpec::new(JOB, "* * * * *"))

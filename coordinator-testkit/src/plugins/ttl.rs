@@ -10,7 +10,7 @@ use std::time::Duration;
 use coordinator_plugins::ttl::{
     CallbackError, ExpiredRecord, Expiry, ExpiryAction, Ttl, TtlConfig,
 };
-use coordinator_runtime::Clock;
+use coordinator_runtime::{Clock, CoordinatorRegistry};
 use coordinator_store::LeaseStore;
 use serde::Serialize;
 
@@ -124,8 +124,7 @@ fn true_unix_ms(stage: &Stage) -> u64 {
 }
 
 fn ttl_on(
-    store: Arc<dyn LeaseStore>,
-    clock: Arc<dyn Clock>,
+    registry: &CoordinatorRegistry,
     seed: u64,
     log: &Log,
     origin: tokio::time::Instant,
@@ -140,10 +139,9 @@ fn ttl_on(
             .push(at);
         std::future::ready(Ok::<(), CallbackError>(()))
     };
-    Ttl::builder(store, NAMESPACE, "sessions")
+    Ttl::builder(registry, NAMESPACE, "sessions")
         .config(config(seed))
         .callback(callback)
-        .clock(clock)
         .build()
         .ok()
 }
@@ -156,8 +154,8 @@ async fn start(
     origin: tokio::time::Instant,
 ) -> Option<Process> {
     stage
-        .start_plugin(slot, life, NAMESPACE, |clock, seed| {
-            ttl_on(stage.dyn_store(), clock, seed, log, origin).map(|ttl| ttl.sweeper())
+        .start_plugin(slot, life, NAMESPACE, |registry, seed| {
+            ttl_on(registry, seed, log, origin).map(|ttl| ttl.sweeper())
         })
         .await
 }
@@ -182,7 +180,11 @@ async fn run(sc: TtlScenario) -> TtlReport {
     let memory: Arc<dyn LeaseStore> = Arc::new(stage.store.inner().clone());
     let clock: Arc<dyn Clock> =
         Arc::new(crate::runtime::DriftClock::new(crate::PPM, 0).with_run_start(origin));
-    let Some(client) = ttl_on(memory, clock, 0, &log, origin) else {
+    let client_registry = stage.oracle_registry(memory, clock);
+    let Some(client) = client_registry
+        .as_ref()
+        .and_then(|r| ttl_on(r, 0, &log, origin))
+    else {
         report
             .violations
             .push("the TTL configuration was refused".to_owned());
