@@ -2,14 +2,48 @@
 
 use std::fmt;
 
-/// An opaque object version (ETag, generation, content digest) as the store
-/// reported it. The machine only compares versions and hands them back.
+/// An opaque version of one object, assigned by the store on every write.
+///
+/// S3 and Azure use the ETag, GCS the generation, the local directory a
+/// digest of the content, the memory store a counter. Callers (the machine,
+/// the plugins) compare versions for equality and hand them back to the
+/// store's compare-and-swap; they never parse them. This is the one version
+/// type of the workspace: `coordinator_store::Version` is this type.
+///
+/// # Examples
+///
+/// ```
+/// use coordinator_core::Version;
+/// let v = Version::new("\"9b2cf535f27731c974343645a3985328\"");
+/// assert_eq!(v.as_str(), "\"9b2cf535f27731c974343645a3985328\"");
+/// assert_eq!(v.to_string(), v.as_str());
+/// assert_eq!(v, Version::new(v.as_str()));
+/// ```
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Version(pub String);
+
+impl Version {
+    /// Wraps a backend's version string.
+    pub fn new(version: impl Into<String>) -> Self {
+        Self(version.into())
+    }
+
+    /// The backend's version string.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
 
 impl fmt::Debug for Version {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "v:{}", self.0)
+    }
+}
+
+/// The backend's version string, as it is.
+impl fmt::Display for Version {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
     }
 }
 

@@ -30,11 +30,7 @@ impl LeaseStore for SharedStore {
         self.0.get(key).await
     }
 
-    async fn get_if_changed(
-        &self,
-        key: &str,
-        known: &coordinator_store::Version,
-    ) -> Result<Conditional, StoreError> {
+    async fn get_if_changed(&self, key: &str, known: &Version) -> Result<Conditional, StoreError> {
         self.0.get_if_changed(key, known).await
     }
 
@@ -45,7 +41,7 @@ impl LeaseStore for SharedStore {
     async fn compare_and_swap(
         &self,
         key: &str,
-        expected: &coordinator_store::Version,
+        expected: &Version,
         body: Bytes,
     ) -> Result<Written, StoreError> {
         self.0.compare_and_swap(key, expected, body).await
@@ -72,11 +68,7 @@ impl LeaseStore for SharedStore {
         self.0.delete(key).await
     }
 
-    async fn delete_if_version(
-        &self,
-        key: &str,
-        expected: &coordinator_store::Version,
-    ) -> Result<(), StoreError> {
+    async fn delete_if_version(&self, key: &str, expected: &Version) -> Result<(), StoreError> {
         self.0.delete_if_version(key, expected).await
     }
 }
@@ -128,25 +120,17 @@ pub(crate) async fn execute_with_timeout(
     }
 }
 
-fn core_version(version: coordinator_store::Version) -> Version {
-    Version(version.as_str().to_owned())
-}
-
-fn store_version(version: &Version) -> coordinator_store::Version {
-    coordinator_store::Version::new(version.0.clone())
-}
-
 fn object(object: StoredObject) -> Response {
     Response::Object {
         body: object.body.to_vec(),
-        version: core_version(object.version),
+        version: object.version,
         store_time_ms: object.store_time.map(|t| t.0),
     }
 }
 
 fn written(written: Written) -> Response {
     Response::Written {
-        version: core_version(written.version),
+        version: written.version,
         store_time_ms: written.store_time.map(|t| t.0),
     }
 }
@@ -190,7 +174,7 @@ pub(crate) async fn execute(store: &dyn LeaseStore, request: Request) -> Respons
         Request::Get {
             key,
             if_changed: Some(known),
-        } => match store.get_if_changed(&key, &store_version(&known)).await {
+        } => match store.get_if_changed(&key, &known).await {
             Ok(Conditional::Unchanged) => Response::Unchanged,
             Ok(Conditional::Changed(found)) => object(found),
             Ok(Conditional::Absent) | Err(StoreError::NotFound { .. }) => Response::Absent,
@@ -206,7 +190,7 @@ pub(crate) async fn execute(store: &dyn LeaseStore, request: Request) -> Respons
             expected,
             body,
         } => match store
-            .compare_and_swap(&key, &store_version(&expected), Bytes::from(body))
+            .compare_and_swap(&key, &expected, Bytes::from(body))
             .await
         {
             Ok(w) => written(w),
@@ -223,7 +207,7 @@ pub(crate) async fn execute(store: &dyn LeaseStore, request: Request) -> Respons
                     .into_iter()
                     .map(|meta| Listed {
                         key: meta.key,
-                        version: core_version(meta.version),
+                        version: meta.version,
                     })
                     .collect(),
             ),
@@ -232,10 +216,7 @@ pub(crate) async fn execute(store: &dyn LeaseStore, request: Request) -> Respons
         Request::Delete { key, if_version } => {
             let result = match if_version {
                 Some(version) if store.capabilities().conditional_delete => {
-                    match store
-                        .delete_if_version(&key, &store_version(&version))
-                        .await
-                    {
+                    match store.delete_if_version(&key, &version).await {
                         Err(StoreError::NotSupported { .. }) => store.delete(&key).await,
                         other => other,
                     }
@@ -305,7 +286,7 @@ mod tests {
                 &store,
                 Request::CompareAndSwap {
                     key: "a".into(),
-                    expected: Version("nope".into()),
+                    expected: Version::new("nope"),
                     body: b"3".to_vec()
                 }
             )
@@ -339,7 +320,7 @@ mod tests {
                 &store,
                 Request::Delete {
                     key: "a".into(),
-                    if_version: Some(Version("other".into()))
+                    if_version: Some(Version::new("other"))
                 }
             )
             .await,

@@ -144,8 +144,12 @@ mod random;
 
 pub use error::{BoxError, StoreError};
 pub use types::{
-    Capabilities, Conditional, ObjectMeta, RequestKind, StoreTime, StoredObject, Version, Written,
+    Capabilities, Conditional, ObjectMeta, RequestKind, StoreTime, StoredObject, Written,
 };
+
+/// The version of one object: the same type as [`coordinator_core::Version`],
+/// re-exported so that a store's users need not depend on the core crate.
+pub use coordinator_core::Version;
 
 pub use failing::{FailingStore, Fault, FaultController, FaultKind, InjectedFault};
 pub use local::LocalDirStore;

@@ -4,40 +4,7 @@ use std::fmt;
 
 use bytes::Bytes;
 
-/// An opaque version of one object, assigned by the store on every write.
-///
-/// S3 and Azure use the ETag, GCS the generation, the local directory and the
-/// memory store a digest of the content. Callers compare versions for
-/// equality and hand them back to [`LeaseStore::compare_and_swap`]; they never
-/// parse them.
-///
-/// [`LeaseStore::compare_and_swap`]: crate::LeaseStore::compare_and_swap
-#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Version(String);
-
-impl Version {
-    /// Wraps a backend's version string.
-    pub fn new(version: impl Into<String>) -> Self {
-        Self(version.into())
-    }
-
-    /// The backend's version string.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Version {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Version({})", self.0)
-    }
-}
-
-impl fmt::Display for Version {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
+use crate::Version;
 
 /// A time assigned by the store itself (S3 `Last-Modified`, the local
 /// directory's clock), in milliseconds since the Unix epoch.

@@ -1297,7 +1297,11 @@ impl Sim {
             let who = self.worker_of(node);
             let what = match &response {
                 Response::Object { body, version, .. } => {
-                    format!("object v{} {}", version.0, String::from_utf8_lossy(body))
+                    format!(
+                        "object v{} {}",
+                        version.as_str(),
+                        String::from_utf8_lossy(body)
+                    )
                 }
                 Response::Listed(entries) => format!("{} keys", entries.len()),
                 other => format!("{other:?}"),

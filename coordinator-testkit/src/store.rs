@@ -188,7 +188,7 @@ impl SimStore {
             }
         }
         Response::Written {
-            version: Version(version.to_string()),
+            version: Version::new(version.to_string()),
             store_time_ms: self.write_returns_time.then_some(store_time_ms),
         }
     }
@@ -243,7 +243,7 @@ impl SimStore {
                 }
                 Some(o) => Response::Object {
                     body: o.body.clone(),
-                    version: Version(o.version.to_string()),
+                    version: Version::new(o.version.to_string()),
                     store_time_ms: Some(o.store_time_ms),
                 },
             },
@@ -271,7 +271,7 @@ impl SimStore {
                     .filter_map(|k| {
                         self.objects.get(k).map(|o| Listed {
                             key: k.clone(),
-                            version: Version(o.version.to_string()),
+                            version: Version::new(o.version.to_string()),
                         })
                     })
                     .collect();
@@ -294,7 +294,7 @@ impl SimStore {
 }
 
 fn same(version: &Version, current: u64) -> bool {
-    version.0.parse::<u64>().ok() == Some(current)
+    version.as_str().parse::<u64>().ok() == Some(current)
 }
 
 #[cfg(test)]
