@@ -52,7 +52,8 @@
 //! [`StoreError::Misconfigured`] with a message that says what to fix.
 //! [`open_with`] takes [`StoreOptions`] (per-attempt timeout, retries;
 //! `object_store`'s own defaults retry for minutes, far past a leader's
-//! deadline), and [`open_unprobed`] skips the probe for tests.
+//! deadline), and `open_unprobed` (feature `test-util`) skips the probe
+//! for tests.
 //!
 //! Two URL options override a safety default by name (`true` or `false`;
 //! any other value is refused with a message that says what to write):
@@ -102,9 +103,9 @@
 //!
 //! * [`Metered`] counts requests by [`RequestKind`] and outcome into a
 //!   [`RequestCounter`]; [`RequestCounts`] prices them at S3 Standard rates.
-//! * [`FailingStore`] injects seeded [`Fault`]s (unavailable, throttled,
-//!   ambiguous applied or not, latency) that a [`FaultController`] can change
-//!   at run time.
+//! * `FailingStore` (feature `test-util`) injects seeded `Fault`s
+//!   (unavailable, throttled, ambiguous applied or not, latency) that a
+//!   `FaultController` can change at run time.
 //!
 //! # Holding a store, implementing one
 //!
@@ -123,6 +124,11 @@
 //!   contract suite every backend's tests run (`run_all`, and each case as
 //!   its own `async fn`). It writes keys and leaves them behind: point it at
 //!   scratch storage only. Off by default.
+//! * `test-util`: test doubles. The `failing` module (`FailingStore`,
+//!   `Fault`, `FaultKind`, `FaultController`, `InjectedFault`: seeded fault
+//!   injection around any store) and `open_unprobed`/`open_unprobed_with`
+//!   (a store from a URL without the conditional-write probe). For tests and
+//!   simulators; enable it from `[dev-dependencies]`. Off by default.
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
@@ -133,6 +139,8 @@ mod types;
 #[cfg(any(feature = "conformance", test))]
 #[cfg_attr(docsrs, doc(cfg(feature = "conformance")))]
 pub mod conformance;
+#[cfg(any(feature = "test-util", test))]
+#[cfg_attr(docsrs, doc(cfg(feature = "test-util")))]
 pub mod failing;
 pub mod local;
 pub mod memory;
@@ -151,12 +159,15 @@ pub use types::{
 /// re-exported so that a store's users need not depend on the core crate.
 pub use coordinator_core::Version;
 
+#[cfg(any(feature = "test-util", test))]
 pub use failing::{FailingStore, Fault, FaultController, FaultKind, InjectedFault};
 pub use local::LocalDirStore;
 pub use memory::{MemoryClock, MemoryStore};
 pub use metered::{Metered, RequestCounter, RequestCounts, LIST_PAGE_SIZE};
 pub use object::{ObjectBackend, ObjectStoreLease, StoreOptions};
-pub use open::{open, open_unprobed, open_unprobed_with, open_with};
+pub use open::{open, open_with};
+#[cfg(any(feature = "test-util", test))]
+pub use open::{open_unprobed, open_unprobed_with};
 pub use probe::{probe_cas, PROBE_PREFIX};
 
 use std::future::Future;

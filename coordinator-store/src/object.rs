@@ -20,7 +20,7 @@
 //!   [`ObjectStoreLease::probe_conditional_delete`] (run by
 //!   [`open`](crate::open)) saw the server refuse a wrong ETag and honour
 //!   the right one. Everywhere else (GCS, Azure, a server that failed the
-//!   probe, a store from [`open_unprobed`](crate::open_unprobed))
+//!   probe, a store from `open_unprobed` (feature `test-util`))
 //!   [`delete_if_version`](LeaseStore::delete_if_version) returns
 //!   [`StoreError::NotSupported`] and [`Capabilities::conditional_delete`]
 //!   is false; callers CAS a tombstone instead.

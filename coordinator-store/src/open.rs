@@ -163,8 +163,8 @@ pub async fn open_with(
 }
 
 /// [`open`] without the conditional-write probe: no request is made. For
-/// tests that count requests or inject faults; anything that elects a
-/// leader should use [`open`].
+/// tests that count requests or inject faults (feature `test-util`);
+/// anything that elects a leader should use [`open`].
 ///
 /// Conditional delete is never assumed, so on S3 it stays off
 /// ([`StoreError::NotSupported`]): only the probe of [`open`] turns it on.
@@ -178,6 +178,8 @@ pub async fn open_with(
 /// # Cancel safety
 ///
 /// Cancel safe: it only builds the client.
+#[cfg(any(feature = "test-util", test))]
+#[cfg_attr(docsrs, doc(cfg(feature = "test-util")))]
 pub async fn open_unprobed(url: &str) -> Result<Arc<dyn LeaseStore>, StoreError> {
     open_unprobed_with(url, StoreOptions::default()).await
 }
@@ -191,6 +193,8 @@ pub async fn open_unprobed(url: &str) -> Result<Arc<dyn LeaseStore>, StoreError>
 /// # Cancel safety
 ///
 /// Cancel safe: it only builds the client.
+#[cfg(any(feature = "test-util", test))]
+#[cfg_attr(docsrs, doc(cfg(feature = "test-util")))]
 pub async fn open_unprobed_with(
     url: &str,
     options: StoreOptions,
