@@ -21,72 +21,17 @@ use std::error::Error;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use coordinator_core::{Namespace, WorkerId};
 use coordinator_plugins::queue::{Queue, QueueConfig};
 use coordinator_plugins::scheduler::{JobContext, JobError, JobSpec, Scheduler, SchedulerConfig};
 use coordinator_plugins::ttl::{Expiry, Ttl, TtlConfig};
 use coordinator_runtime::{Clock, LeaderContext, TokioClock};
 use coordinator_store::{
-    Capabilities, Conditional, LeaseStore, LocalDirStore, MemoryStore, Metered, ObjectMeta,
-    RequestCounts, RequestKind, StoreError, StoredObject, Version, Written,
+    LeaseStore, LeaseStoreExt, LocalDirStore, MemoryStore, Metered, RequestCounts, RequestKind,
 };
 use tokio_util::sync::CancellationToken;
 
 type BoxError = Box<dyn Error + Send + Sync>;
-
-/// `Metered` needs a sized store; `open` returns `Arc<dyn LeaseStore>`
-/// (coordinator-store has no `impl LeaseStore for Arc<dyn LeaseStore>`),
-/// so forward every method, as its wrapper contract asks.
-#[derive(Debug)]
-struct Shared(Arc<dyn LeaseStore>);
-
-#[async_trait::async_trait]
-impl LeaseStore for Shared {
-    fn backend(&self) -> &'static str {
-        self.0.backend()
-    }
-    fn capabilities(&self) -> Capabilities {
-        self.0.capabilities()
-    }
-    async fn get(&self, key: &str) -> Result<Option<StoredObject>, StoreError> {
-        self.0.get(key).await
-    }
-    async fn get_if_changed(&self, key: &str, known: &Version) -> Result<Conditional, StoreError> {
-        self.0.get_if_changed(key, known).await
-    }
-    async fn create(&self, key: &str, body: Bytes) -> Result<Written, StoreError> {
-        self.0.create(key, body).await
-    }
-    async fn compare_and_swap(
-        &self,
-        key: &str,
-        expected: &Version,
-        body: Bytes,
-    ) -> Result<Written, StoreError> {
-        self.0.compare_and_swap(key, expected, body).await
-    }
-    async fn put(&self, key: &str, body: Bytes) -> Result<Written, StoreError> {
-        self.0.put(key, body).await
-    }
-    async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>, StoreError> {
-        self.0.list(prefix).await
-    }
-    async fn list_page(
-        &self,
-        prefix: &str,
-        start_after: Option<&str>,
-        limit: usize,
-    ) -> Result<Vec<ObjectMeta>, StoreError> {
-        self.0.list_page(prefix, start_after, limit).await
-    }
-    async fn delete(&self, key: &str) -> Result<(), StoreError> {
-        self.0.delete(key).await
-    }
-    async fn delete_if_version(&self, key: &str, expected: &Version) -> Result<(), StoreError> {
-        self.0.delete_if_version(key, expected).await
-    }
-}
 
 struct Args {
     messages: usize,
@@ -151,7 +96,7 @@ fn per(counts: &RequestCounts, n: usize) -> String {
 }
 
 async fn queue_bench(label: &str, inner: Arc<dyn LeaseStore>, args: &Args) -> Result<(), BoxError> {
-    let metered = Arc::new(Metered::new(Shared(inner)));
+    let metered = Arc::new(Metered::new(inner));
     let store: Arc<dyn LeaseStore> = metered.clone();
     let config = QueueConfig {
         concurrency: args.concurrency,

@@ -298,7 +298,7 @@ mod tests {
 
     use super::*;
     use coordinator_store::{
-        Capabilities, FailingStore, Fault, FaultKind, MemoryStore, ObjectMeta, Written,
+        Capabilities, Conditional, FailingStore, Fault, FaultKind, MemoryStore, ObjectMeta, Written,
     };
 
     /// The next `throttles` writes are applied, then answered `Throttled`
@@ -348,6 +348,13 @@ mod tests {
         async fn get(&self, key: &str) -> Result<Option<StoredObject>, StoreError> {
             self.inner.get(key).await
         }
+        async fn get_if_changed(
+            &self,
+            key: &str,
+            known: &Version,
+        ) -> Result<Conditional, StoreError> {
+            self.inner.get_if_changed(key, known).await
+        }
         async fn create(&self, key: &str, body: Bytes) -> Result<Written, StoreError> {
             let result = self.inner.create(key, body).await;
             self.answer(key, result)
@@ -364,8 +371,13 @@ mod tests {
         async fn put(&self, key: &str, body: Bytes) -> Result<Written, StoreError> {
             self.inner.put(key, body).await
         }
-        async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>, StoreError> {
-            self.inner.list(prefix).await
+        async fn list_page(
+            &self,
+            prefix: &str,
+            start_after: Option<&str>,
+            limit: usize,
+        ) -> Result<Vec<ObjectMeta>, StoreError> {
+            self.inner.list_page(prefix, start_after, limit).await
         }
         async fn delete(&self, key: &str) -> Result<(), StoreError> {
             self.inner.delete(key).await

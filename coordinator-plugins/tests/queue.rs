@@ -13,7 +13,7 @@ use coordinator_plugins::scheduler::Scheduler;
 use coordinator_plugins::ttl::Ttl;
 use coordinator_plugins::RetryPolicy;
 use coordinator_runtime::{CoordinatorError, CoordinatorPlugin};
-use coordinator_store::{LeaseStore, Metered};
+use coordinator_store::{LeaseStore, LeaseStoreExt, Metered};
 
 fn config() -> QueueConfig {
     QueueConfig {

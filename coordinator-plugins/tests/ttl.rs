@@ -14,7 +14,7 @@ use coordinator_plugins::ttl::{
     CallbackError, ExpiredRecord, Expiry, ExpiryAction, Ttl, TtlConfig,
 };
 use coordinator_runtime::Clock;
-use coordinator_store::{LeaseStore, Metered, RequestKind};
+use coordinator_store::{LeaseStore, LeaseStoreExt, Metered, RequestKind};
 
 fn config(action: ExpiryAction) -> TtlConfig {
     TtlConfig {

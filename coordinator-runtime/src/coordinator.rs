@@ -19,7 +19,6 @@ use crate::config::CoordinatorConfig;
 use crate::driver::{Command, Driver};
 use crate::error::CoordinatorError;
 use crate::events::EventStream;
-use crate::exec::SharedStore;
 use crate::plugin::{run_plugin, CoordinatorPlugin, RunnerEnv};
 use crate::term::{watchdog, Term};
 use crate::TARGET;
@@ -206,12 +205,10 @@ impl Coordinator {
         };
         let requests = Arc::new(RequestCounter::new());
         let plugin_requests = Arc::new(RequestCounter::new());
-        let election_store: Arc<dyn LeaseStore> = Arc::new(Metered::with_counter(
-            SharedStore(store.clone()),
-            requests.clone(),
-        ));
+        let election_store: Arc<dyn LeaseStore> =
+            Arc::new(Metered::with_counter(store.clone(), requests.clone()));
         let plugin_store: Arc<dyn LeaseStore> = Arc::new(Metered::with_counter(
-            SharedStore(store.clone()),
+            store.clone(),
             plugin_requests.clone(),
         ));
         let capabilities = store.capabilities();

@@ -1,77 +1,13 @@
 //! Executing one core [`Request`] against a [`LeaseStore`], and mapping the
 //! outcome onto a core [`Response`]. No decisions: only translation.
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use bytes::Bytes;
-use coordinator_core::{Failure, Listed, Request, Response, Version};
+use coordinator_core::{Failure, Listed, Request, Response};
 use coordinator_store::{
-    Capabilities, Conditional, LeaseStore, ObjectMeta, StoreError, StoredObject, Written,
+    Conditional, LeaseStore, LeaseStoreExt, StoreError, StoredObject, Written,
 };
-
-/// An `Arc<dyn LeaseStore>` that is itself a [`LeaseStore`], so it can be
-/// wrapped by [`Metered`](coordinator_store::Metered). Forwards every method.
-#[derive(Debug, Clone)]
-pub(crate) struct SharedStore(pub(crate) Arc<dyn LeaseStore>);
-
-#[async_trait]
-impl LeaseStore for SharedStore {
-    fn backend(&self) -> &'static str {
-        self.0.backend()
-    }
-
-    fn capabilities(&self) -> Capabilities {
-        self.0.capabilities()
-    }
-
-    async fn get(&self, key: &str) -> Result<Option<StoredObject>, StoreError> {
-        self.0.get(key).await
-    }
-
-    async fn get_if_changed(&self, key: &str, known: &Version) -> Result<Conditional, StoreError> {
-        self.0.get_if_changed(key, known).await
-    }
-
-    async fn create(&self, key: &str, body: Bytes) -> Result<Written, StoreError> {
-        self.0.create(key, body).await
-    }
-
-    async fn compare_and_swap(
-        &self,
-        key: &str,
-        expected: &Version,
-        body: Bytes,
-    ) -> Result<Written, StoreError> {
-        self.0.compare_and_swap(key, expected, body).await
-    }
-
-    async fn put(&self, key: &str, body: Bytes) -> Result<Written, StoreError> {
-        self.0.put(key, body).await
-    }
-
-    async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>, StoreError> {
-        self.0.list(prefix).await
-    }
-
-    async fn list_page(
-        &self,
-        prefix: &str,
-        start_after: Option<&str>,
-        limit: usize,
-    ) -> Result<Vec<ObjectMeta>, StoreError> {
-        self.0.list_page(prefix, start_after, limit).await
-    }
-
-    async fn delete(&self, key: &str) -> Result<(), StoreError> {
-        self.0.delete(key).await
-    }
-
-    async fn delete_if_version(&self, key: &str, expected: &Version) -> Result<(), StoreError> {
-        self.0.delete_if_version(key, expected).await
-    }
-}
 
 /// Whether a request may change the store (its timeout is then ambiguous).
 pub(crate) fn is_write(request: &Request) -> bool {
@@ -235,6 +171,7 @@ pub(crate) async fn execute(store: &dyn LeaseStore, request: Request) -> Respons
 #[cfg(test)]
 mod tests {
     use super::*;
+    use coordinator_core::Version;
     use coordinator_store::{FailingStore, Fault, FaultKind, MemoryStore, RequestKind};
 
     fn get(key: &str) -> Request {

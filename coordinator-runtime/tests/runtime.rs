@@ -14,7 +14,9 @@ use coordinator_runtime::{
     CoordinatorRegistry, CoordinatorState, ErrorKind, Event, LeaderContext, PluginError,
     PluginScope, StepDownReason, TokioClock,
 };
-use coordinator_store::{FailingStore, Fault, FaultKind, LeaseStore, MemoryStore, Metered};
+use coordinator_store::{
+    FailingStore, Fault, FaultKind, LeaseStore, LeaseStoreExt, MemoryStore, Metered,
+};
 use futures::StreamExt;
 
 const NS: &str = "orders";

@@ -15,11 +15,11 @@
 //! short chunks and prints the median ratio: on a shared or loaded machine
 //! that is far steadier than comparing two criterion results taken seconds
 //! apart. The in-memory chunks are timed in thread CPU time, so time spent
-//! preempted by other processes does not count. It runs the same workloads over the local-directory store too.
-//! Whatever the wrapper costs is a fixed few nanoseconds per request (it
-//! awaits the store's unboxed futures, so the call through `dyn LeaseStore`
-//! allocates once either way), which only a backend as cheap as a
-//! `BTreeMap` under a mutex could notice.
+//! preempted by other processes does not count. It runs the same workloads
+//! over the local-directory store too. Whatever the wrapper costs is a fixed
+//! few tens of nanoseconds per request (its counter, and one more boxed
+//! future: the wrapper's own, around the wrapped store's), which only a
+//! backend as cheap as a `BTreeMap` under a mutex could notice.
 //!
 //! Run: `cargo bench -p coordinator-store --bench metering`.
 

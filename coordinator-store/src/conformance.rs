@@ -34,7 +34,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use futures::StreamExt;
 
-use crate::{Conditional, LeaseStore, StoreError, Version, Written};
+use crate::{Conditional, LeaseStore, LeaseStoreExt, StoreError, Version, Written};
 
 /// How a backend assigns versions, for [`version_reuse`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -1075,8 +1075,13 @@ mod tests {
         async fn put(&self, key: &str, body: Bytes) -> Result<Written, StoreError> {
             self.inner.put(key, body).await
         }
-        async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>, StoreError> {
-            let mut listed = self.inner.list(prefix).await?;
+        async fn list_page(
+            &self,
+            prefix: &str,
+            start_after: Option<&str>,
+            limit: usize,
+        ) -> Result<Vec<ObjectMeta>, StoreError> {
+            let mut listed = self.inner.list_page(prefix, start_after, limit).await?;
             match self.flaw {
                 Flaw::ListUnsorted => listed.reverse(),
                 Flaw::ListDropsOne => {

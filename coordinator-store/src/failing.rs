@@ -17,7 +17,7 @@
 //!
 //! # How each kind behaves
 //!
-//! | kind | writes (create, CAS, put, deletes) | reads (get, list) |
+//! | kind | writes (create, CAS, put, deletes) | reads (get, list pages) |
 //! |---|---|---|
 //! | [`Unavailable`](FaultKind::Unavailable) | not applied, [`StoreError::Unavailable`] | [`StoreError::Unavailable`] |
 //! | [`Throttled`](FaultKind::Throttled) | not applied, [`StoreError::Throttled`] | [`StoreError::Throttled`] |
@@ -38,7 +38,6 @@
 //! it can only be injected.
 
 use std::fmt;
-use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -74,8 +73,8 @@ pub enum FaultKind {
 /// One fault rule: requests of `op` (any if `None`) on keys starting with
 /// `key_prefix` fail as `kind` with `probability`.
 ///
-/// `key_prefix` is a plain string prefix (`""` matches every key); a listing
-/// is matched by its prefix argument.
+/// `key_prefix` is a plain string prefix (`""` matches every key); each page
+/// of a listing is one request, matched by its prefix argument.
 ///
 /// # Examples
 ///
@@ -421,9 +420,7 @@ impl<S: fmt::Debug> fmt::Debug for FailingStore<S> {
     }
 }
 
-/// Like [`Metered`](crate::Metered), each `async` method awaits its
-/// `*_unboxed` twin, which awaits the wrapped store's twin, so the wrapper
-/// adds no allocation of its own.
+/// Forwards every method unless a fault hits it.
 #[async_trait]
 impl<S: LeaseStore> LeaseStore for FailingStore<S> {
     fn backend(&self) -> &'static str {
@@ -434,58 +431,36 @@ impl<S: LeaseStore> LeaseStore for FailingStore<S> {
         self.inner.capabilities()
     }
 
-    crate::forward::boxed_methods_via_unboxed!();
-
-    fn get_unboxed<'a>(
-        &'a self,
-        key: &'a str,
-    ) -> impl Future<Output = Result<Option<StoredObject>, StoreError>> + Send + 'a {
-        self.read("get", RequestKind::Get, key, self.inner.get_unboxed(key))
+    async fn get(&self, key: &str) -> Result<Option<StoredObject>, StoreError> {
+        let forward = self.inner.get(key);
+        self.read("get", RequestKind::Get, key, forward).await
     }
 
-    fn get_if_changed_unboxed<'a>(
-        &'a self,
-        key: &'a str,
-        known: &'a Version,
-    ) -> impl Future<Output = Result<Conditional, StoreError>> + Send + 'a {
-        let forward = self.inner.get_if_changed_unboxed(key, known);
+    async fn get_if_changed(&self, key: &str, known: &Version) -> Result<Conditional, StoreError> {
+        let forward = self.inner.get_if_changed(key, known);
         self.read("get_if_changed", RequestKind::Get, key, forward)
+            .await
     }
 
-    fn create_unboxed<'a>(
-        &'a self,
-        key: &'a str,
-        body: Bytes,
-    ) -> impl Future<Output = Result<Written, StoreError>> + Send + 'a {
-        let forward = self.inner.create_unboxed(key, body);
-        self.write("create", RequestKind::Put, key, forward)
+    async fn create(&self, key: &str, body: Bytes) -> Result<Written, StoreError> {
+        let forward = self.inner.create(key, body);
+        self.write("create", RequestKind::Put, key, forward).await
     }
 
-    fn compare_and_swap_unboxed<'a>(
-        &'a self,
-        key: &'a str,
-        expected: &'a Version,
+    async fn compare_and_swap(
+        &self,
+        key: &str,
+        expected: &Version,
         body: Bytes,
-    ) -> impl Future<Output = Result<Written, StoreError>> + Send + 'a {
-        let forward = self.inner.compare_and_swap_unboxed(key, expected, body);
+    ) -> Result<Written, StoreError> {
+        let forward = self.inner.compare_and_swap(key, expected, body);
         self.write("compare_and_swap", RequestKind::Put, key, forward)
+            .await
     }
 
-    fn put_unboxed<'a>(
-        &'a self,
-        key: &'a str,
-        body: Bytes,
-    ) -> impl Future<Output = Result<Written, StoreError>> + Send + 'a {
-        let forward = self.inner.put_unboxed(key, body);
-        self.write("put", RequestKind::Put, key, forward)
-    }
-
-    fn list_unboxed<'a>(
-        &'a self,
-        prefix: &'a str,
-    ) -> impl Future<Output = Result<Vec<ObjectMeta>, StoreError>> + Send + 'a {
-        let forward = self.inner.list_unboxed(prefix);
-        self.read("list", RequestKind::List, prefix, forward)
+    async fn put(&self, key: &str, body: Bytes) -> Result<Written, StoreError> {
+        let forward = self.inner.put(key, body);
+        self.write("put", RequestKind::Put, key, forward).await
     }
 
     async fn list_page(
@@ -498,28 +473,23 @@ impl<S: LeaseStore> LeaseStore for FailingStore<S> {
         self.read("list", RequestKind::List, prefix, forward).await
     }
 
-    fn delete_unboxed<'a>(
-        &'a self,
-        key: &'a str,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send + 'a {
-        let forward = self.inner.delete_unboxed(key);
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        let forward = self.inner.delete(key);
         self.write("delete", RequestKind::Delete, key, forward)
+            .await
     }
 
-    fn delete_if_version_unboxed<'a>(
-        &'a self,
-        key: &'a str,
-        expected: &'a Version,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send + 'a {
-        let forward = self.inner.delete_if_version_unboxed(key, expected);
+    async fn delete_if_version(&self, key: &str, expected: &Version) -> Result<(), StoreError> {
+        let forward = self.inner.delete_if_version(key, expected);
         self.write("delete_if_version", RequestKind::Delete, key, forward)
+            .await
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::MemoryStore;
+    use crate::{LeaseStoreExt, MemoryStore};
 
     async fn outcomes(seed: u64) -> Vec<bool> {
         let store = FailingStore::with_faults(

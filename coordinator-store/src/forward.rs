@@ -1,110 +1,115 @@
-//! The boxed `LeaseStore` methods of this crate's stores and wrappers, each
-//! a box around the store's own `*_unboxed` future.
+//! An `Arc` of a store is a store: `Arc<dyn LeaseStore>` goes into
+//! [`Metered`](crate::Metered) and other wrappers as it is.
 
-/// Expands, inside an `#[async_trait] impl LeaseStore for …` block that
-/// defines every `*_unboxed` method, to the eight boxed methods, each one
-/// allocation wrapping the matching unboxed future. The signatures are the
-/// ones `#[async_trait]` gives the trait's `async fn`s.
-macro_rules! boxed_methods_via_unboxed {
-    () => {
-        fn get<'s, 'k, 'f>(
-            &'s self,
-            key: &'k str,
-        ) -> $crate::forward::Boxed<'f, Option<$crate::StoredObject>>
-        where
-            's: 'f,
-            'k: 'f,
-        {
-            Box::pin(self.get_unboxed(key))
-        }
+use std::sync::Arc;
 
-        fn get_if_changed<'s, 'k, 'v, 'f>(
-            &'s self,
-            key: &'k str,
-            known: &'v $crate::Version,
-        ) -> $crate::forward::Boxed<'f, $crate::Conditional>
-        where
-            's: 'f,
-            'k: 'f,
-            'v: 'f,
-        {
-            Box::pin(self.get_if_changed_unboxed(key, known))
-        }
+use async_trait::async_trait;
+use bytes::Bytes;
 
-        fn create<'s, 'k, 'f>(
-            &'s self,
-            key: &'k str,
-            body: ::bytes::Bytes,
-        ) -> $crate::forward::Boxed<'f, $crate::Written>
-        where
-            's: 'f,
-            'k: 'f,
-        {
-            Box::pin(self.create_unboxed(key, body))
-        }
+use crate::{
+    Capabilities, Conditional, LeaseStore, ObjectMeta, StoreError, StoredObject, Version, Written,
+};
 
-        fn compare_and_swap<'s, 'k, 'v, 'f>(
-            &'s self,
-            key: &'k str,
-            expected: &'v $crate::Version,
-            body: ::bytes::Bytes,
-        ) -> $crate::forward::Boxed<'f, $crate::Written>
-        where
-            's: 'f,
-            'k: 'f,
-            'v: 'f,
-        {
-            Box::pin(self.compare_and_swap_unboxed(key, expected, body))
-        }
+/// The future type `#[async_trait]` gives every method.
+type Boxed<'f, T> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<T, StoreError>> + Send + 'f>>;
 
-        fn put<'s, 'k, 'f>(
-            &'s self,
-            key: &'k str,
-            body: ::bytes::Bytes,
-        ) -> $crate::forward::Boxed<'f, $crate::Written>
-        where
-            's: 'f,
-            'k: 'f,
-        {
-            Box::pin(self.put_unboxed(key, body))
-        }
+/// Forwards every method to the shared store. Each method hands back the
+/// shared store's own future instead of boxing one around it, so the `Arc`
+/// adds no allocation to a call.
+#[async_trait]
+impl<S: LeaseStore + ?Sized> LeaseStore for Arc<S> {
+    fn backend(&self) -> &'static str {
+        (**self).backend()
+    }
 
-        fn list<'s, 'p, 'f>(
-            &'s self,
-            prefix: &'p str,
-        ) -> $crate::forward::Boxed<'f, Vec<$crate::ObjectMeta>>
-        where
-            's: 'f,
-            'p: 'f,
-        {
-            Box::pin(self.list_unboxed(prefix))
-        }
+    fn capabilities(&self) -> Capabilities {
+        (**self).capabilities()
+    }
 
-        fn delete<'s, 'k, 'f>(&'s self, key: &'k str) -> $crate::forward::Boxed<'f, ()>
-        where
-            's: 'f,
-            'k: 'f,
-        {
-            Box::pin(self.delete_unboxed(key))
-        }
+    fn get<'s, 'k, 'f>(&'s self, key: &'k str) -> Boxed<'f, Option<StoredObject>>
+    where
+        's: 'f,
+        'k: 'f,
+    {
+        (**self).get(key)
+    }
 
-        fn delete_if_version<'s, 'k, 'v, 'f>(
-            &'s self,
-            key: &'k str,
-            expected: &'v $crate::Version,
-        ) -> $crate::forward::Boxed<'f, ()>
-        where
-            's: 'f,
-            'k: 'f,
-            'v: 'f,
-        {
-            Box::pin(self.delete_if_version_unboxed(key, expected))
-        }
-    };
+    fn get_if_changed<'s, 'k, 'v, 'f>(
+        &'s self,
+        key: &'k str,
+        known: &'v Version,
+    ) -> Boxed<'f, Conditional>
+    where
+        's: 'f,
+        'k: 'f,
+        'v: 'f,
+    {
+        (**self).get_if_changed(key, known)
+    }
+
+    fn create<'s, 'k, 'f>(&'s self, key: &'k str, body: Bytes) -> Boxed<'f, Written>
+    where
+        's: 'f,
+        'k: 'f,
+    {
+        (**self).create(key, body)
+    }
+
+    fn compare_and_swap<'s, 'k, 'v, 'f>(
+        &'s self,
+        key: &'k str,
+        expected: &'v Version,
+        body: Bytes,
+    ) -> Boxed<'f, Written>
+    where
+        's: 'f,
+        'k: 'f,
+        'v: 'f,
+    {
+        (**self).compare_and_swap(key, expected, body)
+    }
+
+    fn put<'s, 'k, 'f>(&'s self, key: &'k str, body: Bytes) -> Boxed<'f, Written>
+    where
+        's: 'f,
+        'k: 'f,
+    {
+        (**self).put(key, body)
+    }
+
+    fn list_page<'s, 'p, 'a, 'f>(
+        &'s self,
+        prefix: &'p str,
+        start_after: Option<&'a str>,
+        limit: usize,
+    ) -> Boxed<'f, Vec<ObjectMeta>>
+    where
+        's: 'f,
+        'p: 'f,
+        'a: 'f,
+    {
+        (**self).list_page(prefix, start_after, limit)
+    }
+
+    fn delete<'s, 'k, 'f>(&'s self, key: &'k str) -> Boxed<'f, ()>
+    where
+        's: 'f,
+        'k: 'f,
+    {
+        (**self).delete(key)
+    }
+
+    fn delete_if_version<'s, 'k, 'v, 'f>(
+        &'s self,
+        key: &'k str,
+        expected: &'v Version,
+    ) -> Boxed<'f, ()>
+    where
+        's: 'f,
+        'k: 'f,
+        'v: 'f,
+    {
+        (**self).delete_if_version(key, expected)
+    }
 }
-
-pub(crate) use boxed_methods_via_unboxed;
-
-/// The future type `#[async_trait]` gives every boxed method.
-pub(crate) type Boxed<'f, T> =
-    std::pin::Pin<Box<dyn std::future::Future<Output = Result<T, crate::StoreError>> + Send + 'f>>;

@@ -8,6 +8,9 @@
 //!
 //! # Contract
 //!
+//! The rules every store keeps are the [`LeaseStore` contract](LeaseStore#contract),
+//! in short:
+//!
 //! * Keys are `/`-separated paths relative to the store's root.
 //! * [`create`](LeaseStore::create) and
 //!   [`compare_and_swap`](LeaseStore::compare_and_swap) are atomic: of any
@@ -99,7 +102,7 @@
 //! machines. On Linux it refuses them (`statfs`) unless told
 //! `allow_network_filesystem`.
 //!
-//! Wrappers, which forward every method:
+//! Wrappers, which forward every method of [`LeaseStore`]:
 //!
 //! * [`Metered`] counts requests by [`RequestKind`] and outcome into a
 //!   [`RequestCounter`]; [`RequestCounts`] prices them at S3 Standard rates.
@@ -109,14 +112,18 @@
 //!
 //! # Holding a store, implementing one
 //!
-//! Hold any store as `Arc<dyn LeaseStore>` and call its `async` methods.
-//! To add a store, implement [`LeaseStore`] with `#[async_trait]`; that is
-//! enough for it to work everywhere, wrappers included. Its `*_unboxed`
-//! methods ([`get_unboxed`](LeaseStore::get_unboxed), …) are an optional
-//! fast path for generic wrappers: every store and wrapper here overrides
-//! them, so a stack such as `Metered<FailingStore<MemoryStore>>` called
-//! through `dyn LeaseStore` allocates one future per request, like the bare
-//! store (see [Boxed and unboxed methods](LeaseStore#boxed-and-unboxed-methods)).
+//! Hold any store as `Arc<dyn LeaseStore>` (an `Arc` of a store is itself a
+//! store, so wrappers take it as it is: `Metered::new(arc)`) and call its
+//! `async` methods. [`LeaseStoreExt`], implemented for every store, adds the
+//! conveniences built on them: [`list`](LeaseStoreExt::list) walks every
+//! page of a prefix. Bring it into scope with
+//! `use coordinator_store::LeaseStoreExt;`.
+//!
+//! To add a store, implement the ten methods of [`LeaseStore`] with
+//! `#[async_trait]` (the [trait docs](LeaseStore#implementing-a-store) have
+//! a complete example) and run the [conformance suite](#feature-flags)
+//! against it. Wrappers forward every method of [`LeaseStore`], including
+//! the provided [`get_if_changed`](LeaseStore::get_if_changed).
 //!
 //! # Feature flags
 //!
@@ -133,6 +140,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod error;
+mod ext;
 mod forward;
 mod types;
 
@@ -151,6 +159,7 @@ mod probe;
 mod random;
 
 pub use error::{BoxError, StoreError};
+pub use ext::LeaseStoreExt;
 pub use types::{
     Capabilities, Conditional, ObjectMeta, RequestKind, StoreTime, StoredObject, Written,
 };
@@ -170,53 +179,223 @@ pub use open::{open, open_with};
 pub use open::{open_unprobed, open_unprobed_with};
 pub use probe::{probe_cas, PROBE_PREFIX};
 
-use std::future::Future;
-
 use async_trait::async_trait;
 use bytes::Bytes;
 
 /// A key-value object store with the conditional writes leader election
-/// needs. See the [crate docs](crate#contract) for the contract every
-/// implementation keeps.
+/// needs: the contract a backend implements, and nothing more.
 ///
-/// # Which methods to call, which to implement
+/// Hold a store as `Arc<dyn LeaseStore>` (or `&dyn LeaseStore`) and call
+/// its `async` methods; the conveniences built on them (listing every page
+/// of a prefix) are in [`LeaseStoreExt`], which every store has.
 ///
-/// **Hold** a store as `Arc<dyn LeaseStore>` (or `&dyn LeaseStore`) and call
-/// the `async` methods ([`get`](LeaseStore::get), [`create`](LeaseStore::create),
-/// …): each call allocates its future once, as `#[async_trait]` does.
+/// # Contract
 ///
-/// **Implement** this trait with `#[async_trait]` and its `async` methods;
-/// that is all a store needs. The `*_unboxed` methods are optional.
+/// * Keys are `/`-separated paths relative to the store's root.
+/// * [`create`](LeaseStore::create) and
+///   [`compare_and_swap`](LeaseStore::compare_and_swap) are atomic: of any
+///   number of concurrent calls on one key and one expected state, at most
+///   one succeeds; the others get [`StoreError::AlreadyExists`] or
+///   [`StoreError::Conflict`]. `Conflict` means only "not the version you
+///   expected" (another version, or no object): nothing was written, and the
+///   caller re-reads before trying again.
+/// * [`delete_if_version`](LeaseStore::delete_if_version) is atomic in the
+///   same way where [`Capabilities::conditional_delete`] is true, and
+///   returns [`StoreError::NotSupported`] (deleting nothing) where it is
+///   false.
+/// * Every successful write returns a [`Version`] that differs from every
+///   version the key had before *if the bytes differ*. Content-digest
+///   versions (S3 ETags, the local directory) make rewriting identical bytes
+///   bring an old version back (ABA); the coordinator's records carry a
+///   nonce and a counter that change on every write, which is what makes
+///   their versions unique.
+/// * [`list_page`](LeaseStore::list_page) returns keys under `prefix`
+///   (whole `/`-separated segments) that sort after `start_after`, sorted,
+///   each once, at most `limit` of them; a page shorter than `limit` is the
+///   last. [`LeaseStoreExt::list`] relies on this to walk a prefix.
+/// * [`StoreError::Ambiguous`] means a write may have been applied; the
+///   caller re-reads and compares content before concluding.
+/// * Requests are bounded in time: a backend gives each attempt a short
+///   timeout and a small retry budget, so no write lands minutes late.
 ///
-/// # Boxed and unboxed methods
+/// The [`conformance`](crate#feature-flags) suite checks each of these
+/// rules (feature `conformance`); run it against a new store.
 ///
-/// Every `async` method has an `*_unboxed` twin
-/// ([`get_unboxed`](LeaseStore::get_unboxed), …) that returns a plain
-/// `impl Future + Send` instead of a boxed one. The twins exist for
-/// **generic wrappers**: a wrapper `W<S: LeaseStore>` whose methods awaited
-/// `S`'s `async` methods would box one future per layer, so
-/// `Arc<dyn LeaseStore>` of `Metered<MemoryStore>` would cost two
-/// allocations per request where the bare store costs one. Awaiting
-/// `S`'s twins instead, inside its own unboxed futures, keeps any stack of
-/// this crate's stores and wrappers at one allocation per request: the one
-/// made where the stack is called through `dyn LeaseStore`.
+/// # Implementing a store
 ///
-/// * Their defaults forward to the `async` method (one boxed future), so a
-///   store that implements only the `async` methods works everywhere,
-///   wrapped or not, at one allocation per layer as before.
-/// * A store that overrides them makes each `async` method await its twin
-///   (`async fn get(&self, key: &str) -> … { self.get_unboxed(key).await }`),
-///   so both run the same code. Every store and wrapper of this crate does.
-/// * They have `where Self: Sized`: they are not in the vtable, so
-///   `dyn LeaseStore` stays object safe and cannot call them.
+/// Implement the ten methods with `#[async_trait]` (from the `async-trait`
+/// crate); [`get_if_changed`](LeaseStore::get_if_changed) has a default (a
+/// plain [`get`](LeaseStore::get) and a comparison) that a store with a real
+/// conditional GET overrides. Map the backend's own errors onto
+/// [`StoreError`]: a lost conditional write is `AlreadyExists` or
+/// `Conflict`, a timeout after sending a write is `Ambiguous`.
+///
+/// A complete store: one process's map, each write numbered by a counter.
+///
+/// ```
+/// use std::collections::BTreeMap;
+/// use std::sync::{Mutex, PoisonError};
+///
+/// use async_trait::async_trait;
+/// use bytes::Bytes;
+/// use coordinator_store::{
+///     Capabilities, LeaseStore, LeaseStoreExt, ObjectMeta, StoreError, StoredObject, Version,
+///     Written,
+/// };
+///
+/// #[derive(Debug, Default)]
+/// struct MapStore {
+///     /// The number of the last write, and the objects with their versions.
+///     state: Mutex<(u64, BTreeMap<String, (Bytes, Version)>)>,
+/// }
+///
+/// impl MapStore {
+///     /// Writes `body` at `key` if `allowed` accepts the current version,
+///     /// all under one lock: that is what makes the write atomic.
+///     fn write_if(
+///         &self,
+///         key: &str,
+///         body: Bytes,
+///         allowed: impl FnOnce(Option<&Version>) -> Result<(), StoreError>,
+///     ) -> Result<Written, StoreError> {
+///         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+///         let (count, objects) = &mut *state;
+///         allowed(objects.get(key).map(|(_, version)| version))?;
+///         *count += 1;
+///         let version = Version::new(count.to_string());
+///         objects.insert(key.to_owned(), (body, version.clone()));
+///         Ok(Written { version, store_time: None })
+///     }
+///
+///     fn conflict(key: &str) -> StoreError {
+///         StoreError::Conflict { key: key.to_owned(), backend: "map" }
+///     }
+/// }
+///
+/// #[async_trait]
+/// impl LeaseStore for MapStore {
+///     fn backend(&self) -> &'static str {
+///         "map"
+///     }
+///
+///     fn capabilities(&self) -> Capabilities {
+///         // No store timestamps at all, so no clock to trust.
+///         Capabilities { conditional_delete: true, conditional_get: false, trusted_clock: false }
+///     }
+///
+///     async fn get(&self, key: &str) -> Result<Option<StoredObject>, StoreError> {
+///         let state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+///         Ok(state.1.get(key).map(|(body, version)| StoredObject {
+///             body: body.clone(),
+///             version: version.clone(),
+///             store_time: None,
+///         }))
+///     }
+///
+///     async fn create(&self, key: &str, body: Bytes) -> Result<Written, StoreError> {
+///         self.write_if(key, body, |current| match current {
+///             None => Ok(()),
+///             Some(_) => Err(StoreError::AlreadyExists { key: key.to_owned(), backend: "map" }),
+///         })
+///     }
+///
+///     async fn compare_and_swap(
+///         &self,
+///         key: &str,
+///         expected: &Version,
+///         body: Bytes,
+///     ) -> Result<Written, StoreError> {
+///         self.write_if(key, body, |current| match current {
+///             Some(version) if version == expected => Ok(()),
+///             _ => Err(Self::conflict(key)),
+///         })
+///     }
+///
+///     async fn put(&self, key: &str, body: Bytes) -> Result<Written, StoreError> {
+///         self.write_if(key, body, |_| Ok(()))
+///     }
+///
+///     async fn list_page(
+///         &self,
+///         prefix: &str,
+///         start_after: Option<&str>,
+///         limit: usize,
+///     ) -> Result<Vec<ObjectMeta>, StoreError> {
+///         let state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+///         // Whole segments: `a` holds `a/b`, not `ab` and not `a` itself.
+///         let under = |key: &str| {
+///             let dir = prefix.trim_end_matches('/');
+///             dir.is_empty() || key.strip_prefix(dir).is_some_and(|rest| rest.starts_with('/'))
+///         };
+///         Ok(state
+///             .1
+///             .iter()
+///             .filter(|(key, _)| under(key) && start_after.is_none_or(|after| key.as_str() > after))
+///             .take(limit)
+///             .map(|(key, (body, version))| ObjectMeta {
+///                 key: key.clone(),
+///                 version: version.clone(),
+///                 size: body.len() as u64,
+///                 store_time: None,
+///             })
+///             .collect())
+///     }
+///
+///     async fn delete(&self, key: &str) -> Result<(), StoreError> {
+///         self.state.lock().unwrap_or_else(PoisonError::into_inner).1.remove(key);
+///         Ok(())
+///     }
+///
+///     async fn delete_if_version(&self, key: &str, expected: &Version) -> Result<(), StoreError> {
+///         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+///         match state.1.get(key) {
+///             Some((_, version)) if version == expected => {
+///                 state.1.remove(key);
+///                 Ok(())
+///             }
+///             _ => Err(Self::conflict(key)),
+///         }
+///     }
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), StoreError> {
+/// // Held as every store is held; wrappers take it as it is.
+/// let store: std::sync::Arc<dyn LeaseStore> = std::sync::Arc::new(MapStore::default());
+/// let metered = coordinator_store::Metered::new(store.clone());
+/// let first = metered.create("ns/state.json", "v1".into()).await?;
+/// assert!(matches!(
+///     metered.create("ns/state.json", "v2".into()).await,
+///     Err(StoreError::AlreadyExists { .. })
+/// ));
+/// metered.compare_and_swap("ns/state.json", &first.version, "v2".into()).await?;
+/// assert!(matches!(
+///     metered.compare_and_swap("ns/state.json", &first.version, "v3".into()).await,
+///     Err(StoreError::Conflict { .. })
+/// ));
+/// metered.put("ns/workers/w1.json", "alive".into()).await?;
+/// let keys: Vec<String> = store.list("ns").await?.into_iter().map(|m| m.key).collect();
+/// assert_eq!(keys, ["ns/state.json", "ns/workers/w1.json"]);
+/// assert_eq!(metered.counter().snapshot().put, 5);
+/// # Ok(())
+/// # }
+/// ```
 ///
 /// # Wrappers
 ///
-/// A wrapper (metering, fault injection) must forward every method,
-/// including the provided ones, so that the wrapped store's behaviour (a real
-/// conditional GET, say) is not replaced by the default. It forwards its
-/// `*_unboxed` methods to the wrapped store's `*_unboxed` methods, and its
-/// `async` methods to its own `*_unboxed` methods.
+/// A wrapper (metering, fault injection) forwards every method, including
+/// the provided [`get_if_changed`](LeaseStore::get_if_changed), so that the
+/// wrapped store's behaviour (a real conditional GET) is not replaced by
+/// the default. It never implements [`LeaseStoreExt`]: that trait is
+/// implemented once, for every store, on top of these methods.
+///
+/// # Cost of a call
+///
+/// Through `#[async_trait]`, each call allocates its future once (one `Box`,
+/// tens of nanoseconds), and each wrapper layer adds one more. A request to
+/// a real store costs tens of microseconds (a local directory) to
+/// milliseconds (S3), so a stack of wrappers is not measurable against it;
+/// docs/benchmarks.md has the numbers.
 #[async_trait]
 pub trait LeaseStore: Send + Sync + std::fmt::Debug + 'static {
     /// A short name of the backend for errors and metrics: `"s3"`, `"gcs"`,
@@ -231,8 +410,10 @@ pub trait LeaseStore: Send + Sync + std::fmt::Debug + 'static {
 
     /// Reads an object only if its version differs from `known`.
     ///
-    /// Where [`Capabilities::conditional_get`] is false this is a plain
-    /// [`get`](LeaseStore::get) followed by a comparison.
+    /// The default is a plain [`get`](LeaseStore::get) followed by a
+    /// comparison; a store with a real conditional GET
+    /// ([`Capabilities::conditional_get`]) overrides it, and a wrapper
+    /// forwards it.
     async fn get_if_changed(&self, key: &str, known: &Version) -> Result<Conditional, StoreError> {
         Ok(match self.get(key).await? {
             None => Conditional::Absent,
@@ -262,37 +443,27 @@ pub trait LeaseStore: Send + Sync + std::fmt::Debug + 'static {
     /// writer owns (a worker's own heartbeat).
     async fn put(&self, key: &str, body: Bytes) -> Result<Written, StoreError>;
 
-    /// Lists every object under `prefix` (all pages), sorted by key.
+    /// One page of a listing: at most `limit` objects under `prefix` whose
+    /// keys sort after `start_after` (from the first if `None`), sorted by
+    /// key. A page shorter than `limit` is the last. For every object under
+    /// a prefix, call [`LeaseStoreExt::list`], which walks the pages.
     ///
     /// `prefix` matches whole `/`-separated segments: `a` (or `a/`) lists
     /// `a/b` and `a/c/d`, not `ab` and not `a` itself; `""` lists everything.
-    /// The conformance suite checks that neighbours sharing only a string
-    /// prefix (`ab`) are left out.
-    async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>, StoreError>;
-
-    /// One page of [`list`](LeaseStore::list): at most `limit` objects
-    /// under `prefix` whose keys sort after `start_after` (from the first
-    /// if `None`), sorted by key. A page shorter than `limit` is the last.
+    /// `start_after` need not be a key that exists. The conformance suite
+    /// checks that neighbours sharing only a string prefix (`ab`) are left
+    /// out and that walking the pages neither skips nor repeats a key.
     ///
     /// Where the backend pages natively (S3, GCS and Azure through
     /// `object_store` start after a key; memory walks its ordered map),
-    /// this reads one page only: whoever needs the head of a deep prefix
-    /// (a queue's oldest messages) pays one LIST, not one per 1,000 keys.
-    /// The default lists everything and cuts, which is correct but not
-    /// cheaper.
+    /// a page of up to 1,000 keys is one request: whoever needs the head of
+    /// a deep prefix (a queue's oldest messages) pays one LIST.
     async fn list_page(
         &self,
         prefix: &str,
         start_after: Option<&str>,
         limit: usize,
-    ) -> Result<Vec<ObjectMeta>, StoreError> {
-        let all = self.list(prefix).await?;
-        Ok(all
-            .into_iter()
-            .filter(|meta| start_after.is_none_or(|after| meta.key.as_str() > after))
-            .take(limit)
-            .collect())
-    }
+    ) -> Result<Vec<ObjectMeta>, StoreError>;
 
     /// Deletes the object at `key`; deleting a missing object succeeds.
     async fn delete(&self, key: &str) -> Result<(), StoreError>;
@@ -304,113 +475,4 @@ pub trait LeaseStore: Send + Sync + std::fmt::Debug + 'static {
     /// [`StoreError::NotSupported`] where [`Capabilities::conditional_delete`]
     /// is false.
     async fn delete_if_version(&self, key: &str, expected: &Version) -> Result<(), StoreError>;
-
-    // The unboxed forms. Each has `where Self: Sized`, which keeps them out of
-    // the vtable: `dyn LeaseStore` stays object safe and cannot call them.
-
-    /// [`get`](LeaseStore::get) without boxing its future, for generic
-    /// wrappers (see [Boxed and unboxed methods](LeaseStore#boxed-and-unboxed-methods)).
-    /// The default forwards to [`get`](LeaseStore::get) (one boxed future).
-    fn get_unboxed<'a>(
-        &'a self,
-        key: &'a str,
-    ) -> impl Future<Output = Result<Option<StoredObject>, StoreError>> + Send + 'a
-    where
-        Self: Sized,
-    {
-        self.get(key)
-    }
-
-    /// [`get_if_changed`](LeaseStore::get_if_changed) without boxing its
-    /// future. The default forwards to
-    /// [`get_if_changed`](LeaseStore::get_if_changed).
-    fn get_if_changed_unboxed<'a>(
-        &'a self,
-        key: &'a str,
-        known: &'a Version,
-    ) -> impl Future<Output = Result<Conditional, StoreError>> + Send + 'a
-    where
-        Self: Sized,
-    {
-        self.get_if_changed(key, known)
-    }
-
-    /// [`create`](LeaseStore::create) without boxing its future. The default
-    /// forwards to [`create`](LeaseStore::create).
-    fn create_unboxed<'a>(
-        &'a self,
-        key: &'a str,
-        body: Bytes,
-    ) -> impl Future<Output = Result<Written, StoreError>> + Send + 'a
-    where
-        Self: Sized,
-    {
-        self.create(key, body)
-    }
-
-    /// [`compare_and_swap`](LeaseStore::compare_and_swap) without boxing its
-    /// future. The default forwards to
-    /// [`compare_and_swap`](LeaseStore::compare_and_swap).
-    fn compare_and_swap_unboxed<'a>(
-        &'a self,
-        key: &'a str,
-        expected: &'a Version,
-        body: Bytes,
-    ) -> impl Future<Output = Result<Written, StoreError>> + Send + 'a
-    where
-        Self: Sized,
-    {
-        self.compare_and_swap(key, expected, body)
-    }
-
-    /// [`put`](LeaseStore::put) without boxing its future. The default
-    /// forwards to [`put`](LeaseStore::put).
-    fn put_unboxed<'a>(
-        &'a self,
-        key: &'a str,
-        body: Bytes,
-    ) -> impl Future<Output = Result<Written, StoreError>> + Send + 'a
-    where
-        Self: Sized,
-    {
-        self.put(key, body)
-    }
-
-    /// [`list`](LeaseStore::list) without boxing its future. The default
-    /// forwards to [`list`](LeaseStore::list).
-    fn list_unboxed<'a>(
-        &'a self,
-        prefix: &'a str,
-    ) -> impl Future<Output = Result<Vec<ObjectMeta>, StoreError>> + Send + 'a
-    where
-        Self: Sized,
-    {
-        self.list(prefix)
-    }
-
-    /// [`delete`](LeaseStore::delete) without boxing its future. The default
-    /// forwards to [`delete`](LeaseStore::delete).
-    fn delete_unboxed<'a>(
-        &'a self,
-        key: &'a str,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send + 'a
-    where
-        Self: Sized,
-    {
-        self.delete(key)
-    }
-
-    /// [`delete_if_version`](LeaseStore::delete_if_version) without boxing
-    /// its future. The default forwards to
-    /// [`delete_if_version`](LeaseStore::delete_if_version).
-    fn delete_if_version_unboxed<'a>(
-        &'a self,
-        key: &'a str,
-        expected: &'a Version,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send + 'a
-    where
-        Self: Sized,
-    {
-        self.delete_if_version(key, expected)
-    }
 }

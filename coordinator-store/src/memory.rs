@@ -20,7 +20,6 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
@@ -248,10 +247,6 @@ pub(crate) fn key_is_under(key: &str, prefix: &str) -> bool {
 }
 
 #[async_trait]
-#[allow(
-    clippy::manual_async_fn,
-    reason = "an `async fn` here would be boxed by #[async_trait]: the `*_unboxed` methods must return their `async` blocks"
-)]
 impl LeaseStore for MemoryStore {
     fn backend(&self) -> &'static str {
         BACKEND
@@ -267,7 +262,57 @@ impl LeaseStore for MemoryStore {
         }
     }
 
-    crate::forward::boxed_methods_via_unboxed!();
+    // The work happens when the future is first polled: a future that is
+    // dropped unpolled changes nothing.
+
+    async fn get(&self, key: &str) -> Result<Option<StoredObject>, StoreError> {
+        Ok(self.lock().objects.get(key).map(Entry::object))
+    }
+
+    async fn get_if_changed(&self, key: &str, known: &Version) -> Result<Conditional, StoreError> {
+        Ok(match self.lock().objects.get(key) {
+            None => Conditional::Absent,
+            Some(entry) if &entry.version == known => Conditional::Unchanged,
+            Some(entry) => Conditional::Changed(entry.object()),
+        })
+    }
+
+    async fn create(&self, key: &str, body: Bytes) -> Result<Written, StoreError> {
+        let mut state = self.lock();
+        if state.objects.contains_key(key) {
+            return Err(StoreError::AlreadyExists {
+                key: key.to_owned(),
+                backend: BACKEND,
+            });
+        }
+        let now = self.now_ms();
+        Ok(state.write(key, body, now))
+    }
+
+    async fn compare_and_swap(
+        &self,
+        key: &str,
+        expected: &Version,
+        body: Bytes,
+    ) -> Result<Written, StoreError> {
+        let mut state = self.lock();
+        match state.objects.get(key) {
+            Some(entry) if &entry.version == expected => {
+                let now = self.now_ms();
+                Ok(state.write(key, body, now))
+            }
+            _ => Err(StoreError::Conflict {
+                key: key.to_owned(),
+                backend: BACKEND,
+            }),
+        }
+    }
+
+    async fn put(&self, key: &str, body: Bytes) -> Result<Written, StoreError> {
+        let mut state = self.lock();
+        let now = self.now_ms();
+        Ok(state.write(key, body, now))
+    }
 
     async fn list_page(
         &self,
@@ -278,115 +323,22 @@ impl LeaseStore for MemoryStore {
         Ok(self.page(prefix, start_after, limit))
     }
 
-    // The work happens when the future is first polled, as with the `async`
-    // methods: a future that is dropped unpolled changes nothing.
-
-    fn get_unboxed<'a>(
-        &'a self,
-        key: &'a str,
-    ) -> impl Future<Output = Result<Option<StoredObject>, StoreError>> + Send + 'a {
-        async move { Ok(self.lock().objects.get(key).map(Entry::object)) }
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        self.lock().objects.remove(key);
+        Ok(())
     }
 
-    fn get_if_changed_unboxed<'a>(
-        &'a self,
-        key: &'a str,
-        known: &'a Version,
-    ) -> impl Future<Output = Result<Conditional, StoreError>> + Send + 'a {
-        async move {
-            Ok(match self.lock().objects.get(key) {
-                None => Conditional::Absent,
-                Some(entry) if &entry.version == known => Conditional::Unchanged,
-                Some(entry) => Conditional::Changed(entry.object()),
-            })
-        }
-    }
-
-    fn create_unboxed<'a>(
-        &'a self,
-        key: &'a str,
-        body: Bytes,
-    ) -> impl Future<Output = Result<Written, StoreError>> + Send + 'a {
-        async move {
-            let mut state = self.lock();
-            if state.objects.contains_key(key) {
-                return Err(StoreError::AlreadyExists {
-                    key: key.to_owned(),
-                    backend: BACKEND,
-                });
+    async fn delete_if_version(&self, key: &str, expected: &Version) -> Result<(), StoreError> {
+        let mut state = self.lock();
+        match state.objects.get(key) {
+            Some(entry) if &entry.version == expected => {
+                state.objects.remove(key);
+                Ok(())
             }
-            let now = self.now_ms();
-            Ok(state.write(key, body, now))
-        }
-    }
-
-    fn compare_and_swap_unboxed<'a>(
-        &'a self,
-        key: &'a str,
-        expected: &'a Version,
-        body: Bytes,
-    ) -> impl Future<Output = Result<Written, StoreError>> + Send + 'a {
-        async move {
-            let mut state = self.lock();
-            match state.objects.get(key) {
-                Some(entry) if &entry.version == expected => {
-                    let now = self.now_ms();
-                    Ok(state.write(key, body, now))
-                }
-                _ => Err(StoreError::Conflict {
-                    key: key.to_owned(),
-                    backend: BACKEND,
-                }),
-            }
-        }
-    }
-
-    fn put_unboxed<'a>(
-        &'a self,
-        key: &'a str,
-        body: Bytes,
-    ) -> impl Future<Output = Result<Written, StoreError>> + Send + 'a {
-        async move {
-            let mut state = self.lock();
-            let now = self.now_ms();
-            Ok(state.write(key, body, now))
-        }
-    }
-
-    fn list_unboxed<'a>(
-        &'a self,
-        prefix: &'a str,
-    ) -> impl Future<Output = Result<Vec<ObjectMeta>, StoreError>> + Send + 'a {
-        async move { Ok(self.page(prefix, None, usize::MAX)) }
-    }
-
-    fn delete_unboxed<'a>(
-        &'a self,
-        key: &'a str,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send + 'a {
-        async move {
-            self.lock().objects.remove(key);
-            Ok(())
-        }
-    }
-
-    fn delete_if_version_unboxed<'a>(
-        &'a self,
-        key: &'a str,
-        expected: &'a Version,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send + 'a {
-        async move {
-            let mut state = self.lock();
-            match state.objects.get(key) {
-                Some(entry) if &entry.version == expected => {
-                    state.objects.remove(key);
-                    Ok(())
-                }
-                _ => Err(StoreError::Conflict {
-                    key: key.to_owned(),
-                    backend: BACKEND,
-                }),
-            }
+            _ => Err(StoreError::Conflict {
+                key: key.to_owned(),
+                backend: BACKEND,
+            }),
         }
     }
 }

@@ -7,14 +7,15 @@
 //!   (S3 bills a `412 Precondition Failed` like a success); calls that return
 //!   an error, [`StoreError::Conflict`] and [`StoreError::AlreadyExists`]
 //!   included, are also counted in [`RequestCounts::errors`].
-//! * [`list`](LeaseStore::list) counts one LIST per started page of 1,000
-//!   keys, as S3's `ListObjectsV2` pages at 1,000: listing 2,500 keys is 3
-//!   LISTs, listing none is 1.
+//! * [`list_page`](LeaseStore::list_page) counts one LIST per started
+//!   1,000 keys it returns, as S3's `ListObjectsV2` pages at 1,000, and one
+//!   for an empty page. [`LeaseStoreExt::list`](crate::LeaseStoreExt::list)
+//!   walks pages of 1,000, so listing 2,500 keys is 3 LISTs and listing
+//!   none is 1.
 //! * Counters are relaxed atomics: cheap, and exact once the calls have
 //!   returned.
 
 use std::fmt;
-use std::future::Future;
 use std::ops::Sub;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -248,15 +249,8 @@ impl<S: fmt::Debug> fmt::Debug for Metered<S> {
     }
 }
 
-/// Each `async` method awaits its `*_unboxed` twin, which awaits the
-/// wrapped store's twin: through `dyn LeaseStore`, a `Metered<MemoryStore>`
-/// allocates one future per request, as a bare `MemoryStore` does (see
-/// [Boxed and unboxed methods](LeaseStore#boxed-and-unboxed-methods)).
+/// Forwards every method and counts it.
 #[async_trait]
-#[allow(
-    clippy::manual_async_fn,
-    reason = "an `async fn` here would be boxed by #[async_trait]: the `*_unboxed` methods must return their `async` blocks"
-)]
 impl<S: LeaseStore> LeaseStore for Metered<S> {
     fn backend(&self) -> &'static str {
         self.inner.backend()
@@ -266,68 +260,38 @@ impl<S: LeaseStore> LeaseStore for Metered<S> {
         self.inner.capabilities()
     }
 
-    crate::forward::boxed_methods_via_unboxed!();
-
-    fn get_unboxed<'a>(
-        &'a self,
-        key: &'a str,
-    ) -> impl Future<Output = Result<Option<StoredObject>, StoreError>> + Send + 'a {
-        async move {
-            let result = self.inner.get_unboxed(key).await;
-            self.count(RequestKind::Get, result)
-        }
+    async fn get(&self, key: &str) -> Result<Option<StoredObject>, StoreError> {
+        let result = self.inner.get(key).await;
+        self.count(RequestKind::Get, result)
     }
 
-    fn get_if_changed_unboxed<'a>(
-        &'a self,
-        key: &'a str,
-        known: &'a Version,
-    ) -> impl Future<Output = Result<Conditional, StoreError>> + Send + 'a {
-        async move {
-            let result = self.inner.get_if_changed_unboxed(key, known).await;
-            self.count(RequestKind::Get, result)
-        }
+    async fn get_if_changed(&self, key: &str, known: &Version) -> Result<Conditional, StoreError> {
+        let result = self.inner.get_if_changed(key, known).await;
+        self.count(RequestKind::Get, result)
     }
 
-    fn create_unboxed<'a>(
-        &'a self,
-        key: &'a str,
+    async fn create(&self, key: &str, body: Bytes) -> Result<Written, StoreError> {
+        let result = self.inner.create(key, body).await;
+        self.count(RequestKind::Put, result)
+    }
+
+    async fn compare_and_swap(
+        &self,
+        key: &str,
+        expected: &Version,
         body: Bytes,
-    ) -> impl Future<Output = Result<Written, StoreError>> + Send + 'a {
-        async move {
-            let result = self.inner.create_unboxed(key, body).await;
-            self.count(RequestKind::Put, result)
-        }
+    ) -> Result<Written, StoreError> {
+        let result = self.inner.compare_and_swap(key, expected, body).await;
+        self.count(RequestKind::Put, result)
     }
 
-    fn compare_and_swap_unboxed<'a>(
-        &'a self,
-        key: &'a str,
-        expected: &'a Version,
-        body: Bytes,
-    ) -> impl Future<Output = Result<Written, StoreError>> + Send + 'a {
-        async move {
-            let result = self
-                .inner
-                .compare_and_swap_unboxed(key, expected, body)
-                .await;
-            self.count(RequestKind::Put, result)
-        }
+    async fn put(&self, key: &str, body: Bytes) -> Result<Written, StoreError> {
+        let result = self.inner.put(key, body).await;
+        self.count(RequestKind::Put, result)
     }
 
-    fn put_unboxed<'a>(
-        &'a self,
-        key: &'a str,
-        body: Bytes,
-    ) -> impl Future<Output = Result<Written, StoreError>> + Send + 'a {
-        async move {
-            let result = self.inner.put_unboxed(key, body).await;
-            self.count(RequestKind::Put, result)
-        }
-    }
-
-    /// Forwards one page and counts it as a listing of its keys (one LIST
-    /// per started 1,000).
+    /// Forwards one page and counts one LIST per started [`LIST_PAGE_SIZE`]
+    /// keys in it (one for an empty or failed page).
     async fn list_page(
         &self,
         prefix: &str,
@@ -338,58 +302,37 @@ impl<S: LeaseStore> LeaseStore for Metered<S> {
         self.count_listing(result)
     }
 
-    /// Forwards the listing and counts one LIST per started page of
-    /// [`LIST_PAGE_SIZE`] keys (one for an empty or failed listing).
-    fn list_unboxed<'a>(
-        &'a self,
-        prefix: &'a str,
-    ) -> impl Future<Output = Result<Vec<ObjectMeta>, StoreError>> + Send + 'a {
-        async move {
-            let result = self.inner.list_unboxed(prefix).await;
-            self.count_listing(result)
-        }
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        let result = self.inner.delete(key).await;
+        self.count(RequestKind::Delete, result)
     }
 
-    fn delete_unboxed<'a>(
-        &'a self,
-        key: &'a str,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send + 'a {
-        async move {
-            let result = self.inner.delete_unboxed(key).await;
-            self.count(RequestKind::Delete, result)
-        }
-    }
-
-    fn delete_if_version_unboxed<'a>(
-        &'a self,
-        key: &'a str,
-        expected: &'a Version,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send + 'a {
-        async move {
-            let result = self.inner.delete_if_version_unboxed(key, expected).await;
-            self.count(RequestKind::Delete, result)
-        }
+    async fn delete_if_version(&self, key: &str, expected: &Version) -> Result<(), StoreError> {
+        let result = self.inner.delete_if_version(key, expected).await;
+        self.count(RequestKind::Delete, result)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::MemoryStore;
+    use crate::{LeaseStoreExt, MemoryStore};
 
-    /// A store that implements only the `async` methods, as stores outside
-    /// this crate do: `Metered` reaches it through the default `*_unboxed`
-    /// methods.
+    /// A store that keeps the default `get_if_changed`, behind an `Arc` of
+    /// `dyn LeaseStore` as the runtime holds its stores.
     #[derive(Debug)]
-    struct AsyncOnly(MemoryStore);
+    struct DefaultConditional(MemoryStore);
 
     #[async_trait]
-    impl LeaseStore for AsyncOnly {
+    impl LeaseStore for DefaultConditional {
         fn backend(&self) -> &'static str {
-            "async-only"
+            "default-conditional"
         }
         fn capabilities(&self) -> Capabilities {
-            self.0.capabilities()
+            Capabilities {
+                conditional_get: false,
+                ..self.0.capabilities()
+            }
         }
         async fn get(&self, key: &str) -> Result<Option<StoredObject>, StoreError> {
             self.0.get(key).await
@@ -408,8 +351,13 @@ mod tests {
         async fn put(&self, key: &str, body: Bytes) -> Result<Written, StoreError> {
             self.0.put(key, body).await
         }
-        async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>, StoreError> {
-            self.0.list(prefix).await
+        async fn list_page(
+            &self,
+            prefix: &str,
+            start_after: Option<&str>,
+            limit: usize,
+        ) -> Result<Vec<ObjectMeta>, StoreError> {
+            self.0.list_page(prefix, start_after, limit).await
         }
         async fn delete(&self, key: &str) -> Result<(), StoreError> {
             self.0.delete(key).await
@@ -420,13 +368,13 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn wraps_a_store_with_only_async_methods() {
-        let metered = Metered::new(AsyncOnly(MemoryStore::new()));
+    async fn wraps_a_shared_store_with_the_default_get_if_changed() {
+        let shared: Arc<dyn LeaseStore> = Arc::new(DefaultConditional(MemoryStore::new()));
+        let metered = Metered::new(shared);
         let counter = metered.counter();
         let store: Arc<dyn LeaseStore> = Arc::new(metered);
         let written = store.create("k", "a".into()).await.unwrap();
-        // The trait's provided get_if_changed, reached through the default
-        // get_if_changed_unboxed.
+        // The trait's provided get_if_changed (one GET), through the Arc.
         let unchanged = store.get_if_changed("k", &written.version).await.unwrap();
         assert!(matches!(unchanged, Conditional::Unchanged));
         let stale = store
@@ -434,7 +382,8 @@ mod tests {
             .await;
         assert!(matches!(stale, Err(StoreError::Conflict { .. })));
         store.delete("k").await.unwrap();
-        assert_eq!(store.backend(), "async-only");
+        assert_eq!(store.backend(), "default-conditional");
+        assert!(!store.capabilities().conditional_get);
         let counts = counter.snapshot();
         assert_eq!((counts.get, counts.put, counts.delete), (1, 2, 1));
         assert_eq!(counts.errors, 1);

@@ -43,7 +43,6 @@
 //! instead; see its docs for the bound.
 
 use std::fmt;
-use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -216,10 +215,11 @@ impl fmt::Display for ObjectBackend {
 /// whose conditional writes match the generation, it is
 /// `<generation>|<etag>`. S3's and GCS's ETags are MD5 digests of the body,
 /// so rewriting the same bytes brings a version back (see the
-/// [crate docs](crate#contract)).
+/// [contract](LeaseStore#contract)).
 ///
-/// GCS listings carry no generation: a version from [`LeaseStore::list`] on
-/// GCS detects change but cannot be used for a compare-and-swap (it gets
+/// GCS listings carry no generation: a version from a listing
+/// ([`LeaseStore::list_page`], [`LeaseStoreExt::list`](crate::LeaseStoreExt::list))
+/// on GCS detects change but cannot be used for a compare-and-swap (it gets
 /// [`StoreError::Conflict`]; read the object with [`LeaseStore::get`] first).
 ///
 /// # Examples
@@ -637,10 +637,6 @@ fn conflict_backoff(attempt: usize) -> Duration {
 }
 
 #[async_trait]
-#[allow(
-    clippy::manual_async_fn,
-    reason = "an `async fn` here would be boxed by #[async_trait]: the `*_unboxed` methods must return their `async` blocks"
-)]
 impl LeaseStore for ObjectStoreLease {
     fn backend(&self) -> &'static str {
         self.name()
@@ -654,106 +650,79 @@ impl LeaseStore for ObjectStoreLease {
         }
     }
 
-    crate::forward::boxed_methods_via_unboxed!();
-
-    fn get_unboxed<'a>(
-        &'a self,
-        key: &'a str,
-    ) -> impl Future<Output = Result<Option<StoredObject>, StoreError>> + Send + 'a {
-        async move {
-            let path = self.path(Op::Get, key)?;
-            match self
-                .read(Op::Get, key, &path, GetOptions::default())
-                .await?
-            {
-                Read::Found(object) => Ok(Some(object)),
-                Read::Absent => Ok(None),
-                Read::NotModified => Err(StoreError::Backend {
-                    op: Op::Get.as_str(),
-                    key: key.to_owned(),
-                    backend: self.name(),
-                    source: "the store answered an unconditional GET with 304 Not Modified".into(),
-                }),
-            }
+    async fn get(&self, key: &str) -> Result<Option<StoredObject>, StoreError> {
+        let path = self.path(Op::Get, key)?;
+        match self
+            .read(Op::Get, key, &path, GetOptions::default())
+            .await?
+        {
+            Read::Found(object) => Ok(Some(object)),
+            Read::Absent => Ok(None),
+            Read::NotModified => Err(StoreError::Backend {
+                op: Op::Get.as_str(),
+                key: key.to_owned(),
+                backend: self.name(),
+                source: "the store answered an unconditional GET with 304 Not Modified".into(),
+            }),
         }
     }
 
-    fn get_if_changed_unboxed<'a>(
-        &'a self,
-        key: &'a str,
-        known: &'a Version,
-    ) -> impl Future<Output = Result<Conditional, StoreError>> + Send + 'a {
-        async move {
-            let path = self.path(Op::GetIfChanged, key)?;
-            let options = GetOptions {
-                if_none_match: self.e_tag_of(known).map(str::to_owned),
-                ..GetOptions::default()
-            };
-            Ok(
-                match self.read(Op::GetIfChanged, key, &path, options).await? {
-                    Read::NotModified => Conditional::Unchanged,
-                    Read::Absent => Conditional::Absent,
-                    // A store that ignores If-None-Match sends the body anyway.
-                    Read::Found(object) if &object.version == known => Conditional::Unchanged,
-                    Read::Found(object) => Conditional::Changed(object),
-                },
-            )
-        }
+    async fn get_if_changed(&self, key: &str, known: &Version) -> Result<Conditional, StoreError> {
+        let path = self.path(Op::GetIfChanged, key)?;
+        let options = GetOptions {
+            if_none_match: self.e_tag_of(known).map(str::to_owned),
+            ..GetOptions::default()
+        };
+        Ok(
+            match self.read(Op::GetIfChanged, key, &path, options).await? {
+                Read::NotModified => Conditional::Unchanged,
+                Read::Absent => Conditional::Absent,
+                // A store that ignores If-None-Match sends the body anyway.
+                Read::Found(object) if &object.version == known => Conditional::Unchanged,
+                Read::Found(object) => Conditional::Changed(object),
+            },
+        )
     }
 
-    fn create_unboxed<'a>(
-        &'a self,
-        key: &'a str,
-        body: Bytes,
-    ) -> impl Future<Output = Result<Written, StoreError>> + Send + 'a {
-        async move {
-            let path = self.path(Op::Create, key)?;
-            self.conditional_put(Op::Create, key, &path, body, PutMode::Create)
-                .await
-        }
-    }
-
-    fn compare_and_swap_unboxed<'a>(
-        &'a self,
-        key: &'a str,
-        expected: &'a Version,
-        body: Bytes,
-    ) -> impl Future<Output = Result<Written, StoreError>> + Send + 'a {
-        async move {
-            let path = self.path(Op::CompareAndSwap, key)?;
-            let Some(update) = self.update_version(expected) else {
-                // A version this backend cannot match (a GCS listing's): it
-                // cannot be the object's current one as far as a CAS can tell.
-                tracing::debug!(
-                    key,
-                    backend = self.name(),
-                    version = expected.as_str(),
-                    "compare-and-swap with a version that cannot identify an object here"
-                );
-                return Err(self.conflict(key));
-            };
-            self.conditional_put(
-                Op::CompareAndSwap,
-                key,
-                &path,
-                body,
-                PutMode::Update(update),
-            )
+    async fn create(&self, key: &str, body: Bytes) -> Result<Written, StoreError> {
+        let path = self.path(Op::Create, key)?;
+        self.conditional_put(Op::Create, key, &path, body, PutMode::Create)
             .await
-        }
     }
 
-    fn put_unboxed<'a>(
-        &'a self,
-        key: &'a str,
+    async fn compare_and_swap(
+        &self,
+        key: &str,
+        expected: &Version,
         body: Bytes,
-    ) -> impl Future<Output = Result<Written, StoreError>> + Send + 'a {
-        async move {
-            let path = self.path(Op::Put, key)?;
-            match self.store.put(&path, PutPayload::from_bytes(body)).await {
-                Ok(result) => self.written(Op::Put, key, result),
-                Err(e) => Err(self.error(Op::Put, key, e)),
-            }
+    ) -> Result<Written, StoreError> {
+        let path = self.path(Op::CompareAndSwap, key)?;
+        let Some(update) = self.update_version(expected) else {
+            // A version this backend cannot match (a GCS listing's): it
+            // cannot be the object's current one as far as a CAS can tell.
+            tracing::debug!(
+                key,
+                backend = self.name(),
+                version = expected.as_str(),
+                "compare-and-swap with a version that cannot identify an object here"
+            );
+            return Err(self.conflict(key));
+        };
+        self.conditional_put(
+            Op::CompareAndSwap,
+            key,
+            &path,
+            body,
+            PutMode::Update(update),
+        )
+        .await
+    }
+
+    async fn put(&self, key: &str, body: Bytes) -> Result<Written, StoreError> {
+        let path = self.path(Op::Put, key)?;
+        match self.store.put(&path, PutPayload::from_bytes(body)).await {
+            Ok(result) => self.written(Op::Put, key, result),
+            Err(e) => Err(self.error(Op::Put, key, e)),
         }
     }
 
@@ -767,63 +736,45 @@ impl LeaseStore for ObjectStoreLease {
         self.listing(prefix, start_after, limit).await
     }
 
-    fn list_unboxed<'a>(
-        &'a self,
-        prefix: &'a str,
-    ) -> impl Future<Output = Result<Vec<ObjectMeta>, StoreError>> + Send + 'a {
-        self.listing(prefix, None, usize::MAX)
-    }
-
-    fn delete_unboxed<'a>(
-        &'a self,
-        key: &'a str,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send + 'a {
-        async move {
-            let path = self.path(Op::Delete, key)?;
-            match self.store.delete(&path).await {
-                Ok(()) => Ok(()),
-                Err(e @ object_store::Error::NotFound { .. }) => {
-                    if Facts::of(&e).missing_bucket() {
-                        Err(self.error(Op::Delete, key, e))
-                    } else {
-                        Ok(())
-                    }
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        let path = self.path(Op::Delete, key)?;
+        match self.store.delete(&path).await {
+            Ok(()) => Ok(()),
+            Err(e @ object_store::Error::NotFound { .. }) => {
+                if Facts::of(&e).missing_bucket() {
+                    Err(self.error(Op::Delete, key, e))
+                } else {
+                    Ok(())
                 }
-                Err(e) => Err(self.error(Op::Delete, key, e)),
             }
+            Err(e) => Err(self.error(Op::Delete, key, e)),
         }
     }
 
-    fn delete_if_version_unboxed<'a>(
-        &'a self,
-        key: &'a str,
-        expected: &'a Version,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send + 'a {
-        async move {
-            if !self.conditional_delete {
-                return Err(StoreError::NotSupported {
-                    op: Op::DeleteIfVersion.as_str(),
-                    backend: self.name(),
-                });
-            }
-            match self.s3_delete_if_version(key, expected).await {
-                // NotSupported promises that nothing is supported; callers
-                // may then delete blindly. A server that passed the probe
-                // and now answers 501 is an incident, not that.
-                Err(StoreError::NotSupported { .. }) => Err(StoreError::Backend {
-                    op: Op::DeleteIfVersion.as_str(),
-                    key: key.to_owned(),
-                    backend: self.name(),
-                    source: format!(
-                        "the server answered a conditional DELETE with 501 Not Implemented, \
-                         though it honoured one when {} was opened; check that the endpoint \
-                         still reaches the same service, then reopen the store",
-                        self.location
-                    )
-                    .into(),
-                }),
-                other => other,
-            }
+    async fn delete_if_version(&self, key: &str, expected: &Version) -> Result<(), StoreError> {
+        if !self.conditional_delete {
+            return Err(StoreError::NotSupported {
+                op: Op::DeleteIfVersion.as_str(),
+                backend: self.name(),
+            });
+        }
+        match self.s3_delete_if_version(key, expected).await {
+            // NotSupported promises that nothing is supported; callers
+            // may then delete blindly. A server that passed the probe
+            // and now answers 501 is an incident, not that.
+            Err(StoreError::NotSupported { .. }) => Err(StoreError::Backend {
+                op: Op::DeleteIfVersion.as_str(),
+                key: key.to_owned(),
+                backend: self.name(),
+                source: format!(
+                    "the server answered a conditional DELETE with 501 Not Implemented, \
+                     though it honoured one when {} was opened; check that the endpoint \
+                     still reaches the same service, then reopen the store",
+                    self.location
+                )
+                .into(),
+            }),
+            other => other,
         }
     }
 }

@@ -737,7 +737,7 @@ mod tests {
         let store = open("memory://").await.unwrap();
         assert_eq!(store.backend(), "memory");
         assert!(
-            store.list("").await.unwrap().is_empty(),
+            store.list_page("", None, 10).await.unwrap().is_empty(),
             "the probe cleaned up"
         );
     }

@@ -413,7 +413,12 @@ mod tests {
         async fn put(&self, key: &str, body: Bytes) -> Result<Written, StoreError> {
             Ok(self.write(key, body))
         }
-        async fn list(&self, _prefix: &str) -> Result<Vec<ObjectMeta>, StoreError> {
+        async fn list_page(
+            &self,
+            _prefix: &str,
+            _start_after: Option<&str>,
+            _limit: usize,
+        ) -> Result<Vec<ObjectMeta>, StoreError> {
             Ok(Vec::new())
         }
         async fn delete(&self, key: &str) -> Result<(), StoreError> {
@@ -474,7 +479,7 @@ mod tests {
 
         let object = ObjectStoreLease::in_memory();
         probe_cas(&object, "").await.unwrap();
-        assert!(object.list("").await.unwrap().is_empty());
+        assert!(object.list_page("", None, 10).await.unwrap().is_empty());
     }
 
     /// How a fake server treats a conditional delete.

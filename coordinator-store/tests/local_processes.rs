@@ -18,7 +18,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use coordinator_store::{LeaseStore, LocalDirStore, StoreError, Version};
+use coordinator_store::{LeaseStore, LeaseStoreExt, LocalDirStore, StoreError, Version};
 use futures::executor::block_on;
 
 const CHILD_ENV: &str = "COORD_LOCAL_CHILD";

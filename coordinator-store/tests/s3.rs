@@ -27,8 +27,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use coordinator_store::conformance::{self, RaceReport, SuiteOptions, VersionScheme};
 use coordinator_store::{
-    open, open_unprobed, open_unprobed_with, open_with, probe_cas, LeaseStore, StoreError,
-    StoreOptions, PROBE_PREFIX,
+    open, open_unprobed, open_unprobed_with, open_with, probe_cas, LeaseStore, LeaseStoreExt,
+    StoreError, StoreOptions, PROBE_PREFIX,
 };
 
 /// The endpoint of the S3 server, or `None` (after saying so) to skip.

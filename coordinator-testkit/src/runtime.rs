@@ -35,7 +35,6 @@ enum Op {
     Create(String, Bytes),
     Cas(String, Version, Bytes),
     Put(String, Bytes),
-    List(String),
     ListPage(String, Option<String>, usize),
     Delete(String),
     DeleteIf(String, Version),
@@ -57,7 +56,6 @@ impl Op {
             | Op::Create(k, _)
             | Op::Cas(k, _, _)
             | Op::Put(k, _)
-            | Op::List(k)
             | Op::ListPage(k, _, _)
             | Op::Delete(k)
             | Op::DeleteIf(k, _) => k,
@@ -65,10 +63,7 @@ impl Op {
     }
 
     fn is_write(&self) -> bool {
-        !matches!(
-            self,
-            Op::Get(_) | Op::GetIfChanged(..) | Op::List(_) | Op::ListPage(..)
-        )
+        !matches!(self, Op::Get(_) | Op::GetIfChanged(..) | Op::ListPage(..))
     }
 
     fn name(&self) -> &'static str {
@@ -77,7 +72,7 @@ impl Op {
             Op::Create(..) => "create",
             Op::Cas(..) => "compare_and_swap",
             Op::Put(..) => "put",
-            Op::List(_) | Op::ListPage(..) => "list",
+            Op::ListPage(..) => "list",
             Op::Delete(_) | Op::DeleteIf(..) => "delete",
         }
     }
@@ -86,7 +81,7 @@ impl Op {
         match self {
             Op::Get(_) | Op::GetIfChanged(..) => requests.get += 1,
             Op::Create(..) | Op::Cas(..) | Op::Put(..) => requests.put += 1,
-            Op::List(_) | Op::ListPage(..) => requests.list += 1,
+            Op::ListPage(..) => requests.list += 1,
             Op::Delete(_) | Op::DeleteIf(..) => requests.delete += 1,
         }
     }
@@ -98,7 +93,6 @@ impl Op {
             Op::Create(k, b) => Out::Written(store.create(&k, b).await?),
             Op::Cas(k, v, b) => Out::Written(store.compare_and_swap(&k, &v, b).await?),
             Op::Put(k, b) => Out::Written(store.put(&k, b).await?),
-            Op::List(p) => Out::Listed(store.list(&p).await?),
             Op::ListPage(p, after, limit) => {
                 Out::Listed(store.list_page(&p, after.as_deref(), limit).await?)
             }
@@ -346,13 +340,6 @@ impl LeaseStore for SeededStore {
         match self.call(Op::Put(key.to_owned(), body)).await? {
             Out::Written(w) => Ok(w),
             _ => Err(unexpected("put")),
-        }
-    }
-
-    async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>, StoreError> {
-        match self.call(Op::List(prefix.to_owned())).await? {
-            Out::Listed(l) => Ok(l),
-            _ => Err(unexpected("list")),
         }
     }
 

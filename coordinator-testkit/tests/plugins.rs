@@ -2,6 +2,7 @@
 //! clock drift and crashes of any worker and of the leader, at the sizes
 //! issue 6 names. Rerun a seed with `COORD_SIM_SEED=<seed>`.
 
+use coordinator_store::LeaseStoreExt;
 use coordinator_testkit::plugins::queue::{run_queue, QueueScenario};
 use coordinator_testkit::plugins::scheduler::{run_scheduler, SchedulerScenario};
 use coordinator_testkit::plugins::ttl::{run_ttl, TtlScenario};

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use coordinator_core::Instant;
-use coordinator_store::{ObjectMeta, StoreError, Version};
+use coordinator_store::{LeaseStoreExt, ObjectMeta, StoreError, Version};
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 

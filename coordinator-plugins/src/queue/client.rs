@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use bytes::Bytes;
-use coordinator_store::StoreError;
+use coordinator_store::{LeaseStoreExt, StoreError};
 use futures::{StreamExt, TryStreamExt};
 use serde::Serialize;
 

@@ -12,7 +12,7 @@ use bytes::Bytes;
 use coordinator_runtime::{
     CoordinatorPlugin, LeaderContext, PluginError, PluginScope, StepDownReason,
 };
-use coordinator_store::{StoreError, Version};
+use coordinator_store::{LeaseStoreExt, StoreError, Version};
 use futures::StreamExt;
 
 use super::claim::truncate;

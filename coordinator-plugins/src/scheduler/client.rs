@@ -1,7 +1,7 @@
 //! Managing jobs (any worker) and reading their history.
 
 use bytes::Bytes;
-use coordinator_store::StoreError;
+use coordinator_store::{LeaseStoreExt, StoreError};
 use serde::Serialize;
 
 use super::job::JobSpec;

@@ -15,7 +15,7 @@ use coordinator_core::Instant;
 use coordinator_runtime::{
     CoordinatorPlugin, LeaderContext, PluginError, PluginScope, StepDownReason,
 };
-use coordinator_store::Version;
+use coordinator_store::{LeaseStoreExt, Version};
 use tokio::task::{JoinHandle, JoinSet};
 
 use super::job::{Delivery, JobSpec, MissedRunPolicy, Schedule};

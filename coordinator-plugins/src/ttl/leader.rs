@@ -11,7 +11,7 @@ use coordinator_core::Instant;
 use coordinator_runtime::{
     CoordinatorPlugin, LeaderContext, PluginError, PluginScope, StepDownReason,
 };
-use coordinator_store::{ObjectMeta, StoreError, Version};
+use coordinator_store::{LeaseStoreExt, ObjectMeta, StoreError, Version};
 use futures::StreamExt;
 
 use super::record::{RecordHeader, RecordState, SweepRecord};

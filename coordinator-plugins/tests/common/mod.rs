@@ -200,12 +200,6 @@ impl LeaseStore for LandsThrottled {
     ) -> Result<coordinator_store::Written, coordinator_store::StoreError> {
         self.inner.put(key, body).await
     }
-    async fn list(
-        &self,
-        prefix: &str,
-    ) -> Result<Vec<coordinator_store::ObjectMeta>, coordinator_store::StoreError> {
-        self.inner.list(prefix).await
-    }
     async fn list_page(
         &self,
         prefix: &str,

@@ -53,7 +53,7 @@
 //! Reads take no lock: an open file descriptor keeps reading the inode it
 //! opened, and a written inode is never modified again. A crash at any point
 //! leaves the old or the new value; a leftover temp file is ignored by
-//! [`list`](LeaseStore::list), overwritten by the next write of its key,
+//! listings ([`list_page`](LeaseStore::list_page)), overwritten by the next write of its key,
 //! removed by the next delete, and [`LocalDirStore::remove_stale_temp_files`]
 //! sweeps the whole tree.
 //!
@@ -103,7 +103,6 @@
 //! * Listing reads every listed file to compute its version.
 
 use std::fmt;
-use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -331,10 +330,6 @@ where
 }
 
 #[async_trait]
-#[allow(
-    clippy::manual_async_fn,
-    reason = "an `async fn` here would be boxed by #[async_trait]: the `*_unboxed` methods must return their `async` blocks"
-)]
 impl LeaseStore for LocalDirStore {
     fn backend(&self) -> &'static str {
         BACKEND
@@ -350,41 +345,28 @@ impl LeaseStore for LocalDirStore {
         }
     }
 
-    crate::forward::boxed_methods_via_unboxed!();
-
     /// Reads the object (no lock needed: renames are atomic).
     ///
     /// # Cancel safety
     /// Safe: dropping the future abandons a read.
-    fn get_unboxed<'a>(
-        &'a self,
-        key: &'a str,
-    ) -> impl Future<Output = Result<Option<StoredObject>, StoreError>> + Send + 'a {
-        async move {
-            let inner = self.inner.clone();
-            let owned = key.to_owned();
-            blocking("get", key, false, move || inner.get(&owned)).await
-        }
+    async fn get(&self, key: &str) -> Result<Option<StoredObject>, StoreError> {
+        let inner = self.inner.clone();
+        let owned = key.to_owned();
+        blocking("get", key, false, move || inner.get(&owned)).await
     }
 
-    fn get_if_changed_unboxed<'a>(
-        &'a self,
-        key: &'a str,
-        known: &'a Version,
-    ) -> impl Future<Output = Result<Conditional, StoreError>> + Send + 'a {
-        async move {
-            let inner = self.inner.clone();
-            let owned = key.to_owned();
-            let known = known.clone();
-            blocking("get_if_changed", key, false, move || {
-                Ok(match inner.get(&owned)? {
-                    None => Conditional::Absent,
-                    Some(object) if object.version == known => Conditional::Unchanged,
-                    Some(object) => Conditional::Changed(object),
-                })
+    async fn get_if_changed(&self, key: &str, known: &Version) -> Result<Conditional, StoreError> {
+        let inner = self.inner.clone();
+        let owned = key.to_owned();
+        let known = known.clone();
+        blocking("get_if_changed", key, false, move || {
+            Ok(match inner.get(&owned)? {
+                None => Conditional::Absent,
+                Some(object) if object.version == known => Conditional::Unchanged,
+                Some(object) => Conditional::Changed(object),
             })
-            .await
-        }
+        })
+        .await
     }
 
     /// Creates the object under the key's lock.
@@ -392,25 +374,19 @@ impl LeaseStore for LocalDirStore {
     /// # Cancel safety
     /// Dropping the future does not stop the write: it runs to completion on
     /// the blocking pool, like a request already sent.
-    fn create_unboxed<'a>(
-        &'a self,
-        key: &'a str,
-        body: Bytes,
-    ) -> impl Future<Output = Result<Written, StoreError>> + Send + 'a {
-        async move {
-            let inner = self.inner.clone();
-            let owned = key.to_owned();
-            blocking("create", key, true, move || {
-                inner.locked("create", &owned, |target, current| match current {
-                    Some(_) => Err(StoreError::AlreadyExists {
-                        key: owned.clone(),
-                        backend: BACKEND,
-                    }),
-                    None => inner.write_atomic("create", &owned, target, &body),
-                })
+    async fn create(&self, key: &str, body: Bytes) -> Result<Written, StoreError> {
+        let inner = self.inner.clone();
+        let owned = key.to_owned();
+        blocking("create", key, true, move || {
+            inner.locked("create", &owned, |target, current| match current {
+                Some(_) => Err(StoreError::AlreadyExists {
+                    key: owned.clone(),
+                    backend: BACKEND,
+                }),
+                None => inner.write_atomic("create", &owned, target, &body),
             })
-            .await
-        }
+        })
+        .await
     }
 
     /// Replaces the object under the key's lock if its digest is `expected`.
@@ -418,108 +394,96 @@ impl LeaseStore for LocalDirStore {
     /// # Cancel safety
     /// Dropping the future does not stop the write (see
     /// [`create`](LeaseStore::create)).
-    fn compare_and_swap_unboxed<'a>(
-        &'a self,
-        key: &'a str,
-        expected: &'a Version,
+    async fn compare_and_swap(
+        &self,
+        key: &str,
+        expected: &Version,
         body: Bytes,
-    ) -> impl Future<Output = Result<Written, StoreError>> + Send + 'a {
-        async move {
-            let inner = self.inner.clone();
-            let owned = key.to_owned();
-            let expected = expected.clone();
-            blocking("compare_and_swap", key, true, move || {
-                inner.locked(
-                    "compare_and_swap",
-                    &owned,
-                    |target, current| match current {
-                        Some((bytes, _)) if version_of(&bytes) == expected => {
-                            inner.write_atomic("compare_and_swap", &owned, target, &body)
-                        }
-                        _ => Err(StoreError::Conflict {
-                            key: owned.clone(),
-                            backend: BACKEND,
-                        }),
-                    },
-                )
-            })
-            .await
-        }
+    ) -> Result<Written, StoreError> {
+        let inner = self.inner.clone();
+        let owned = key.to_owned();
+        let expected = expected.clone();
+        blocking("compare_and_swap", key, true, move || {
+            inner.locked(
+                "compare_and_swap",
+                &owned,
+                |target, current| match current {
+                    Some((bytes, _)) if version_of(&bytes) == expected => {
+                        inner.write_atomic("compare_and_swap", &owned, target, &body)
+                    }
+                    _ => Err(StoreError::Conflict {
+                        key: owned.clone(),
+                        backend: BACKEND,
+                    }),
+                },
+            )
+        })
+        .await
     }
 
     /// Writes the object under the key's lock (the lock also guards the
     /// key's temp file).
-    fn put_unboxed<'a>(
-        &'a self,
-        key: &'a str,
-        body: Bytes,
-    ) -> impl Future<Output = Result<Written, StoreError>> + Send + 'a {
-        async move {
-            let inner = self.inner.clone();
-            let owned = key.to_owned();
-            blocking("put", key, true, move || {
-                inner.locked("put", &owned, |target, _| {
-                    inner.write_atomic("put", &owned, target, &body)
-                })
+    async fn put(&self, key: &str, body: Bytes) -> Result<Written, StoreError> {
+        let inner = self.inner.clone();
+        let owned = key.to_owned();
+        blocking("put", key, true, move || {
+            inner.locked("put", &owned, |target, _| {
+                inner.write_atomic("put", &owned, target, &body)
             })
-            .await
-        }
+        })
+        .await
     }
 
-    /// Lists the data files under `prefix` (whole segments), sorted by key,
-    /// skipping temp files and lock files. Reads each file for its version.
-    fn list_unboxed<'a>(
-        &'a self,
-        prefix: &'a str,
-    ) -> impl Future<Output = Result<Vec<ObjectMeta>, StoreError>> + Send + 'a {
-        async move {
-            let inner = self.inner.clone();
-            let owned = prefix.to_owned();
-            blocking("list", prefix, false, move || inner.list(&owned)).await
-        }
+    /// Lists the data files under `prefix` (whole segments) after
+    /// `start_after`, sorted by key, skipping temp files and lock files.
+    /// Walks the names under `prefix`, then reads only the page's files
+    /// (for their versions): the head of a deep prefix costs one directory
+    /// walk and `limit` reads.
+    async fn list_page(
+        &self,
+        prefix: &str,
+        start_after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<ObjectMeta>, StoreError> {
+        let inner = self.inner.clone();
+        let owned = prefix.to_owned();
+        let after = start_after.map(str::to_owned);
+        blocking("list", prefix, false, move || {
+            inner.list_page(&owned, after.as_deref(), limit)
+        })
+        .await
     }
 
-    fn delete_unboxed<'a>(
-        &'a self,
-        key: &'a str,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send + 'a {
-        async move {
-            let inner = self.inner.clone();
-            let owned = key.to_owned();
-            blocking("delete", key, true, move || {
-                inner.locked("delete", &owned, |target, _| {
-                    inner.remove("delete", &owned, target)
-                })
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        let inner = self.inner.clone();
+        let owned = key.to_owned();
+        blocking("delete", key, true, move || {
+            inner.locked("delete", &owned, |target, _| {
+                inner.remove("delete", &owned, target)
             })
-            .await
-        }
+        })
+        .await
     }
 
-    fn delete_if_version_unboxed<'a>(
-        &'a self,
-        key: &'a str,
-        expected: &'a Version,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send + 'a {
-        async move {
-            let inner = self.inner.clone();
-            let owned = key.to_owned();
-            let expected = expected.clone();
-            blocking("delete_if_version", key, true, move || {
-                inner.locked(
-                    "delete_if_version",
-                    &owned,
-                    |target, current| match current {
-                        Some((bytes, _)) if version_of(&bytes) == expected => {
-                            inner.remove("delete_if_version", &owned, target)
-                        }
-                        _ => Err(StoreError::Conflict {
-                            key: owned.clone(),
-                            backend: BACKEND,
-                        }),
-                    },
-                )
-            })
-            .await
-        }
+    async fn delete_if_version(&self, key: &str, expected: &Version) -> Result<(), StoreError> {
+        let inner = self.inner.clone();
+        let owned = key.to_owned();
+        let expected = expected.clone();
+        blocking("delete_if_version", key, true, move || {
+            inner.locked(
+                "delete_if_version",
+                &owned,
+                |target, current| match current {
+                    Some((bytes, _)) if version_of(&bytes) == expected => {
+                        inner.remove("delete_if_version", &owned, target)
+                    }
+                    _ => Err(StoreError::Conflict {
+                        key: owned.clone(),
+                        backend: BACKEND,
+                    }),
+                },
+            )
+        })
+        .await
     }
 }

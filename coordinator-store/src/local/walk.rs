@@ -13,7 +13,17 @@ use super::{Inner, BACKEND};
 use crate::{ObjectMeta, StoreError};
 
 impl Inner {
-    pub(super) fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>, StoreError> {
+    /// Up to `limit` objects under `prefix` whose keys sort after
+    /// `start_after`, sorted by key. Collects the names first and reads
+    /// only the files of the page; a file removed between the walk and its
+    /// read is skipped and the next name taken, so a short page is still
+    /// the last.
+    pub(super) fn list_page(
+        &self,
+        prefix: &str,
+        start_after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<ObjectMeta>, StoreError> {
         validate(prefix, true).map_err(|e| store_err("list", prefix, e))?;
         let trimmed = prefix.strip_suffix('/').unwrap_or(prefix);
         let dir = if trimmed.is_empty() {
@@ -21,9 +31,22 @@ impl Inner {
         } else {
             self.path_of(trimmed)
         };
-        let mut out = Vec::new();
+        let mut names = Vec::new();
         self.walk(&dir, trimmed, &mut |key, path| {
-            if let Some((body, meta)) = read_file(path)? {
+            if start_after.is_none_or(|after| key.as_str() > after) {
+                names.push((key, path.to_path_buf()));
+            }
+            Ok(())
+        })
+        .map_err(|e| store_err("list", prefix, e))?;
+        names.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        let mut out = Vec::new();
+        for (key, path) in names {
+            if out.len() >= limit {
+                break;
+            }
+            let read = read_file(&path).map_err(|e| store_err("list", prefix, e))?;
+            if let Some((body, meta)) = read {
                 out.push(ObjectMeta {
                     key,
                     version: version_of(&body),
@@ -31,10 +54,7 @@ impl Inner {
                     store_time: mtime_ms(&meta),
                 });
             }
-            Ok(())
-        })
-        .map_err(|e| store_err("list", prefix, e))?;
-        out.sort_by(|a, b| a.key.cmp(&b.key));
+        }
         Ok(out)
     }
 

@@ -9,7 +9,7 @@ use std::time::Duration;
 use coordinator_plugins::queue::{ClaimHandle, HandlerError, Message, Queue, QueueConfig};
 use coordinator_plugins::{RetryPolicy, SortableId};
 use coordinator_runtime::CoordinatorRegistry;
-use coordinator_store::LeaseStore;
+use coordinator_store::{LeaseStore, LeaseStoreExt};
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
