@@ -259,6 +259,10 @@ struct Group {
     /// (lease, metadata.json, the marker) was absent at one instant.
     carriers_gone: bool,
     first_acquired: Option<u64>,
+    /// When every live worker of the group first named the same leader,
+    /// after every initial worker had started (the wire's definition of
+    /// convergence).
+    all_agree_at: Option<u64>,
     last_acquirer: Option<usize>,
     last_acquired_t: u64,
     refused: u64,
@@ -391,6 +395,8 @@ pub struct Sim {
     open_watches: Vec<usize>,
     /// The longest takeover wait of every worker started so far, ms.
     longest_wait_started_ms: u64,
+    /// When the last of the initial workers started.
+    last_initial_start: u64,
     // accounting
     requests: Requests,
     leader_requests: Requests,
@@ -460,6 +466,7 @@ impl Sim {
                     acquired_since_wipe: false,
                     carriers_gone: false,
                     first_acquired: None,
+                    all_agree_at: None,
                     last_acquirer: None,
                     last_acquired_t: 0,
                     refused: 0,
@@ -538,6 +545,7 @@ impl Sim {
             watches: Vec::new(),
             open_watches: Vec::new(),
             longest_wait_started_ms: 0,
+            last_initial_start: 0,
             requests: Requests::default(),
             leader_requests: Requests::default(),
             fenced: FencedStats::default(),
@@ -956,6 +964,9 @@ impl Sim {
             partitioned_until: 0,
             nodes: Vec::new(),
         });
+        if self.procs.len() == self.sc.workers {
+            self.last_initial_start = self.t;
+        }
         self.slots[slot].proc = Some(p);
         let identity = Identity {
             worker_id: self.slots[slot].worker_id.clone(),
@@ -1334,6 +1345,7 @@ impl Sim {
         while let Some(event) = self.nodes[n].elector.poll_event() {
             self.on_event(n, event);
         }
+        self.note_agreement(self.nodes[n].group);
         if let Elector::Core(m) = &self.nodes[n].elector {
             let epoch = m.view().epoch;
             let max = self.nodes[n].max_epoch_view;
@@ -1448,6 +1460,38 @@ impl Sim {
             let at = self.procs[p].clock.true_at(local).max(self.t);
             let gen = self.nodes[n].gen;
             self.push(at, Ev::Timer { node: n, gen });
+        }
+    }
+
+    /// Records when every live worker of group `g` first agrees on its
+    /// leader (checked only until then).
+    fn note_agreement(&mut self, g: usize) {
+        let group = &self.groups[g];
+        if group.all_agree_at.is_some()
+            || group.first_acquired.is_none()
+            || self.procs.len() < self.sc.workers
+        {
+            return;
+        }
+        let mut agreed: Option<WorkerId> = None;
+        for node in self.nodes.iter().filter(|n| n.group == g) {
+            if !self.procs[node.proc].alive {
+                continue;
+            }
+            let Elector::Core(m) = &node.elector else {
+                return;
+            };
+            let Some(leader) = m.view().leader else {
+                return;
+            };
+            match &agreed {
+                Some(first) if *first != leader => return,
+                Some(_) => {}
+                None => agreed = Some(leader),
+            }
+        }
+        if agreed.is_some() {
+            self.groups[g].all_agree_at = Some(self.t);
         }
     }
 
@@ -3110,11 +3154,19 @@ impl Sim {
         let convergence = if self.sc.workers == 0 {
             None
         } else {
+            // Every live worker agrees (the naive model, which keeps no
+            // view, by its first acquisition).
             self.groups
                 .iter()
-                .map(|g| g.first_acquired)
+                .map(|g| match self.sc.mode {
+                    Mode::Naive => g.first_acquired,
+                    _ => g.all_agree_at,
+                })
                 .collect::<Option<Vec<u64>>>()
-                .map(|v| v.into_iter().max().unwrap_or(0) as f64 / 1000.0)
+                .map(|v| {
+                    let agreed = v.into_iter().max().unwrap_or(0);
+                    agreed.saturating_sub(self.last_initial_start) as f64 / 1000.0
+                })
         };
         let recovery_seconds = Summary::of(&self.recoveries);
         let liveness_margin_seconds = Summary::of(&self.margins);
