@@ -291,8 +291,13 @@ impl CountingProxy {
         let accept = tokio::spawn(async move {
             let mut connections = tokio::task::JoinSet::new();
             loop {
-                let Ok((client, _)) = listener.accept().await else {
-                    continue;
+                let client = match listener.accept().await {
+                    Ok((client, _)) => client,
+                    Err(_) => {
+                        // Out of descriptors, say: let connections end.
+                        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                        continue;
+                    }
                 };
                 let counters = Arc::clone(&shared);
                 connections.spawn(async move {
@@ -366,31 +371,29 @@ async fn serve(client: TcpStream, upstream: SocketAddr, counters: Arc<Counters>)
     let (mut server_read, mut server_write) = server.into_split();
     // When the oldest unanswered request was sent (µs since the counters'
     // origin; 0: none).
-    let pending = Arc::new(AtomicU64::new(0));
+    let pending = AtomicU64::new(0);
     // Answers: copied as they come; the first bytes after a request end
-    // its round trip.
-    let answers = {
-        let (pending, counters) = (Arc::clone(&pending), Arc::clone(&counters));
-        tokio::spawn(async move {
-            let mut buffer = vec![0; 16 * 1024];
-            loop {
-                let n = match server_read.read(&mut buffer).await {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => n,
-                };
-                let sent = pending.swap(0, Ordering::Relaxed);
-                if sent != 0 {
-                    counters.round_trip(counters.now_us().saturating_sub(sent));
-                }
-                if client_write.write_all(&buffer[..n]).await.is_err() {
-                    break;
-                }
+    // its round trip. Both directions run in this task, so that ending it
+    // (the proxy dropped) ends the connection on both sides.
+    let answers = async {
+        let mut buffer = vec![0; 16 * 1024];
+        loop {
+            let n = match server_read.read(&mut buffer).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            };
+            let sent = pending.swap(0, Ordering::Relaxed);
+            if sent != 0 {
+                counters.round_trip(counters.now_us().saturating_sub(sent));
             }
-            let _ = client_write.shutdown().await;
-        })
+            if client_write.write_all(&buffer[..n]).await.is_err() {
+                break;
+            }
+        }
+        let _ = client_write.shutdown().await;
     };
     let mut client_read = BufReader::new(client_read);
-    let result = async {
+    let requests = async {
         while let Some(head) = read_request_head(&mut client_read).await? {
             counters.count(head.kind());
             let _ = pending.compare_exchange(
@@ -403,14 +406,19 @@ async fn serve(client: TcpStream, upstream: SocketAddr, counters: Arc<Counters>)
             forward_body(&mut client_read, &mut server_write, head.body).await?;
         }
         server_write.shutdown().await
+    };
+    tokio::pin!(answers, requests);
+    tokio::select! {
+        result = &mut requests => {
+            if result.is_ok() {
+                // The client is done sending: the last answers still come.
+                answers.await;
+            }
+            result
+        }
+        // The server closed: so does the client's connection.
+        () = &mut answers => Ok(()),
     }
-    .await;
-    if result.is_err() {
-        answers.abort();
-    } else {
-        let _ = answers.await;
-    }
-    result
 }
 
 /// Reads one request head; `None` at a clean end of the connection.
