@@ -7,6 +7,8 @@ mod fenced;
 mod naive;
 #[cfg(feature = "plugins")]
 pub mod plugins;
+#[cfg(feature = "wire")]
+pub mod proxy;
 mod report;
 #[cfg(feature = "runtime")]
 pub mod runtime;
@@ -14,6 +16,8 @@ mod scenario;
 mod seed;
 mod sim;
 mod store;
+#[cfg(all(feature = "wire", unix))]
+pub mod wire;
 
 pub use clock::{SimClock, PPM, UNIX_BASE_MS};
 pub use faults::{

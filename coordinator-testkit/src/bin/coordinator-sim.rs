@@ -27,8 +27,8 @@ use std::time::Duration;
 use clap::{Arg, ArgAction, ArgMatches, Command};
 use coordinator_core::{parse_duration, Config};
 use coordinator_testkit::{
-    exit_code, parse_seeds, random_seed, FaultSet, Mode, Report, Requests, Scenario, SeedTree, Sim,
-    StoreFlavor, Summary, FAULT_KINDS,
+    exit_code, parse_seeds, random_seed, FaultSet, LatencyModel, Mode, Report, Requests, Scenario,
+    SeedTree, Sim, StoreFlavor, Summary, FAULT_KINDS,
 };
 use serde_json::{json, Value};
 
@@ -47,6 +47,7 @@ fn command() -> Command {
         )))
         .arg(Arg::new("exclude").long("exclude").help("fault kinds to turn off after drawing (e.g. --faults swarm --exclude wipe_namespace,delete_lease)"))
         .arg(Arg::new("store").long("store").help("the store's flavour: s3 | memory | local | self-hosted (default: drawn from the seed with faults, else s3)"))
+        .arg(Arg::new("latency").long("latency").help("the store's round trip: s3 (10–40 ms, a shoulder to 150 ms and a tail to 600 ms; the default) or a fixed one such as 4ms (a local server: compare with coordinator-wire-bench)"))
         .arg(Arg::new("crash-leader-every").long("crash-leader-every").help("crash the leader this often (restart 30 s later)"))
         .arg(Arg::new("stop-leader-every").long("stop-leader-every").help("stop the leader gracefully this often, half a period after the crashes (restart 10 s later)"))
         .arg(Arg::new("stale-lease-age").long("stale-lease-age").help("start with a lease left by a leader that died this long ago"))
@@ -164,6 +165,18 @@ fn main() {
         })
         .unwrap_or(Mode::Global);
     base.duration = duration(&m, "duration").unwrap_or(Duration::from_secs(3600));
+    match m.get_one::<String>("latency").map(String::as_str) {
+        None | Some("s3") => {}
+        Some(text) => {
+            let fixed = parse_duration(text).unwrap_or_else(|e| {
+                fail(format!(
+                    "--latency: `{text}` is neither s3 nor a duration: {e}"
+                ))
+            });
+            let ms = u64::try_from(fixed.as_millis()).unwrap_or(u64::MAX);
+            base.latency = LatencyModel::fixed(ms);
+        }
+    }
     base.crash_leader_every = duration(&m, "crash-leader-every");
     base.stop_leader_every = duration(&m, "stop-leader-every");
     base.stale_lease_age = duration(&m, "stale-lease-age");
