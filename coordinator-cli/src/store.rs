@@ -1,0 +1,1 @@
+//! Opening stores for the commands.
