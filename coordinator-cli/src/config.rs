@@ -124,23 +124,6 @@ impl Resolved {
             })
     }
 
-    /// The namespaces `run` joins.
-    pub(crate) fn namespaces(&self) -> Result<Vec<String>, Failure> {
-        let mut all = self.config.namespaces.clone();
-        if let Some(ns) = &self.config.namespace {
-            if !all.contains(ns) {
-                all.insert(0, ns.clone());
-            }
-        }
-        if all.is_empty() {
-            return Err(self
-                .namespace()
-                .err()
-                .unwrap_or_else(|| Failure::usage("no namespace")));
-        }
-        Ok(all)
-    }
-
     /// The source of one value.
     pub(crate) fn source(&self, path: &str) -> &str {
         self.sources.get(path).map_or("default", String::as_str)
@@ -380,6 +363,14 @@ fn typed(tree: &Value, path: &str, raw: &str) -> Value {
 /// Runs the library's own validation, naming where the bad value came from.
 fn validate(resolved: &Resolved) -> Result<(), Failure> {
     let config = &resolved.config;
+    // A bad flag is a usage error; a bad file or variable an error.
+    let code = |path: &str| {
+        if resolved.source(path).starts_with("flag") {
+            exit::USAGE
+        } else {
+            exit::ERROR
+        }
+    };
     let at = |path: &str| -> String {
         let source = resolved.source(path);
         if source == "default" {
@@ -404,7 +395,9 @@ fn validate(resolved: &Resolved) -> Result<(), Failure> {
             } else {
                 "namespaces"
             };
-            return Err(config_error(&at(path), &e.to_string()));
+            let mut failure = config_error(&at(path), &e.to_string());
+            failure.code = code(path);
+            return Err(failure);
         }
     }
     let plugins = &config.plugins;

@@ -24,9 +24,6 @@
 //! (`--config`, or `COORDINATOR_CONFIG`), `COORDINATOR_…` environment
 //! variables, and the command-line flags; see [`config`].
 
-// Helpers the commands still to come use (status, watch); removed with them.
-#![allow(dead_code)]
-
 mod cli;
 mod config;
 mod diagnose;

@@ -13,11 +13,6 @@ pub(crate) fn line(text: &str) {
     let _ = stdout.flush();
 }
 
-/// Prints a warning on stderr, secrets masked.
-pub(crate) fn warn(text: &str) {
-    eprintln!("coordinator: warning: {}", redact::text(text));
-}
-
 /// Prints `value` as one line of JSON (pretty when `pretty`).
 pub(crate) fn json(value: &serde_json::Value, pretty: bool) {
     let text = if pretty {
@@ -46,10 +41,6 @@ impl Table {
         S: Into<String>,
     {
         self.rows.push(cells.into_iter().map(Into::into).collect());
-    }
-
-    pub(crate) fn is_empty(&self) -> bool {
-        self.rows.is_empty()
     }
 
     /// The table as text, one line per row, without trailing spaces.

@@ -1,1 +1,132 @@
-//! Opening stores for the commands.
+//! Opening stores for the commands: the read-only commands get a store
+//! that cannot write, counted by [`Metered`].
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use coordinator_store::{
+    Capabilities, Conditional, LeaseStore, Metered, ObjectMeta, RequestCounter, StoreError,
+    StoredObject, Version, Written,
+};
+
+use crate::{redact, Failure};
+
+/// The backend name of the refusals of [`ReadOnly`].
+const READ_ONLY: &str = "read-only";
+
+/// A store whose writes are refused before they reach the backend: what
+/// `status`, `watch` and `diagnose` read through, so that "never writes"
+/// holds by construction, not by care.
+#[derive(Debug)]
+pub(crate) struct ReadOnly(pub(crate) Arc<dyn LeaseStore>);
+
+fn refused(op: &'static str) -> StoreError {
+    StoreError::NotSupported {
+        op,
+        backend: READ_ONLY,
+    }
+}
+
+#[async_trait]
+impl LeaseStore for ReadOnly {
+    fn backend(&self) -> &'static str {
+        self.0.backend()
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        self.0.capabilities()
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<StoredObject>, StoreError> {
+        self.0.get(key).await
+    }
+
+    async fn get_if_changed(&self, key: &str, known: &Version) -> Result<Conditional, StoreError> {
+        self.0.get_if_changed(key, known).await
+    }
+
+    async fn create(&self, _key: &str, _body: Bytes) -> Result<Written, StoreError> {
+        Err(refused("create"))
+    }
+
+    async fn compare_and_swap(
+        &self,
+        _key: &str,
+        _expected: &Version,
+        _body: Bytes,
+    ) -> Result<Written, StoreError> {
+        Err(refused("compare_and_swap"))
+    }
+
+    async fn put(&self, _key: &str, _body: Bytes) -> Result<Written, StoreError> {
+        Err(refused("put"))
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>, StoreError> {
+        self.0.list(prefix).await
+    }
+
+    async fn list_page(
+        &self,
+        prefix: &str,
+        start_after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<ObjectMeta>, StoreError> {
+        self.0.list_page(prefix, start_after, limit).await
+    }
+
+    async fn delete(&self, _key: &str) -> Result<(), StoreError> {
+        Err(refused("delete"))
+    }
+
+    async fn delete_if_version(&self, _key: &str, _expected: &Version) -> Result<(), StoreError> {
+        Err(refused("delete_if_version"))
+    }
+}
+
+/// A read-only, metered store for `url`, and its request counter. No
+/// request is made to open it (no probe: the probe writes). A `file://`
+/// directory that does not exist is an error here (rather than an empty
+/// namespace), and it is not created.
+pub(crate) async fn open_read_only(
+    url: &str,
+) -> Result<(Arc<dyn LeaseStore>, Arc<RequestCounter>), Failure> {
+    redact::url(url);
+    let inner = coordinator_store::open_unprobed(url)
+        .await
+        .map_err(|e| store_failure(&e))?;
+    if let Ok(parsed) = url::Url::parse(url) {
+        if parsed.scheme() == "file" {
+            if let Ok(dir) = parsed.to_file_path() {
+                if !dir.is_dir() {
+                    return Err(Failure::error(format!(
+                        "local store: the directory `{}` does not exist (nothing was created); \
+                         check the file:/// URL",
+                        dir.display()
+                    )));
+                }
+            }
+        }
+    }
+    let metered = Metered::new(ReadOnly(inner));
+    let counter = metered.counter();
+    Ok((Arc::new(metered), counter))
+}
+
+/// A store error as the command's failure, with a hint for the usual
+/// causes.
+pub(crate) fn store_failure(e: &StoreError) -> Failure {
+    Failure::error(store_message(e))
+}
+
+pub(crate) fn store_message(e: &StoreError) -> String {
+    let hint = match e {
+        StoreError::Unavailable { .. } => {
+            " (is the endpoint right and the server up? for a local S3-compatible server, add \
+             ?endpoint=http://host:port to the URL)"
+        }
+        _ => "",
+    };
+    format!("{e}{hint}")
+}
