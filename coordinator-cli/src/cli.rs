@@ -121,6 +121,10 @@ pub(crate) struct RunArgs {
     /// Sub-second timings for tests and demos (lease 1.5 s, heartbeat 200 ms).
     #[arg(long)]
     pub(crate) fast: bool,
+    /// Attach the queues, TTL expirers and schedulers named under
+    /// `[plugins]` in the config file to each namespace.
+    #[arg(long)]
+    pub(crate) plugins: bool,
 }
 
 fn parse_duration(text: &str) -> Result<std::time::Duration, String> {

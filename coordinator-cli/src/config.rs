@@ -124,6 +124,23 @@ impl Resolved {
             })
     }
 
+    /// The namespaces `run` joins.
+    pub(crate) fn namespaces(&self) -> Result<Vec<String>, Failure> {
+        let mut all = self.config.namespaces.clone();
+        if let Some(ns) = &self.config.namespace {
+            if !all.contains(ns) {
+                all.insert(0, ns.clone());
+            }
+        }
+        if all.is_empty() {
+            return Err(self
+                .namespace()
+                .err()
+                .unwrap_or_else(|| Failure::usage("no namespace")));
+        }
+        Ok(all)
+    }
+
     /// The source of one value.
     pub(crate) fn source(&self, path: &str) -> &str {
         self.sources.get(path).map_or("default", String::as_str)

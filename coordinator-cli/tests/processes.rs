@@ -1,4 +1,4 @@
-//! Three real worker processes on one local directory: SIGKILL the leader
+//! Three real worker processes (`coordinator run`) on one local directory: SIGKILL the leader
 //! and another leads within the bound; SIGTERM one and the hand-over is fast.
 #![cfg(unix)]
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
@@ -8,9 +8,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-const WORKER: &str = env!("CARGO_BIN_EXE_coordinator-worker");
+const WORKER: &str = env!("CARGO_BIN_EXE_coordinator");
 
-/// `--fast` timings of the worker binary.
+/// `coordinator run --fast` timings.
 const LEASE_TIMEOUT: Duration = Duration::from_millis(1500);
 const POLL: Duration = Duration::from_millis(250);
 
@@ -48,6 +48,9 @@ impl Cluster {
             .args([
                 "--url",
                 &format!("file://{}", dir.display()),
+                "--namespace",
+                "demo",
+                "run",
                 "--worker-id",
                 id,
                 "--fast",

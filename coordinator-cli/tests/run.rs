@@ -1,0 +1,85 @@
+//! `coordinator run`: refusals and the plugins from the config file.
+#![cfg(unix)]
+#![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use common::{coordinator, file_url, files, run};
+
+#[test]
+fn a_foreign_lease_is_refused_and_left_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let lease = dir.path().join("plg_coordinator_global/demo/state.json");
+    std::fs::create_dir_all(lease.parent().unwrap()).unwrap();
+    let foreign = br#"{"leader":"old-system-7","expiresAt":1700000000000}"#;
+    std::fs::write(&lease, foreign).unwrap();
+    let before = files(dir.path());
+    let r = run(coordinator().args([
+        "--url",
+        &file_url(dir.path()),
+        "--namespace",
+        "demo",
+        "run",
+        "--worker-id",
+        "w1",
+        "--fast",
+    ]));
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("another implementation"), "{}", r.stderr);
+    assert_eq!(std::fs::read(&lease).unwrap(), foreign);
+    assert_eq!(files(dir.path()), before, "nothing written");
+}
+
+#[test]
+fn plugins_from_the_config_file_run_where_the_worker_leads() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("coordinator.toml");
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    std::fs::write(
+        &config,
+        format!(
+            "url = \"{}\"\nnamespace = \"shop\"\n\n[plugins.queue]\nnames = [\"orders\"]\n\n[plugins.ttl]\nnames = [\"sessions\"]\n",
+            file_url(&data)
+        ),
+    )
+    .unwrap();
+    let mut child = coordinator()
+        .arg("--config")
+        .arg(&config)
+        .args(["run", "--plugins", "--fast", "--worker-id", "p1"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let mut leads = false;
+    while Instant::now() < deadline {
+        let Some(Ok(line)) = lines.next() else { break };
+        println!("{line}");
+        if line.contains("is_leader=true") {
+            leads = true;
+            break;
+        }
+    }
+    assert!(leads, "p1 leads shop");
+    // Let the plugins' leader hooks run once.
+    std::thread::sleep(Duration::from_millis(500));
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    println!("{rest:?}");
+    assert!(rest.iter().any(|l| l.starts_with("STOPPED worker=p1")));
+    assert!(child.wait().unwrap().success());
+    let r = run(coordinator().arg("--config").arg(&config).arg("status"));
+    assert_eq!(r.code, 3, "released on SIGTERM");
+}
