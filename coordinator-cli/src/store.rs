@@ -17,9 +17,23 @@ const READ_ONLY: &str = "read-only";
 
 /// A store whose writes are refused before they reach the backend: what
 /// `status`, `watch` and `diagnose` read through, so that "never writes"
-/// holds by construction, not by care.
+/// holds by construction, not by care. With `read_only` false it forwards
+/// everything (for `probe`, which writes scratch objects).
 #[derive(Debug)]
-pub(crate) struct ReadOnly(pub(crate) Arc<dyn LeaseStore>);
+pub(crate) struct ReadOnly {
+    pub(crate) inner: Arc<dyn LeaseStore>,
+    pub(crate) read_only: bool,
+}
+
+impl ReadOnly {
+    fn check(&self, op: &'static str) -> Result<(), StoreError> {
+        if self.read_only {
+            Err(refused(op))
+        } else {
+            Ok(())
+        }
+    }
+}
 
 fn refused(op: &'static str) -> StoreError {
     StoreError::NotSupported {
@@ -31,40 +45,43 @@ fn refused(op: &'static str) -> StoreError {
 #[async_trait]
 impl LeaseStore for ReadOnly {
     fn backend(&self) -> &'static str {
-        self.0.backend()
+        self.inner.backend()
     }
 
     fn capabilities(&self) -> Capabilities {
-        self.0.capabilities()
+        self.inner.capabilities()
     }
 
     async fn get(&self, key: &str) -> Result<Option<StoredObject>, StoreError> {
-        self.0.get(key).await
+        self.inner.get(key).await
     }
 
     async fn get_if_changed(&self, key: &str, known: &Version) -> Result<Conditional, StoreError> {
-        self.0.get_if_changed(key, known).await
+        self.inner.get_if_changed(key, known).await
     }
 
-    async fn create(&self, _key: &str, _body: Bytes) -> Result<Written, StoreError> {
-        Err(refused("create"))
+    async fn create(&self, key: &str, body: Bytes) -> Result<Written, StoreError> {
+        self.check("create")?;
+        self.inner.create(key, body).await
     }
 
     async fn compare_and_swap(
         &self,
-        _key: &str,
-        _expected: &Version,
-        _body: Bytes,
+        key: &str,
+        expected: &Version,
+        body: Bytes,
     ) -> Result<Written, StoreError> {
-        Err(refused("compare_and_swap"))
+        self.check("compare_and_swap")?;
+        self.inner.compare_and_swap(key, expected, body).await
     }
 
-    async fn put(&self, _key: &str, _body: Bytes) -> Result<Written, StoreError> {
-        Err(refused("put"))
+    async fn put(&self, key: &str, body: Bytes) -> Result<Written, StoreError> {
+        self.check("put")?;
+        self.inner.put(key, body).await
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>, StoreError> {
-        self.0.list(prefix).await
+        self.inner.list(prefix).await
     }
 
     async fn list_page(
@@ -73,15 +90,17 @@ impl LeaseStore for ReadOnly {
         start_after: Option<&str>,
         limit: usize,
     ) -> Result<Vec<ObjectMeta>, StoreError> {
-        self.0.list_page(prefix, start_after, limit).await
+        self.inner.list_page(prefix, start_after, limit).await
     }
 
-    async fn delete(&self, _key: &str) -> Result<(), StoreError> {
-        Err(refused("delete"))
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        self.check("delete")?;
+        self.inner.delete(key).await
     }
 
-    async fn delete_if_version(&self, _key: &str, _expected: &Version) -> Result<(), StoreError> {
-        Err(refused("delete_if_version"))
+    async fn delete_if_version(&self, key: &str, expected: &Version) -> Result<(), StoreError> {
+        self.check("delete_if_version")?;
+        self.inner.delete_if_version(key, expected).await
     }
 }
 
@@ -109,9 +128,22 @@ pub(crate) async fn open_read_only(
             }
         }
     }
-    let metered = Metered::new(ReadOnly(inner));
+    let metered = Metered::new(ReadOnly {
+        inner,
+        read_only: true,
+    });
     let counter = metered.counter();
     Ok((Arc::new(metered), counter))
+}
+
+/// `store` (already opened) counted, writes allowed.
+pub(crate) fn metered(store: Arc<dyn LeaseStore>) -> (Arc<dyn LeaseStore>, Arc<RequestCounter>) {
+    let metered = Metered::new(ReadOnly {
+        inner: store,
+        read_only: false,
+    });
+    let counter = metered.counter();
+    (Arc::new(metered), counter)
 }
 
 /// A store error as the command's failure, with a hint for the usual
