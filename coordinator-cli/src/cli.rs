@@ -109,6 +109,10 @@ pub(crate) struct DiagnoseArgs {
     /// Round trips for probe's latency figures.
     #[arg(long, default_value_t = 5, value_name = "N")]
     pub(crate) rounds: u32,
+    /// Skip the probe (the one part that writes: scratch objects under
+    /// `.coordinator-probe/`, deleted).
+    #[arg(long)]
+    pub(crate) no_probe: bool,
 }
 
 /// `run`.
