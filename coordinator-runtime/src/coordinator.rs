@@ -19,6 +19,7 @@ use crate::config::CoordinatorConfig;
 use crate::driver::{Command, Driver};
 use crate::error::CoordinatorError;
 use crate::events::EventStream;
+use crate::health::{Health, HealthInput};
 use crate::plugin::{run_plugin, CoordinatorPlugin, RunnerEnv};
 use crate::term::{watchdog, Term};
 use crate::TARGET;
@@ -101,6 +102,9 @@ pub(crate) struct Status {
     pub(crate) counters: Counters,
     pub(crate) roster: Vec<WorkerId>,
     pub(crate) last_heartbeat_at_unix_ms: Option<u64>,
+    /// Store requests of the election loop that failed in a row (0 after
+    /// any answer), for [`Coordinator::health`].
+    pub(crate) consecutive_store_failures: u64,
 }
 
 /// Everything the loop, the handle, the watchdog and the plugin runners
@@ -121,6 +125,9 @@ pub(crate) struct Shared {
     pub(crate) requests: Arc<RequestCounter>,
     pub(crate) plugin_requests: Arc<RequestCounter>,
     pub(crate) started_at_unix_ms: u64,
+    /// How far past its deadline a loop that still believes it leads may
+    /// be before [`Coordinator::health`] calls it stuck.
+    pub(crate) health_margin: std::time::Duration,
     pub(crate) span: tracing::Span,
 }
 
@@ -253,6 +260,7 @@ impl Coordinator {
             requests,
             plugin_requests,
             started_at_unix_ms: unix_ms,
+            health_margin: config.election.request_timeout,
             span,
         });
         let (commands, command_rx) = mpsc::unbounded_channel();
@@ -401,6 +409,44 @@ impl Coordinator {
             plugin_requests_usd: plugin_requests.usd_s3_standard(),
             plugin_requests,
         }
+    }
+
+    /// Whether this coordinator is doing its job: healthy, degraded or
+    /// unhealthy, with the reason. The rules (client-go's leader-election
+    /// health check is the anchor) and a Kubernetes probe recipe are in
+    /// [`Health`]'s module docs: a worker that believes it leads past its
+    /// renew deadline plus `request_timeout` is unhealthy (stuck), one whose
+    /// last 3 store requests failed is degraded.
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use coordinator_runtime::{CoordinatorRegistry, CoordinatorConfig, HealthStatus};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), coordinator_runtime::CoordinatorError> {
+    /// let registry = CoordinatorRegistry::new(
+    ///     Arc::new(coordinator_store::MemoryStore::new()),
+    ///     CoordinatorConfig::default().with_worker_id("w1"),
+    /// )?;
+    /// let orders = registry.get("orders").await?;
+    /// orders.leadership().wait_for(|view| view.is_leader).await.unwrap();
+    /// let health = orders.health();
+    /// assert_eq!(health.status, HealthStatus::Healthy);
+    /// assert_eq!(health.reason, "leads at epoch 1");
+    /// # registry.close().await;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn health(&self) -> Health {
+        let view = self.shared.view.borrow().clone();
+        let failures = lock(&self.shared.status).consecutive_store_failures;
+        crate::health::assess(&HealthInput {
+            state: self.state(),
+            view: &view,
+            now: self.shared.clock.now(),
+            margin: self.shared.health_margin,
+            consecutive_store_failures: failures,
+            refusal: self.refusal().map(|r| r.to_string()),
+        })
     }
 
     // ----- plugins -----

@@ -157,6 +157,14 @@ impl Driver {
             }
             _ => tracing::trace!(target: TARGET, op, key, response = ?response, "store response"),
         }
+        {
+            let mut status = lock(&self.shared.status);
+            if matches!(response, Response::Failed(_)) {
+                status.consecutive_store_failures += 1;
+            } else {
+                status.consecutive_store_failures = 0;
+            }
+        }
         if self.first_lease_read == Some(id) {
             self.first_lease_read_done = true;
         }

@@ -18,6 +18,8 @@
 //!   subscribers see the current view at once),
 //!   [`events()`](Coordinator::events),
 //!   [`metrics()`](Coordinator::metrics),
+//!   [`health()`](Coordinator::health) ([`Health`]: healthy, degraded or
+//!   unhealthy with the reason, for liveness and readiness probes),
 //!   [`workers()`](Coordinator::workers),
 //!   [`leader()`](Coordinator::leader), [`epoch()`](Coordinator::epoch),
 //!   [`is_leader()`](Coordinator::is_leader).
@@ -107,6 +109,7 @@ mod driver;
 mod error;
 mod events;
 mod exec;
+mod health;
 mod identity;
 mod plugin;
 mod registry;
@@ -122,6 +125,7 @@ pub use coordinator::{Coordinator, CoordinatorMetrics, CoordinatorState};
 pub use coordinator_core::{Event, LeadershipView, StepDownReason};
 pub use error::{CoordinatorError, ErrorKind};
 pub use events::EventStream;
+pub use health::{Health, HealthStatus, FAILING_REQUESTS_DEGRADED};
 pub use identity::{os_seed, resolve_worker_id};
 pub use plugin::{CoordinatorPlugin, PluginError, PluginScope};
 pub use registry::{CoordinatorRegistry, CoordinatorRegistryBuilder};

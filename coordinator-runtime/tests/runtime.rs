@@ -839,3 +839,43 @@ async fn a_plugin_attached_outside_the_scope_it_was_built_for_is_refused() {
     a.close().await;
     b.close().await;
 }
+
+/// `health()`: healthy while leading, degraded once every store request
+/// fails (the leader steps down at its deadline), healthy again after,
+/// unhealthy once stopped.
+#[tokio::test(start_paused = true)]
+async fn health_follows_the_store_and_the_loop() {
+    use coordinator_runtime::HealthStatus;
+    let failing = Arc::new(FailingStore::new(MemoryStore::new(), 7));
+    let store: Arc<dyn LeaseStore> = failing.clone();
+    let clock = Arc::new(TokioClock::new());
+    let registry = worker(store, "w1", &clock);
+    let c = registry.get(NS).await.unwrap();
+    c.leadership().wait_for(|v| v.is_leader).await.unwrap();
+    let health = c.health();
+    assert_eq!(health.status, HealthStatus::Healthy, "{health:?}");
+    assert_eq!(health.reason, "leads at epoch 1");
+
+    failing.set_faults(vec![Fault::new(FaultKind::Unavailable)]);
+    wait_until("degraded", secs(60), || {
+        c.health().status == HealthStatus::Degraded
+    })
+    .await;
+    assert!(
+        c.health().reason.contains("store requests failed"),
+        "{:?}",
+        c.health()
+    );
+
+    failing.clear_faults();
+    wait_until("healthy again", secs(60), || {
+        c.health().status == HealthStatus::Healthy
+    })
+    .await;
+
+    drop(c);
+    let c = registry.get(NS).await.unwrap();
+    c.stop().await;
+    assert_eq!(c.health().status, HealthStatus::Unhealthy);
+    registry.close().await;
+}
