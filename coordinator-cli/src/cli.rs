@@ -129,6 +129,11 @@ pub(crate) struct RunArgs {
     /// `[plugins]` in the config file to each namespace.
     #[arg(long)]
     pub(crate) plugins: bool,
+    /// Serve /metrics (Prometheus text) and /healthz (200 unless a
+    /// namespace is unhealthy, 503 then; JSON body) on this address, e.g.
+    /// 127.0.0.1:9464 (port 0: any free port; the address is printed).
+    #[arg(long, value_name = "ADDR")]
+    pub(crate) metrics_addr: Option<std::net::SocketAddr>,
 }
 
 fn parse_duration(text: &str) -> Result<std::time::Duration, String> {

@@ -21,7 +21,8 @@ use std::time::Duration;
 use coordinator_plugins::queue::Queue;
 use coordinator_plugins::scheduler::Scheduler;
 use coordinator_plugins::ttl::Ttl;
-use coordinator_runtime::{CoordinatorPlugin, CoordinatorRegistry};
+use coordinator_runtime::{Coordinator, CoordinatorPlugin, CoordinatorRegistry, HealthStatus};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 
 use crate::cli::{Globals, RunArgs};
@@ -118,6 +119,21 @@ pub(crate) async fn command(globals: &Globals, args: &RunArgs) -> Result<u8, Fai
         coordinators.push(coordinator);
     }
     drop(changes);
+    let server = match args.metrics_addr {
+        Some(addr) => {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|e| Failure::error(format!("--metrics-addr {addr}: {e}")))?;
+            let bound = listener
+                .local_addr()
+                .map_err(|e| Failure::error(format!("--metrics-addr {addr}: {e}")))?;
+            output::line(&format!(
+                "METRICS http://{bound}/metrics http://{bound}/healthz"
+            ));
+            Some(tokio::spawn(serve(listener, coordinators.clone())))
+        }
+        None => None,
+    };
 
     let mut terminate = signal_terminate()
         .map_err(|e| Failure::error(format!("installing a SIGTERM handler: {e}")))?;
@@ -132,10 +148,92 @@ pub(crate) async fn command(globals: &Globals, args: &RunArgs) -> Result<u8, Fai
         }
     }
     output::line(&format!("STOPPING worker={me}"));
+    if let Some(server) = server {
+        server.abort();
+        let _ = server.await;
+    }
     drop(coordinators);
     registry.close().await;
     output::line(&format!("STOPPED worker={me}"));
     Ok(exit::OK)
+}
+
+/// Answers `GET /metrics` and `GET /healthz`, one request per connection.
+async fn serve(listener: tokio::net::TcpListener, coordinators: Vec<Arc<Coordinator>>) {
+    loop {
+        let Ok((mut socket, _)) = listener.accept().await else {
+            continue;
+        };
+        let coordinators = coordinators.clone();
+        tokio::spawn(async move {
+            let mut buffer = vec![0u8; 4096];
+            let mut read = 0;
+            // Read the request head (a GET has no body).
+            while read < buffer.len() {
+                match socket.read(&mut buffer[read..]).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => {
+                        read += n;
+                        if buffer[..read].windows(4).any(|w| w == b"\r\n\r\n") {
+                            break;
+                        }
+                    }
+                }
+            }
+            let head = String::from_utf8_lossy(&buffer[..read]);
+            let path = head.split_whitespace().nth(1).unwrap_or("/");
+            let (status, kind, body) = respond(path, &coordinators);
+            let response = format!(
+                "HTTP/1.1 {status}\r\nContent-Type: {kind}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = socket.write_all(response.as_bytes()).await;
+            let _ = socket.shutdown().await;
+        });
+    }
+}
+
+fn respond(path: &str, coordinators: &[Arc<Coordinator>]) -> (&'static str, &'static str, String) {
+    match path {
+        "/metrics" => (
+            "200 OK",
+            "text/plain; version=0.0.4; charset=utf-8",
+            coordinator_runtime::prometheus_text(coordinators),
+        ),
+        "/healthz" => {
+            let healths: Vec<serde_json::Value> = coordinators
+                .iter()
+                .map(|c| {
+                    let h = c.health();
+                    serde_json::json!({
+                        "namespace": c.namespace().to_string(),
+                        "status": h.status,
+                        "reason": h.reason,
+                    })
+                })
+                .collect();
+            let worst = coordinators
+                .iter()
+                .map(|c| c.health().status)
+                .max()
+                .unwrap_or(HealthStatus::Healthy);
+            let status = if worst == HealthStatus::Unhealthy {
+                "503 Service Unavailable"
+            } else {
+                "200 OK"
+            };
+            (
+                status,
+                "application/json",
+                serde_json::json!({ "status": worst, "namespaces": healths }).to_string(),
+            )
+        }
+        _ => (
+            "404 Not Found",
+            "text/plain",
+            "try /metrics or /healthz\n".into(),
+        ),
+    }
 }
 
 /// Reads each namespace's lease first (read-only) and refuses, before

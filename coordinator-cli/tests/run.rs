@@ -83,3 +83,69 @@ fn plugins_from_the_config_file_run_where_the_worker_leads() {
     let r = run(coordinator().arg("--config").arg(&config).arg("status"));
     assert_eq!(r.code, 3, "released on SIGTERM");
 }
+
+fn http_get(addr: &str, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: {addr}\r\n\r\n").unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    response
+}
+
+#[test]
+fn metrics_and_healthz_endpoints() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = coordinator()
+        .args([
+            "--url",
+            &file_url(dir.path()),
+            "--namespace",
+            "demo",
+            "run",
+            "--fast",
+            "--worker-id",
+            "m1",
+            "--metrics-addr",
+            "127.0.0.1:0",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut addr = None;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while Instant::now() < deadline {
+        let Some(Ok(line)) = lines.next() else { break };
+        println!("{line}");
+        if let Some(rest) = line.strip_prefix("METRICS http://") {
+            addr = rest.split('/').next().map(str::to_owned);
+        }
+        if line.contains("is_leader=true") {
+            break;
+        }
+    }
+    let addr = addr.expect("the METRICS line");
+    let metrics = http_get(&addr, "/metrics");
+    println!("{metrics}");
+    assert!(metrics.starts_with("HTTP/1.1 200 OK"));
+    assert!(metrics.contains("text/plain; version=0.0.4"));
+    assert!(metrics.contains(
+        r#"coordinator_is_leader{namespace="demo",worker_id="m1",plugin=""} 1"#
+    ));
+    assert!(metrics.contains(
+        r#"coordinator_acquisitions_total{namespace="demo",worker_id="m1",plugin=""} 1"#
+    ));
+    assert!(metrics.contains(
+        r#"coordinator_health{namespace="demo",worker_id="m1",plugin="",status="healthy"} 1"#
+    ));
+    assert!(metrics.contains("# TYPE coordinator_store_requests_total counter"));
+    let health = http_get(&addr, "/healthz");
+    println!("{health}");
+    assert!(health.starts_with("HTTP/1.1 200 OK"));
+    assert!(health.contains(r#""status":"healthy""#));
+    assert!(http_get(&addr, "/nope").starts_with("HTTP/1.1 404"));
+    child.kill().unwrap();
+    child.wait().unwrap();
+}

@@ -20,6 +20,7 @@
 //!   [`metrics()`](Coordinator::metrics),
 //!   [`health()`](Coordinator::health) ([`Health`]: healthy, degraded or
 //!   unhealthy with the reason, for liveness and readiness probes),
+//!   and [`prometheus_text`] for a `/metrics` endpoint,
 //!   [`workers()`](Coordinator::workers),
 //!   [`leader()`](Coordinator::leader), [`epoch()`](Coordinator::epoch),
 //!   [`is_leader()`](Coordinator::is_leader).
@@ -109,6 +110,7 @@ mod driver;
 mod error;
 mod events;
 mod exec;
+mod export;
 mod health;
 mod identity;
 mod plugin;
@@ -125,6 +127,7 @@ pub use coordinator::{Coordinator, CoordinatorMetrics, CoordinatorState};
 pub use coordinator_core::{Event, LeadershipView, StepDownReason};
 pub use error::{CoordinatorError, ErrorKind};
 pub use events::EventStream;
+pub use export::prometheus_text;
 pub use health::{Health, HealthStatus, FAILING_REQUESTS_DEGRADED};
 pub use identity::{os_seed, resolve_worker_id};
 pub use plugin::{CoordinatorPlugin, PluginError, PluginScope};
