@@ -13,6 +13,13 @@
 //!
 //! so 6 requests for a global namespace of up to 1,000 workers. The count
 //! made is printed at the end, with the bound.
+//!
+//! For the queues and schedulers the config file names (`[plugins.queue]
+//! names`, `[plugins.scheduler] names`), it also shows their data: per
+//! queue 3 LISTs (messages, claims, dead letters), a GET of its counters
+//! and a GET per claim; per scheduler a LIST of its jobs, a GET per job,
+//! and per job a LIST and GET of its newest run. These are added to the
+//! bound. TTL expirers are not read (no read-only backlog query yet).
 
 use std::collections::BTreeSet;
 
@@ -156,7 +163,22 @@ pub(crate) struct Snapshot {
     pub(crate) records: Vec<RecordInfo>,
     /// The configured timings status judged by (worker timeout, heartbeat).
     pub(crate) judged_by: JudgedBy,
+    /// The plugin data of the queues and schedulers the config names.
+    pub(crate) plugins: Vec<PluginData>,
     pub(crate) requests: RequestsMade,
+}
+
+/// One plugin instance's data (queues, schedulers named in the config).
+#[derive(Clone, Debug, Serialize)]
+pub(crate) struct PluginData {
+    pub(crate) kind: &'static str,
+    pub(crate) name: String,
+    /// Queue: `QueueStats` (pending, delayed, in_flight, finishing,
+    /// completed, failed, dead). Scheduler: its jobs with the last run.
+    pub(crate) data: serde_json::Value,
+    /// A one-line summary for the table.
+    pub(crate) summary: String,
+    pub(crate) error: Option<String>,
 }
 
 /// The timings the verdict uses besides the lease's own.
@@ -172,7 +194,10 @@ pub(crate) struct JudgedBy {
 pub(crate) struct RequestsMade {
     pub(crate) counts: RequestCounts,
     pub(crate) total: u64,
+    /// The bound of the election records' requests (module docs).
     pub(crate) bound: u64,
+    /// Requests made for the configured plugins' data (module docs).
+    pub(crate) plugin_reads: u64,
 }
 
 fn info(key: &str, object: Option<&StoredObject>) -> RecordInfo {
@@ -428,6 +453,7 @@ pub(crate) async fn collect(
         workers,
         elections,
         records,
+        plugins: Vec::new(),
         judged_by: JudgedBy {
             heartbeat_interval_ms: election.heartbeat_interval.as_millis() as u64,
             heartbeat_jitter_ms: election.heartbeat_jitter.as_millis() as u64,
@@ -437,6 +463,7 @@ pub(crate) async fn collect(
             counts: RequestCounts::default(),
             total: 0,
             bound,
+            plugin_reads: 0,
         },
     };
     snapshot.verdict = verdict(&snapshot);
@@ -559,6 +586,145 @@ pub(crate) fn verdict(s: &Snapshot) -> Verdict {
     }
 }
 
+/// Reads the data of the queues and schedulers `config` names, through a
+/// registry over the read-only `store` that never starts a coordinator.
+pub(crate) async fn plugin_data(
+    store: std::sync::Arc<dyn LeaseStore>,
+    namespace: &Namespace,
+    config: &config::PluginsConfig,
+) -> Vec<PluginData> {
+    use coordinator_plugins::queue::Queue;
+    use coordinator_plugins::scheduler::Scheduler;
+    let mut out = Vec::new();
+    if config.queue.names.is_empty() && config.scheduler.names.is_empty() {
+        return out;
+    }
+    let registry = match coordinator_runtime::CoordinatorRegistry::new(
+        store,
+        coordinator_runtime::CoordinatorConfig::default().with_worker_id("coordinator-status"),
+    ) {
+        Ok(registry) => registry,
+        Err(e) => {
+            out.push(PluginData {
+                kind: "plugins",
+                name: String::new(),
+                data: serde_json::Value::Null,
+                summary: String::new(),
+                error: Some(e.to_string()),
+            });
+            return out;
+        }
+    };
+    let ns = namespace.to_string();
+    for name in &config.queue.names {
+        let stats = match Queue::builder(&registry, ns.as_str(), name.as_str())
+            .config(config.queue.config.clone())
+            .build()
+        {
+            Ok(queue) => queue.stats().await.map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        out.push(match stats {
+            Ok(stats) => PluginData {
+                kind: "queue",
+                name: name.clone(),
+                summary: format!(
+                    "depth {} (+{} delayed), in flight {}, dead letters {}, completed {}, failed {}",
+                    stats.pending, stats.delayed, stats.in_flight, stats.dead, stats.completed,
+                    stats.failed
+                ),
+                data: serde_json::to_value(stats).unwrap_or_default(),
+                error: None,
+            },
+            Err(error) => PluginData {
+                kind: "queue",
+                name: name.clone(),
+                data: serde_json::Value::Null,
+                summary: String::new(),
+                error: Some(error),
+            },
+        });
+    }
+    for name in &config.scheduler.names {
+        let scheduler = match Scheduler::builder(&registry, ns.as_str(), name.as_str())
+            .config(config.scheduler.config.clone())
+            .build()
+        {
+            Ok(scheduler) => scheduler,
+            Err(e) => {
+                out.push(PluginData {
+                    kind: "scheduler",
+                    name: name.clone(),
+                    data: serde_json::Value::Null,
+                    summary: String::new(),
+                    error: Some(e.to_string()),
+                });
+                continue;
+            }
+        };
+        let result: Result<Vec<serde_json::Value>, String> = async {
+            let mut jobs = Vec::new();
+            for job in scheduler.jobs().await.map_err(|e| e.to_string())? {
+                let last = scheduler
+                    .history(&job.spec.name, 1)
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .into_iter()
+                    .next();
+                jobs.push(serde_json::json!({
+                    "job": job.spec.name,
+                    "schedule": job.spec.schedule,
+                    "time_zone": job.spec.time_zone,
+                    "enabled": job.enabled,
+                    "last_run": last,
+                }));
+            }
+            Ok(jobs)
+        }
+        .await;
+        out.push(match result {
+            Ok(jobs) => PluginData {
+                kind: "scheduler",
+                name: name.clone(),
+                summary: if jobs.is_empty() {
+                    "no jobs".into()
+                } else {
+                    jobs.iter()
+                        .map(|j| {
+                            let outcome = j["last_run"]["outcome"]
+                                .as_object()
+                                .and_then(|o| o.keys().next().cloned())
+                                .or_else(|| j["last_run"]["outcome"].as_str().map(str::to_owned))
+                                .unwrap_or_else(|| "never run".into());
+                            format!(
+                                "{} `{}`{} last: {outcome}",
+                                j["job"].as_str().unwrap_or(""),
+                                j["schedule"].as_str().unwrap_or(""),
+                                if j["enabled"] == true {
+                                    ""
+                                } else {
+                                    " (disabled)"
+                                }
+                            )
+                        })
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                },
+                data: serde_json::Value::Array(jobs),
+                error: None,
+            },
+            Err(error) => PluginData {
+                kind: "scheduler",
+                name: name.clone(),
+                data: serde_json::Value::Null,
+                summary: String::new(),
+                error: Some(error),
+            },
+        });
+    }
+    out
+}
+
 /// `coordinator status`.
 pub(crate) async fn command(globals: &Globals, args: &StatusArgs) -> Result<u8, Failure> {
     let resolved = config::load(globals)?;
@@ -573,6 +739,11 @@ pub(crate) async fn command(globals: &Globals, args: &StatusArgs) -> Result<u8, 
     )
     .await
     .map_err(|e| store::store_failure(&e))?;
+    let before = counter.snapshot().total();
+    snapshot.plugins = plugin_data(store.clone(), &namespace, &resolved.config.plugins).await;
+    // The plugin reads depend on the data (claims, jobs; see the module
+    // docs): counted apart from the election's bound.
+    snapshot.requests.plugin_reads = counter.snapshot().total() - before;
     let counts = counter.snapshot();
     snapshot.requests.total = counts.total();
     snapshot.requests.counts = counts;
@@ -754,10 +925,31 @@ pub(crate) fn print(s: &Snapshot) {
     } else {
         w.print();
     }
+    if !s.plugins.is_empty() {
+        output::line("");
+        let mut p = Table::new();
+        p.row(["PLUGIN", "NAME", "DATA"]);
+        for plugin in &s.plugins {
+            p.row([
+                plugin.kind.to_owned(),
+                plugin.name.clone(),
+                match &plugin.error {
+                    Some(e) => format!("error: {e}"),
+                    None => plugin.summary.clone(),
+                },
+            ]);
+        }
+        p.print();
+    }
     output::line("");
     let c = &s.requests.counts;
+    let plugins = if s.requests.plugin_reads > 0 {
+        format!(" + {} plugin reads", s.requests.plugin_reads)
+    } else {
+        String::new()
+    };
     output::line(&format!(
-        "requests: {} (get {}, list {}; bound {}; writes 0)",
+        "requests: {} (get {}, list {}; bound {}{plugins}; writes 0)",
         s.requests.total, c.get, c.list, s.requests.bound
     ));
 }

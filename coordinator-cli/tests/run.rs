@@ -131,9 +131,9 @@ fn metrics_and_healthz_endpoints() {
     println!("{metrics}");
     assert!(metrics.starts_with("HTTP/1.1 200 OK"));
     assert!(metrics.contains("text/plain; version=0.0.4"));
-    assert!(metrics.contains(
-        r#"coordinator_is_leader{namespace="demo",worker_id="m1",plugin=""} 1"#
-    ));
+    assert!(
+        metrics.contains(r#"coordinator_is_leader{namespace="demo",worker_id="m1",plugin=""} 1"#)
+    );
     assert!(metrics.contains(
         r#"coordinator_acquisitions_total{namespace="demo",worker_id="m1",plugin=""} 1"#
     ));

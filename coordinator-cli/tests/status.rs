@@ -223,3 +223,65 @@ fn s3_status_missing_bucket_and_bad_credentials() {
     assert!(listed.is_empty(), "status wrote {listed:?}");
     let _ = Arc::clone(&store);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plugin_data_of_the_configured_queues_and_schedulers() {
+    use coordinator_plugins::queue::Queue;
+    use coordinator_plugins::scheduler::{JobSpec, Scheduler};
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    let url = file_url(&data);
+    let registry = worker(&url, "w1").await;
+    let queue = Queue::builder(&registry, "demo", "orders").build().unwrap();
+    for i in 0..3 {
+        queue.enqueue(format!("order {i}")).await.unwrap();
+    }
+    let scheduler = Scheduler::builder(&registry, "demo", "cron")
+        .build()
+        .unwrap();
+    scheduler
+        .add(JobSpec::new("nightly", "0 3 * * *"))
+        .await
+        .unwrap();
+    let config = dir.path().join("coordinator.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "url = \"{url}\"\nnamespace = \"demo\"\n[plugins.queue]\nnames = [\"orders\"]\n[plugins.scheduler]\nnames = [\"cron\"]\n"
+        ),
+    )
+    .unwrap();
+    let before = files(&data);
+    let r = tokio::task::spawn_blocking(move || {
+        let human = run(coordinator().arg("--config").arg(&config).arg("status"));
+        let json = run(coordinator()
+            .arg("--config")
+            .arg(&config)
+            .args(["--json", "status"]));
+        (human, json)
+    })
+    .await
+    .unwrap();
+    let (human, json) = r;
+    assert_eq!(human.code, 3, "no election yet");
+    assert!(
+        human
+            .stdout
+            .contains("queue      orders  depth 3 (+0 delayed), in flight 0, dead letters 0"),
+        "{}",
+        human.stdout
+    );
+    assert!(
+        human.stdout.contains("nightly `0 3 * * *` last: never run"),
+        "{}",
+        human.stdout
+    );
+    let v: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!(v["plugins"][0]["data"]["pending"], 3);
+    assert_eq!(v["plugins"][1]["data"][0]["job"], "nightly");
+    assert!(v["requests"]["plugin_reads"].as_u64().unwrap() >= 4);
+    assert_eq!(v["requests"]["counts"]["put"], 0);
+    assert_eq!(files(&data), before, "status wrote nothing");
+    registry.close().await;
+}
