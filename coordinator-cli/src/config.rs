@@ -22,7 +22,7 @@
 //! ```
 //!
 //! The `[coordinator]` table is exactly
-//! [`CoordinatorConfig`](coordinator_runtime::CoordinatorConfig)'s serde
+//! [`coordinator_runtime::CoordinatorConfig`]'s serde
 //! form, so an application embedding the library reads the same file with
 //! `toml::from_str` and takes that table.
 //!

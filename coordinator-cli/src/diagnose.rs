@@ -7,7 +7,7 @@
 //! clock facts, and the changes seen during a short `watch`. A failing
 //! section is reported in the bundle and the others still run: the bundle
 //! is most useful when something is broken. Secrets never appear: the URL
-//! is shown redacted and every line passes through [`redact`](crate::redact).
+//! is shown redacted and every line passes through [`crate::redact`].
 
 use std::time::Duration;
 

@@ -1,4 +1,4 @@
-//! Printing: every line goes through [`redact::text`](crate::redact::text);
+//! Printing: every line goes through [`crate::redact::text`];
 //! human output is aligned tables, `--json` one object.
 
 use std::io::Write;

@@ -1,7 +1,7 @@
 //! Keeping secrets out of everything the binary prints.
 //!
 //! Two layers: URLs are shown with their password and signing parameters
-//! replaced by `***` ([`url`]); and every line printed (stdout and stderr)
+//! replaced by `***` ([`url()`]); and every line printed (stdout and stderr)
 //! passes through [`text`], which replaces the value of every registered
 //! secret: the password of the store URL, and the value of every
 //! environment variable whose name says it holds a credential

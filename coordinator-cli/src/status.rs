@@ -808,10 +808,10 @@ pub(crate) fn print(s: &Snapshot) {
             t.row([
                 "lease age".to_owned(),
                 format!(
-                    "{} store clock, {} this host's clock, {} since the writer's own timestamp \
-                     ({} renewals)",
-                    opt_age(l.age_store_clock_ms),
+                    "{} by this host's clock, >= {} by the store's clock alone, {} since the \
+                     writer's own timestamp ({} renewals)",
                     opt_age(l.age_host_clock_ms),
+                    opt_age(l.age_store_clock_ms),
                     age(l.since_written_writer_clock_ms),
                     l.renewals
                 ),
@@ -901,8 +901,8 @@ pub(crate) fn print(s: &Snapshot) {
     w.row([
         "WORKER",
         "ROLE",
-        "HEARTBEAT AGE (STORE CLOCK)",
-        "(HOST CLOCK)",
+        "HEARTBEAT AGE (HOST CLOCK)",
+        "(STORE CLOCK, AT LEAST)",
         "PAST WORKER TIMEOUT",
         "IN ROSTER",
     ]);
@@ -910,8 +910,8 @@ pub(crate) fn print(s: &Snapshot) {
         w.row([
             worker.worker_id.clone(),
             worker.role.to_owned(),
-            opt_age(worker.age_store_clock_ms),
             opt_age(worker.age_host_clock_ms),
+            opt_age(worker.age_store_clock_ms),
             if worker.past_worker_timeout {
                 format!("yes (> {})", age(s.judged_by.worker_timeout_ms as i64))
             } else {
