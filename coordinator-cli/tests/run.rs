@@ -127,6 +127,8 @@ fn metrics_and_healthz_endpoints() {
         }
     }
     let addr = addr.expect("the METRICS line");
+    // A few renewals (every 200 ms with --fast).
+    std::thread::sleep(Duration::from_millis(800));
     let metrics = http_get(&addr, "/metrics");
     println!("{metrics}");
     assert!(metrics.starts_with("HTTP/1.1 200 OK"));
@@ -141,6 +143,17 @@ fn metrics_and_healthz_endpoints() {
         r#"coordinator_health{namespace="demo",worker_id="m1",plugin="",status="healthy"} 1"#
     ));
     assert!(metrics.contains("# TYPE coordinator_store_requests_total counter"));
+    assert!(metrics.contains("# TYPE coordinator_renewal_margin_seconds histogram"));
+    assert!(metrics.contains(
+        r#"coordinator_store_request_seconds_bucket{namespace="demo",worker_id="m1",plugin="",le="+Inf"}"#
+    ));
+    let renewals = metrics
+        .lines()
+        .find(|l| l.starts_with("coordinator_renewal_margin_seconds_count{"))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|n| n.parse::<u64>().ok())
+        .unwrap();
+    assert!(renewals >= 1, "renewal margins recorded");
     let health = http_get(&addr, "/healthz");
     println!("{health}");
     assert!(health.starts_with("HTTP/1.1 200 OK"));

@@ -20,6 +20,7 @@ use crate::driver::{Command, Driver};
 use crate::error::CoordinatorError;
 use crate::events::EventStream;
 use crate::health::{Health, HealthInput};
+use crate::histogram::{Histogram, RENEWAL_MARGIN_BOUNDS, STORE_REQUEST_BOUNDS};
 use crate::plugin::{run_plugin, CoordinatorPlugin, RunnerEnv};
 use crate::term::{watchdog, Term};
 use crate::TARGET;
@@ -94,6 +95,15 @@ pub struct CoordinatorMetrics {
     /// What [`plugin_requests`](Self::plugin_requests) cost at S3 Standard
     /// prices, in USD.
     pub plugin_requests_usd: f64,
+    /// For each successful renewal, the time that was left before the
+    /// leader's deadline when it landed, in seconds: the number that warns
+    /// before a leader loses its lease (it shrinks as the store slows
+    /// down). Buckets [`RENEWAL_MARGIN_BOUNDS`](crate::RENEWAL_MARGIN_BOUNDS).
+    pub renewal_margin_seconds: Histogram,
+    /// The latency of each store request of the election loop, in seconds
+    /// (a request cut off by the per-request timeout counts at that
+    /// timeout). Buckets [`STORE_REQUEST_BOUNDS`](crate::STORE_REQUEST_BOUNDS).
+    pub store_request_seconds: Histogram,
 }
 
 /// What the loop publishes after every input, for the getters.
@@ -105,6 +115,8 @@ pub(crate) struct Status {
     /// Store requests of the election loop that failed in a row (0 after
     /// any answer), for [`Coordinator::health`].
     pub(crate) consecutive_store_failures: u64,
+    pub(crate) renewal_margin: Histogram,
+    pub(crate) store_latency: Histogram,
 }
 
 /// Everything the loop, the handle, the watchdog and the plugin runners
@@ -255,7 +267,11 @@ impl Coordinator {
             terms: watch::Sender::new(None),
             state: watch::Sender::new(CoordinatorState::Starting),
             events: Mutex::new(Some(events)),
-            status: Mutex::new(Status::default()),
+            status: Mutex::new(Status {
+                renewal_margin: Histogram::new(RENEWAL_MARGIN_BOUNDS),
+                store_latency: Histogram::new(STORE_REQUEST_BOUNDS),
+                ..Status::default()
+            }),
             refusal: Mutex::new(None),
             requests,
             plugin_requests,
@@ -408,6 +424,8 @@ impl Coordinator {
             requests,
             plugin_requests_usd: plugin_requests.usd_s3_standard(),
             plugin_requests,
+            renewal_margin_seconds: status.renewal_margin,
+            store_request_seconds: status.store_latency,
         }
     }
 

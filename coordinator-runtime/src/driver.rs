@@ -32,6 +32,8 @@ struct Completion {
     op: &'static str,
     key: String,
     response: Response,
+    /// How long the request took (tokio's clock).
+    elapsed: Duration,
 }
 
 pub(crate) struct Driver {
@@ -144,6 +146,7 @@ impl Driver {
             op,
             key,
             response,
+            elapsed,
         } = completion;
         match &response {
             Response::Failed(Failure::Throttled { retry_after_ms }) => {
@@ -164,6 +167,7 @@ impl Driver {
             } else {
                 status.consecutive_store_failures = 0;
             }
+            status.store_latency.observe(elapsed.as_secs_f64());
         }
         if self.first_lease_read == Some(id) {
             self.first_lease_read_done = true;
@@ -205,6 +209,7 @@ impl Driver {
         let store = self.store.clone();
         let timeout = self.request_timeout;
         self.in_flight.spawn(async move {
+            let started = tokio::time::Instant::now();
             let response = AssertUnwindSafe(execute_with_timeout(store.as_ref(), request, timeout))
                 .catch_unwind()
                 .await
@@ -218,6 +223,7 @@ impl Driver {
                 op,
                 key,
                 response,
+                elapsed: started.elapsed(),
             }
         });
     }
@@ -295,6 +301,14 @@ impl Driver {
         });
         if let (Some(term), Some((epoch, deadline))) = (&self.term, self.machine.term()) {
             if term.epoch == epoch {
+                let before = term.deadline();
+                if deadline > before {
+                    // A renewal landed: what was left of the old deadline.
+                    let margin = before.saturating_since(self.shared.clock.now());
+                    lock(&self.shared.status)
+                        .renewal_margin
+                        .observe(margin.as_secs_f64());
+                }
                 term.extend(deadline);
             }
         }

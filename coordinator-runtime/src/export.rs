@@ -34,6 +34,8 @@
 //! | `coordinator_health` | gauge | 0/1 | one series per `status` (`healthy`, `degraded`, `unhealthy`); 1 for the current one |
 //! | `coordinator_started_at_seconds` | gauge | Unix seconds | when the coordinator started |
 //! | `coordinator_last_heartbeat_at_seconds` | gauge | Unix seconds | when its last heartbeat cycle began |
+//! | `coordinator_renewal_margin_seconds` | histogram | seconds | per successful renewal, the time left before the leader's deadline when it landed: it shrinks before a leader loses its lease |
+//! | `coordinator_store_request_seconds` | histogram | seconds | latency of each store request of the election loop |
 
 use std::fmt::Write;
 use std::sync::Arc;
@@ -311,6 +313,39 @@ pub(crate) fn render(snapshots: &[(CoordinatorMetrics, Health)]) -> String {
             }
         },
     );
+    for (name, help, pick) in [
+        (
+            "coordinator_renewal_margin_seconds",
+            "Per successful renewal, the time left before the leader's deadline when it landed.",
+            (|m: &CoordinatorMetrics| &m.renewal_margin_seconds)
+                as fn(&CoordinatorMetrics) -> &crate::Histogram,
+        ),
+        (
+            "coordinator_store_request_seconds",
+            "Latency of each store request of the election loop.",
+            |m: &CoordinatorMetrics| &m.store_request_seconds,
+        ),
+    ] {
+        family(name, "histogram", help, &mut |out| {
+            for (m, _) in snapshots {
+                let h = pick(m);
+                for (bound, count) in h.cumulative() {
+                    let le = if bound.is_infinite() {
+                        "+Inf".to_owned()
+                    } else {
+                        bound.to_string()
+                    };
+                    let _ = writeln!(
+                        out,
+                        "{name}_bucket{{{}}} {count}",
+                        labels(m, &[("le", &le)])
+                    );
+                }
+                let _ = writeln!(out, "{name}_sum{{{}}} {}", labels(m, &[]), h.sum);
+                let _ = writeln!(out, "{name}_count{{{}}} {}", labels(m, &[]), h.count);
+            }
+        });
+    }
     out
 }
 
