@@ -18,8 +18,9 @@
 //! names`, `[plugins.scheduler] names`), it also shows their data: per
 //! queue 3 LISTs (messages, claims, dead letters), a GET of its counters
 //! and a GET per claim; per scheduler a LIST of its jobs, a GET per job,
-//! and per job a LIST and GET of its newest run. These are added to the
-//! bound. TTL expirers are not read (no read-only backlog query yet).
+//! and per job a LIST and GET of its newest run; per TTL expirer a LIST of
+//! its index (its backlog: entries in overdue buckets, the oldest one).
+//! They are counted apart from the bound, as plugin reads.
 
 use std::collections::BTreeSet;
 
@@ -596,9 +597,13 @@ pub(crate) async fn plugin_data(
     use coordinator_plugins::queue::Queue;
     use coordinator_plugins::scheduler::Scheduler;
     let mut out = Vec::new();
-    if config.queue.names.is_empty() && config.scheduler.names.is_empty() {
+    if config.queue.names.is_empty()
+        && config.scheduler.names.is_empty()
+        && config.ttl.names.is_empty()
+    {
         return out;
     }
+    let reader = store.clone();
     let registry = match coordinator_runtime::CoordinatorRegistry::new(
         store,
         coordinator_runtime::CoordinatorConfig::default().with_worker_id("coordinator-status"),
@@ -644,6 +649,9 @@ pub(crate) async fn plugin_data(
                 error: Some(error),
             },
         });
+    }
+    for name in &config.ttl.names {
+        out.push(ttl_backlog(reader.as_ref(), namespace, name, &config.ttl.config).await);
     }
     for name in &config.scheduler.names {
         let scheduler = match Scheduler::builder(&registry, ns.as_str(), name.as_str())
@@ -723,6 +731,71 @@ pub(crate) async fn plugin_data(
         });
     }
     out
+}
+
+/// A TTL expirer's backlog: its index entries in buckets whose time has
+/// passed (one LIST of `plg_coordinator_data/<ns>/ttl/<name>/index/`, one
+/// per 1,000 entries), and the oldest overdue bucket. Entries the sweeper
+/// will find stale (refreshed or removed records) count until it deletes
+/// them. The index layout is the plugin's (`<bucket start ms>/<key>.<gen>`).
+async fn ttl_backlog(
+    store: &dyn LeaseStore,
+    namespace: &Namespace,
+    name: &str,
+    config: &coordinator_plugins::ttl::TtlConfig,
+) -> PluginData {
+    let prefix = format!("{DATA_PREFIX}/{namespace}/ttl/{name}/index/");
+    let listed = match store.list(&prefix).await {
+        Ok(listed) => listed,
+        Err(e) => {
+            return PluginData {
+                kind: "ttl",
+                name: name.to_owned(),
+                data: serde_json::Value::Null,
+                summary: String::new(),
+                error: Some(store::store_message(&e)),
+            }
+        }
+    };
+    let now = now_unix_ms();
+    let width = config.bucket_width.as_millis() as i64;
+    // As the sweeper judges it: a bucket is overdue once it ended at or
+    // before now minus the skew margin.
+    let due_until = now - config.clock_skew_margin.as_millis() as i64;
+    let mut overdue = 0u64;
+    let mut oldest: Option<i64> = None;
+    let mut entries = 0u64;
+    for meta in &listed {
+        let Some(bucket) = meta
+            .key
+            .strip_prefix(&prefix)
+            .and_then(|rest| rest.split('/').next())
+            .and_then(|b| b.parse::<i64>().ok())
+        else {
+            continue;
+        };
+        entries += 1;
+        if bucket + width <= due_until {
+            overdue += 1;
+            oldest = Some(oldest.map_or(bucket, |o| o.min(bucket)));
+        }
+    }
+    PluginData {
+        kind: "ttl",
+        name: name.to_owned(),
+        summary: format!(
+            "{entries} index entries, {overdue} overdue{}",
+            oldest
+                .map(|o| format!(", oldest overdue bucket {} ({} ago)", utc(o), age(now - o)))
+                .unwrap_or_default()
+        ),
+        data: serde_json::json!({
+            "index_entries": entries,
+            "overdue": overdue,
+            "oldest_overdue_bucket_unix_ms": oldest,
+        }),
+        error: None,
+    }
 }
 
 /// `coordinator status`.

@@ -225,7 +225,7 @@ fn s3_status_missing_bucket_and_bad_credentials() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn plugin_data_of_the_configured_queues_and_schedulers() {
+async fn plugin_data_of_the_configured_queues_schedulers_and_ttls() {
     use coordinator_plugins::queue::Queue;
     use coordinator_plugins::scheduler::{JobSpec, Scheduler};
     let dir = tempfile::tempdir().unwrap();
@@ -244,11 +244,37 @@ async fn plugin_data_of_the_configured_queues_and_schedulers() {
         .add(JobSpec::new("nightly", "0 3 * * *"))
         .await
         .unwrap();
+    let ttl = coordinator_plugins::ttl::Ttl::builder(&registry, "demo", "sessions")
+        .config(coordinator_plugins::ttl::TtlConfig {
+            bucket_width: Duration::from_secs(1),
+            clock_skew_margin: Duration::from_millis(100),
+            ..Default::default()
+        })
+        .build()
+        .unwrap();
+    // Expired an hour ago: indexed in the current 1 s bucket, overdue once
+    // it has passed (nobody leads to sweep it).
+    let hour_ago = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+        - 3_600_000;
+    ttl.put("s1", "x", coordinator_plugins::ttl::Expiry::At(hour_ago))
+        .await
+        .unwrap();
+    ttl.put(
+        "s2",
+        "y",
+        coordinator_plugins::ttl::Expiry::After(Duration::from_secs(3600)),
+    )
+    .await
+    .unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
     let config = dir.path().join("coordinator.toml");
     std::fs::write(
         &config,
         format!(
-            "url = \"{url}\"\nnamespace = \"demo\"\n[plugins.queue]\nnames = [\"orders\"]\n[plugins.scheduler]\nnames = [\"cron\"]\n"
+            "url = \"{url}\"\nnamespace = \"demo\"\n[plugins.queue]\nnames = [\"orders\"]\n[plugins.scheduler]\nnames = [\"cron\"]\n[plugins.ttl]\nnames = [\"sessions\"]\n[plugins.ttl.config]\nbucket_width = \"1s\"\nclock_skew_margin = \"100ms\"\n"
         ),
     )
     .unwrap();
@@ -268,7 +294,7 @@ async fn plugin_data_of_the_configured_queues_and_schedulers() {
     assert!(
         human
             .stdout
-            .contains("queue      orders  depth 3 (+0 delayed), in flight 0, dead letters 0"),
+            .contains("depth 3 (+0 delayed), in flight 0, dead letters 0"),
         "{}",
         human.stdout
     );
@@ -277,9 +303,19 @@ async fn plugin_data_of_the_configured_queues_and_schedulers() {
         "{}",
         human.stdout
     );
+    assert!(
+        human
+            .stdout
+            .contains("2 index entries, 1 overdue, oldest overdue bucket"),
+        "{}",
+        human.stdout
+    );
     let v: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
     assert_eq!(v["plugins"][0]["data"]["pending"], 3);
-    assert_eq!(v["plugins"][1]["data"][0]["job"], "nightly");
+    assert_eq!(v["plugins"][1]["kind"], "ttl");
+    assert_eq!(v["plugins"][1]["data"]["index_entries"], 2);
+    assert_eq!(v["plugins"][1]["data"]["overdue"], 1);
+    assert_eq!(v["plugins"][2]["data"][0]["job"], "nightly");
     assert!(v["requests"]["plugin_reads"].as_u64().unwrap() >= 4);
     assert_eq!(v["requests"]["counts"]["put"], 0);
     assert_eq!(files(&data), before, "status wrote nothing");
