@@ -321,3 +321,39 @@ async fn plugin_data_of_the_configured_queues_schedulers_and_ttls() {
     assert_eq!(files(&data), before, "status wrote nothing");
     registry.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn per_plugin_elections_are_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = file_url(dir.path());
+    let registry = worker(&url, "w1").await;
+    let global = registry.get("demo").await.unwrap();
+    global.leadership().wait_for(|v| v.is_leader).await.unwrap();
+    let queue = registry.get_per_plugin("demo", "queue").await.unwrap();
+    queue.leadership().wait_for(|v| v.is_leader).await.unwrap();
+    let r = tokio::task::spawn_blocking({
+        let url = url.clone();
+        move || status(&url, &["--json"])
+    })
+    .await
+    .unwrap();
+    assert_eq!(r.code, 0);
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(v["verdict"]["status"], "degraded");
+    assert!(v["verdict"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("per-plugin elections present (plugin.queue)"));
+    let elections = v["elections"].as_array().unwrap();
+    let plugin = elections
+        .iter()
+        .find(|e| e["election"] == "plugin.queue")
+        .unwrap();
+    assert_eq!(plugin["leader"], "w1");
+    assert_eq!(plugin["epoch"], 1);
+    // One more GET for the per-plugin lease, within the bound.
+    assert_eq!(v["requests"]["total"], 7);
+    assert_eq!(v["requests"]["bound"], 7);
+    drop((global, queue));
+    registry.close().await;
+}
