@@ -124,8 +124,13 @@ impl Resolved {
             })
     }
 
-    /// The namespaces `run` joins.
+    /// The namespaces `run` joins: the one named by a flag or variable
+    /// alone, else the file's `namespace` and `namespaces`.
     pub(crate) fn namespaces(&self) -> Result<Vec<String>, Failure> {
+        let source = self.source("namespace");
+        if source.starts_with("flag") || source.starts_with("env") {
+            return Ok(vec![self.namespace()?]);
+        }
         let mut all = self.config.namespaces.clone();
         if let Some(ns) = &self.config.namespace {
             if !all.contains(ns) {
@@ -566,5 +571,26 @@ heartbeat_interval = "2s"
             file.coordinator.election.heartbeat_interval,
             std::time::Duration::from_secs(2)
         );
+    }
+
+    #[test]
+    fn run_joins_the_flags_namespace_alone_else_the_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.toml");
+        std::fs::write(&file, "namespace = \"a\"\nnamespaces = [\"b\", \"c\"]\n").unwrap();
+        let globals = |namespace: Option<&str>| Globals {
+            url: None,
+            namespace: namespace.map(str::to_owned),
+            config: Some(file.clone()),
+            json: false,
+        };
+        let none = |_: &str| None;
+        let from_file = load_from(&globals(None), &none).unwrap();
+        assert_eq!(from_file.namespaces().unwrap(), ["a", "b", "c"]);
+        let from_flag = load_from(&globals(Some("x")), &none).unwrap();
+        assert_eq!(from_flag.namespaces().unwrap(), ["x"]);
+        let env = |name: &str| (name == "COORDINATOR_NAMESPACE").then(|| "y".to_owned());
+        let from_env = load_from(&globals(None), &env).unwrap();
+        assert_eq!(from_env.namespaces().unwrap(), ["y"]);
     }
 }
