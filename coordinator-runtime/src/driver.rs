@@ -50,6 +50,9 @@ pub(crate) struct Driver {
     first_lease_read_done: bool,
     diagnostics: bool,
     heartbeats_seen: u64,
+    /// The labels of the `metrics` facade.
+    #[cfg(feature = "metrics")]
+    labels: crate::facade::Labels,
 }
 
 impl Driver {
@@ -64,7 +67,6 @@ impl Driver {
     ) -> Self {
         Self {
             machine,
-            shared,
             store,
             request_timeout,
             commands,
@@ -76,6 +78,13 @@ impl Driver {
             first_lease_read_done: false,
             diagnostics,
             heartbeats_seen: 0,
+            #[cfg(feature = "metrics")]
+            labels: crate::facade::Labels::new(
+                shared.namespace.as_str(),
+                shared.identity.worker_id.as_str(),
+                shared.plugin.as_ref().map(|p| p.as_str()),
+            ),
+            shared,
         }
     }
 
@@ -168,6 +177,8 @@ impl Driver {
                 status.consecutive_store_failures = 0;
             }
             status.store_latency.observe(elapsed.as_secs_f64());
+            #[cfg(feature = "metrics")]
+            crate::facade::store_latency(&self.labels, elapsed.as_secs_f64());
         }
         if self.first_lease_read == Some(id) {
             self.first_lease_read_done = true;
@@ -308,6 +319,8 @@ impl Driver {
                     lock(&self.shared.status)
                         .renewal_margin
                         .observe(margin.as_secs_f64());
+                    #[cfg(feature = "metrics")]
+                    crate::facade::renewal_margin(&self.labels, margin.as_secs_f64());
                 }
                 term.extend(deadline);
             }
@@ -324,6 +337,22 @@ impl Driver {
             }
             if status.roster != roster {
                 status.roster = roster;
+            }
+            #[cfg(feature = "metrics")]
+            {
+                let now = self.shared.clock.now();
+                let view = self.shared.view.borrow();
+                crate::facade::publish(
+                    &self.labels,
+                    &crate::facade::Snapshot {
+                        counters: &status.counters,
+                        requests: &self.shared.requests.snapshot(),
+                        plugin_requests: &self.shared.plugin_requests.snapshot(),
+                        is_leader: view.is_leader && view.deadline.is_some_and(|d| now < d),
+                        epoch: view.epoch,
+                        workers: status.roster.len(),
+                    },
+                );
             }
         }
         if self.first_lease_read_done {

@@ -2,7 +2,10 @@
 //! and [`health()`](crate::Coordinator::health) in the Prometheus text
 //! exposition format (version 0.0.4), for a `/metrics` endpoint.
 //!
-//! Hand-written rather than through the `metrics` facade: the runtime
+//! With the `metrics` feature the same values are also emitted through the
+//! `metrics` facade as they change, for any exporter.
+//!
+//! This text is hand-written rather than produced by the facade: the runtime
 //! already keeps every counter as a monotonic snapshot ([`Counters`](coordinator_core::Counters),
 //! [`RequestCounts`](coordinator_store::RequestCounts)), so rendering them
 //! on scrape needs no global recorder, no dependency and no instrumentation
@@ -46,7 +49,7 @@ use crate::coordinator::{Coordinator, CoordinatorMetrics};
 use crate::health::{Health, HealthStatus};
 
 /// The counters of [`Counters`](coordinator_core::Counters), by name.
-const COUNTERS: [(&str, &str); 11] = [
+pub(crate) const COUNTERS: [(&str, &str); 11] = [
     (
         "heartbeats",
         "Heartbeat cycles: a follower's lease read or a leader's renewal round.",
@@ -76,7 +79,11 @@ const COUNTERS: [(&str, &str); 11] = [
 ];
 
 fn counter_value(metrics: &CoordinatorMetrics, name: &str) -> u64 {
-    let c = &metrics.counters;
+    counter_of(&metrics.counters, name)
+}
+
+/// One of [`COUNTERS`] by name.
+pub(crate) fn counter_of(c: &coordinator_core::Counters, name: &str) -> u64 {
     match name {
         "heartbeats" => c.heartbeats,
         "membership_writes" => c.membership_writes,

@@ -57,6 +57,14 @@
 //! * Event streams are bounded: a subscriber that falls far behind misses
 //!   events (counted). The leadership watch never misses the current state.
 //!
+//! # Feature flags
+//!
+//! * `metrics`: emit every counter, gauge and histogram of
+//!   [`prometheus_text`] through the [`metrics`](https://docs.rs/metrics)
+//!   facade as it changes (same names and labels), for the exporter the
+//!   application installs. Off by default; [`prometheus_text`] needs no
+//!   feature.
+//!
 //! # Logging
 //!
 //! Everything is logged with `tracing` under the target
@@ -111,6 +119,8 @@ mod error;
 mod events;
 mod exec;
 mod export;
+#[cfg(feature = "metrics")]
+mod facade;
 mod health;
 mod histogram;
 mod identity;
