@@ -240,7 +240,9 @@ fn respond(path: &str, coordinators: &[Arc<Coordinator>]) -> (&'static str, &'st
 /// anything is written (the store probe, a heartbeat), a namespace whose
 /// lease another implementation or a newer version wrote.
 async fn refuse_unusable(url: &str, namespaces: &[String]) -> Result<(), Failure> {
-    let (store, _) = store::open_read_only(url).await?;
+    // A directory that does not exist yet holds no lease; the worker's
+    // store creates it.
+    let (store, _) = store::open_read_only_anywhere(url).await?;
     for name in namespaces {
         let namespace = coordinator_core::Namespace::new(name.as_str())
             .map_err(|e| Failure::usage(format!("namespace: {e}")))?;

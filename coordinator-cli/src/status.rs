@@ -882,11 +882,12 @@ pub(crate) fn print(s: &Snapshot) {
                 "lease age".to_owned(),
                 format!(
                     "{} by this host's clock, >= {} by the store's clock alone, {} since the \
-                     writer's own timestamp ({} renewals)",
+                     writer's own timestamp ({} renewal{})",
                     opt_age(l.age_host_clock_ms),
                     opt_age(l.age_store_clock_ms),
                     age(l.since_written_writer_clock_ms),
-                    l.renewals
+                    l.renewals,
+                    if l.renewals == 1 { "" } else { "s" }
                 ),
             ]);
             t.row([

@@ -111,29 +111,41 @@ impl LeaseStore for ReadOnly {
 pub(crate) async fn open_read_only(
     url: &str,
 ) -> Result<(Arc<dyn LeaseStore>, Arc<RequestCounter>), Failure> {
+    if let Some(dir) = missing_directory(url) {
+        return Err(Failure::error(format!(
+            "local store: the directory `{}` does not exist (nothing was created); check the \
+             file:/// URL",
+            dir.display()
+        )));
+    }
+    open_read_only_anywhere(url).await
+}
+
+/// [`open_read_only`] without the check for a missing directory (which
+/// then reads as empty).
+pub(crate) async fn open_read_only_anywhere(
+    url: &str,
+) -> Result<(Arc<dyn LeaseStore>, Arc<RequestCounter>), Failure> {
     redact::url(url);
     let inner = coordinator_store::open_unprobed(url)
         .await
         .map_err(|e| store_failure(&e))?;
-    if let Ok(parsed) = url::Url::parse(url) {
-        if parsed.scheme() == "file" {
-            if let Ok(dir) = parsed.to_file_path() {
-                if !dir.is_dir() {
-                    return Err(Failure::error(format!(
-                        "local store: the directory `{}` does not exist (nothing was created); \
-                         check the file:/// URL",
-                        dir.display()
-                    )));
-                }
-            }
-        }
-    }
     let metered = Metered::new(ReadOnly {
         inner,
         read_only: true,
     });
     let counter = metered.counter();
     Ok((Arc::new(metered), counter))
+}
+
+/// The directory of a `file://` URL, if it does not exist.
+fn missing_directory(url: &str) -> Option<std::path::PathBuf> {
+    let parsed = url::Url::parse(url).ok()?;
+    if parsed.scheme() != "file" {
+        return None;
+    }
+    let dir = parsed.to_file_path().ok()?;
+    (!dir.is_dir()).then_some(dir)
 }
 
 /// `store` (already opened) counted, writes allowed.

@@ -96,10 +96,12 @@ fn http_get(addr: &str, path: &str) -> String {
 #[test]
 fn metrics_and_healthz_endpoints() {
     let dir = tempfile::tempdir().unwrap();
+    // A directory that does not exist yet: the worker creates it.
+    let store_dir = dir.path().join("new").join("store");
     let mut child = coordinator()
         .args([
             "--url",
-            &file_url(dir.path()),
+            &file_url(&store_dir),
             "--namespace",
             "demo",
             "run",
@@ -159,6 +161,7 @@ fn metrics_and_healthz_endpoints() {
     assert!(health.starts_with("HTTP/1.1 200 OK"));
     assert!(health.contains(r#""status":"healthy""#));
     assert!(http_get(&addr, "/nope").starts_with("HTTP/1.1 404"));
+    assert!(store_dir.is_dir());
     child.kill().unwrap();
     child.wait().unwrap();
 }
