@@ -161,7 +161,7 @@ pub(crate) async fn command(globals: &Globals, args: &DiagnoseArgs) -> Result<u8
             }
             let mut changes = Vec::new();
             let interval = election.heartbeat_interval.min(Duration::from_secs(1));
-            watch::follow(
+            let followed = watch::follow(
                 store.as_ref(),
                 namespace,
                 election,
@@ -170,6 +170,10 @@ pub(crate) async fn command(globals: &Globals, args: &DiagnoseArgs) -> Result<u8
                 &mut |change| changes.push(change),
             )
             .await;
+            if let Err(e) = followed {
+                code = exit::ERROR;
+                changes.push(watch::Change::error(store::store_message(&e)));
+            }
             bundle.insert(
                 "watch".into(),
                 json!({

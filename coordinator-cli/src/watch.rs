@@ -49,6 +49,11 @@ impl Change {
         }
     }
 
+    /// A store error that ended a follow.
+    pub(crate) fn error(message: String) -> Self {
+        Self::new("error", None, None, message)
+    }
+
     pub(crate) fn line(&self) -> String {
         format!("{}  {:<10} {}", self.at, self.event, self.message)
     }
@@ -79,7 +84,9 @@ struct Seen {
 }
 
 /// Polls until `duration` (if any) has passed, handing each change to
-/// `sink`. Store errors are reported as changes and polled again.
+/// `sink`. Passing store errors (unavailable, throttled) are reported as
+/// changes and polled again; a misconfigured store (a missing bucket,
+/// refused credentials) ends the follow with the error.
 pub(crate) async fn follow(
     store: &dyn LeaseStore,
     namespace: &Namespace,
@@ -87,7 +94,7 @@ pub(crate) async fn follow(
     interval: Duration,
     duration: Option<Duration>,
     sink: &mut dyn FnMut(Change),
-) {
+) -> Result<(), StoreError> {
     let keys = Keys::global(namespace);
     let lease_key = keys.lease();
     let start = Instant::now();
@@ -96,6 +103,7 @@ pub(crate) async fn follow(
     loop {
         match poll(store, &keys, &lease_key, election, &mut seen, sink).await {
             Ok(()) => last_error = None,
+            Err(e @ StoreError::Misconfigured { .. }) => return Err(e),
             Err(e) => {
                 let message = store::store_message(&e);
                 if last_error.as_ref() != Some(&message) {
@@ -109,7 +117,7 @@ pub(crate) async fn follow(
             if next >= start + d {
                 let left = (start + d).saturating_duration_since(Instant::now());
                 tokio::time::sleep(left).await;
-                return;
+                return Ok(());
             }
         }
         tokio::time::sleep(interval).await;
@@ -343,10 +351,11 @@ pub(crate) async fn command(globals: &Globals, args: &WatchArgs) -> Result<u8, F
         args.duration,
         &mut sink,
     );
-    tokio::select! {
-        () = watching => {}
-        _ = tokio::signal::ctrl_c() => {}
-    }
+    let outcome = tokio::select! {
+        outcome = watching => outcome,
+        _ = tokio::signal::ctrl_c() => Ok(()),
+    };
+    outcome.map_err(|e| store::store_failure(&e))?;
     let total = counter.snapshot().total();
     if json {
         output::json(

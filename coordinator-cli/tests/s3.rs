@@ -117,6 +117,21 @@ fn run_status_watch_and_diagnose_on_s3() {
     assert_eq!(v["probe"]["ok"], true);
     assert_eq!(v["status"]["lease"]["leader"], "s1");
 
+    // A missing bucket ends watch at once (exit 1) rather than polling an
+    // error forever.
+    let r = run(coordinator().args([
+        "--url",
+        &format!(
+            "s3://no-such-bucket-{}/p?endpoint={endpoint}",
+            std::process::id()
+        ),
+        "--namespace",
+        "demo",
+        "watch",
+    ]));
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("does not exist"), "{}", r.stderr);
+
     term(&mut w1);
     term(&mut w2);
     let r = run(coordinator().args(["--url", &url, "--namespace", "demo", "status"]));
