@@ -972,16 +972,21 @@ pub(crate) fn print(s: &Snapshot) {
     t.print();
     output::line("");
     let mut w = Table::new();
-    w.row([
+    let heartbeats = s.workers.iter().any(|w| w.heartbeat.is_some());
+    let mut header = vec![
         "WORKER",
         "ROLE",
         "HEARTBEAT AGE (HOST CLOCK)",
         "(STORE CLOCK, AT LEAST)",
         "PAST WORKER TIMEOUT",
         "IN ROSTER",
-    ]);
+    ];
+    if heartbeats {
+        header.extend(["INCARNATION", "SEQUENCE", "EPOCH SEEN", "RECORD"]);
+    }
+    w.row(header);
     for worker in &s.workers {
-        w.row([
+        let mut row = vec![
             worker.worker_id.clone(),
             worker.role.to_owned(),
             opt_age(worker.age_host_clock_ms),
@@ -992,7 +997,16 @@ pub(crate) fn print(s: &Snapshot) {
                 "no".into()
             },
             if worker.in_roster { "yes" } else { "no" }.to_owned(),
-        ]);
+        ];
+        if let Some(h) = &worker.heartbeat {
+            row.extend([
+                h.incarnation.clone().unwrap_or_else(|| "-".into()),
+                h.sequence.to_string(),
+                h.epoch_seen.to_string(),
+                format!("{:?}", h.state).to_lowercase(),
+            ]);
+        }
+        w.row(row);
     }
     if s.workers.is_empty() {
         output::line("no worker heartbeats");
