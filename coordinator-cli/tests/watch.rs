@@ -113,3 +113,37 @@ fn human_lines_and_bad_input() {
     ]));
     assert_eq!(r.code, 2);
 }
+
+#[test]
+fn every_read_only_command_on_memory() {
+    // A fresh memory store per process: an unused namespace, read cleanly.
+    let r = run(coordinator().args([
+        "--url",
+        "memory://",
+        "-n",
+        "demo",
+        "watch",
+        "--interval",
+        "50ms",
+        "--duration",
+        "120ms",
+    ]));
+    assert_eq!(r.code, 0);
+    assert!(r.stdout.contains("no_lease"), "{}", r.stdout);
+    let r = run(coordinator().args([
+        "--url",
+        "memory://",
+        "-n",
+        "demo",
+        "--json",
+        "diagnose",
+        "--watch",
+        "100ms",
+        "--rounds",
+        "2",
+    ]));
+    assert_eq!(r.code, 0);
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(v["probe"]["backend"], "memory");
+    assert_eq!(v["status"]["verdict"]["status"], "no_leader");
+}
