@@ -21,7 +21,7 @@ use crate::error::CoordinatorError;
 use crate::events::EventStream;
 use crate::health::{Health, HealthInput};
 use crate::histogram::{Histogram, RENEWAL_MARGIN_BOUNDS, STORE_REQUEST_BOUNDS};
-use crate::plugin::{run_plugin, CoordinatorPlugin, RunnerEnv};
+use crate::plugin::{run_plugin, CoordinatorPlugin, HookFailures, RunnerEnv};
 use crate::term::{watchdog, Term};
 use crate::TARGET;
 
@@ -104,6 +104,22 @@ pub struct CoordinatorMetrics {
     /// (a request cut off by the per-request timeout counts at that
     /// timeout). Buckets [`STORE_REQUEST_BOUNDS`](crate::STORE_REQUEST_BOUNDS).
     pub store_request_seconds: Histogram,
+    /// Plugin hooks that failed (returned an error, panicked, or were still
+    /// running when the term ended), by plugin and hook
+    /// (`on_become_coordinator`, `coordinator_work`,
+    /// `on_stop_being_coordinator`), sorted.
+    pub plugin_hook_failures: Vec<PluginHookFailures>,
+}
+
+/// One plugin hook's failures, in [`CoordinatorMetrics::plugin_hook_failures`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct PluginHookFailures {
+    /// The plugin's name.
+    pub plugin: String,
+    /// The hook.
+    pub hook: &'static str,
+    /// How many times it failed.
+    pub failures: u64,
 }
 
 /// What the loop publishes after every input, for the getters.
@@ -140,6 +156,8 @@ pub(crate) struct Shared {
     /// How far past its deadline a loop that still believes it leads may
     /// be before [`Coordinator::health`] calls it stuck.
     pub(crate) health_margin: std::time::Duration,
+    /// Failed plugin hooks, by plugin and hook.
+    pub(crate) hook_failures: Arc<HookFailures>,
     pub(crate) span: tracing::Span,
 }
 
@@ -277,6 +295,7 @@ impl Coordinator {
             plugin_requests,
             started_at_unix_ms: unix_ms,
             health_margin: config.election.request_timeout,
+            hook_failures: Arc::new(HookFailures::default()),
             span,
         });
         let (commands, command_rx) = mpsc::unbounded_channel();
@@ -426,6 +445,17 @@ impl Coordinator {
             plugin_requests,
             renewal_margin_seconds: status.renewal_margin,
             store_request_seconds: status.store_latency,
+            plugin_hook_failures: self
+                .shared
+                .hook_failures
+                .snapshot()
+                .into_iter()
+                .map(|(plugin, hook, failures)| PluginHookFailures {
+                    plugin,
+                    hook,
+                    failures,
+                })
+                .collect(),
         }
     }
 
@@ -505,6 +535,7 @@ impl Coordinator {
             terms: self.shared.terms.subscribe(),
             state: self.shared.state.subscribe(),
             span: self.shared.span.clone(),
+            failures: self.shared.hook_failures.clone(),
         };
         let task = tokio::spawn(run_plugin(plugin, env));
         lock(&self.tasks).push(task);

@@ -351,6 +351,7 @@ impl Driver {
                         is_leader: view.is_leader && view.deadline.is_some_and(|d| now < d),
                         epoch: view.epoch,
                         workers: status.roster.len(),
+                        hook_failures: &self.shared.hook_failures.snapshot(),
                     },
                 );
             }

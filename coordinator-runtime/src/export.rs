@@ -37,6 +37,7 @@
 //! | `coordinator_health` | gauge | 0/1 | one series per `status` (`healthy`, `degraded`, `unhealthy`); 1 for the current one |
 //! | `coordinator_started_at_seconds` | gauge | Unix seconds | when the coordinator started |
 //! | `coordinator_last_heartbeat_at_seconds` | gauge | Unix seconds | when its last heartbeat cycle began |
+//! | `coordinator_plugin_hook_failures_total` | counter | hooks | plugin hooks that failed, panicked or outlived their term, by `plugin_name` and `hook` |
 //! | `coordinator_renewal_margin_seconds` | histogram | seconds | per successful renewal, the time left before the leader's deadline when it landed: it shrinks before a leader loses its lease |
 //! | `coordinator_store_request_seconds` | histogram | seconds | latency of each store request of the election loop |
 
@@ -222,6 +223,23 @@ pub(crate) fn render(snapshots: &[(CoordinatorMetrics, Health)]) -> String {
                         out,
                         "coordinator_store_requests_usd_total{{{}}} {usd}",
                         labels(m, &[("source", source)])
+                    );
+                }
+            }
+        },
+    );
+    family(
+        "coordinator_plugin_hook_failures_total",
+        "counter",
+        "Plugin hooks that failed, panicked or outlived their term, by plugin and hook.",
+        &mut |out| {
+            for (m, _) in snapshots {
+                for f in &m.plugin_hook_failures {
+                    let _ = writeln!(
+                        out,
+                        "coordinator_plugin_hook_failures_total{{{}}} {}",
+                        labels(m, &[("plugin_name", &f.plugin), ("hook", f.hook)]),
+                        f.failures
                     );
                 }
             }

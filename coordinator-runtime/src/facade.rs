@@ -42,6 +42,8 @@ pub(crate) struct Snapshot<'a> {
     pub(crate) is_leader: bool,
     pub(crate) epoch: u64,
     pub(crate) workers: usize,
+    /// `(plugin, hook, failures)`.
+    pub(crate) hook_failures: &'a [(String, &'static str, u64)],
 }
 
 /// Sets every counter and gauge.
@@ -63,6 +65,12 @@ pub(crate) fn publish(labels: &Labels, s: &Snapshot<'_>) {
             labels.with(&[("source", source)])
         )
         .absolute(counts.errors);
+    }
+    for (plugin, hook, failures) in s.hook_failures {
+        let mut with = labels.0.clone();
+        with.push(Label::new("plugin_name", plugin.clone()));
+        with.push(Label::new("hook", *hook));
+        metrics::counter!("coordinator_plugin_hook_failures_total", with).absolute(*failures);
     }
     metrics::gauge!("coordinator_is_leader", labels.0.iter()).set(f64::from(u8::from(s.is_leader)));
     metrics::gauge!("coordinator_epoch", labels.0.iter()).set(s.epoch as f64);

@@ -134,7 +134,7 @@ pub const TARGET: &str = "coordinator_runtime::election";
 pub use async_trait::async_trait;
 pub use clock::{Clock, SystemClock, TokioClock};
 pub use config::{CoordinationMode, CoordinatorConfig};
-pub use coordinator::{Coordinator, CoordinatorMetrics, CoordinatorState};
+pub use coordinator::{Coordinator, CoordinatorMetrics, CoordinatorState, PluginHookFailures};
 pub use coordinator_core::{Event, LeadershipView, StepDownReason};
 pub use error::{CoordinatorError, ErrorKind};
 pub use events::EventStream;

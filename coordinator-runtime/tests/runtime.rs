@@ -879,3 +879,44 @@ async fn health_follows_the_store_and_the_loop() {
     assert_eq!(c.health().status, HealthStatus::Unhealthy);
     registry.close().await;
 }
+
+/// A plugin hook that fails is counted by plugin and hook, in metrics()
+/// and in the Prometheus text.
+#[tokio::test(start_paused = true)]
+async fn failed_plugin_hooks_are_counted() {
+    use coordinator_runtime::{
+        async_trait, CoordinatorPlugin, LeaderContext, PluginError, StepDownReason,
+    };
+    struct Failing;
+    #[async_trait]
+    impl CoordinatorPlugin for Failing {
+        fn name(&self) -> &str {
+            "failing"
+        }
+        async fn on_become_coordinator(&self, _ctx: LeaderContext) -> Result<(), PluginError> {
+            Err("no luck".into())
+        }
+        async fn on_stop_being_coordinator(&self, _r: StepDownReason) -> Result<(), PluginError> {
+            Ok(())
+        }
+    }
+    let clock = Arc::new(TokioClock::new());
+    let registry = worker(Arc::new(MemoryStore::new()), "w1", &clock);
+    let c = registry.attach(NS, Arc::new(Failing)).await.unwrap();
+    c.leadership().wait_for(|v| v.is_leader).await.unwrap();
+    wait_until("the hook ran", secs(10), || {
+        !c.metrics().plugin_hook_failures.is_empty()
+    })
+    .await;
+    let failures = c.metrics().plugin_hook_failures;
+    assert_eq!(failures.len(), 1);
+    assert_eq!(failures[0].plugin, "failing");
+    assert_eq!(failures[0].hook, "on_become_coordinator");
+    assert_eq!(failures[0].failures, 1);
+    let text = coordinator_runtime::prometheus_text(&registry.coordinators());
+    assert!(text.contains(
+        r#"coordinator_plugin_hook_failures_total{namespace="orders",worker_id="w1",plugin="",plugin_name="failing",hook="on_become_coordinator"} 1"#
+    ), "{text}");
+    drop(c);
+    registry.close().await;
+}
