@@ -522,13 +522,25 @@ pub(crate) fn verdict(s: &Snapshot) -> Verdict {
     };
     // The larger of the two ages: the store clock's is a lower bound, this
     // host's may be skewed; a lease older than its holder's renew deadline
-    // by either means the holder has stopped acting as leader.
-    let age = lease
+    // by either means the holder has stopped acting as leader. Timestamps
+    // in whole seconds (S3's Last-Modified, Azure's) can make a version
+    // look up to a second older than it is: that much is taken off.
+    let raw_age = lease
         .age_store_clock_ms
         .into_iter()
         .chain(lease.age_host_clock_ms)
-        .max()
-        .unwrap_or(lease.since_written_writer_clock_ms);
+        .max();
+    let whole_seconds = s
+        .records
+        .iter()
+        .filter_map(|r| r.store_time_unix_ms)
+        .chain(s.workers.iter().filter_map(|w| w.store_time_unix_ms))
+        .all(|t| t % 1000 == 0);
+    let age = match raw_age {
+        Some(age) if whole_seconds => (age - 999).max(0),
+        Some(age) => age,
+        None => lease.since_written_writer_clock_ms,
+    };
     if age > lease.renew_deadline_ms as i64 {
         return no_leader(format!(
             "no live leader: {leader} has not renewed for {} (past its renew deadline {}); a \

@@ -10,6 +10,20 @@ use std::time::{Duration, Instant};
 
 use common::{coordinator, file_url, files, run};
 
+/// SIGKILLs a worker the test spawned if the test fails before it ends it
+/// (a no-op once it has exited and been reaped).
+struct KillOnDrop(u32);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let _ = std::process::Command::new("kill")
+                .args(["-KILL", &self.0.to_string()])
+                .status();
+        }
+    }
+}
+
 #[test]
 fn a_foreign_lease_is_refused_and_left_alone() {
     let dir = tempfile::tempdir().unwrap();
@@ -56,6 +70,7 @@ fn plugins_from_the_config_file_run_where_the_worker_leads() {
         .stderr(Stdio::inherit())
         .spawn()
         .unwrap();
+    let _guard = KillOnDrop(child.id());
     let stdout = child.stdout.take().unwrap();
     let mut lines = BufReader::new(stdout).lines();
     let deadline = Instant::now() + Duration::from_secs(15);
@@ -115,6 +130,7 @@ fn metrics_and_healthz_endpoints() {
         .stderr(Stdio::inherit())
         .spawn()
         .unwrap();
+    let _guard = KillOnDrop(child.id());
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let mut addr = None;
     let deadline = Instant::now() + Duration::from_secs(15);

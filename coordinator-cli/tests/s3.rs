@@ -40,6 +40,18 @@ fn start(url: &str, id: &str) -> (Child, std::sync::mpsc::Receiver<String>) {
     (child, rx)
 }
 
+/// Kills the workers if the test fails half-way (no orphan processes).
+struct Workers(Vec<Child>);
+
+impl Drop for Workers {
+    fn drop(&mut self) {
+        for child in &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
 fn term(child: &mut Child) {
     let _ = std::process::Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
@@ -57,7 +69,8 @@ fn run_status_watch_and_diagnose_on_s3() {
         common::s3_bucket(),
         common::unique("s3")
     );
-    let (mut w1, lines) = start(&url, "s1");
+    let (w1, lines) = start(&url, "s1");
+    let mut workers = Workers(vec![w1]);
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let line = lines
@@ -68,7 +81,8 @@ fn run_status_watch_and_diagnose_on_s3() {
             break;
         }
     }
-    let (mut w2, _lines2) = start(&url, "s2");
+    let (w2, _lines2) = start(&url, "s2");
+    workers.0.push(w2);
     std::thread::sleep(Duration::from_millis(1500));
 
     let r = run(coordinator().args(["--url", &url, "--namespace", "demo", "--json", "status"]));
@@ -132,8 +146,9 @@ fn run_status_watch_and_diagnose_on_s3() {
     assert_eq!(r.code, 1);
     assert!(r.stderr.contains("does not exist"), "{}", r.stderr);
 
-    term(&mut w1);
-    term(&mut w2);
+    for child in &mut workers.0 {
+        term(child);
+    }
     let r = run(coordinator().args(["--url", &url, "--namespace", "demo", "status"]));
     assert_eq!(r.code, 3, "both released");
 }
