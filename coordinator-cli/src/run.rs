@@ -1,6 +1,7 @@
 //! `coordinator run`: one worker process that joins the election of each
 //! configured namespace and prints every change of leadership as one line
-//! (what `coordinator-worker` did; its multi-process tests run this now).
+//! (the lines of the runtime's `coordinator-worker`, which the wire
+//! benchmark runs; the multi-process fail-over test runs both).
 //!
 //! ```text
 //! READY worker=w1 namespace=demo
