@@ -28,7 +28,9 @@ use coordinator_core::{
     decode, Config, HeartbeatRecord, Keys, LeaseRecord, MetadataRecord, Namespace, RecordError,
     RosterRecord, DATA_PREFIX,
 };
-use coordinator_store::{LeaseStore, RequestCounts, StoreError, StoredObject, LIST_PAGE_SIZE};
+use coordinator_store::{
+    LeaseStore, LeaseStoreExt, RequestCounts, StoreError, StoredObject, LIST_PAGE_SIZE,
+};
 use serde::Serialize;
 
 use crate::cli::{Globals, StatusArgs};

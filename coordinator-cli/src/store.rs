@@ -80,10 +80,6 @@ impl LeaseStore for ReadOnly {
         self.inner.put(key, body).await
     }
 
-    async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>, StoreError> {
-        self.inner.list(prefix).await
-    }
-
     async fn list_page(
         &self,
         prefix: &str,

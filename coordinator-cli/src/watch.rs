@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use coordinator_core::{decode, Config, Keys, LeaseRecord, Namespace, RecordError};
-use coordinator_store::{Conditional, LeaseStore, RequestKind, StoreError, Version};
+use coordinator_store::{Conditional, LeaseStore, LeaseStoreExt, RequestKind, StoreError, Version};
 use serde::Serialize;
 
 use crate::cli::{Globals, WatchArgs};

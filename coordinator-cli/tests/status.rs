@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use common::{coordinator, file_url, files, run};
 use coordinator_runtime::{CoordinatorConfig, CoordinatorRegistry};
+use coordinator_store::LeaseStoreExt;
 
 fn fast() -> coordinator_core::Config {
     coordinator_core::Config {
