@@ -19,7 +19,9 @@ use crate::config::CoordinatorConfig;
 use crate::driver::{Command, Driver};
 use crate::error::CoordinatorError;
 use crate::events::EventStream;
-use crate::plugin::{run_plugin, CoordinatorPlugin, RunnerEnv};
+use crate::health::{Health, HealthInput};
+use crate::histogram::{Histogram, RENEWAL_MARGIN_BOUNDS, STORE_REQUEST_BOUNDS};
+use crate::plugin::{run_plugin, CoordinatorPlugin, HookFailures, RunnerEnv};
 use crate::term::{watchdog, Term};
 use crate::TARGET;
 
@@ -93,6 +95,31 @@ pub struct CoordinatorMetrics {
     /// What [`plugin_requests`](Self::plugin_requests) cost at S3 Standard
     /// prices, in USD.
     pub plugin_requests_usd: f64,
+    /// For each successful renewal, the time that was left before the
+    /// leader's deadline when it landed, in seconds: the number that warns
+    /// before a leader loses its lease (it shrinks as the store slows
+    /// down). Buckets [`RENEWAL_MARGIN_BOUNDS`](crate::RENEWAL_MARGIN_BOUNDS).
+    pub renewal_margin_seconds: Histogram,
+    /// The latency of each store request of the election loop, in seconds
+    /// (a request cut off by the per-request timeout counts at that
+    /// timeout). Buckets [`STORE_REQUEST_BOUNDS`](crate::STORE_REQUEST_BOUNDS).
+    pub store_request_seconds: Histogram,
+    /// Plugin hooks that failed (returned an error, panicked, or were still
+    /// running when the term ended), by plugin and hook
+    /// (`on_become_coordinator`, `coordinator_work`,
+    /// `on_stop_being_coordinator`), sorted.
+    pub plugin_hook_failures: Vec<PluginHookFailures>,
+}
+
+/// One plugin hook's failures, in [`CoordinatorMetrics::plugin_hook_failures`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct PluginHookFailures {
+    /// The plugin's name.
+    pub plugin: String,
+    /// The hook.
+    pub hook: &'static str,
+    /// How many times it failed.
+    pub failures: u64,
 }
 
 /// What the loop publishes after every input, for the getters.
@@ -101,6 +128,11 @@ pub(crate) struct Status {
     pub(crate) counters: Counters,
     pub(crate) roster: Vec<WorkerId>,
     pub(crate) last_heartbeat_at_unix_ms: Option<u64>,
+    /// Store requests of the election loop that failed in a row (0 after
+    /// any answer), for [`Coordinator::health`].
+    pub(crate) consecutive_store_failures: u64,
+    pub(crate) renewal_margin: Histogram,
+    pub(crate) store_latency: Histogram,
 }
 
 /// Everything the loop, the handle, the watchdog and the plugin runners
@@ -121,6 +153,11 @@ pub(crate) struct Shared {
     pub(crate) requests: Arc<RequestCounter>,
     pub(crate) plugin_requests: Arc<RequestCounter>,
     pub(crate) started_at_unix_ms: u64,
+    /// How far past its deadline a loop that still believes it leads may
+    /// be before [`Coordinator::health`] calls it stuck.
+    pub(crate) health_margin: std::time::Duration,
+    /// Failed plugin hooks, by plugin and hook.
+    pub(crate) hook_failures: Arc<HookFailures>,
     pub(crate) span: tracing::Span,
 }
 
@@ -248,11 +285,17 @@ impl Coordinator {
             terms: watch::Sender::new(None),
             state: watch::Sender::new(CoordinatorState::Starting),
             events: Mutex::new(Some(events)),
-            status: Mutex::new(Status::default()),
+            status: Mutex::new(Status {
+                renewal_margin: Histogram::new(RENEWAL_MARGIN_BOUNDS),
+                store_latency: Histogram::new(STORE_REQUEST_BOUNDS),
+                ..Status::default()
+            }),
             refusal: Mutex::new(None),
             requests,
             plugin_requests,
             started_at_unix_ms: unix_ms,
+            health_margin: config.election.request_timeout,
+            hook_failures: Arc::new(HookFailures::default()),
             span,
         });
         let (commands, command_rx) = mpsc::unbounded_channel();
@@ -400,7 +443,58 @@ impl Coordinator {
             requests,
             plugin_requests_usd: plugin_requests.usd_s3_standard(),
             plugin_requests,
+            renewal_margin_seconds: status.renewal_margin,
+            store_request_seconds: status.store_latency,
+            plugin_hook_failures: self
+                .shared
+                .hook_failures
+                .snapshot()
+                .into_iter()
+                .map(|(plugin, hook, failures)| PluginHookFailures {
+                    plugin,
+                    hook,
+                    failures,
+                })
+                .collect(),
         }
+    }
+
+    /// Whether this coordinator is doing its job: healthy, degraded or
+    /// unhealthy, with the reason. The rules (client-go's leader-election
+    /// health check is the anchor) and a Kubernetes probe recipe are in
+    /// [`Health`]'s module docs: a worker that believes it leads past its
+    /// renew deadline plus `request_timeout` is unhealthy (stuck), one whose
+    /// last 3 store requests failed is degraded.
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use coordinator_runtime::{CoordinatorRegistry, CoordinatorConfig, HealthStatus};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), coordinator_runtime::CoordinatorError> {
+    /// let registry = CoordinatorRegistry::new(
+    ///     Arc::new(coordinator_store::MemoryStore::new()),
+    ///     CoordinatorConfig::default().with_worker_id("w1"),
+    /// )?;
+    /// let orders = registry.get("orders").await?;
+    /// orders.leadership().wait_for(|view| view.is_leader).await.unwrap();
+    /// let health = orders.health();
+    /// assert_eq!(health.status, HealthStatus::Healthy);
+    /// assert_eq!(health.reason, "leads at epoch 1");
+    /// # registry.close().await;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn health(&self) -> Health {
+        let view = self.shared.view.borrow().clone();
+        let failures = lock(&self.shared.status).consecutive_store_failures;
+        crate::health::assess(&HealthInput {
+            state: self.state(),
+            view: &view,
+            now: self.shared.clock.now(),
+            margin: self.shared.health_margin,
+            consecutive_store_failures: failures,
+            refusal: self.refusal().map(|r| r.to_string()),
+        })
     }
 
     // ----- plugins -----
@@ -441,6 +535,7 @@ impl Coordinator {
             terms: self.shared.terms.subscribe(),
             state: self.shared.state.subscribe(),
             span: self.shared.span.clone(),
+            failures: self.shared.hook_failures.clone(),
         };
         let task = tokio::spawn(run_plugin(plugin, env));
         lock(&self.tasks).push(task);

@@ -32,6 +32,8 @@ struct Completion {
     op: &'static str,
     key: String,
     response: Response,
+    /// How long the request took (tokio's clock).
+    elapsed: Duration,
 }
 
 pub(crate) struct Driver {
@@ -48,6 +50,9 @@ pub(crate) struct Driver {
     first_lease_read_done: bool,
     diagnostics: bool,
     heartbeats_seen: u64,
+    /// The labels of the `metrics` facade.
+    #[cfg(feature = "metrics")]
+    labels: crate::facade::Labels,
 }
 
 impl Driver {
@@ -62,7 +67,6 @@ impl Driver {
     ) -> Self {
         Self {
             machine,
-            shared,
             store,
             request_timeout,
             commands,
@@ -74,6 +78,13 @@ impl Driver {
             first_lease_read_done: false,
             diagnostics,
             heartbeats_seen: 0,
+            #[cfg(feature = "metrics")]
+            labels: crate::facade::Labels::new(
+                shared.namespace.as_str(),
+                shared.identity.worker_id.as_str(),
+                shared.plugin.as_ref().map(|p| p.as_str()),
+            ),
+            shared,
         }
     }
 
@@ -144,6 +155,7 @@ impl Driver {
             op,
             key,
             response,
+            elapsed,
         } = completion;
         match &response {
             Response::Failed(Failure::Throttled { retry_after_ms }) => {
@@ -156,6 +168,17 @@ impl Driver {
                 tracing::warn!(target: TARGET, op, key, error = %message, "store request failed; backing off");
             }
             _ => tracing::trace!(target: TARGET, op, key, response = ?response, "store response"),
+        }
+        {
+            let mut status = lock(&self.shared.status);
+            if matches!(response, Response::Failed(_)) {
+                status.consecutive_store_failures += 1;
+            } else {
+                status.consecutive_store_failures = 0;
+            }
+            status.store_latency.observe(elapsed.as_secs_f64());
+            #[cfg(feature = "metrics")]
+            crate::facade::store_latency(&self.labels, elapsed.as_secs_f64());
         }
         if self.first_lease_read == Some(id) {
             self.first_lease_read_done = true;
@@ -197,6 +220,7 @@ impl Driver {
         let store = self.store.clone();
         let timeout = self.request_timeout;
         self.in_flight.spawn(async move {
+            let started = tokio::time::Instant::now();
             let response = AssertUnwindSafe(execute_with_timeout(store.as_ref(), request, timeout))
                 .catch_unwind()
                 .await
@@ -210,6 +234,7 @@ impl Driver {
                 op,
                 key,
                 response,
+                elapsed: started.elapsed(),
             }
         });
     }
@@ -287,6 +312,16 @@ impl Driver {
         });
         if let (Some(term), Some((epoch, deadline))) = (&self.term, self.machine.term()) {
             if term.epoch == epoch {
+                let before = term.deadline();
+                if deadline > before {
+                    // A renewal landed: what was left of the old deadline.
+                    let margin = before.saturating_since(self.shared.clock.now());
+                    lock(&self.shared.status)
+                        .renewal_margin
+                        .observe(margin.as_secs_f64());
+                    #[cfg(feature = "metrics")]
+                    crate::facade::renewal_margin(&self.labels, margin.as_secs_f64());
+                }
                 term.extend(deadline);
             }
         }
@@ -302,6 +337,23 @@ impl Driver {
             }
             if status.roster != roster {
                 status.roster = roster;
+            }
+            #[cfg(feature = "metrics")]
+            {
+                let now = self.shared.clock.now();
+                let view = self.shared.view.borrow();
+                crate::facade::publish(
+                    &self.labels,
+                    &crate::facade::Snapshot {
+                        counters: &status.counters,
+                        requests: &self.shared.requests.snapshot(),
+                        plugin_requests: &self.shared.plugin_requests.snapshot(),
+                        is_leader: view.is_leader && view.deadline.is_some_and(|d| now < d),
+                        epoch: view.epoch,
+                        workers: status.roster.len(),
+                        hook_failures: &self.shared.hook_failures.snapshot(),
+                    },
+                );
             }
         }
         if self.first_lease_read_done {

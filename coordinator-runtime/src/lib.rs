@@ -18,6 +18,9 @@
 //!   subscribers see the current view at once),
 //!   [`events()`](Coordinator::events),
 //!   [`metrics()`](Coordinator::metrics),
+//!   [`health()`](Coordinator::health) ([`Health`]: healthy, degraded or
+//!   unhealthy with the reason, for liveness and readiness probes),
+//!   and [`prometheus_text`] for a `/metrics` endpoint,
 //!   [`workers()`](Coordinator::workers),
 //!   [`leader()`](Coordinator::leader), [`epoch()`](Coordinator::epoch),
 //!   [`is_leader()`](Coordinator::is_leader).
@@ -53,6 +56,14 @@
 //!   be written fenced (epoch + compare-and-swap); see [`CoordinatorPlugin`].
 //! * Event streams are bounded: a subscriber that falls far behind misses
 //!   events (counted). The leadership watch never misses the current state.
+//!
+//! # Feature flags
+//!
+//! * `metrics`: emit every counter, gauge and histogram of
+//!   [`prometheus_text`] through the [`metrics`](https://docs.rs/metrics)
+//!   facade as it changes (same names and labels), for the exporter the
+//!   application installs. Off by default; [`prometheus_text`] needs no
+//!   feature.
 //!
 //! # Logging
 //!
@@ -107,6 +118,11 @@ mod driver;
 mod error;
 mod events;
 mod exec;
+mod export;
+#[cfg(feature = "metrics")]
+mod facade;
+mod health;
+mod histogram;
 mod identity;
 mod plugin;
 mod registry;
@@ -118,10 +134,13 @@ pub const TARGET: &str = "coordinator_runtime::election";
 pub use async_trait::async_trait;
 pub use clock::{Clock, SystemClock, TokioClock};
 pub use config::{CoordinationMode, CoordinatorConfig};
-pub use coordinator::{Coordinator, CoordinatorMetrics, CoordinatorState};
+pub use coordinator::{Coordinator, CoordinatorMetrics, CoordinatorState, PluginHookFailures};
 pub use coordinator_core::{Event, LeadershipView, StepDownReason};
 pub use error::{CoordinatorError, ErrorKind};
 pub use events::EventStream;
+pub use export::prometheus_text;
+pub use health::{Health, HealthStatus, FAILING_REQUESTS_DEGRADED};
+pub use histogram::{Histogram, RENEWAL_MARGIN_BOUNDS, STORE_REQUEST_BOUNDS};
 pub use identity::{os_seed, resolve_worker_id};
 pub use plugin::{CoordinatorPlugin, PluginError, PluginScope};
 pub use registry::{CoordinatorRegistry, CoordinatorRegistryBuilder};

@@ -236,10 +236,46 @@ pub(crate) struct RunnerEnv {
     pub(crate) terms: watch::Receiver<Option<Arc<Term>>>,
     pub(crate) state: watch::Receiver<CoordinatorState>,
     pub(crate) span: tracing::Span,
+    /// Where failed hooks are counted (see [`HookFailures`]).
+    pub(crate) failures: Arc<HookFailures>,
 }
 
-fn log_result(plugin: &str, hook: &'static str, result: Result<(), PluginError>) {
+/// Failed plugin hooks (an error, a panic, or still running when the term
+/// ended), by plugin and hook, for
+/// [`CoordinatorMetrics::plugin_hook_failures`](crate::CoordinatorMetrics::plugin_hook_failures).
+#[derive(Debug, Default)]
+pub(crate) struct HookFailures(
+    std::sync::Mutex<std::collections::BTreeMap<(String, &'static str), u64>>,
+);
+
+impl HookFailures {
+    fn count(&self, plugin: &str, hook: &'static str) {
+        let mut map = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        *map.entry((plugin.to_owned(), hook)).or_default() += 1;
+    }
+
+    /// `(plugin, hook, failures)`, sorted.
+    pub(crate) fn snapshot(&self) -> Vec<(String, &'static str, u64)> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .map(|((plugin, hook), n)| (plugin.clone(), *hook, *n))
+            .collect()
+    }
+}
+
+fn log_result(
+    failures: &HookFailures,
+    plugin: &str,
+    hook: &'static str,
+    result: Result<(), PluginError>,
+) {
     if let Err(error) = result {
+        failures.count(plugin, hook);
         tracing::warn!(target: TARGET, plugin, hook, error = %error, "plugin hook failed");
     }
 }
@@ -257,6 +293,7 @@ fn panicked(panic: &(dyn std::any::Any + Send)) -> PluginError {
 
 /// Runs `future` unless `ctx`'s term ends first; says whether it finished.
 async fn until_cancelled<F: std::future::Future<Output = Result<(), PluginError>>>(
+    failures: &HookFailures,
     ctx: &LeaderContext,
     plugin: &str,
     hook: &'static str,
@@ -265,12 +302,13 @@ async fn until_cancelled<F: std::future::Future<Output = Result<(), PluginError>
     tokio::select! {
         biased;
         () = ctx.cancelled() => {
+            failures.count(plugin, hook);
             tracing::warn!(target: TARGET, plugin, hook, epoch = ctx.epoch(),
                 "plugin hook still running at the end of the term; cancelled");
             false
         }
         result = AssertUnwindSafe(future).catch_unwind() => {
-            log_result(plugin, hook, result.unwrap_or_else(|panic| Err(panicked(panic.as_ref()))));
+            log_result(failures, plugin, hook, result.unwrap_or_else(|panic| Err(panicked(panic.as_ref()))));
             true
         }
     }
@@ -293,6 +331,7 @@ async fn run_plugin_inner(plugin: Arc<dyn CoordinatorPlugin>, env: RunnerEnv) {
         election,
         mut terms,
         mut state,
+        failures,
         ..
     } = env;
     let name: Arc<str> = Arc::from(plugin.name());
@@ -313,7 +352,7 @@ async fn run_plugin_inner(plugin: Arc<dyn CoordinatorPlugin>, env: RunnerEnv) {
                 .catch_unwind()
                 .await
                 .unwrap_or_else(|panic| Err(panicked(panic.as_ref())));
-            log_result(&name, "on_stop_being_coordinator", result);
+            log_result(&failures, &name, "on_stop_being_coordinator", result);
             continue;
         }
         // 2. A new term began: say so, once.
@@ -334,6 +373,7 @@ async fn run_plugin_inner(plugin: Arc<dyn CoordinatorPlugin>, env: RunnerEnv) {
                 current = Some(ctx.clone());
                 tracing::info!(target: TARGET, plugin = &*name, epoch = ctx.epoch(), "on_become_coordinator");
                 let finished = until_cancelled(
+                    &failures,
                     &ctx,
                     &name,
                     "on_become_coordinator",
@@ -357,7 +397,7 @@ async fn run_plugin_inner(plugin: Arc<dyn CoordinatorPlugin>, env: RunnerEnv) {
             () = sleep_until(work_at) => {
                 if let (Some(ctx), Some(every)) = (current.clone(), interval) {
                     if ctx.is_valid() {
-                        until_cancelled(&ctx, &name, "coordinator_work", plugin.coordinator_work(&ctx)).await;
+                        until_cancelled(&failures, &ctx, &name, "coordinator_work", plugin.coordinator_work(&ctx)).await;
                     }
                     next_work = Some(tokio::time::Instant::now() + every);
                 }

@@ -839,3 +839,84 @@ async fn a_plugin_attached_outside_the_scope_it_was_built_for_is_refused() {
     a.close().await;
     b.close().await;
 }
+
+/// `health()`: healthy while leading, degraded once every store request
+/// fails (the leader steps down at its deadline), healthy again after,
+/// unhealthy once stopped.
+#[tokio::test(start_paused = true)]
+async fn health_follows_the_store_and_the_loop() {
+    use coordinator_runtime::HealthStatus;
+    let failing = Arc::new(FailingStore::new(MemoryStore::new(), 7));
+    let store: Arc<dyn LeaseStore> = failing.clone();
+    let clock = Arc::new(TokioClock::new());
+    let registry = worker(store, "w1", &clock);
+    let c = registry.get(NS).await.unwrap();
+    c.leadership().wait_for(|v| v.is_leader).await.unwrap();
+    let health = c.health();
+    assert_eq!(health.status, HealthStatus::Healthy, "{health:?}");
+    assert_eq!(health.reason, "leads at epoch 1");
+
+    failing.set_faults(vec![Fault::new(FaultKind::Unavailable)]);
+    wait_until("degraded", secs(60), || {
+        c.health().status == HealthStatus::Degraded
+    })
+    .await;
+    assert!(
+        c.health().reason.contains("store requests failed"),
+        "{:?}",
+        c.health()
+    );
+
+    failing.clear_faults();
+    wait_until("healthy again", secs(60), || {
+        c.health().status == HealthStatus::Healthy
+    })
+    .await;
+
+    drop(c);
+    let c = registry.get(NS).await.unwrap();
+    c.stop().await;
+    assert_eq!(c.health().status, HealthStatus::Unhealthy);
+    registry.close().await;
+}
+
+/// A plugin hook that fails is counted by plugin and hook, in metrics()
+/// and in the Prometheus text.
+#[tokio::test(start_paused = true)]
+async fn failed_plugin_hooks_are_counted() {
+    use coordinator_runtime::{
+        async_trait, CoordinatorPlugin, LeaderContext, PluginError, StepDownReason,
+    };
+    struct Failing;
+    #[async_trait]
+    impl CoordinatorPlugin for Failing {
+        fn name(&self) -> &str {
+            "failing"
+        }
+        async fn on_become_coordinator(&self, _ctx: LeaderContext) -> Result<(), PluginError> {
+            Err("no luck".into())
+        }
+        async fn on_stop_being_coordinator(&self, _r: StepDownReason) -> Result<(), PluginError> {
+            Ok(())
+        }
+    }
+    let clock = Arc::new(TokioClock::new());
+    let registry = worker(Arc::new(MemoryStore::new()), "w1", &clock);
+    let c = registry.attach(NS, Arc::new(Failing)).await.unwrap();
+    c.leadership().wait_for(|v| v.is_leader).await.unwrap();
+    wait_until("the hook ran", secs(10), || {
+        !c.metrics().plugin_hook_failures.is_empty()
+    })
+    .await;
+    let failures = c.metrics().plugin_hook_failures;
+    assert_eq!(failures.len(), 1);
+    assert_eq!(failures[0].plugin, "failing");
+    assert_eq!(failures[0].hook, "on_become_coordinator");
+    assert_eq!(failures[0].failures, 1);
+    let text = coordinator_runtime::prometheus_text(&registry.coordinators());
+    assert!(text.contains(
+        r#"coordinator_plugin_hook_failures_total{namespace="orders",worker_id="w1",plugin="",plugin_name="failing",hook="on_become_coordinator"} 1"#
+    ), "{text}");
+    drop(c);
+    registry.close().await;
+}

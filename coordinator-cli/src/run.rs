@@ -1,0 +1,326 @@
+//! `coordinator run`: one worker process that joins the election of each
+//! configured namespace and prints every change of leadership as one line
+//! (the lines of the runtime's `coordinator-worker`, which the wire
+//! benchmark runs; the multi-process fail-over test runs both).
+//!
+//! ```text
+//! READY worker=w1 namespace=demo
+//! VIEW worker=w1 namespace=demo leader=w2 epoch=3 is_leader=false
+//! STOPPING worker=w1
+//! STOPPED worker=w1
+//! ```
+//!
+//! With `--plugins`, the maintenance side of every queue and TTL expirer
+//! and the scheduler named under `[plugins]` in the config file is attached
+//! to each namespace (their leader-only work runs where this worker leads).
+//! SIGTERM or Ctrl-C stops gracefully: the plugins are told, the lease is
+//! released and the heartbeat deleted. SIGKILL is a crash.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use coordinator_plugins::queue::Queue;
+use coordinator_plugins::scheduler::Scheduler;
+use coordinator_plugins::ttl::Ttl;
+use coordinator_runtime::{Coordinator, CoordinatorPlugin, CoordinatorRegistry, HealthStatus};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::mpsc;
+
+use crate::cli::{Globals, RunArgs};
+use crate::{config, exit, output, redact, store, Failure};
+
+/// The sub-second timings of `--fast`: heartbeat 200 ms + up to 50 ms of
+/// jitter, lease timeout 1.5 s, renew deadline 1 s, worker timeout 1.5 s.
+pub(crate) fn fast_election() -> coordinator_core::Config {
+    coordinator_core::Config {
+        heartbeat_interval: Duration::from_millis(200),
+        heartbeat_jitter: Duration::from_millis(50),
+        lease_timeout: Duration::from_millis(1500),
+        renew_deadline: Duration::from_millis(1000),
+        worker_timeout: Duration::from_millis(1500),
+        membership_interval: Duration::from_millis(500),
+        worker_list_interval: Duration::from_millis(500),
+        request_timeout: Duration::from_millis(300),
+        retry_backoff: Duration::from_millis(50),
+        succession_step: Duration::from_millis(100),
+        ..coordinator_core::Config::default()
+    }
+}
+
+/// `coordinator run`.
+pub(crate) async fn command(globals: &Globals, args: &RunArgs) -> Result<u8, Failure> {
+    let resolved = config::load(globals)?;
+    let url = resolved.url()?.to_owned();
+    let namespaces = resolved.namespaces()?;
+    let mut config = resolved.config.coordinator.clone();
+    if args.fast {
+        config.election = fast_election();
+    }
+    if let Some(id) = &args.worker_id {
+        config.worker_id = Some(id.clone());
+    }
+    config
+        .validate()
+        .map_err(|e| Failure::usage(format!("run: {e}")))?;
+    redact::url(&url);
+    refuse_unusable(&url, &namespaces).await?;
+    // A worker writes, so it opens the store with the probe: a store that
+    // silently overwrites conditional writes is refused here.
+    let store = coordinator_store::open(&url)
+        .await
+        .map_err(|e| store::store_failure(&e))?;
+    let registry =
+        CoordinatorRegistry::new(store, config).map_err(|e| Failure::error(format!("run: {e}")))?;
+    let me = registry.worker_id().clone();
+
+    let (changes, mut lines) = mpsc::unbounded_channel::<String>();
+    let mut coordinators = Vec::new();
+    for namespace in &namespaces {
+        let coordinator = registry
+            .get(namespace)
+            .await
+            .map_err(|e| Failure::error(format!("run: namespace `{namespace}`: {e}")))?;
+        if args.plugins {
+            for plugin in plugins(&registry, &resolved.config.plugins, namespace)? {
+                coordinator
+                    .add_plugin(plugin)
+                    .map_err(|e| Failure::error(format!("run: {e}")))?;
+            }
+        }
+        output::line(&format!("READY worker={me} namespace={namespace}"));
+        let mut leadership = coordinator.leadership();
+        let changes = changes.clone();
+        let me = me.clone();
+        let namespace = namespace.clone();
+        tokio::spawn(async move {
+            let mut last = None;
+            loop {
+                {
+                    // One line per change of leader, epoch or role (not
+                    // per renewal).
+                    let view = leadership.borrow_and_update();
+                    let shown = (view.leader.clone(), view.epoch, view.is_leader);
+                    if last.as_ref() != Some(&shown) {
+                        let leader = view.leader.as_ref().map_or("none", |l| l.as_str());
+                        let line = format!(
+                            "VIEW worker={me} namespace={namespace} leader={leader} epoch={} is_leader={}",
+                            view.epoch, view.is_leader
+                        );
+                        if changes.send(line).is_err() {
+                            break;
+                        }
+                        last = Some(shown);
+                    }
+                }
+                if leadership.changed().await.is_err() {
+                    break;
+                }
+            }
+        });
+        coordinators.push(coordinator);
+    }
+    drop(changes);
+    let server = match args.metrics_addr {
+        Some(addr) => {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|e| Failure::error(format!("--metrics-addr {addr}: {e}")))?;
+            let bound = listener
+                .local_addr()
+                .map_err(|e| Failure::error(format!("--metrics-addr {addr}: {e}")))?;
+            output::line(&format!(
+                "METRICS http://{bound}/metrics http://{bound}/healthz"
+            ));
+            Some(tokio::spawn(serve(listener, coordinators.clone())))
+        }
+        None => None,
+    };
+
+    let mut terminate = signal_terminate()
+        .map_err(|e| Failure::error(format!("installing a SIGTERM handler: {e}")))?;
+    loop {
+        tokio::select! {
+            line = lines.recv() => match line {
+                Some(line) => output::line(&line),
+                None => break,
+            },
+            () = terminate.recv() => break,
+            _ = tokio::signal::ctrl_c() => break,
+        }
+    }
+    output::line(&format!("STOPPING worker={me}"));
+    if let Some(server) = server {
+        server.abort();
+        let _ = server.await;
+    }
+    drop(coordinators);
+    registry.close().await;
+    output::line(&format!("STOPPED worker={me}"));
+    Ok(exit::OK)
+}
+
+/// Answers `GET /metrics` and `GET /healthz`, one request per connection.
+async fn serve(listener: tokio::net::TcpListener, coordinators: Vec<Arc<Coordinator>>) {
+    loop {
+        let Ok((mut socket, _)) = listener.accept().await else {
+            continue;
+        };
+        let coordinators = coordinators.clone();
+        tokio::spawn(async move {
+            let mut buffer = vec![0u8; 4096];
+            let mut read = 0;
+            // Read the request head (a GET has no body).
+            while read < buffer.len() {
+                match socket.read(&mut buffer[read..]).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => {
+                        read += n;
+                        if buffer[..read].windows(4).any(|w| w == b"\r\n\r\n") {
+                            break;
+                        }
+                    }
+                }
+            }
+            let head = String::from_utf8_lossy(&buffer[..read]);
+            let path = head.split_whitespace().nth(1).unwrap_or("/");
+            let (status, kind, body) = respond(path, &coordinators);
+            let response = format!(
+                "HTTP/1.1 {status}\r\nContent-Type: {kind}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = socket.write_all(response.as_bytes()).await;
+            let _ = socket.shutdown().await;
+        });
+    }
+}
+
+fn respond(path: &str, coordinators: &[Arc<Coordinator>]) -> (&'static str, &'static str, String) {
+    match path {
+        "/metrics" => (
+            "200 OK",
+            "text/plain; version=0.0.4; charset=utf-8",
+            coordinator_runtime::prometheus_text(coordinators),
+        ),
+        "/healthz" => {
+            let healths: Vec<serde_json::Value> = coordinators
+                .iter()
+                .map(|c| {
+                    let h = c.health();
+                    serde_json::json!({
+                        "namespace": c.namespace().to_string(),
+                        "status": h.status,
+                        "reason": h.reason,
+                    })
+                })
+                .collect();
+            let worst = coordinators
+                .iter()
+                .map(|c| c.health().status)
+                .max()
+                .unwrap_or(HealthStatus::Healthy);
+            let status = if worst == HealthStatus::Unhealthy {
+                "503 Service Unavailable"
+            } else {
+                "200 OK"
+            };
+            (
+                status,
+                "application/json",
+                serde_json::json!({ "status": worst, "namespaces": healths }).to_string(),
+            )
+        }
+        _ => (
+            "404 Not Found",
+            "text/plain",
+            "try /metrics or /healthz\n".into(),
+        ),
+    }
+}
+
+/// Reads each namespace's lease first (read-only) and refuses, before
+/// anything is written (the store probe, a heartbeat), a namespace whose
+/// lease another implementation or a newer version wrote.
+async fn refuse_unusable(url: &str, namespaces: &[String]) -> Result<(), Failure> {
+    // A directory that does not exist yet holds no lease; the worker's
+    // store creates it.
+    let (store, _) = store::open_read_only_anywhere(url).await?;
+    for name in namespaces {
+        let namespace = coordinator_core::Namespace::new(name.as_str())
+            .map_err(|e| Failure::usage(format!("namespace: {e}")))?;
+        let key = coordinator_core::Keys::global(&namespace).lease();
+        let object = store
+            .get(&key)
+            .await
+            .map_err(|e| store::store_failure(&e))?;
+        if let Some(object) = object {
+            if let Err(
+                e @ (coordinator_core::RecordError::Foreign { .. }
+                | coordinator_core::RecordError::NewerFormat { .. }),
+            ) = coordinator_core::decode::<coordinator_core::LeaseRecord>(&key, &object.body)
+            {
+                return Err(Failure::error(format!(
+                    "run: namespace `{name}` refused, nothing written: {e}"
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The plugins `[plugins]` names, built for `namespace` from `registry`.
+fn plugins(
+    registry: &CoordinatorRegistry,
+    config: &config::PluginsConfig,
+    namespace: &str,
+) -> Result<Vec<Arc<dyn CoordinatorPlugin>>, Failure> {
+    let mut out: Vec<Arc<dyn CoordinatorPlugin>> = Vec::new();
+    let fail = |kind: &str, name: &str, e: &dyn std::fmt::Display| {
+        Failure::error(format!("run --plugins: {kind} `{name}`: {e}"))
+    };
+    for name in &config.queue.names {
+        let queue = Queue::builder(registry, namespace, name.as_str())
+            .config(config.queue.config.clone())
+            .build()
+            .map_err(|e| fail("queue", name, &e))?;
+        out.push(Arc::new(queue.maintenance()));
+    }
+    for name in &config.ttl.names {
+        let ttl = Ttl::builder(registry, namespace, name.as_str())
+            .config(config.ttl.config.clone())
+            .build()
+            .map_err(|e| fail("ttl", name, &e))?;
+        out.push(Arc::new(ttl.sweeper()));
+    }
+    for name in &config.scheduler.names {
+        let scheduler = Scheduler::builder(registry, namespace, name.as_str())
+            .config(config.scheduler.config.clone())
+            .build()
+            .map_err(|e| fail("scheduler", name, &e))?;
+        out.push(Arc::new(scheduler.plugin()));
+    }
+    Ok(out)
+}
+
+/// Completes on SIGTERM (never on platforms without it).
+struct Terminate {
+    #[cfg(unix)]
+    signal: tokio::signal::unix::Signal,
+}
+
+impl Terminate {
+    async fn recv(&mut self) {
+        #[cfg(unix)]
+        {
+            self.signal.recv().await;
+        }
+        #[cfg(not(unix))]
+        std::future::pending::<()>().await;
+    }
+}
+
+fn signal_terminate() -> std::io::Result<Terminate> {
+    Ok(Terminate {
+        #[cfg(unix)]
+        signal: tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?,
+    })
+}

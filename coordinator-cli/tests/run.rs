@@ -1,0 +1,183 @@
+//! `coordinator run`: refusals and the plugins from the config file.
+#![cfg(unix)]
+#![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use common::{coordinator, file_url, files, run};
+
+/// SIGKILLs a worker the test spawned if the test fails before it ends it
+/// (a no-op once it has exited and been reaped).
+struct KillOnDrop(u32);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let _ = std::process::Command::new("kill")
+                .args(["-KILL", &self.0.to_string()])
+                .status();
+        }
+    }
+}
+
+#[test]
+fn a_foreign_lease_is_refused_and_left_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let lease = dir.path().join("plg_coordinator_global/demo/state.json");
+    std::fs::create_dir_all(lease.parent().unwrap()).unwrap();
+    let foreign = br#"{"leader":"old-system-7","expiresAt":1700000000000}"#;
+    std::fs::write(&lease, foreign).unwrap();
+    let before = files(dir.path());
+    let r = run(coordinator().args([
+        "--url",
+        &file_url(dir.path()),
+        "--namespace",
+        "demo",
+        "run",
+        "--worker-id",
+        "w1",
+        "--fast",
+    ]));
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("another implementation"), "{}", r.stderr);
+    assert_eq!(std::fs::read(&lease).unwrap(), foreign);
+    assert_eq!(files(dir.path()), before, "nothing written");
+}
+
+#[test]
+fn plugins_from_the_config_file_run_where_the_worker_leads() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("coordinator.toml");
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    std::fs::write(
+        &config,
+        format!(
+            "url = \"{}\"\nnamespace = \"shop\"\n\n[plugins.queue]\nnames = [\"orders\"]\n\n[plugins.ttl]\nnames = [\"sessions\"]\n",
+            file_url(&data)
+        ),
+    )
+    .unwrap();
+    let mut child = coordinator()
+        .arg("--config")
+        .arg(&config)
+        .args(["run", "--plugins", "--fast", "--worker-id", "p1"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let _guard = KillOnDrop(child.id());
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let mut leads = false;
+    while Instant::now() < deadline {
+        let Some(Ok(line)) = lines.next() else { break };
+        println!("{line}");
+        if line.contains("is_leader=true") {
+            leads = true;
+            break;
+        }
+    }
+    assert!(leads, "p1 leads shop");
+    // Let the plugins' leader hooks run once.
+    std::thread::sleep(Duration::from_millis(500));
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    println!("{rest:?}");
+    assert!(rest.iter().any(|l| l.starts_with("STOPPED worker=p1")));
+    assert!(child.wait().unwrap().success());
+    let r = run(coordinator().arg("--config").arg(&config).arg("status"));
+    assert_eq!(r.code, 3, "released on SIGTERM");
+}
+
+fn http_get(addr: &str, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: {addr}\r\n\r\n").unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    response
+}
+
+#[test]
+fn metrics_and_healthz_endpoints() {
+    let dir = tempfile::tempdir().unwrap();
+    // A directory that does not exist yet: the worker creates it.
+    let store_dir = dir.path().join("new").join("store");
+    let mut child = coordinator()
+        .args([
+            "--url",
+            &file_url(&store_dir),
+            "--namespace",
+            "demo",
+            "run",
+            "--fast",
+            "--worker-id",
+            "m1",
+            "--metrics-addr",
+            "127.0.0.1:0",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let _guard = KillOnDrop(child.id());
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut addr = None;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while Instant::now() < deadline {
+        let Some(Ok(line)) = lines.next() else { break };
+        println!("{line}");
+        if let Some(rest) = line.strip_prefix("METRICS http://") {
+            addr = rest.split('/').next().map(str::to_owned);
+        }
+        if line.contains("is_leader=true") {
+            break;
+        }
+    }
+    let addr = addr.expect("the METRICS line");
+    // A few renewals (every 200 ms with --fast).
+    std::thread::sleep(Duration::from_millis(800));
+    let metrics = http_get(&addr, "/metrics");
+    println!("{metrics}");
+    assert!(metrics.starts_with("HTTP/1.1 200 OK"));
+    assert!(metrics.contains("text/plain; version=0.0.4"));
+    assert!(
+        metrics.contains(r#"coordinator_is_leader{namespace="demo",worker_id="m1",plugin=""} 1"#)
+    );
+    assert!(metrics.contains(
+        r#"coordinator_acquisitions_total{namespace="demo",worker_id="m1",plugin=""} 1"#
+    ));
+    assert!(metrics.contains(
+        r#"coordinator_health{namespace="demo",worker_id="m1",plugin="",status="healthy"} 1"#
+    ));
+    assert!(metrics.contains("# TYPE coordinator_store_requests_total counter"));
+    assert!(metrics.contains("# TYPE coordinator_renewal_margin_seconds histogram"));
+    assert!(metrics.contains(
+        r#"coordinator_store_request_seconds_bucket{namespace="demo",worker_id="m1",plugin="",le="+Inf"}"#
+    ));
+    let renewals = metrics
+        .lines()
+        .find(|l| l.starts_with("coordinator_renewal_margin_seconds_count{"))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|n| n.parse::<u64>().ok())
+        .unwrap();
+    assert!(renewals >= 1, "renewal margins recorded");
+    let health = http_get(&addr, "/healthz");
+    println!("{health}");
+    assert!(health.starts_with("HTTP/1.1 200 OK"));
+    assert!(health.contains(r#""status":"healthy""#));
+    assert!(http_get(&addr, "/nope").starts_with("HTTP/1.1 404"));
+    assert!(store_dir.is_dir());
+    child.kill().unwrap();
+    child.wait().unwrap();
+}

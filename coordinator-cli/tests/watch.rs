@@ -1,0 +1,149 @@
+//! `coordinator watch`: one line per change, JSON lines, the cost printed
+//! at start, read-only.
+#![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::{coordinator, file_url, files, run};
+use coordinator_runtime::{CoordinatorConfig, CoordinatorRegistry};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn follows_a_hand_over_in_json_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = file_url(dir.path());
+    let watcher = {
+        let url = url.clone();
+        std::thread::spawn(move || {
+            run(coordinator().args([
+                "--url",
+                &url,
+                "--namespace",
+                "demo",
+                "--json",
+                "watch",
+                "--interval",
+                "100ms",
+                "--duration",
+                "4s",
+            ]))
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let store = coordinator_store::open(&url).await.unwrap();
+    let config = CoordinatorConfig::default()
+        .with_worker_id("w1")
+        .with_election(coordinator_core::Config {
+            heartbeat_interval: Duration::from_millis(200),
+            heartbeat_jitter: Duration::from_millis(50),
+            lease_timeout: Duration::from_millis(1500),
+            renew_deadline: Duration::from_millis(1000),
+            worker_timeout: Duration::from_millis(1500),
+            membership_interval: Duration::from_millis(500),
+            worker_list_interval: Duration::from_millis(500),
+            request_timeout: Duration::from_millis(300),
+            retry_backoff: Duration::from_millis(50),
+            ..coordinator_core::Config::default()
+        });
+    let registry = CoordinatorRegistry::new(store, config).unwrap();
+    let c = registry.get("demo").await.unwrap();
+    c.leadership().wait_for(|v| v.is_leader).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    drop(c);
+    registry.close().await;
+    let r = tokio::task::spawn_blocking(move || watcher.join().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(r.code, 0);
+    let lines: Vec<serde_json::Value> = r
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines[0]["event"], "start");
+    assert!(lines[0]["cost"]
+        .as_str()
+        .unwrap()
+        .contains("requests an hour"));
+    let events: Vec<&str> = lines.iter().map(|l| l["event"].as_str().unwrap()).collect();
+    for expected in ["no_lease", "leader", "joined", "released", "left", "end"] {
+        assert!(events.contains(&expected), "{expected} in {events:?}");
+    }
+    let leader = lines.iter().find(|l| l["event"] == "leader").unwrap();
+    assert_eq!(leader["worker"], "w1");
+    assert_eq!(leader["epoch"], 1);
+}
+
+#[test]
+fn human_lines_and_bad_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = run(coordinator().args([
+        "--url",
+        &file_url(dir.path()),
+        "--namespace",
+        "demo",
+        "watch",
+        "--interval",
+        "5s",
+        "--duration",
+        "200ms",
+    ]));
+    assert_eq!(r.code, 0);
+    assert!(
+        r.stdout.starts_with("watching demo: 2 requests per poll"),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("1440 requests an hour"), "{}", r.stdout);
+    assert!(r.stdout.contains("no_lease"), "{}", r.stdout);
+    assert!(files(dir.path()).is_empty(), "watch wrote something");
+
+    let r = run(coordinator().args(["--url", "file:///no/such/dir", "-n", "demo", "watch"]));
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("does not exist"), "{}", r.stderr);
+    let r = run(coordinator().args([
+        "--url",
+        "memory://",
+        "-n",
+        "demo",
+        "watch",
+        "--interval",
+        "often",
+    ]));
+    assert_eq!(r.code, 2);
+}
+
+#[test]
+fn every_read_only_command_on_memory() {
+    // A fresh memory store per process: an unused namespace, read cleanly.
+    let r = run(coordinator().args([
+        "--url",
+        "memory://",
+        "-n",
+        "demo",
+        "watch",
+        "--interval",
+        "50ms",
+        "--duration",
+        "120ms",
+    ]));
+    assert_eq!(r.code, 0);
+    assert!(r.stdout.contains("no_lease"), "{}", r.stdout);
+    let r = run(coordinator().args([
+        "--url",
+        "memory://",
+        "-n",
+        "demo",
+        "--json",
+        "diagnose",
+        "--watch",
+        "100ms",
+        "--rounds",
+        "2",
+    ]));
+    assert_eq!(r.code, 0);
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(v["probe"]["backend"], "memory");
+    assert_eq!(v["status"]["verdict"]["status"], "no_leader");
+}
