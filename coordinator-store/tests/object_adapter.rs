@@ -650,7 +650,7 @@ async fn probe_turns_conditional_delete_off_where_if_match_is_ignored() {
         logs.contains("WARN")
             && logs.contains("coordinator_store")
             && logs.contains("conditional delete off")
-            && logs.contains("naming another ETag was accepted")
+            && logs.contains("naming another version was accepted")
             && logs.contains("backend=\"s3\""),
         "{logs}"
     );
@@ -695,7 +695,7 @@ async fn probe_turns_conditional_delete_off_where_it_is_refused() {
         let (on, logs) = with_logs(store.probe_conditional_delete(".coordinator-probe")).await;
         assert!(!on, "{mode:?}");
         assert!(
-            logs.contains("INFO") && logs.contains("does not support If-Match on DELETE"),
+            logs.contains("INFO") && logs.contains("does not support a conditional DELETE"),
             "{mode:?}: {logs}"
         );
         assert!(fake.keys().is_empty(), "{mode:?}: cleaned up");
@@ -961,7 +961,7 @@ async fn conditional_delete_needs_the_wrapped_s3_store() {
         .with_s3_conditional_delete(s3("one"), &client_options)
         .unwrap_err();
     assert!(
-        matches!(&err, StoreError::Misconfigured { message, .. } if message.contains("need an S3 store")),
+        matches!(&err, StoreError::Misconfigured { message, .. } if message.contains("need a store of backend `s3`")),
         "{err:?}"
     );
     let mut store = lease(ObjectBackend::S3)
