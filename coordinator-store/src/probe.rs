@@ -76,7 +76,10 @@ pub async fn probe_cas(store: &dyn LeaseStore, probe_prefix: &str) -> Result<(),
 /// The probe's steps on `key`.
 async fn run(store: &dyn LeaseStore, key: &str, nonce: &str) -> Result<(), StoreError> {
     let body = |step: &str| Bytes::from(format!("{{\"probe\":\"{nonce}\",\"step\":\"{step}\"}}"));
-    let first = store.create(key, body("create")).await?;
+    let first = match store.create(key, body("create")).await {
+        Ok(first) => first,
+        Err(e) => return Err(first_create_refused(store, key, e)),
+    };
 
     match store.create(key, body("second-create")).await {
         Err(StoreError::AlreadyExists { .. }) => {}
@@ -119,6 +122,40 @@ async fn run(store: &dyn LeaseStore, key: &str, nonce: &str) -> Result<(), Store
     }
     expect_body(store, key, &body("swap"), "a refused compare-and-swap").await
 }
+
+/// What the probe's first create failing says. A store that refuses a
+/// create-if-absent as a request (400, 405, 501: `Backend` or
+/// `NotSupported`) or applies it without returning a version does not
+/// implement the conditional writes this client sends, however it fails:
+/// [`StoreError::Misconfigured`], saying so. Anything else (unavailable,
+/// throttled, a missing bucket, refused credentials, a timeout) is the
+/// store's own error, as it came.
+fn first_create_refused(store: &dyn LeaseStore, key: &str, e: StoreError) -> StoreError {
+    let what = match &e {
+        StoreError::Backend { .. } | StoreError::NotSupported { .. } => {
+            "the server refused the probe's first create-if-absent as a request"
+        }
+        StoreError::Ambiguous { .. } if e.to_string().contains("no ETag") => {
+            "the server took the probe's first create-if-absent but returned no ETag or version"
+        }
+        _ => return e,
+    };
+    StoreError::Misconfigured {
+        backend: store.backend(),
+        message: format!(
+            "the conditional-write probe on `{key}` failed: {what} ({e}). The server does not \
+             implement the conditional writes this client sends (If-None-Match / If-Match on S3 \
+             and Azure, x-goog-if-generation-match in XML-API uploads on GCS), so two workers \
+             could both win an election: it cannot be used. {USE_INSTEAD}"
+        ),
+    }
+}
+
+/// Where the probe's refusals point.
+const USE_INSTEAD: &str = "Use a store with real conditional writes instead: AWS S3, Google \
+    Cloud Storage, Azure Blob Storage (or Azurite), a recent MinIO or Cloudflare R2 \
+    (s3://…?endpoint=…), or a local directory shared by processes of one machine \
+    (file:///abs/dir)";
 
 /// `<probe_prefix>/<name>`, or `name` for an empty prefix.
 fn probe_key(probe_prefix: &str, name: &str) -> String {
@@ -301,9 +338,7 @@ fn overwrites(store: &dyn LeaseStore, key: &str, what: &str) -> StoreError {
         message: format!(
             "the conditional-write probe on `{key}` failed: {what}. This backend silently \
              overwrites conditional writes, so two workers could both win an election: it cannot \
-             be used. Use a store with real conditional writes instead: AWS S3, Google Cloud \
-             Storage, Azure Blob Storage, a recent MinIO or Cloudflare R2 (s3://…?endpoint=…), or \
-             a local directory shared by processes of one machine (file:///abs/dir)"
+             be used. {USE_INSTEAD}"
         ),
     }
 }

@@ -182,6 +182,14 @@ impl ObjectStoreLease {
             (Some(_), _) | (None, Some(408)) => unavailable(source),
             // The service refused before applying anything.
             (None, Some(503)) => unavailable(source),
+            // The server does not implement the request: nothing was
+            // applied, and a retry will not do better.
+            (None, Some(501)) => StoreError::Backend {
+                op: op.as_str(),
+                key: key.to_owned(),
+                backend,
+                source,
+            },
             // A server error may come after the write was applied.
             (None, Some(500..=599)) if op.writes() => ambiguous(source),
             (None, Some(500..=599)) => unavailable(source),
