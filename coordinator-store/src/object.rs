@@ -149,6 +149,10 @@ impl StoreOptions {
     /// connect timeouts), for building a store by hand. (With a cloud
     /// feature only: `object_store` has no HTTP client without one.)
     #[cfg(any(feature = "aws", feature = "azure", feature = "gcp"))]
+    #[cfg_attr(
+        docsrs,
+        doc(cfg(any(feature = "aws", feature = "azure", feature = "gcp")))
+    )]
     pub fn client_options(&self) -> ClientOptions {
         ClientOptions::new()
             .with_timeout(self.request_timeout)
@@ -159,6 +163,10 @@ impl StoreOptions {
     /// back-off, doubling, at most 1 s), for building a store by hand.
     /// (With a cloud feature only.)
     #[cfg(any(feature = "aws", feature = "azure", feature = "gcp"))]
+    #[cfg_attr(
+        docsrs,
+        doc(cfg(any(feature = "aws", feature = "azure", feature = "gcp")))
+    )]
     pub fn retry_config(&self) -> RetryConfig {
         RetryConfig {
             backoff: BackoffConfig {

@@ -203,6 +203,7 @@ impl ObjectStoreLease {
     /// # }
     /// ```
     #[cfg(feature = "aws")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "aws")))]
     pub fn with_s3_conditional_delete(
         self,
         s3: AmazonS3,
@@ -236,6 +237,7 @@ impl ObjectStoreLease {
     /// hold a path, or if no HTTP client can be built from
     /// `client_options`.
     #[cfg(feature = "azure")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "azure")))]
     pub fn with_azure_conditional_delete(
         self,
         azure: MicrosoftAzure,
@@ -300,6 +302,7 @@ impl ObjectStoreLease {
     /// [`ObjectBackend::Gcs`], if `gcs` is visibly not the store this one
     /// wraps, or if no HTTP client can be built from `client_options`.
     #[cfg(feature = "gcp")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "gcp")))]
     pub fn with_gcs_conditional_delete(
         self,
         gcs: GoogleCloudStorage,
