@@ -239,10 +239,13 @@ impl fmt::Display for ObjectBackend {
 /// so rewriting the same bytes brings a version back (see the
 /// [contract](LeaseStore#contract)).
 ///
-/// GCS listings carry no generation: a version from a listing
+/// GCS listings carry no generation, which GCS's conditions match: a
+/// compare-and-swap or conditional delete with a version from
+/// a listing
 /// ([`LeaseStore::list_page`], [`LeaseStoreExt::list`](crate::LeaseStoreExt::list))
-/// on GCS detects change but cannot be used for a compare-and-swap (it gets
-/// [`StoreError::Conflict`]; read the object with [`LeaseStore::get`] first).
+/// on GCS first reads the object's generation with one
+/// HEAD, and is a [`StoreError::Conflict`] (with nothing written) if the
+/// object no longer has the listed ETag.
 ///
 /// # Examples
 ///
@@ -553,6 +556,54 @@ impl ObjectStoreLease {
         }
     }
 
+    /// `expected`, made usable for a compare-and-swap or a conditional
+    /// delete. On GCS a version from a listing has the ETag but no
+    /// generation, which the conditions match: one HEAD reads the object's
+    /// generation, and if the object still has the listed ETag, the
+    /// version with that generation is returned (the condition then fails
+    /// if the object changes after the HEAD). `None` if the object is gone
+    /// or has changed: a conflict. Any other version is returned as it is,
+    /// without a request.
+    async fn with_generation(
+        &self,
+        op: Op,
+        key: &str,
+        path: &Path,
+        expected: &Version,
+    ) -> Result<Option<Version>, StoreError> {
+        let generation_less = self.backend.uses_generation()
+            && expected
+                .as_str()
+                .split_once('|')
+                .is_some_and(|(generation, _)| generation.is_empty());
+        if !generation_less {
+            return Ok(Some(expected.clone()));
+        }
+        let Some(listed) = self.e_tag_of(expected) else {
+            return Ok(None);
+        };
+        let meta = match self.store.head(path).await {
+            Ok(meta) => meta,
+            Err(e @ object_store::Error::NotFound { .. }) => {
+                return if Facts::of(&e).missing_bucket() {
+                    Err(self.error(op, key, e))
+                } else {
+                    Ok(None)
+                };
+            }
+            Err(e) => return Err(self.error(op, key, e)),
+        };
+        let unquoted = |e_tag: &str| e_tag.trim_matches('"').to_owned();
+        let same = meta
+            .e_tag
+            .as_deref()
+            .is_some_and(|e_tag| unquoted(e_tag) == unquoted(listed));
+        Ok(match (&meta.version, same) {
+            (Some(_), true) => self.encode(meta.e_tag.as_deref(), meta.version.as_deref()),
+            _ => None,
+        })
+    }
+
     fn conflict(&self, key: &str) -> StoreError {
         StoreError::Conflict {
             key: key.to_owned(),
@@ -733,9 +784,15 @@ impl LeaseStore for ObjectStoreLease {
         body: Bytes,
     ) -> Result<Written, StoreError> {
         let path = self.path(Op::CompareAndSwap, key)?;
-        let Some(update) = self.update_version(expected) else {
-            // A version this backend cannot match (a GCS listing's): it
-            // cannot be the object's current one as far as a CAS can tell.
+        let Some(expected) = self
+            .with_generation(Op::CompareAndSwap, key, &path, expected)
+            .await?
+        else {
+            return Err(self.conflict(key));
+        };
+        let Some(update) = self.update_version(&expected) else {
+            // A version this backend cannot match: it cannot be the
+            // object's current one as far as a CAS can tell.
             tracing::debug!(
                 key,
                 backend = self.name(),

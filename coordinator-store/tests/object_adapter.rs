@@ -1115,17 +1115,28 @@ impl FakeGcs {
                     b"",
                 )
             }
-            "GET" => match objects.get(&path) {
-                Some((body, generation)) => http(
-                    200,
-                    "OK",
-                    &[
-                        ("ETag", format!("\"e{generation}\"")),
-                        ("x-goog-generation", generation.to_string()),
-                        ("Last-Modified", "Sun, 29 Nov 2026 05:51:37 GMT".to_owned()),
-                    ],
-                    body,
-                ),
+            "GET" | "HEAD" => match objects.get(&path) {
+                Some((body, generation)) => {
+                    let answer = http(
+                        200,
+                        "OK",
+                        &[
+                            ("ETag", format!("\"e{generation}\"")),
+                            ("x-goog-generation", generation.to_string()),
+                            ("Last-Modified", "Sun, 29 Nov 2026 05:51:37 GMT".to_owned()),
+                        ],
+                        body,
+                    );
+                    match answer {
+                        // HEAD: the same head, no body.
+                        Answer::Http(mut bytes) if method == "HEAD" => {
+                            let end = bytes.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+                            bytes.truncate(end + 4);
+                            Answer::Http(bytes)
+                        }
+                        other => other,
+                    }
+                }
                 None => gcs_error(404, "Not Found", "NoSuchKey"),
             },
             "DELETE" => {
@@ -1176,9 +1187,10 @@ async fn on_fake_gcs(ignore_on_delete: bool) -> (ObjectStoreLease, Arc<FakeGcs>)
 
 /// On a GCS that honours the generation on DELETE the probe turns
 /// conditional delete on; a stale generation is refused and deletes
-/// nothing, the current one deletes, a missing object and a listing's
-/// version (no generation: no request) are conflicts. The request is the
-/// XML API's, with the generation and the store's bearer token.
+/// nothing, the current one deletes, a missing object is a conflict, and
+/// a listing's version (no generation) costs one HEAD first, for delete
+/// and compare-and-swap alike. The request is the XML API's, with the
+/// generation and the store's bearer token.
 #[tokio::test]
 async fn gcs_conditional_delete_sends_the_generation() {
     let (mut store, fake) = on_fake_gcs(false).await;
@@ -1211,34 +1223,40 @@ async fn gcs_conditional_delete_sends_the_generation() {
         store.get("k/a b.json").await.unwrap().unwrap().version,
         second.version
     );
+    // What a GCS listing gives: the ETag, no generation. One HEAD reads
+    // the generation; a listed ETag that is no longer the object's is a
+    // conflict, with no DELETE sent.
+    let listed = |written: &coordinator_store::Written| {
+        let e_tag = written.version.as_str().split_once('|').unwrap().1;
+        Version::new(format!("|{e_tag}"))
+    };
     let sent_before = fake.seen().len();
-    // What a GCS listing gives: the ETag, no generation.
-    let e_tag = second.version.as_str().split_once('|').unwrap().1;
-    let from_listing = Version::new(format!("|{e_tag}"));
     let err = store
-        .delete_if_version("k/a b.json", &from_listing)
+        .delete_if_version("k/a b.json", &listed(&first))
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::Conflict { .. }), "{err:?}");
-    let after: Vec<SeenGcs> = fake.seen()[sent_before..]
+    let methods: Vec<String> = fake.seen()[sent_before..]
         .iter()
-        .filter(|s| s.method == "DELETE")
-        .cloned()
+        .map(|s| s.method.clone())
         .collect();
-    assert!(
-        after.is_empty(),
-        "no DELETE without a generation: {after:?}"
-    );
+    assert_eq!(methods, ["HEAD"], "no DELETE for a stale listed ETag");
 
+    let sent_before = fake.seen().len();
     store
-        .delete_if_version("k/a b.json", &second.version)
+        .delete_if_version("k/a b.json", &listed(&second))
         .await
         .unwrap();
-    let last = fake
-        .seen()
-        .into_iter()
-        .rfind(|s| s.method == "DELETE")
-        .unwrap();
+    let methods: Vec<String> = fake.seen()[sent_before..]
+        .iter()
+        .map(|s| s.method.clone())
+        .collect();
+    assert_eq!(
+        methods,
+        ["HEAD", "DELETE"],
+        "a listed version costs one HEAD"
+    );
+    let last = fake.seen().pop().unwrap();
     let generation = second.version.as_str().split_once('|').unwrap().0;
     assert_eq!(last.generation_match.as_deref(), Some(generation));
     assert_eq!(
@@ -1256,6 +1274,22 @@ async fn gcs_conditional_delete_sends_the_generation() {
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::Conflict { .. }), "{err:?}");
+
+    // A compare-and-swap with a listed version: the same HEAD first.
+    let written = store.create("k/c", "1".into()).await.unwrap();
+    let swapped = store
+        .compare_and_swap("k/c", &listed(&written), "2".into())
+        .await
+        .unwrap();
+    let err = store
+        .compare_and_swap("k/c", &listed(&written), "3".into())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Conflict { .. }), "{err:?}");
+    assert_eq!(
+        store.get("k/c").await.unwrap().unwrap().version,
+        swapped.version
+    );
 }
 
 /// A GCS that ignores the generation on DELETE (as fake-gcs-server

@@ -541,7 +541,11 @@ impl ObjectStoreLease {
             });
         };
         let path = self.path(op, key)?;
-        let Some(condition) = self.delete_condition(expected) else {
+        // A GCS listing's version: one HEAD for the generation.
+        let Some(expected) = self.with_generation(op, key, &path, expected).await? else {
+            return Err(self.conflict(key));
+        };
+        let Some(condition) = self.delete_condition(&expected) else {
             // A version with no ETag (no generation on GCS) that can be
             // sent cannot be the object's current one as far as the
             // condition can tell, as for compare-and-swap.
