@@ -924,7 +924,7 @@ async fn conditional_delete_maps_statuses() {
 }
 
 /// The means of a conditional delete must be the very store the adapter
-/// wraps, and only on S3.
+/// wraps, of the adapter's own backend.
 #[tokio::test]
 async fn conditional_delete_needs_the_wrapped_s3_store() {
     let options = fast();
