@@ -700,12 +700,19 @@ fn azure(
     let account = azure_account(&builder);
     // One set of client options for the store and for the client that
     // sends its conditional deletes: same timeouts, same plain-HTTP rule.
-    let client_options = options.client_options().with_allow_http(
-        allow_http
-            || account
-                .as_ref()
-                .is_some_and(|(_, url)| url.scheme() == "http"),
-    );
+    let plain_http = allow_http
+        || account
+            .as_ref()
+            .is_some_and(|(_, url)| url.scheme() == "http");
+    let mut client_options = options.client_options().with_allow_http(plain_http);
+    if plain_http {
+        // Only an emulator speaks plain HTTP. Azurite (Node.js) closes a
+        // keep-alive connection after 5 s idle (its --blobKeepAliveTimeout
+        // is ignored in 3.35.0), and a write sent on a pooled connection
+        // just as it closes fails with a reset: ambiguous, since a
+        // conditional write is not retried. Drop idle connections first.
+        client_options = client_options.with_pool_idle_timeout(AZURITE_POOL_IDLE);
+    }
     let store = builder
         .with_client_options(client_options.clone())
         .build()
@@ -733,6 +740,11 @@ fn azure(
         None => Ok(lease),
     }
 }
+
+/// How long a pooled connection to a plain-HTTP Azure endpoint (Azurite)
+/// may stay idle: under Node.js's 5 s keep-alive timeout.
+#[cfg(feature = "azure")]
+const AZURITE_POOL_IDLE: std::time::Duration = std::time::Duration::from_secs(3);
 
 /// The storage account and the URL its containers live under, as
 /// `object_store` derives them from the builder: Azurite's
