@@ -4,10 +4,10 @@
 //!   and never rewritten afterwards (queue messages, index entries, run-now
 //!   requests, and claims or slots once they reached a terminal state).
 //!   Where the backend has a conditional delete it is used (memory, the
-//!   local directory, and S3 when the probe at open found `If-Match` on
-//!   DELETE honoured). Where it has not (GCS and Azure through
-//!   `object_store`, S3-compatible servers that ignore `If-Match` on
-//!   DELETE, such as MinIO), a plain delete is exactly
+//!   local directory, and S3, GCS and Azure when the probe at open found
+//!   the condition on DELETE honoured). Where it has not (servers that
+//!   ignore `If-Match` on DELETE, such as MinIO, or a GCS emulator that
+//!   ignores the generation), a plain delete is exactly
 //!   as safe: the key is never reused and its object never rewritten, so
 //!   the only version a delete can remove is the one we read. A terminal
 //!   claim *is* the tombstone the design asks for; this deletes it once its

@@ -66,6 +66,12 @@
 //! `coordinator_plugins::scheduler`, `coordinator_plugins::ttl`, with the
 //! fields `queue`/`scheduler`/`ttl`, `worker_id`, `key`, `epoch`.
 //!
+//! # Feature flags
+//!
+//! * `aws`, `gcp`, `azure` (on by default): coordinator-store's cloud
+//!   backends, forwarded through coordinator-runtime's features of the
+//!   same names. Without them only `file://` and `memory://` stores open.
+
 //! # Example: a queue, its worker and its maintenance on one coordinator
 //!
 //! ```

@@ -72,6 +72,15 @@
 //! `namespace`, `worker_id`, `plugin` and `epoch`. Set
 //! [`CoordinatorConfig::diagnostics`] for one line per heartbeat cycle.
 //!
+//! # Feature flags
+//!
+//! * `aws`, `gcp`, `azure` (on by default): coordinator-store's cloud
+//!   backends (`s3://`, `gs://`, `az://`), forwarded. With
+//!   `default-features = false` only `file://` and `memory://` stores
+//!   open, and none of `object_store`'s cloud code (HTTP client, TLS,
+//!   signing) is compiled; a cloud URL then fails with
+//!   `StoreError::NotCompiled`, which names the feature to enable.
+
 //! # Example
 //!
 //! ```

@@ -40,10 +40,10 @@ use crate::{Conditional, LeaseStore, LeaseStoreExt, StoreError, Version, Written
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum VersionScheme {
     /// Every write gets a new version, even of identical bytes (the memory
-    /// store's counter, GCS generations).
+    /// store's counter, GCS generations, Azure ETags).
     UniquePerWrite,
     /// The version is a digest of the content, so identical bytes bring an
-    /// old version back (S3 and Azure ETags, the local directory).
+    /// old version back (S3 ETags, the local directory).
     ContentDigest,
     /// Not known: only the properties every correct store has are checked.
     Unknown,

@@ -95,6 +95,21 @@ pub enum StoreError {
         message: String,
     },
 
+    /// The URL names a cloud backend this build of `coordinator-store` left
+    /// out: enable its Cargo feature.
+    #[error(
+        "`{scheme}://` URLs need the {backend} backend, which this build of coordinator-store \
+         leaves out; enable its Cargo feature `{feature}` (coordinator-store = {{ features = \
+         [\"{feature}\"] }}, or the same feature of coordinator-runtime or coordinator-plugins)"
+    )]
+    NotCompiled {
+        /// The URL scheme (`"s3"`, `"gs"`, `"az"`).
+        scheme: &'static str,
+        /// The backend (`"s3"`, `"gcs"`, `"azure"`).
+        backend: &'static str,
+        /// The Cargo feature that compiles it (`"aws"`, `"gcp"`, `"azure"`).
+        feature: &'static str,
+    },
     /// The backend cannot perform this operation; see [`Capabilities`](crate::Capabilities).
     #[error("{op} is not supported by the {backend} store")]
     NotSupported {
@@ -143,6 +158,7 @@ impl StoreError {
             | StoreError::Ambiguous { backend, .. }
             | StoreError::Misconfigured { backend, .. }
             | StoreError::NotSupported { backend, .. }
+            | StoreError::NotCompiled { backend, .. }
             | StoreError::Backend { backend, .. } => backend,
         }
     }

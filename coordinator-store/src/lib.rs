@@ -33,9 +33,9 @@
 //! [`open`] takes a URL, builds the store rooted at the URL's path, and runs
 //! [`probe_cas`] on it (a create over an existing object and a
 //! compare-and-swap with a stale version must both be refused) before
-//! handing it out. On S3 it also probes conditional delete (a `DELETE`
-//! with a wrong `If-Match` must be refused and leave the object, one with
-//! the right ETag must delete it) and turns
+//! handing it out. On S3, GCS and Azure it also probes conditional delete
+//! (a `DELETE` naming a wrong version must be refused and leave the object,
+//! one naming the right version must delete it) and turns
 //! [`Capabilities::conditional_delete`] on only if both hold; that probe
 //! never fails the open:
 //!
@@ -43,7 +43,7 @@
 //! | --- | --- | --- |
 //! | `s3://bucket/prefix` | Amazon S3 ([`ObjectStoreLease`]) | `s3` |
 //! | `s3://bucket/prefix?endpoint=http://127.0.0.1:9000&region=us-east-1` | an S3-compatible server (MinIO, R2, moto); `http://` endpoints get plain HTTP, requests are path-style | `s3` |
-//! | `gs://bucket/prefix` | Google Cloud Storage | `gcs` |
+//! | `gs://bucket/prefix[?endpoint=…]` | Google Cloud Storage (or an emulator at `endpoint`, with `GOOGLE_SERVICE_ACCOUNT_KEY` set) | `gcs` |
 //! | `az://container/prefix[?endpoint=…]` | Azure Blob Storage (account from `AZURE_STORAGE_ACCOUNT_NAME`) | `azure` |
 //! | `file:///absolute/dir` | [`LocalDirStore`] (one machine only) | `local` |
 //! | `memory://` | a fresh [`MemoryStore`] | `memory` |
@@ -93,7 +93,7 @@
 //! | --- | --- | --- | --- | --- | --- |
 //! | [`MemoryStore`] | `memory` | a counter per store: unique per write | yes | yes | yes (monotonic: the Unix time at creation plus `Instant`; or the injected clock) |
 //! | [`LocalDirStore`] | `local` | FNV-1a-128 content digest | yes | yes | no (NTP can step it) |
-//! | [`ObjectStoreLease`] | `s3`, `gcs`, `azure`, `memory-object-store` | the ETag (S3: MD5 of the body); on GCS the generation and the ETag | S3: yes where the probe of [`open`] saw `If-Match` on DELETE honoured (AWS S3, moto), else no; GCS, Azure: no (CAS a tombstone instead) | yes | from [`open`]: AWS S3, GCS and Azure themselves only (`trust_store_clock` overrides); built by hand: no until [`ObjectStoreLease::with_trusted_store_clock`] |
+//! | [`ObjectStoreLease`] | `s3`, `gcs`, `azure`, `memory-object-store` | the ETag (S3: MD5 of the body); on GCS the generation and the ETag | where the probe of [`open`] saw the server refuse a wrong version and honour the right one (`If-Match` on S3 and Azure: AWS S3, moto, Azure, Azurite; `x-goog-if-generation-match` on GCS), else no (CAS a tombstone instead) | yes | from [`open`]: AWS S3, GCS and Azure themselves only (`trust_store_clock` overrides); built by hand: no until [`ObjectStoreLease::with_trusted_store_clock`] |
 //!
 //! [`MemoryStore`] is one process's map (tests, simulations); clones share it.
 //! [`LocalDirStore`] is a directory shared by the processes of **one
@@ -127,6 +127,15 @@
 //!
 //! # Feature flags
 //!
+//! * `aws`, `gcp`, `azure` (on by default): the cloud backends, `s3://`,
+//!   `gs://` and `az://` in [`open`], and the matching
+//!   `ObjectStoreLease::with_*_conditional_delete`. Each turns on
+//!   `object_store`'s feature of the same name (its HTTP client, TLS and
+//!   request signing). With none of them (`default-features = false`) only
+//!   `file://` and `memory://` open, none of `object_store`'s cloud code is
+//!   compiled, and a cloud URL gives [`StoreError::NotCompiled`] naming the
+//!   feature to enable. [`ObjectStoreLease`] over `object_store`'s
+//!   `InMemory` stays available either way.
 //! * `conformance`: the `conformance` module, the one
 //!   contract suite every backend's tests run (`run_all`, and each case as
 //!   its own `async fn`). It writes keys and leaves them behind: point it at

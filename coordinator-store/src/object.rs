@@ -7,20 +7,25 @@
 //!   the generation. A [`Version`] from this store carries what its backend
 //!   needs (see [`ObjectStoreLease`]); callers never look inside.
 //! * `get_if_changed` is a real conditional GET (`If-None-Match: <etag>`).
-//! * Conditional delete is S3's `DELETE` with `If-Match: <etag>` (AWS S3
-//!   general purpose buckets since 2025-09-16; moto). `object_store` has no
-//!   API for it, so this adapter presigns the DELETE with the concrete
-//!   [`AmazonS3`](object_store::aws::AmazonS3) (`If-Match` among the signed
-//!   headers) and sends it through `object_store`'s own HTTP client
-//!   abstraction, with the same timeouts and a retry loop with the same
-//!   bounds (see [`ObjectStoreLease::with_s3_conditional_delete`]; the
-//!   machinery is in `object/s3_delete.rs`). Some S3-compatible
-//!   servers (MinIO) accept `If-Match` on DELETE and delete anyway, so the
-//!   capability is never assumed: it is on only after
-//!   [`ObjectStoreLease::probe_conditional_delete`] (run by
-//!   [`open`](crate::open)) saw the server refuse a wrong ETag and honour
-//!   the right one. Everywhere else (GCS, Azure, a server that failed the
-//!   probe, a store from `open_unprobed` (feature `test-util`))
+//! * Conditional delete is a `DELETE` naming the version: `If-Match:
+//!   <etag>` on S3 (AWS S3 general purpose buckets since 2025-09-16; moto)
+//!   and Azure (`Delete Blob`; Azurite), `x-goog-if-generation-match:
+//!   <generation>` on GCS. `object_store` has no API for it, so this adapter
+//!   authorises the DELETE with the concrete store's own credentials (S3:
+//!   presigned by [`AmazonS3`](object_store::aws::AmazonS3), `If-Match`
+//!   among the signed headers; Azure: `AzureAuthorizer`, whose SharedKey
+//!   signature covers `If-Match`; GCS: the store's bearer token) and sends
+//!   it through `object_store`'s own HTTP client abstraction, with the same
+//!   timeouts and a retry loop with the same bounds (see
+//!   [`ObjectStoreLease::with_s3_conditional_delete`]; the machinery is in
+//!   `object/conditional_delete.rs`). Some servers accept the condition and
+//!   delete anyway (MinIO ignores `If-Match` on DELETE, fake-gcs-server
+//!   ignores the generation), so the capability is never assumed: it is on
+//!   only after [`ObjectStoreLease::probe_conditional_delete`] (run by
+//!   [`open`](crate::open)) saw the server refuse a wrong version and
+//!   honour the right one. Everywhere else (a server that failed the probe,
+//!   a store from `open_unprobed` (feature `test-util`), a store built by
+//!   hand without the means)
 //!   [`delete_if_version`](LeaseStore::delete_if_version) returns
 //!   [`StoreError::NotSupported`] and [`Capabilities::conditional_delete`]
 //!   is false; callers CAS a tombstone instead.
@@ -51,9 +56,11 @@ use bytes::Bytes;
 use futures::TryStreamExt;
 use object_store::memory::InMemory;
 use object_store::path::Path;
+#[cfg(any(feature = "aws", feature = "azure", feature = "gcp"))]
+use object_store::{BackoffConfig, ClientOptions, RetryConfig};
 use object_store::{
-    BackoffConfig, ClientOptions, GetOptions, ObjectStore, ObjectStoreExt, PutMode, PutOptions,
-    PutPayload, PutResult, RetryConfig, UpdateVersion,
+    GetOptions, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, PutResult,
+    UpdateVersion,
 };
 
 use crate::memory::key_is_under;
@@ -63,10 +70,12 @@ use crate::{
 };
 
 mod classify;
-mod s3_delete;
+#[cfg(any(feature = "aws", feature = "azure", feature = "gcp"))]
+mod conditional_delete;
 
 use classify::{is_conditional_request_conflict, Facts};
-use s3_delete::S3Delete;
+#[cfg(any(feature = "aws", feature = "azure", feature = "gcp"))]
+use conditional_delete::ConditionalDelete;
 
 /// How long each request may take and how often it is retried.
 ///
@@ -133,10 +142,17 @@ impl Default for StoreOptions {
 
 impl StoreOptions {
     /// The largest pause between two attempts.
+    #[cfg(any(feature = "aws", feature = "azure", feature = "gcp"))]
     const MAX_BACKOFF: Duration = Duration::from_secs(1);
 
     /// These options as `object_store` client options (per-attempt and
-    /// connect timeouts), for building a store by hand.
+    /// connect timeouts), for building a store by hand. (With a cloud
+    /// feature only: `object_store` has no HTTP client without one.)
+    #[cfg(any(feature = "aws", feature = "azure", feature = "gcp"))]
+    #[cfg_attr(
+        docsrs,
+        doc(cfg(any(feature = "aws", feature = "azure", feature = "gcp")))
+    )]
     pub fn client_options(&self) -> ClientOptions {
         ClientOptions::new()
             .with_timeout(self.request_timeout)
@@ -145,6 +161,12 @@ impl StoreOptions {
 
     /// These options as an `object_store` retry policy (100 ms first
     /// back-off, doubling, at most 1 s), for building a store by hand.
+    /// (With a cloud feature only.)
+    #[cfg(any(feature = "aws", feature = "azure", feature = "gcp"))]
+    #[cfg_attr(
+        docsrs,
+        doc(cfg(any(feature = "aws", feature = "azure", feature = "gcp")))
+    )]
     pub fn retry_config(&self) -> RetryConfig {
         RetryConfig {
             backoff: BackoffConfig {
@@ -217,10 +239,13 @@ impl fmt::Display for ObjectBackend {
 /// so rewriting the same bytes brings a version back (see the
 /// [contract](LeaseStore#contract)).
 ///
-/// GCS listings carry no generation: a version from a listing
+/// GCS listings carry no generation, which GCS's conditions match: a
+/// compare-and-swap or conditional delete with a version from
+/// a listing
 /// ([`LeaseStore::list_page`], [`LeaseStoreExt::list`](crate::LeaseStoreExt::list))
-/// on GCS detects change but cannot be used for a compare-and-swap (it gets
-/// [`StoreError::Conflict`]; read the object with [`LeaseStore::get`] first).
+/// on GCS first reads the object's generation with one
+/// HEAD, and is a [`StoreError::Conflict`] (with nothing written) if the
+/// object no longer has the listed ETag.
 ///
 /// # Examples
 ///
@@ -245,9 +270,11 @@ pub struct ObjectStoreLease {
     /// Every key is under this path; `None` for the bucket's root.
     root: Option<Path>,
     options: StoreOptions,
-    /// How to send S3's conditional DELETE, where the store was given the
-    /// means ([`ObjectStoreLease::with_s3_conditional_delete`]).
-    s3_delete: Option<S3Delete>,
+    /// How to send a conditional DELETE, where the store was given the
+    /// means (`with_s3_conditional_delete`, `with_azure_conditional_delete`,
+    /// `with_gcs_conditional_delete`).
+    #[cfg(any(feature = "aws", feature = "azure", feature = "gcp"))]
+    deleter: Option<ConditionalDelete>,
     /// True once [`ObjectStoreLease::probe_conditional_delete`] saw the
     /// server honour `If-Match` on DELETE; never assumed.
     conditional_delete: bool,
@@ -356,7 +383,8 @@ impl ObjectStoreLease {
             location,
             root,
             options,
-            s3_delete: None,
+            #[cfg(any(feature = "aws", feature = "azure", feature = "gcp"))]
+            deleter: None,
             conditional_delete: false,
             // Nothing here says whether `store` reaches a cloud service or
             // a self-hosted server whose clock may step; the stale-lease
@@ -377,7 +405,8 @@ impl ObjectStoreLease {
             location: "object_store InMemory".to_owned(),
             root: None,
             options: StoreOptions::default(),
-            s3_delete: None,
+            #[cfg(any(feature = "aws", feature = "azure", feature = "gcp"))]
+            deleter: None,
             conditional_delete: false,
             // `InMemory` stamps objects with the system clock, which NTP
             // can step.
@@ -478,6 +507,16 @@ impl ObjectStoreLease {
                 version.unwrap_or_default(),
                 e_tag.unwrap_or_default()
             )))
+        } else if self.backend == ObjectBackend::Azure {
+            // Azure quotes the ETag of a write, a GET and a HEAD, but not a
+            // listing's: the same blob must have one version either way.
+            e_tag.map(|e_tag| {
+                if e_tag.starts_with('"') {
+                    Version::new(e_tag)
+                } else {
+                    Version::new(format!("\"{e_tag}\""))
+                }
+            })
         } else {
             e_tag.map(Version::new)
         }
@@ -515,6 +554,54 @@ impl ObjectStoreLease {
                 version: None,
             })
         }
+    }
+
+    /// `expected`, made usable for a compare-and-swap or a conditional
+    /// delete. On GCS a version from a listing has the ETag but no
+    /// generation, which the conditions match: one HEAD reads the object's
+    /// generation, and if the object still has the listed ETag, the
+    /// version with that generation is returned (the condition then fails
+    /// if the object changes after the HEAD). `None` if the object is gone
+    /// or has changed: a conflict. Any other version is returned as it is,
+    /// without a request.
+    async fn with_generation(
+        &self,
+        op: Op,
+        key: &str,
+        path: &Path,
+        expected: &Version,
+    ) -> Result<Option<Version>, StoreError> {
+        let generation_less = self.backend.uses_generation()
+            && expected
+                .as_str()
+                .split_once('|')
+                .is_some_and(|(generation, _)| generation.is_empty());
+        if !generation_less {
+            return Ok(Some(expected.clone()));
+        }
+        let Some(listed) = self.e_tag_of(expected) else {
+            return Ok(None);
+        };
+        let meta = match self.store.head(path).await {
+            Ok(meta) => meta,
+            Err(e @ object_store::Error::NotFound { .. }) => {
+                return if Facts::of(&e).missing_bucket() {
+                    Err(self.error(op, key, e))
+                } else {
+                    Ok(None)
+                };
+            }
+            Err(e) => return Err(self.error(op, key, e)),
+        };
+        let unquoted = |e_tag: &str| e_tag.trim_matches('"').to_owned();
+        let same = meta
+            .e_tag
+            .as_deref()
+            .is_some_and(|e_tag| unquoted(e_tag) == unquoted(listed));
+        Ok(match (&meta.version, same) {
+            (Some(_), true) => self.encode(meta.e_tag.as_deref(), meta.version.as_deref()),
+            _ => None,
+        })
     }
 
     fn conflict(&self, key: &str) -> StoreError {
@@ -697,9 +784,15 @@ impl LeaseStore for ObjectStoreLease {
         body: Bytes,
     ) -> Result<Written, StoreError> {
         let path = self.path(Op::CompareAndSwap, key)?;
-        let Some(update) = self.update_version(expected) else {
-            // A version this backend cannot match (a GCS listing's): it
-            // cannot be the object's current one as far as a CAS can tell.
+        let Some(expected) = self
+            .with_generation(Op::CompareAndSwap, key, &path, expected)
+            .await?
+        else {
+            return Err(self.conflict(key));
+        };
+        let Some(update) = self.update_version(&expected) else {
+            // A version this backend cannot match: it cannot be the
+            // object's current one as far as a CAS can tell.
             tracing::debug!(
                 key,
                 backend = self.name(),
@@ -758,7 +851,17 @@ impl LeaseStore for ObjectStoreLease {
                 backend: self.name(),
             });
         }
-        match self.s3_delete_if_version(key, expected).await {
+        #[cfg(not(any(feature = "aws", feature = "azure", feature = "gcp")))]
+        let result = {
+            let _ = expected;
+            Err(StoreError::NotSupported {
+                op: Op::DeleteIfVersion.as_str(),
+                backend: self.name(),
+            })
+        };
+        #[cfg(any(feature = "aws", feature = "azure", feature = "gcp"))]
+        let result = self.send_delete_if_version(key, expected).await;
+        match result {
             // NotSupported promises that nothing is supported; callers
             // may then delete blindly. A server that passed the probe
             // and now answers 501 is an incident, not that.
@@ -776,6 +879,23 @@ impl LeaseStore for ObjectStoreLease {
             }),
             other => other,
         }
+    }
+}
+
+#[cfg(not(any(feature = "aws", feature = "azure", feature = "gcp")))]
+impl ObjectStoreLease {
+    /// Turns [`Capabilities::conditional_delete`] off and returns false:
+    /// built without a cloud feature, no store has the means to send a
+    /// conditional delete. (With one, it probes whether the server honours
+    /// it.)
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: it makes no request.
+    pub async fn probe_conditional_delete(&mut self, probe_prefix: &str) -> bool {
+        let _ = probe_prefix;
+        self.conditional_delete = false;
+        false
     }
 }
 

@@ -14,11 +14,14 @@
 //! ([`ObjectStoreLease::probe_conditional_delete`](crate::ObjectStoreLease::probe_conditional_delete))
 //! saw the server refuse a wrong ETag and honour the right one.
 
+#[cfg(any(feature = "aws", feature = "azure", feature = "gcp", test))]
 use std::future::Future;
 
 use bytes::Bytes;
 
-use crate::{LeaseStore, StoreError, Version};
+#[cfg(any(feature = "aws", feature = "azure", feature = "gcp", test))]
+use crate::Version;
+use crate::{LeaseStore, StoreError};
 
 /// The prefix [`open`](crate::open) probes under (relative to the store's
 /// root); each probe uses a fresh random key below it and deletes it after.
@@ -73,7 +76,10 @@ pub async fn probe_cas(store: &dyn LeaseStore, probe_prefix: &str) -> Result<(),
 /// The probe's steps on `key`.
 async fn run(store: &dyn LeaseStore, key: &str, nonce: &str) -> Result<(), StoreError> {
     let body = |step: &str| Bytes::from(format!("{{\"probe\":\"{nonce}\",\"step\":\"{step}\"}}"));
-    let first = store.create(key, body("create")).await?;
+    let first = match store.create(key, body("create")).await {
+        Ok(first) => first,
+        Err(e) => return Err(first_create_refused(store, key, e)),
+    };
 
     match store.create(key, body("second-create")).await {
         Err(StoreError::AlreadyExists { .. }) => {}
@@ -117,6 +123,40 @@ async fn run(store: &dyn LeaseStore, key: &str, nonce: &str) -> Result<(), Store
     expect_body(store, key, &body("swap"), "a refused compare-and-swap").await
 }
 
+/// What the probe's first create failing says. A store that refuses a
+/// create-if-absent as a request (400, 405, 501: `Backend` or
+/// `NotSupported`) or applies it without returning a version does not
+/// implement the conditional writes this client sends, however it fails:
+/// [`StoreError::Misconfigured`], saying so. Anything else (unavailable,
+/// throttled, a missing bucket, refused credentials, a timeout) is the
+/// store's own error, as it came.
+fn first_create_refused(store: &dyn LeaseStore, key: &str, e: StoreError) -> StoreError {
+    let what = match &e {
+        StoreError::Backend { .. } | StoreError::NotSupported { .. } => {
+            "the server refused the probe's first create-if-absent as a request"
+        }
+        StoreError::Ambiguous { .. } if e.to_string().contains("no ETag") => {
+            "the server took the probe's first create-if-absent but returned no ETag or version"
+        }
+        _ => return e,
+    };
+    StoreError::Misconfigured {
+        backend: store.backend(),
+        message: format!(
+            "the conditional-write probe on `{key}` failed: {what} ({e}). The server does not \
+             implement the conditional writes this client sends (If-None-Match / If-Match on S3 \
+             and Azure, x-goog-if-generation-match in XML-API uploads on GCS), so two workers \
+             could both win an election: it cannot be used. {USE_INSTEAD}"
+        ),
+    }
+}
+
+/// Where the probe's refusals point.
+const USE_INSTEAD: &str = "Use a store with real conditional writes instead: AWS S3, Google \
+    Cloud Storage, Azure Blob Storage (or Azurite), a recent MinIO or Cloudflare R2 \
+    (s3://…?endpoint=…), or a local directory shared by processes of one machine \
+    (file:///abs/dir)";
+
 /// `<probe_prefix>/<name>`, or `name` for an empty prefix.
 fn probe_key(probe_prefix: &str, name: &str) -> String {
     let prefix = probe_prefix.trim_matches('/');
@@ -128,6 +168,7 @@ fn probe_key(probe_prefix: &str, name: &str) -> String {
 }
 
 /// What the conditional-delete probe found.
+#[cfg(any(feature = "aws", feature = "azure", feature = "gcp", test))]
 #[derive(Debug)]
 pub(crate) enum DeleteProbe {
     /// A wrong version was refused and left the object alone; the right one
@@ -149,21 +190,25 @@ pub(crate) enum DeleteProbe {
 ///
 /// `store` makes the plain requests (create, get, delete); `delete_if`
 /// makes the conditional delete under test, whether or not the store's
-/// capabilities claim it yet. Five requests when all goes well (create,
+/// capabilities claim it yet; `wrong` gives a version of the store's shape
+/// that is not the written one. Five requests when all goes well (create,
 /// wrong delete, get, right delete, get), plus a plain delete whenever the
 /// object may be left.
-pub(crate) async fn conditional_delete<D, F>(
+#[cfg(any(feature = "aws", feature = "azure", feature = "gcp", test))]
+pub(crate) async fn conditional_delete<W, D, F>(
     store: &dyn LeaseStore,
     probe_prefix: &str,
+    wrong: W,
     delete_if: D,
 ) -> DeleteProbe
 where
+    W: Fn(&Version) -> Version,
     D: Fn(String, Version) -> F,
     F: Future<Output = Result<(), StoreError>>,
 {
     let key = probe_key(probe_prefix, &format!("{}-delete", crate::random::hex128()));
     let mut present = false;
-    let outcome = run_delete(store, &key, &delete_if, &mut present).await;
+    let outcome = run_delete(store, &key, &wrong, &delete_if, &mut present).await;
     // Clean up in every branch that may have left the object; a failed
     // clean-up only leaves a small scratch object behind.
     if present {
@@ -176,13 +221,16 @@ where
 
 /// The conditional-delete probe's steps on `key`; `present` says whether
 /// the object may still be there when it returns.
-async fn run_delete<D, F>(
+#[cfg(any(feature = "aws", feature = "azure", feature = "gcp", test))]
+async fn run_delete<W, D, F>(
     store: &dyn LeaseStore,
     key: &str,
+    wrong: &W,
     delete_if: &D,
     present: &mut bool,
 ) -> DeleteProbe
 where
+    W: Fn(&Version) -> Version,
     D: Fn(String, Version) -> F,
     F: Future<Output = Result<(), StoreError>>,
 {
@@ -199,16 +247,12 @@ where
     };
     *present = true;
 
-    // An MD5-shaped ETag that is not the object's.
-    let mut wrong = Version::new(format!("\"{}\"", crate::random::hex128()));
-    if wrong == written.version {
-        wrong = Version::new(format!("\"{}\"", crate::random::hex128()));
-    }
-    match delete_if(key.to_owned(), wrong).await {
+    match delete_if(key.to_owned(), wrong(&written.version)).await {
         Err(StoreError::Conflict { .. }) => {}
         Ok(()) => {
             return DeleteProbe::Ignored(format!(
-                "a DELETE of `{key}` with If-Match naming another ETag was accepted"
+                "a DELETE of `{key}` with a condition naming another version was accepted (its \
+                 If-Match or x-goog-if-generation-match was ignored)"
             ))
         }
         Err(e) => return refused(e),
@@ -256,6 +300,7 @@ where
 /// A conditional delete refused as a request (rather than by its
 /// precondition): the server does not support it (501 is NotSupported,
 /// 400 and other client errors are Backend), or the store failed.
+#[cfg(any(feature = "aws", feature = "azure", feature = "gcp", test))]
 fn refused(e: StoreError) -> DeleteProbe {
     match e {
         StoreError::NotSupported { .. } | StoreError::Backend { .. } => {
@@ -293,9 +338,7 @@ fn overwrites(store: &dyn LeaseStore, key: &str, what: &str) -> StoreError {
         message: format!(
             "the conditional-write probe on `{key}` failed: {what}. This backend silently \
              overwrites conditional writes, so two workers could both win an election: it cannot \
-             be used. Use a store with real conditional writes instead: AWS S3, Google Cloud \
-             Storage, Azure Blob Storage, a recent MinIO or Cloudflare R2 (s3://…?endpoint=…), or \
-             a local directory shared by processes of one machine (file:///abs/dir)"
+             be used. {USE_INSTEAD}"
         ),
     }
 }
@@ -510,7 +553,8 @@ mod tests {
             key: key.to_owned(),
             backend: "memory",
         };
-        let outcome = conditional_delete(&store, PROBE_PREFIX, move |key, version| {
+        let wrong = |_: &Version| Version::new(format!("\"{}\"", crate::random::hex128()));
+        let outcome = conditional_delete(&store, PROBE_PREFIX, wrong, move |key, version| {
             let inner = inner.clone();
             async move {
                 match flaw {

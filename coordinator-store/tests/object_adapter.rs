@@ -16,6 +16,7 @@ use coordinator_store::{
     LeaseStore, ObjectBackend, ObjectStoreLease, StoreError, StoreOptions, Version,
 };
 use object_store::aws::AmazonS3Builder;
+use object_store::gcp::GoogleCloudStorageBuilder;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
@@ -650,7 +651,7 @@ async fn probe_turns_conditional_delete_off_where_if_match_is_ignored() {
         logs.contains("WARN")
             && logs.contains("coordinator_store")
             && logs.contains("conditional delete off")
-            && logs.contains("naming another ETag was accepted")
+            && logs.contains("naming another version was accepted")
             && logs.contains("backend=\"s3\""),
         "{logs}"
     );
@@ -695,7 +696,7 @@ async fn probe_turns_conditional_delete_off_where_it_is_refused() {
         let (on, logs) = with_logs(store.probe_conditional_delete(".coordinator-probe")).await;
         assert!(!on, "{mode:?}");
         assert!(
-            logs.contains("INFO") && logs.contains("does not support If-Match on DELETE"),
+            logs.contains("INFO") && logs.contains("does not support a conditional DELETE"),
             "{mode:?}: {logs}"
         );
         assert!(fake.keys().is_empty(), "{mode:?}: cleaned up");
@@ -923,7 +924,7 @@ async fn conditional_delete_maps_statuses() {
 }
 
 /// The means of a conditional delete must be the very store the adapter
-/// wraps, and only on S3.
+/// wraps, of the adapter's own backend.
 #[tokio::test]
 async fn conditional_delete_needs_the_wrapped_s3_store() {
     let options = fast();
@@ -961,7 +962,7 @@ async fn conditional_delete_needs_the_wrapped_s3_store() {
         .with_s3_conditional_delete(s3("one"), &client_options)
         .unwrap_err();
     assert!(
-        matches!(&err, StoreError::Misconfigured { message, .. } if message.contains("need an S3 store")),
+        matches!(&err, StoreError::Misconfigured { message, .. } if message.contains("need a store of backend `s3`")),
         "{err:?}"
     );
     let mut store = lease(ObjectBackend::S3)
@@ -1003,4 +1004,314 @@ async fn list_page_reads_one_page_of_a_deep_prefix() {
     assert_eq!(after.first().map(|m| m.key.as_str()), Some("q/k00004"));
     assert_eq!(after.len(), 996);
     assert_eq!(requests(&count), 2);
+}
+
+// ---------------------------------------------------------------------------
+// Conditional delete on GCS (XML-API `DELETE` with
+// `x-goog-if-generation-match`) against a small fake GCS. No GCS emulator
+// installable here honours the generation on DELETE (see
+// tests/gcs_emulators.rs), so this fake is where the request's shape and
+// the mapping of its answers are tested.
+
+/// One request the fake GCS saw.
+#[derive(Clone, Debug)]
+struct SeenGcs {
+    method: String,
+    path: String,
+    generation_match: Option<String>,
+    authorization: Option<String>,
+}
+
+/// A small stateful GCS XML API on 127.0.0.1: PUT, GET and DELETE of
+/// `/<bucket>/<object>`, every `x-goog-if-generation-match` honoured
+/// (`0`: must not exist), unless `ignore_on_delete` (as fake-gcs-server
+/// v1.54.0 ignores it on DELETE).
+struct FakeGcs {
+    ignore_on_delete: bool,
+    /// Object path → (body, generation).
+    objects: std::sync::Mutex<std::collections::BTreeMap<String, (Vec<u8>, u64)>>,
+    generation: std::sync::atomic::AtomicU64,
+    seen: std::sync::Mutex<Vec<SeenGcs>>,
+}
+
+impl FakeGcs {
+    async fn serve(ignore_on_delete: bool) -> (Arc<Self>, String) {
+        let fake = Arc::new(Self {
+            ignore_on_delete,
+            objects: Default::default(),
+            generation: std::sync::atomic::AtomicU64::new(1_700_000_000_000_000),
+            seen: Default::default(),
+        });
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let endpoint = format!("http://{}", listener.local_addr().unwrap());
+        let serving = fake.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut socket, _)) = listener.accept().await else {
+                    return;
+                };
+                let fake = serving.clone();
+                tokio::spawn(async move {
+                    let Some((head, body)) = read_request(&mut socket).await else {
+                        return;
+                    };
+                    if let Answer::Http(response) = fake.handle(&head, body) {
+                        let _ = socket.write_all(&response).await;
+                        let _ = socket.shutdown().await;
+                    }
+                });
+            }
+        });
+        (fake, endpoint)
+    }
+
+    fn seen(&self) -> Vec<SeenGcs> {
+        self.seen.lock().unwrap().clone()
+    }
+
+    fn handle(&self, head: &str, body: Vec<u8>) -> Answer {
+        let mut request_line = head.split("\r\n").next().unwrap_or_default().split(' ');
+        let method = request_line.next().unwrap_or_default().to_owned();
+        let target = request_line.next().unwrap_or_default();
+        let path = target.split_once('?').map_or(target, |(p, _)| p).to_owned();
+        let header = |name: &str| {
+            head.split("\r\n").skip(1).find_map(|line| {
+                let (n, v) = line.split_once(':')?;
+                n.eq_ignore_ascii_case(name).then(|| v.trim().to_owned())
+            })
+        };
+        let generation_match = header("x-goog-if-generation-match");
+        self.seen.lock().unwrap().push(SeenGcs {
+            method: method.clone(),
+            path: path.clone(),
+            generation_match: generation_match.clone(),
+            authorization: header("authorization"),
+        });
+        let wanted: Option<u64> = generation_match.as_deref().map(|g| g.parse().unwrap());
+        let mut objects = self.objects.lock().unwrap();
+        let current = objects.get(&path).map(|(_, generation)| *generation);
+        let failed = |wanted: Option<u64>| match wanted {
+            None => false,
+            Some(0) => current.is_some(),
+            Some(g) => current != Some(g),
+        };
+        let gcs_error = |code: u16, reason: &str, gcs_code: &str| error(code, reason, gcs_code);
+        match method.as_str() {
+            "PUT" => {
+                if failed(wanted) {
+                    return gcs_error(412, "Precondition Failed", "PreconditionFailed");
+                }
+                let generation = self
+                    .generation
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                objects.insert(path, (body, generation));
+                http(
+                    200,
+                    "OK",
+                    &[
+                        ("ETag", format!("\"e{generation}\"")),
+                        ("x-goog-generation", generation.to_string()),
+                    ],
+                    b"",
+                )
+            }
+            "GET" | "HEAD" => match objects.get(&path) {
+                Some((body, generation)) => {
+                    let answer = http(
+                        200,
+                        "OK",
+                        &[
+                            ("ETag", format!("\"e{generation}\"")),
+                            ("x-goog-generation", generation.to_string()),
+                            ("Last-Modified", "Sun, 29 Nov 2026 05:51:37 GMT".to_owned()),
+                        ],
+                        body,
+                    );
+                    match answer {
+                        // HEAD: the same head, no body.
+                        Answer::Http(mut bytes) if method == "HEAD" => {
+                            let end = bytes.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+                            bytes.truncate(end + 4);
+                            Answer::Http(bytes)
+                        }
+                        other => other,
+                    }
+                }
+                None => gcs_error(404, "Not Found", "NoSuchKey"),
+            },
+            "DELETE" => {
+                if current.is_none() {
+                    return gcs_error(404, "Not Found", "NoSuchKey");
+                }
+                if !self.ignore_on_delete && failed(wanted) {
+                    return gcs_error(412, "Precondition Failed", "PreconditionFailed");
+                }
+                objects.remove(&path);
+                http(204, "No Content", &[], b"")
+            }
+            _ => gcs_error(405, "Method Not Allowed", "MethodNotAllowed"),
+        }
+    }
+}
+
+/// A GCS store on a fake GCS, built as open() builds one for an emulator
+/// (an empty bearer token, no metadata server), with the means to send
+/// conditional deletes (not yet probed).
+async fn on_fake_gcs(ignore_on_delete: bool) -> (ObjectStoreLease, Arc<FakeGcs>) {
+    let (fake, endpoint) = FakeGcs::serve(ignore_on_delete).await;
+    let options = fast();
+    let client_options = options.client_options().with_allow_http(true);
+    let gcs = GoogleCloudStorageBuilder::new()
+        .with_bucket_name("scripted")
+        .with_base_url(&endpoint)
+        .with_service_account_key(
+            r#"{"disable_oauth":true,"client_email":"","private_key":"","private_key_id":""}"#,
+        )
+        .with_client_options(client_options.clone())
+        .with_retry(options.retry_config())
+        .build()
+        .unwrap();
+    let store = ObjectStoreLease::new(
+        Arc::new(gcs.clone()),
+        ObjectBackend::Gcs,
+        "scripted",
+        format!("gs://scripted/root?endpoint={endpoint}"),
+        "root",
+        options,
+    )
+    .unwrap()
+    .with_gcs_conditional_delete(gcs, &endpoint, &client_options)
+    .unwrap();
+    (store, fake)
+}
+
+/// On a GCS that honours the generation on DELETE the probe turns
+/// conditional delete on; a stale generation is refused and deletes
+/// nothing, the current one deletes, a missing object is a conflict, and
+/// a listing's version (no generation) costs one HEAD first, for delete
+/// and compare-and-swap alike. The request is the XML API's, with the
+/// generation and the store's bearer token.
+#[tokio::test]
+async fn gcs_conditional_delete_sends_the_generation() {
+    let (mut store, fake) = on_fake_gcs(false).await;
+    let (on, logs) = with_logs(store.probe_conditional_delete(".coordinator-probe")).await;
+    assert!(on, "{logs}");
+    assert!(store.capabilities().conditional_delete);
+    let methods: Vec<String> = fake.seen().iter().map(|s| s.method.clone()).collect();
+    assert_eq!(methods, ["PUT", "DELETE", "GET", "DELETE", "GET"]);
+    let wrong = &fake.seen()[1];
+    assert_eq!(
+        wrong.generation_match.as_deref(),
+        Some("1"),
+        "the probe names generation 1, which no object has: {wrong:?}"
+    );
+
+    let first = store.create("k/a b.json", "1".into()).await.unwrap();
+    let second = store
+        .compare_and_swap("k/a b.json", &first.version, "2".into())
+        .await
+        .unwrap();
+    let err = store
+        .delete_if_version("k/a b.json", &first.version)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, StoreError::Conflict { key, backend: "gcs" } if key == "k/a b.json"),
+        "{err:?}"
+    );
+    assert_eq!(
+        store.get("k/a b.json").await.unwrap().unwrap().version,
+        second.version
+    );
+    // What a GCS listing gives: the ETag, no generation. One HEAD reads
+    // the generation; a listed ETag that is no longer the object's is a
+    // conflict, with no DELETE sent.
+    let listed = |written: &coordinator_store::Written| {
+        let e_tag = written.version.as_str().split_once('|').unwrap().1;
+        Version::new(format!("|{e_tag}"))
+    };
+    let sent_before = fake.seen().len();
+    let err = store
+        .delete_if_version("k/a b.json", &listed(&first))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Conflict { .. }), "{err:?}");
+    let methods: Vec<String> = fake.seen()[sent_before..]
+        .iter()
+        .map(|s| s.method.clone())
+        .collect();
+    assert_eq!(methods, ["HEAD"], "no DELETE for a stale listed ETag");
+
+    let sent_before = fake.seen().len();
+    store
+        .delete_if_version("k/a b.json", &listed(&second))
+        .await
+        .unwrap();
+    let methods: Vec<String> = fake.seen()[sent_before..]
+        .iter()
+        .map(|s| s.method.clone())
+        .collect();
+    assert_eq!(
+        methods,
+        ["HEAD", "DELETE"],
+        "a listed version costs one HEAD"
+    );
+    let last = fake.seen().pop().unwrap();
+    let generation = second.version.as_str().split_once('|').unwrap().0;
+    assert_eq!(last.generation_match.as_deref(), Some(generation));
+    assert_eq!(
+        last.path, "/scripted/root%2Fk%2Fa%20b%2Ejson",
+        "as object_store encodes GCS object names"
+    );
+    assert_eq!(
+        last.authorization.as_deref(),
+        Some("Bearer"),
+        "the store's (empty) bearer token"
+    );
+    assert!(store.get("k/a b.json").await.unwrap().is_none());
+    let err = store
+        .delete_if_version("k/a b.json", &second.version)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Conflict { .. }), "{err:?}");
+
+    // A compare-and-swap with a listed version: the same HEAD first.
+    let written = store.create("k/c", "1".into()).await.unwrap();
+    let swapped = store
+        .compare_and_swap("k/c", &listed(&written), "2".into())
+        .await
+        .unwrap();
+    let err = store
+        .compare_and_swap("k/c", &listed(&written), "3".into())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Conflict { .. }), "{err:?}");
+    assert_eq!(
+        store.get("k/c").await.unwrap().unwrap().version,
+        swapped.version
+    );
+}
+
+/// A GCS that ignores the generation on DELETE (as fake-gcs-server
+/// v1.54.0 does) leaves conditional delete off, saying why.
+#[tokio::test]
+async fn gcs_probe_turns_conditional_delete_off_where_the_generation_is_ignored() {
+    let (mut store, _fake) = on_fake_gcs(true).await;
+    let (on, logs) = with_logs(store.probe_conditional_delete(".coordinator-probe")).await;
+    assert!(!on);
+    assert!(
+        logs.contains("WARN")
+            && logs.contains("naming another version was accepted")
+            && logs.contains("backend=\"gcs\""),
+        "{logs}"
+    );
+    let written = store.create("k", "v".into()).await.unwrap();
+    let err = store
+        .delete_if_version("k", &written.version)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::NotSupported { backend: "gcs", .. }),
+        "{err:?}"
+    );
 }

@@ -10,6 +10,7 @@
 
 use std::fmt;
 
+#[cfg(any(feature = "aws", feature = "azure", feature = "gcp"))]
 use object_store::client::{HttpError, HttpErrorKind};
 
 use super::{ObjectBackend, ObjectStoreLease, Op};
@@ -175,12 +176,20 @@ impl ObjectStoreLease {
         };
         match (facts.transport, facts.status) {
             // The connection was never made: nothing was sent.
-            (Some(HttpErrorKind::Connect), _) => unavailable(source),
+            (Some(Transport::Connect), _) => unavailable(source),
             // Sent (perhaps in part) and then lost: a write may have landed.
             (Some(_), _) | (None, Some(408)) if op.writes() => ambiguous(source),
             (Some(_), _) | (None, Some(408)) => unavailable(source),
             // The service refused before applying anything.
             (None, Some(503)) => unavailable(source),
+            // The server does not implement the request: nothing was
+            // applied, and a retry will not do better.
+            (None, Some(501)) => StoreError::Backend {
+                op: op.as_str(),
+                key: key.to_owned(),
+                backend,
+                source,
+            },
             // A server error may come after the write was applied.
             (None, Some(500..=599)) if op.writes() => ambiguous(source),
             (None, Some(500..=599)) => unavailable(source),
@@ -194,6 +203,23 @@ impl ObjectStoreLease {
     }
 }
 
+/// How a request failed in transport (`object_store`'s `HttpErrorKind`,
+/// which only its cloud backends have).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(
+    not(any(feature = "aws", feature = "azure", feature = "gcp")),
+    allow(
+        dead_code,
+        reason = "only the cloud backends' HTTP client fails in transport"
+    )
+)]
+pub(super) enum Transport {
+    /// No connection was made: nothing was sent.
+    Connect,
+    /// Sent, perhaps in part, and then lost.
+    Lost,
+}
+
 /// What an error (from `object_store`, or of a conditional DELETE) tells,
 /// found by walking its source chain.
 ///
@@ -202,7 +228,7 @@ impl ObjectStoreLease {
 /// the chain (`"… non-2xx status code: 503 Service Unavailable: <body>"`).
 pub(super) struct Facts {
     /// The transport failure, if the request got no response.
-    pub(super) transport: Option<HttpErrorKind>,
+    pub(super) transport: Option<Transport>,
     /// The HTTP status of the response, if any.
     pub(super) status: Option<u16>,
     /// Every message of the chain, joined (for searching: the messages
@@ -214,13 +240,24 @@ pub(super) struct Facts {
 
 impl Facts {
     pub(super) fn of(err: &(dyn std::error::Error + 'static)) -> Self {
+        #[cfg_attr(
+            not(any(feature = "aws", feature = "azure", feature = "gcp")),
+            allow(
+                unused_mut,
+                reason = "only the cloud backends' HTTP client fails in transport"
+            )
+        )]
         let mut transport = None;
         let mut messages = Vec::new();
         let mut current: Option<&(dyn std::error::Error + 'static)> = Some(err);
         while let Some(e) = current {
+            #[cfg(any(feature = "aws", feature = "azure", feature = "gcp"))]
             if transport.is_none() {
                 if let Some(http) = e.downcast_ref::<HttpError>() {
-                    transport = Some(http.kind());
+                    transport = Some(match http.kind() {
+                        HttpErrorKind::Connect => Transport::Connect,
+                        _ => Transport::Lost,
+                    });
                 }
             }
             messages.push(e.to_string());
