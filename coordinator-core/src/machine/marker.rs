@@ -11,7 +11,7 @@
 
 use super::{Machine, Purpose};
 use crate::action::{Request, Response, Version};
-use crate::records::{encode, MetadataRecord};
+use crate::records::encode;
 use crate::time::Instant;
 
 /// Conflicts in a row after which a marker write is given up (the next
@@ -65,7 +65,7 @@ impl Machine {
                 MarkerThen::Advertise => self.marker.advertise,
             };
             let mark = target.max(self.metadata.high_water).max(self.marker.mark);
-            let body = encode(&self.marker_record(mark));
+            let body = encode(&self.metadata_record(mark));
             let request = match self.marker.version.clone() {
                 Some(expected) => Request::CompareAndSwap {
                     key,
@@ -89,27 +89,14 @@ impl Machine {
         }
     }
 
-    fn marker_record(&mut self, mark: u64) -> MetadataRecord {
-        let record = self.metadata_record(mark);
-        MetadataRecord {
-            epoch_high_water: mark,
-            ..record
-        }
-    }
-
     pub(super) fn on_marker_read(&mut self, then: MarkerThen, response: Response, now: Instant) {
         self.marker.in_flight = false;
-        match response {
-            Response::Object { body, version, .. } => {
-                let mark = MetadataRecord::high_water_of_any_format(&body).unwrap_or(0);
-                self.marker.mark = self.marker.mark.max(mark);
-                self.metadata.highest_reserved = self.metadata.highest_reserved.max(mark);
-                self.marker.version = Some(version);
-            }
-            Response::Absent => self.marker.version = None,
+        let mark = match response {
+            Response::Object { body, version, .. } => self.marker.read(Some((&body, version))),
+            Response::Absent => self.marker.read(None),
             other => return self.marker_failed(then, other, now),
-        }
-        self.marker.known = true;
+        };
+        self.metadata.highest_reserved = self.metadata.highest_reserved.max(mark);
         self.marker_continue(then, now);
     }
 

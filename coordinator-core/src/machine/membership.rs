@@ -7,7 +7,9 @@ use crate::action::{Listed, Request, Response, Version};
 use crate::event::Event;
 use crate::ids::WorkerId;
 use crate::machine::timers::Timer;
-use crate::records::{decode, encode, HeartbeatRecord, RecordError, RosterRecord, FORMAT};
+use crate::records::{
+    decode, encode, HeartbeatRecord, MetadataRecord, RecordError, RosterRecord, FORMAT,
+};
 use crate::time::{duration_millis, Instant};
 
 /// A worker as the leader last listed it.
@@ -82,6 +84,22 @@ pub(super) struct MarkerState {
     /// Conflicts in a row: a leader that keeps losing stops until the next
     /// refresh rather than loop.
     pub(super) conflicts: u8,
+}
+
+impl MarkerState {
+    /// The marker was read: `body` is `None` when it is absent. Returns the
+    /// mark it carries (0 when absent or unreadable).
+    pub(super) fn read(&mut self, found: Option<(&[u8], Version)>) -> u64 {
+        self.known = true;
+        let Some((body, version)) = found else {
+            self.version = None;
+            return 0;
+        };
+        self.version = Some(version);
+        let mark = MetadataRecord::high_water_of_any_format(body).unwrap_or(0);
+        self.mark = self.mark.max(mark);
+        mark
+    }
 }
 
 impl MetadataState {

@@ -221,15 +221,11 @@ impl Machine {
             (SurveyStep::ListElection, Response::Listed(entries)) => self.survey_listing(entries),
             // Known absent: an acquisition creates it without a read.
             (SurveyStep::ReadMarker, Response::Absent) if !self.marker.in_flight => {
-                self.marker.known = true;
-                self.marker.version = None;
+                self.marker.read(None);
             }
             (SurveyStep::ReadMarker, Response::Object { body, version, .. }) => {
                 if !self.marker.in_flight {
-                    self.marker.known = true;
-                    self.marker.version = Some(version);
-                    let mark = MetadataRecord::high_water_of_any_format(&body).unwrap_or(0);
-                    self.marker.mark = self.marker.mark.max(mark);
+                    self.marker.read(Some((&body, version)));
                 }
                 let key = self.keys.election_marker().to_owned();
                 match decode::<MetadataRecord>(&key, &body) {
