@@ -16,6 +16,7 @@ mod scenario;
 mod seed;
 mod sim;
 mod store;
+pub mod timeline;
 #[cfg(all(feature = "wire", unix))]
 pub mod wire;
 
