@@ -10,6 +10,10 @@
 
 use serde::{Deserialize, Serialize};
 
+mod svg;
+
+pub use svg::{epoch_colour, mark_colour, render_svg, EPOCH_PALETTE, VIOLATION_RED};
+
 /// A run, ready to draw.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Timeline {

@@ -1,0 +1,4 @@
+//! Helpers shared by the testkit's tests.
+#![allow(dead_code)]
+
+pub(crate) mod svg;
