@@ -21,6 +21,10 @@ use crate::report::{round3, FencedStats, Report, RoleRequests, Summary, Violatio
 use crate::scenario::{Mode, Scenario, Scripted};
 use crate::seed::SeedTree;
 use crate::store::{is_write, Requests, SimStore};
+use crate::timeline::Timeline;
+
+mod record;
+use record::Recorder;
 
 const MAX_VIOLATIONS_KEPT: usize = 100;
 const TRACE_LINES: usize = 4000;
@@ -427,6 +431,9 @@ pub struct Sim {
     hash: u64,
     trace: Option<Vec<String>>,
     first_violation_trace: Vec<String>,
+    /// Collects the picture of the run, when asked for
+    /// ([`Sim::run_with_timeline`]).
+    recorder: Option<Recorder>,
 }
 
 fn ms(d: Duration) -> u64 {
@@ -575,6 +582,7 @@ impl Sim {
             hash: 0xC0FF_EE00_D15E_A5E5,
             trace: scenario.trace.then(Vec::new),
             first_violation_trace: Vec::new(),
+            recorder: None,
             sc: scenario,
         };
         sim.setup();
@@ -863,6 +871,9 @@ impl Sim {
     fn violation(&mut self, kind: ViolationKind, detail: String) {
         self.violation_count += 1;
         self.log(|| format!("VIOLATION {kind:?}: {detail}"));
+        if let Some(r) = self.recorder.as_mut() {
+            r.violation(self.t, kind, &detail);
+        }
         if self.violation_count == 1 {
             if let Some(trace) = &self.trace {
                 // Following workers' requests takes more lines.
@@ -936,6 +947,9 @@ impl Sim {
             if self.procs[p].alive {
                 self.kill(p);
             }
+        }
+        if let Some(r) = self.recorder.as_mut() {
+            r.started(slot, self.t);
         }
         let life = self.slots[slot].lives;
         self.slots[slot].lives += 1;
@@ -1045,6 +1059,9 @@ impl Sim {
         self.procs[p].ended = Some(self.t);
         let nodes = self.procs[p].nodes.clone();
         for n in nodes {
+            if let Some(r) = self.recorder.as_mut() {
+                r.end_belief(n, self.t);
+            }
             let g = self.nodes[n].group;
             self.groups[g].holders.retain(|&h| h != n);
             self.nodes[n].holder = false;
@@ -1061,6 +1078,10 @@ impl Sim {
         let slot = self.procs[p].slot;
         let id = self.slots[slot].worker_id.clone();
         self.log(|| format!("{id} crashes"));
+        if let Some(r) = self.recorder.as_mut() {
+            r.nemesis(self.t, slot, "crash");
+            r.gone(slot, "killed", self.t);
+        }
         self.note(0xC4A5 ^ p as u64);
         let checked = check
             && self.foreign_at.is_none()
@@ -1085,6 +1106,10 @@ impl Sim {
         let slot = self.procs[p].slot;
         let id = self.slots[slot].worker_id.clone();
         self.log(|| format!("{id} stops gracefully"));
+        if let Some(r) = self.recorder.as_mut() {
+            r.nemesis(self.t, slot, "graceful stop");
+            r.gone(slot, "stopped", self.t);
+        }
         let checked = check
             && self.foreign_at.is_none()
             && self.calm_through(self.t, self.t + ms(self.sc.handover_bound()));
@@ -1098,6 +1123,26 @@ impl Sim {
             self.after_input(n);
         }
         self.push(self.t + restart_after, Ev::Start { slot });
+    }
+
+    /// Pauses process `p` (SIGSTOP) for `length` ms.
+    fn pause(&mut self, p: usize, length: u64) {
+        self.procs[p].paused_until = self.t + length;
+        let (slot, t) = (self.procs[p].slot, self.t);
+        if let Some(r) = self.recorder.as_mut() {
+            r.nemesis(t, slot, &format!("pause {}", secs(length)));
+            r.down(slot, "paused", t, t + length);
+        }
+    }
+
+    /// Cuts process `p` off from the store for `length` ms.
+    fn partition(&mut self, p: usize, length: u64) {
+        self.procs[p].partitioned_until = self.t + length;
+        let (slot, t) = (self.procs[p].slot, self.t);
+        if let Some(r) = self.recorder.as_mut() {
+            r.fault(t, Some(slot), format!("partition {}", secs(length)));
+            r.down(slot, "partitioned", t, t + length);
+        }
     }
 
     /// Watches the take-over after node `n` stops leading, if it leads.
@@ -1198,6 +1243,60 @@ impl Sim {
     /// Runs the scenario to its end and reports.
     pub fn run(mut self) -> Report {
         let wall = std::time::Instant::now();
+        self.drive();
+        self.finish(wall.elapsed().as_secs_f64())
+    }
+
+    /// Runs the scenario like [`Sim::run`] (the same events, the same
+    /// report) and draws it: one lane per worker slot (and election, in
+    /// per-plugin mode; a canary gets its own), each machine's leader
+    /// beliefs on true time with their epochs, its process's down spans
+    /// (killed, stopped, paused, partitioned), the faults and operator
+    /// actions as marks, and the oracle's violations.
+    pub fn run_with_timeline(mut self) -> (Report, Timeline) {
+        let wall = std::time::Instant::now();
+        let workers: Vec<(String, bool)> = self
+            .slots
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.worker_id.to_string(), i >= self.sc.workers))
+            .collect();
+        self.recorder = Some(Recorder::new(&workers, self.groups.len()));
+        self.drive();
+        let title = format!(
+            "coordinator-sim --seed {} --workers {} --mode {} --duration {} --faults {}: {} violation{}",
+            self.sc.seed,
+            self.sc.workers,
+            self.sc.mode,
+            coordinator_core::format_duration(self.sc.duration),
+            self.sc.fault_spec,
+            self.violation_count,
+            if self.violation_count == 1 { "" } else { "s" },
+        );
+        let storms = self.storms();
+        let end = self.t;
+        let timeline = self
+            .recorder
+            .take()
+            .map(|r| r.finish(title, end, &storms))
+            .unwrap_or_default();
+        (self.finish(wall.elapsed().as_secs_f64()), timeline)
+    }
+
+    /// Each fault period's storm, `(period, from, to)`, when faults are on.
+    fn storms(&self) -> Vec<(u64, u64, u64)> {
+        if self.sc.faults == FaultSet::none() {
+            return Vec::new();
+        }
+        let period = ms(self.sc.fault_period).max(1);
+        let storm = (period as f64 * self.sc.storm_share) as u64;
+        (0..self.t.div_ceil(period))
+            .map(|i| (i, i * period, i * period + storm))
+            .filter(|(_, from, to)| to > from)
+            .collect()
+    }
+
+    fn drive(&mut self) {
         let end = ms(self.sc.duration);
         while let Some(Reverse((at, _, index))) = self.queue.pop() {
             if at > end {
@@ -1212,7 +1311,6 @@ impl Sim {
             self.dispatch(ev);
         }
         self.t = end;
-        self.finish(wall.elapsed().as_secs_f64())
     }
 
     fn dispatch(&mut self, ev: Ev) {
@@ -1359,7 +1457,32 @@ impl Sim {
             self.nodes[n].max_epoch_view = max.max(epoch);
         }
         self.update_holder(n);
+        self.record_belief(n);
         self.rearm(n);
+    }
+
+    /// Tells the recorder, if any, what node `n` believes now.
+    fn record_belief(&mut self, n: usize) {
+        if self.recorder.is_none() {
+            return;
+        }
+        let node = &self.nodes[n];
+        let proc = &self.procs[node.proc];
+        let belief = if !proc.alive {
+            None
+        } else {
+            match &node.elector {
+                Elector::Core(m) => m
+                    .term()
+                    .map(|(epoch, deadline)| (epoch, proc.clock.true_at(deadline))),
+                // The replaced system believes until it learns otherwise.
+                Elector::Naive(m) => m.is_leader(self.local(n)).then_some((0, u64::MAX)),
+            }
+        };
+        let (slot, group, t) = (proc.slot, node.group, self.t);
+        if let Some(r) = self.recorder.as_mut() {
+            r.belief(n, slot, group, t, belief);
+        }
     }
 
     /// A node of group `g` acquired: every take-over watched in `g` (that
@@ -1693,6 +1816,12 @@ impl Sim {
             Some(r) if self.in_storm(t) => r.sample(&mut self.fault_rng, write, timeout),
             _ => RequestFault::None,
         };
+        if !matches!(fault, RequestFault::None) {
+            let period = t / ms(self.sc.fault_period).max(1);
+            if let Some(r) = self.recorder.as_mut() {
+                r.request_fault(period);
+            }
+        }
         let (mut apply, mut reply) = (lat.apply_ms, lat.reply_ms);
         let mut late = false;
         match fault {
@@ -2052,7 +2181,7 @@ impl Sim {
                 if let Some(p) = target {
                     let id = self.slots[self.procs[p].slot].worker_id.clone();
                     self.log(|| format!("{id} pauses for {clipped} ms"));
-                    self.procs[p].paused_until = self.t + clipped;
+                    self.pause(p, clipped);
                 }
             }
             EpisodeKind::Crash => {
@@ -2070,7 +2199,7 @@ impl Sim {
                 if let Some(p) = self.leader_proc() {
                     let id = self.slots[self.procs[p].slot].worker_id.clone();
                     self.log(|| format!("{id} (leader) partitioned for {clipped} ms"));
-                    self.procs[p].partitioned_until = self.t + clipped;
+                    self.partition(p, clipped);
                 }
             }
             EpisodeKind::GracefulRestart => {
@@ -2468,7 +2597,7 @@ impl Sim {
             Scripted::PartitionLeader(d) => {
                 if let Some(n) = self.leader_of(0) {
                     let p = self.nodes[n].proc;
-                    self.procs[p].partitioned_until = self.t + ms(d);
+                    self.partition(p, ms(d));
                 }
             }
             Scripted::RestartFollower(d) => {
@@ -2501,7 +2630,7 @@ impl Sim {
                 if let Some(p) = follower {
                     let id = self.slots[self.procs[p].slot].worker_id.clone();
                     self.log(|| format!("{id} pauses for {} ms", ms(d)));
-                    self.procs[p].paused_until = self.t + ms(d);
+                    self.pause(p, ms(d));
                 }
             }
             Scripted::Canary {
@@ -2559,6 +2688,14 @@ impl Sim {
         self.operator_faults += 1;
         self.note(0x09E2 ^ (kind as u64) << 8 ^ g as u64);
         self.log(|| format!("operator: {} in group {g}", kind.name()));
+        if let Some(r) = self.recorder.as_mut() {
+            let label = if self.groups.len() > 1 {
+                format!("{} (plugin-{g})", kind.name())
+            } else {
+                kind.name().to_owned()
+            };
+            r.operator(self.t, None, label);
+        }
         let groups: Vec<usize> = if kind == OperatorFault::WipeNamespace {
             (0..self.groups.len()).collect()
         } else {
@@ -2748,6 +2885,13 @@ impl Sim {
             .cloned()
             .collect();
         self.log(|| format!("lifecycle rule expires {} objects", doomed.len()));
+        if let Some(r) = self.recorder.as_mut().filter(|_| !doomed.is_empty()) {
+            r.operator(
+                self.t,
+                None,
+                format!("lifecycle rule: {} objects", doomed.len()),
+            );
+        }
         for key in doomed {
             self.forget(&key);
             self.lifecycle_deletions += 1;
@@ -2782,6 +2926,9 @@ impl Sim {
         self.note(0xC10C ^ step.unsigned_abs());
         let offset = self.store_clock_offset_ms;
         self.log(|| format!("the store's clock steps {step} ms (now {offset} ms off)"));
+        if let Some(r) = self.recorder.as_mut() {
+            r.fault(self.t, None, format!("store clock {step:+} ms"));
+        }
     }
 
     /// One restart of a rolling change of timings (or of its roll-back).
@@ -2821,6 +2968,10 @@ impl Sim {
                     if back { "its old" } else { "the rolled-out" }
                 )
             });
+            if let Some(r) = self.recorder.as_mut() {
+                let what = if back { "roll-back" } else { "roll-out" };
+                r.operator(self.t, Some(slot), format!("timing {what}"));
+            }
             self.stop_gracefully(p, restart, true);
         }
         if self.rollout_next < self.rollout_slots.len() {
@@ -2898,6 +3049,10 @@ impl Sim {
         self.canary_runs += 1;
         let replaced = self.worker_of(n);
         self.log(|| format!("{name} (format 2) is deployed in place of {replaced}"));
+        let slot = self.procs[p].slot;
+        if let Some(r) = self.recorder.as_mut() {
+            r.operator(self.t, Some(slot), format!("{name} deployed"));
+        }
         // The process it replaces comes back as the old release after the
         // roll-back.
         self.stop_gracefully(p, 10_000 + leads + 30_000, false);
@@ -2956,6 +3111,11 @@ impl Sim {
         c.leads_until += t;
         c.believes_until = t + c.renew_deadline_ms;
         let (name, every, until) = (c.name.clone(), c.renew_every_ms, c.leads_until);
+        let believes_until = c.believes_until;
+        if let Some(r) = self.recorder.as_mut() {
+            r.canary_leads(k, &name, epoch, t);
+            r.canary_until(k, believes_until);
+        }
         self.note(0xCA4A ^ epoch);
         self.log(|| format!("{name} leads group {g} under epoch {epoch} (format 2)"));
         let max = self.groups[g].max_acquired;
@@ -2988,7 +3148,10 @@ impl Sim {
             let c = &mut self.canaries[k];
             c.leading = false;
             c.believes_until = c.believes_until.min(t);
-            let name = c.name.clone();
+            let (name, until) = (c.name.clone(), c.believes_until);
+            if let Some(r) = self.recorder.as_mut() {
+                r.canary_until(k, until);
+            }
             self.log(|| format!("{name} finds its lease replaced and stops"));
             return;
         }
@@ -3002,6 +3165,10 @@ impl Sim {
         c.version = version;
         c.last_write = t;
         c.believes_until = t + c.renew_deadline_ms;
+        let until = c.believes_until;
+        if let Some(r) = self.recorder.as_mut() {
+            r.canary_until(k, until);
+        }
         self.set_lease_facts(g, None);
         self.canary_checks_split(k);
         self.push(t + every, Ev::CanaryRenew { canary: k });
@@ -3021,6 +3188,12 @@ impl Sim {
             c.believes_until = t;
         }
         let (g, name, since, cut_off) = (c.group, c.name.clone(), c.last_write, c.cut_off);
+        let until = c.believes_until;
+        if let Some(r) = self.recorder.as_mut() {
+            r.canary_until(k, until);
+            let how = if cut_off { ", cut off" } else { "" };
+            r.canary_mark(k, t, format!("rolled back{how}"));
+        }
         self.log(|| {
             format!(
                 "{name} is rolled back{}; its lease stays",
@@ -3085,6 +3258,9 @@ impl Sim {
     fn on_foreign(&mut self) {
         self.foreign_at = Some(self.t);
         self.log(|| "a foreign writer overwrites the lease".into());
+        if let Some(r) = self.recorder.as_mut() {
+            r.operator(self.t, None, "foreign writer".to_owned());
+        }
         let body = br#"{"leader":"legacy-host-1","expiresAt":1700000000000}"#;
         for g in 0..self.groups.len() {
             let key = self.groups[g].keys.lease();
@@ -3264,6 +3440,15 @@ fn canary_lease(name: &str, epoch: u64, nonce: u64, renew_deadline_ms: u64) -> V
 fn gap(rng: &mut SplitMix64, mean_ms: u64) -> u64 {
     let m = mean_ms.max(1);
     rng.in_range(m / 2..m + m / 2 + 1)
+}
+
+/// A duration in ms as a mark's label shows it: "40 s", "1.5 s".
+fn secs(ms: u64) -> String {
+    if ms.is_multiple_of(1000) {
+        format!("{} s", ms / 1000)
+    } else {
+        format!("{:.1} s", ms as f64 / 1000.0)
+    }
 }
 
 fn round4(x: f64) -> f64 {

@@ -5,11 +5,15 @@
 //! coordinator-sim --workers 100 --seeds 0..2000 --faults swarm
 //! coordinator-sim --workers 20 --seeds 0..100 --faults delete_lease,leader_partitions,timing_rollout
 //! coordinator-sim --workers 10 --seed 3 --faults store_clock_steps,crashes --store self-hosted
+//! coordinator-sim --workers 4 --seed 7 --duration 5m --faults crashes,pauses --timeline run.svg
 //! ```
 //!
 //! One seed prints a summary table (or, with `--json`, one JSON object);
 //! `--seeds` runs many on every core and summarises them, with a progress
-//! bar on stderr.
+//! bar on stderr. `--timeline FILE` (one seed) also draws the run
+//! ([`coordinator_testkit::timeline::render_svg`]), or writes its
+//! [`Timeline`] as JSON when `FILE`
+//! ends in `.json`.
 //!
 //! Exit status ([`coordinator_testkit::exit_code`]): 0 when every run kept
 //! its invariants (`--mode naive`, the replaced system, always exits 0: its
@@ -26,6 +30,7 @@ use std::time::Duration;
 
 use clap::{Arg, ArgAction, ArgMatches, Command};
 use coordinator_core::{parse_duration, Config};
+use coordinator_testkit::timeline::{render_svg, Timeline};
 use coordinator_testkit::{
     exit_code, parse_seeds, random_seed, FaultSet, LatencyModel, Mode, Report, Requests, Scenario,
     SeedTree, Sim, StoreFlavor, Summary, FAULT_KINDS,
@@ -56,6 +61,7 @@ fn command() -> Command {
         .arg(Arg::new("threads").long("threads").help("threads for --seeds (default: every core)"))
         .arg(Arg::new("json").long("json").action(ArgAction::SetTrue).help("print one JSON object"))
         .arg(Arg::new("trace").long("trace").action(ArgAction::SetTrue).help("print the events up to the first violation and the last 200 of a single run"))
+        .arg(Arg::new("timeline").long("timeline").value_name("FILE").conflicts_with("seeds").help("draw the run as a self-contained SVG timeline in FILE (lanes per worker, terms by epoch, down spans, faults, violations in red); FILE ending in .json gets the timeline as JSON"))
         .arg(Arg::new("trace-worker").long("trace-worker").help("with --trace: also every request and answer of these worker ids (comma-separated, or all)"))
         .after_help(EXIT_STATUS)
 }
@@ -258,7 +264,15 @@ fn main() {
         },
     };
     eprintln!("coordinator-sim: seed {seed} (replay with --seed {seed} or COORD_SIM_SEED={seed})");
-    let report = Sim::new(plan.scenario(seed)).run();
+    let sim = Sim::new(plan.scenario(seed));
+    let report = match m.get_one::<String>("timeline") {
+        Some(file) => {
+            let (report, timeline) = sim.run_with_timeline();
+            write_timeline(file, &timeline);
+            report
+        }
+        None => sim.run(),
+    };
     if json_out {
         println!(
             "{}",
@@ -283,6 +297,22 @@ fn main() {
     if !report.passed() && plan.base.mode != Mode::Naive {
         std::process::exit(exit_code::INVARIANT_BROKEN);
     }
+}
+
+/// Writes the picture of a run (or, for a `.json` file, its data).
+fn write_timeline(file: &str, timeline: &Timeline) {
+    let text = if file.ends_with(".json") {
+        serde_json::to_string_pretty(timeline)
+            .unwrap_or_else(|e| error(format!("--timeline {file}: {e}")))
+    } else {
+        render_svg(timeline)
+    };
+    std::fs::write(file, text).unwrap_or_else(|e| {
+        error(format!(
+            "--timeline: cannot write {file}: {e}; check that its directory exists and is writable"
+        ))
+    });
+    eprintln!("coordinator-sim: timeline written to {file}");
 }
 
 fn many(plan: &Plan, label: &str, seeds: &[u64], threads: usize, json_out: bool) {
