@@ -280,3 +280,79 @@ fn timeline_refuses_many_seeds_and_reports_an_unwritable_file() {
         "{stderr}"
     );
 }
+
+/// The `coordinator-sim … --timeline FILE` commands the docs show, with
+/// the file each writes.
+fn documented_commands() -> Vec<(Vec<String>, String)> {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let mut found = Vec::new();
+    for doc in ["README.md", "../docs/benchmarks.md"] {
+        let text = std::fs::read_to_string(root.join(doc)).unwrap();
+        for line in text.lines().map(str::trim) {
+            let args = match (
+                line.strip_prefix("coordinator-sim "),
+                line.split_once("--bin coordinator-sim -- "),
+            ) {
+                (Some(args), _) | (None, Some((_, args))) => args,
+                _ => continue,
+            };
+            if !args.contains("--timeline ") {
+                continue;
+            }
+            let args: Vec<String> = args.split_whitespace().map(str::to_owned).collect();
+            let at = args.iter().position(|a| a == "--timeline").unwrap();
+            found.push((args.clone(), args[at + 1].clone()));
+        }
+    }
+    found
+}
+
+#[test]
+fn every_documented_timeline_command_runs_and_the_committed_example_is_its_output() {
+    let commands = documented_commands();
+    assert!(commands.len() >= 4, "{commands:?}");
+    let mut example_checked = false;
+    for (i, (mut args, file)) in commands.into_iter().enumerate() {
+        let out_file = scratch(&format!("doc-{i}-{}", file.replace('/', "_")));
+        let at = args.iter().position(|a| a == &file).unwrap();
+        args[at] = out_file.to_str().unwrap().to_owned();
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = sim(&refs);
+        let code = out.status.code();
+        assert!(
+            code == Some(exit_code::PASSED) || code == Some(exit_code::INVARIANT_BROKEN),
+            "{args:?}: {out:?}"
+        );
+        let written = std::fs::read_to_string(&out_file).unwrap();
+        if file.ends_with(".json") {
+            let _: Timeline = serde_json::from_str(&written).unwrap();
+        } else {
+            let svg = parse(&written);
+            // A broken run is drawn with its violations, a clean one
+            // without; the replaced system breaks them and exits 0.
+            let red = !svg.with_class("g", "violation").is_empty();
+            let naive = args.windows(2).any(|w| w == ["--mode", "naive"]);
+            assert_eq!(
+                red,
+                naive || code == Some(exit_code::INVARIANT_BROKEN),
+                "{args:?}"
+            );
+        }
+        if file == "docs/img/sim-timeline.svg" {
+            let committed =
+                PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../docs/img/sim-timeline.svg");
+            let committed = std::fs::read_to_string(committed).unwrap();
+            assert!(
+                committed == written,
+                "docs/img/sim-timeline.svg is not what its command draws now; regenerate it: \
+                 cargo run --release -p coordinator-testkit --bin coordinator-sim -- {}",
+                refs.join(" ").replace(out_file.to_str().unwrap(), &file)
+            );
+            example_checked = true;
+        }
+    }
+    assert!(
+        example_checked,
+        "docs/benchmarks.md shows no command for docs/img/sim-timeline.svg"
+    );
+}

@@ -12,7 +12,9 @@ const WIDTH: f64 = 1200.0;
 const LEFT: f64 = 150.0;
 const RIGHT: f64 = 20.0;
 const PLOT: f64 = WIDTH - LEFT - RIGHT;
-const TITLE_H: f64 = 34.0;
+/// Each line of the title (bold 15 px), and how many characters fit on one.
+const TITLE_LINE_H: f64 = 19.0;
+const TITLE_CHARS: usize = 130;
 /// Rows of run-wide mark labels above the lanes.
 const RUN_ROWS: usize = 3;
 const ROW_H: f64 = 13.0;
@@ -191,8 +193,35 @@ fn at(axis: &Axis, ns: u64) -> String {
     format!("{}.{:03} s", since / S, since % S / MS)
 }
 
+/// Splits `text` into lines of at most `width` characters, at spaces where
+/// it can.
+fn wrap(text: &str, width: usize) -> Vec<String> {
+    let mut lines: Vec<String> = Vec::new();
+    let mut line = String::new();
+    for word in text.split(' ') {
+        let fits = line.chars().count() + 1 + word.chars().count() <= width;
+        if !line.is_empty() && !fits {
+            lines.push(std::mem::take(&mut line));
+        }
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(word);
+        while line.chars().count() > width {
+            let rest: String = line.chars().skip(width).collect();
+            lines.push(line.chars().take(width).collect());
+            line = rest;
+        }
+    }
+    if !line.is_empty() || lines.is_empty() {
+        lines.push(line);
+    }
+    lines
+}
+
 /// Greedy rows for labels: a label goes in the first row whose last label
-/// ends before it starts, or is left out (its tooltip stays).
+/// ends before it starts, or is left out (its tooltip stays), as is one
+/// that would run off the picture.
 struct Rows(Vec<f64>);
 
 impl Rows {
@@ -200,8 +229,12 @@ impl Rows {
         Rows(vec![f64::MIN; rows])
     }
     fn place(&mut self, x: f64, chars: usize) -> Option<usize> {
-        let row = self.0.iter().position(|end| *end + 4.0 < x)?;
-        self.0[row] = x + chars as f64 * CHAR_W;
+        let end = x + chars as f64 * CHAR_W;
+        if end > WIDTH {
+            return None;
+        }
+        let row = self.0.iter().position(|last| *last + 4.0 < x)?;
+        self.0[row] = end;
         Some(row)
     }
 }
@@ -217,7 +250,9 @@ const LISTED_VIOLATIONS: usize = 20;
 /// they concern and numbered in a list below, a legend and the title.
 pub fn render_svg(timeline: &Timeline) -> String {
     let axis = Axis::of(timeline);
-    let lanes_top = TITLE_H + RUN_ROWS as f64 * ROW_H + 6.0;
+    let title = wrap(&timeline.title, TITLE_CHARS);
+    let title_h = 15.0 + title.len().max(1) as f64 * TITLE_LINE_H;
+    let lanes_top = title_h + RUN_ROWS as f64 * ROW_H + 6.0;
     let lane_y = |i: usize| lanes_top + i as f64 * (LANE_H + LANE_GAP);
     let lanes_bottom = lane_y(timeline.lanes.len()).max(lanes_top + LANE_H);
     let axis_y = lanes_bottom + 4.0;
@@ -242,11 +277,14 @@ pub fn render_svg(timeline: &Timeline) -> String {
         s,
         r##"<rect width="{WIDTH}" height="{height:.0}" fill="#ffffff"/>"##
     );
-    let _ = writeln!(
-        s,
-        r#"<text x="10" y="22" font-size="15" font-weight="bold">{}</text>"#,
-        escape(&timeline.title)
-    );
+    for (i, line) in title.iter().enumerate() {
+        let _ = writeln!(
+            s,
+            r#"<text x="10" y="{:.1}" font-size="15" font-weight="bold">{}</text>"#,
+            22.0 + i as f64 * TITLE_LINE_H,
+            escape(line)
+        );
+    }
 
     // Grid and axis.
     s.push_str("<g class=\"axis\">\n");
@@ -355,7 +393,7 @@ pub fn render_svg(timeline: &Timeline) -> String {
             Some(i) => lane_rows[i].place(x + 4.0, chars).map(|_| lane_y(i) + 9.0),
             None => run_rows
                 .place(x + 4.0, chars)
-                .map(|row| TITLE_H + (row + 1) as f64 * ROW_H),
+                .map(|row| title_h + (row + 1) as f64 * ROW_H),
         };
         if let Some(ty) = placed {
             let _ = writeln!(
@@ -547,4 +585,22 @@ fn legend_item(s: &mut String, pos: &mut (f64, f64), swatch: Swatch, label: &str
         escape(label)
     );
     pos.0 = x0 + width;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::wrap;
+
+    #[test]
+    fn a_long_title_wraps_at_spaces_and_keeps_every_character() {
+        let text = "coordinator-sim --seed 1 --faults crashes,pauses,leader_partitions";
+        let lines = wrap(text, 40);
+        assert!(lines.iter().all(|l| l.chars().count() <= 40), "{lines:?}");
+        assert_eq!(lines.len(), 2);
+        assert_eq!(lines.join(" "), text);
+        assert_eq!(wrap("short", 30), ["short"]);
+        assert_eq!(wrap("", 30), [""]);
+        let long = "x".repeat(70);
+        assert_eq!(wrap(&long, 30).concat(), long);
+    }
 }
