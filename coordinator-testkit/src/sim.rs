@@ -3113,7 +3113,7 @@ impl Sim {
         let (name, every, until) = (c.name.clone(), c.renew_every_ms, c.leads_until);
         let believes_until = c.believes_until;
         if let Some(r) = self.recorder.as_mut() {
-            r.canary_leads(k, &name, epoch, t);
+            r.canary_leads(k, &name, g, epoch, t);
             r.canary_until(k, believes_until);
         }
         self.note(0xCA4A ^ epoch);

@@ -113,6 +113,53 @@ fn a_run_that_passed_draws_disjoint_beliefs_with_increasing_epochs() {
     }
 }
 
+#[test]
+fn per_plugin_runs_get_a_lane_per_worker_and_plugin_and_canaries_their_own() {
+    let mut scenario = with_faults(3, 3, &["crashes", "canary_rollback", "timing_rollout"], 10);
+    scenario.mode = coordinator_testkit::Mode::PerPlugin;
+    scenario.plugins = 2;
+    let (report, t) = Sim::new(scenario).run_with_timeline();
+    assert!(report.passed(), "{}", report.table());
+    assert!(report.canaries > 0, "{}", report.table());
+    let names: Vec<&str> = t.lanes.iter().map(|l| l.worker.as_str()).collect();
+    assert_eq!(
+        names[..6],
+        [
+            "w0000 plugin-0",
+            "w0000 plugin-1",
+            "w0001 plugin-0",
+            "w0001 plugin-1",
+            "w0002 plugin-0",
+            "w0002 plugin-1"
+        ]
+    );
+    let canaries: Vec<&coordinator_testkit::timeline::Lane> = t
+        .lanes
+        .iter()
+        .filter(|l| l.worker.starts_with("canary-"))
+        .collect();
+    // A canary that saw no release never led: no lane.
+    assert!(canaries.len() as u64 <= report.canaries);
+    assert!(!canaries.is_empty());
+    for c in canaries {
+        assert_eq!(c.terms.len(), 1, "{c:?}");
+        assert!(t
+            .marks
+            .iter()
+            .any(|m| m.worker.as_deref() == Some(c.worker.as_str())
+                && m.label.starts_with("rolled back")));
+    }
+    // A process's mark is on each of its elections' lanes.
+    let crash_lanes = |at: u64| {
+        t.marks
+            .iter()
+            .filter(|m| m.at_ns == at && m.label == "crash")
+            .count()
+    };
+    let first_crash = t.marks.iter().find(|m| m.label == "crash").unwrap();
+    assert_eq!(crash_lanes(first_crash.at_ns) % 2, 0);
+}
+
 /// The first leader's clock runs at half speed, the others' 50% fast (far
 /// beyond the configured drift tolerance): its deadline outlasts their
 /// lease timeout, and a partition makes a second leader.

@@ -93,8 +93,17 @@ impl Recorder {
         slot * self.groups + group
     }
 
-    fn name(&self, slot: usize) -> Option<String> {
-        self.lanes.get(self.lane(slot, 0)).map(|l| l.worker.clone())
+    /// A mark on every lane of `slot` (one per election), or on the run.
+    fn mark_on(&mut self, t: u64, slot: Option<usize>, kind: MarkKind, label: String) {
+        let Some(slot) = slot else {
+            return self.mark(t, None, kind, label);
+        };
+        for g in 0..self.groups {
+            let who = self.lanes.get(self.lane(slot, g)).map(|l| l.worker.clone());
+            if who.is_some() {
+                self.mark(t, who, kind, label.clone());
+            }
+        }
     }
 
     /// Node `node` (of `slot`, in election `group`) after an input at `t`:
@@ -157,21 +166,18 @@ impl Recorder {
 
     /// A nemesis action on `slot`'s process.
     pub(super) fn nemesis(&mut self, t: u64, slot: usize, label: &str) {
-        let who = self.name(slot);
-        self.mark(t, who, MarkKind::Nemesis, label.to_owned());
+        self.mark_on(t, Some(slot), MarkKind::Nemesis, label.to_owned());
     }
 
     /// A fault of the store or the network: on `slot`'s process, or on
     /// every worker.
     pub(super) fn fault(&mut self, t: u64, slot: Option<usize>, label: String) {
-        let who = slot.and_then(|s| self.name(s));
-        self.mark(t, who, MarkKind::Fault, label);
+        self.mark_on(t, slot, MarkKind::Fault, label);
     }
 
     /// An operator's action: on `slot`'s process, or on the namespace.
     pub(super) fn operator(&mut self, t: u64, slot: Option<usize>, label: String) {
-        let who = slot.and_then(|s| self.name(s));
-        self.mark(t, who, MarkKind::Operator, label);
+        self.mark_on(t, slot, MarkKind::Operator, label);
     }
 
     /// `slot`'s process was killed (`"killed"`) or stopped gracefully
@@ -209,10 +215,15 @@ impl Recorder {
 
     /// Canary `k` (`name`) leads election `group` under `epoch` from `t`;
     /// its belief ends where [`Recorder::canary_ends`] says.
-    pub(super) fn canary_leads(&mut self, k: usize, name: &str, epoch: u64, t: u64) {
+    pub(super) fn canary_leads(&mut self, k: usize, name: &str, group: usize, epoch: u64, t: u64) {
         let lane = self.lanes.len();
+        let worker = if self.groups > 1 {
+            format!("{name} plugin-{group}")
+        } else {
+            name.to_owned()
+        };
         self.lanes.push(Lane {
-            worker: name.to_owned(),
+            worker,
             ..Lane::default()
         });
         self.ids.push(name.to_owned());

@@ -9,9 +9,10 @@ use std::fmt::Write as _;
 use super::{MarkKind, Timeline};
 
 const WIDTH: f64 = 1200.0;
-const LEFT: f64 = 150.0;
+/// The lane names' column: at least this wide, wider for long names (up
+/// to half the picture).
+const MIN_LEFT: f64 = 150.0;
 const RIGHT: f64 = 20.0;
-const PLOT: f64 = WIDTH - LEFT - RIGHT;
 /// Each line of the title (bold 15 px), and how many characters fit on one.
 const TITLE_LINE_H: f64 = 19.0;
 const TITLE_CHARS: usize = 130;
@@ -106,6 +107,8 @@ fn escape(text: &str) -> String {
 /// The time axis: where the picture starts, how wide it is, and the tick
 /// step with its unit.
 struct Axis {
+    left: f64,
+    plot: f64,
     start: u64,
     span: u64,
     step: u64,
@@ -127,6 +130,8 @@ const H: u64 = 60 * MIN;
 
 impl Axis {
     fn of(t: &Timeline) -> Self {
+        let longest = t.lanes.iter().map(|l| l.worker.chars().count()).max();
+        let left = (longest.unwrap_or(0) as f64 * CHAR_W + 20.0).clamp(MIN_LEFT, WIDTH / 2.0);
         let span = t.end_ns.saturating_sub(t.start_ns).max(1);
         // The smallest round step that gives at most 10 ticks.
         let steps = [
@@ -163,6 +168,8 @@ impl Axis {
             .find(|(step, _)| span / step <= 10)
             .unwrap_or((span.div_ceil(10).max(1), Unit::H));
         Axis {
+            left,
+            plot: WIDTH - left - RIGHT,
             start: t.start_ns,
             span,
             step,
@@ -173,7 +180,7 @@ impl Axis {
     /// The x of an instant, clamped to the plot.
     fn x(&self, ns: u64) -> f64 {
         let from_start = ns.saturating_sub(self.start).min(self.span);
-        LEFT + from_start as f64 / self.span as f64 * PLOT
+        self.left + from_start as f64 / self.span as f64 * self.plot
     }
 
     /// A tick's label: the time since the start, in the axis's unit.
@@ -307,8 +314,9 @@ pub fn render_svg(timeline: &Timeline) -> String {
     }
     let _ = writeln!(
         s,
-        r##"<line x1="{LEFT}" y1="{axis_y:.1}" x2="{:.1}" y2="{axis_y:.1}" stroke="#444444"/>"##,
-        LEFT + PLOT
+        r##"<line x1="{:.1}" y1="{axis_y:.1}" x2="{:.1}" y2="{axis_y:.1}" stroke="#444444"/>"##,
+        axis.left,
+        axis.left + axis.plot
     );
     s.push_str("</g>\n");
 
@@ -317,8 +325,10 @@ pub fn render_svg(timeline: &Timeline) -> String {
         let y = lane_y(i);
         let _ = writeln!(
             s,
-            r##"<g class="lane"><rect x="{LEFT}" y="{y:.1}" width="{PLOT}" height="{LANE_H}" fill="#f7f7f7"/><text x="{:.1}" y="{:.1}" text-anchor="end">{}</text></g>"##,
-            LEFT - 8.0,
+            r##"<g class="lane"><rect x="{:.1}" y="{y:.1}" width="{:.1}" height="{LANE_H}" fill="#f7f7f7"/><text x="{:.1}" y="{:.1}" text-anchor="end">{}</text></g>"##,
+            axis.left,
+            axis.plot,
+            axis.left - 8.0,
             y + LANE_H / 2.0 + 4.0,
             escape(&lane.worker)
         );
