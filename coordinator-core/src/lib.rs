@@ -76,7 +76,7 @@ pub use ids::{IdError, Identity, Incarnation, Namespace, WorkerId, MAX_ID_BYTES}
 pub use keys::{Keys, DATA_PREFIX, GLOBAL_PREFIX, PLUGIN_PREFIX};
 #[cfg(feature = "mutations")]
 pub use machine::Mutation;
-pub use machine::{LeadershipView, Machine, StoreTraits};
+pub use machine::{LeadershipView, Machine, StoreTraits, ABSENCE_RECHECK_MIN};
 pub use metrics::Counters;
 pub use records::{
     decode, encode, HeartbeatRecord, LeaseRecord, MetadataRecord, RecordError, RosterRecord, FORMAT,

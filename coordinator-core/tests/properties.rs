@@ -283,12 +283,8 @@ fn liveness_bound(config: &Config, latency: u64) -> u64 {
     let local = config.lease_timeout + poll * 2 + ranks;
     (local.as_secs_f64() * 1000.0 / (1.0 - config.drift_tolerance)).ceil() as u64
         + ACQUISITION_ROUND_TRIPS * latency
-        + ABSENCE_RECHECK_MIN_MS
+        + ABSENCE_RECHECK_MIN.as_millis() as u64
 }
-
-/// The shortest wait before a missing lease is read again (the machine's
-/// `ABSENCE_RECHECK_MIN`).
-const ABSENCE_RECHECK_MIN_MS: u64 = 250;
 
 const ACQUISITION_ROUND_TRIPS: u64 = 13;
 

@@ -20,7 +20,9 @@ use crate::keys::Keys;
 use crate::metrics::Counters;
 use crate::records::LeaseRecord;
 use crate::rng::SplitMix64;
+
 use crate::time::{duration_millis, Instant};
+pub use recovery::ABSENCE_RECHECK_MIN;
 
 use self::marker::MarkerThen;
 use self::membership::{MarkerState, Membership, MetadataState};

@@ -31,11 +31,16 @@ use crate::time::Instant;
 /// more counts as used without reading them.
 const SURVEY_READ_LIMIT: usize = 64;
 
-/// The shortest wait before a missing lease is read again (see
-/// `AbsenceRecheck`): round trips vary, and a vacant lease written while
+/// The shortest wait before a worker that found the lease missing reads it
+/// again, before it writes a vacant lease in its place: four round trips
+/// of its metadata read, but never less than this (nor more than
+/// `request_timeout`). Round trips vary, and a vacant lease written while
 /// the founder of a new namespace is still creating the lease costs every
 /// worker a full takeover wait.
-const ABSENCE_RECHECK_MIN: Duration = Duration::from_millis(250);
+///
+/// Public so that tests and simulators that bound a take-over after a
+/// deleted lease count the same wait instead of a copy of it.
+pub const ABSENCE_RECHECK_MIN: Duration = Duration::from_millis(250);
 
 /// How many round trips of its metadata read a worker waits before it
 /// reads a missing lease again (see `AbsenceRecheck`).
