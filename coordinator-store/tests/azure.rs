@@ -16,63 +16,33 @@
 // Test helpers panic to report a failure, as the tests themselves do.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::Write;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+mod common;
 
+use std::time::Instant;
+
+use common::{emulator_options as azurite_options, say, unique, Emulator};
 use coordinator_store::conformance::{self, RaceReport, SuiteOptions, VersionScheme};
-use coordinator_store::{open_with, LeaseStoreExt, StoreError, StoreOptions, PROBE_PREFIX};
+use coordinator_store::{open_with, LeaseStoreExt, StoreError, PROBE_PREFIX};
+
+const AZURITE: Emulator = Emulator {
+    name: "Azurite",
+    backend: "Azure",
+    endpoint_var: "COORD_AZURE_ENDPOINT",
+    require_var: "COORD_REQUIRE_AZURE",
+    bucket_var: "COORD_AZURE_CONTAINER",
+};
 
 /// The account URL of the Azure server, or `None` (after saying so) to skip.
 fn endpoint(test: &str) -> Option<String> {
-    match std::env::var("COORD_AZURE_ENDPOINT") {
-        Ok(endpoint) if !endpoint.is_empty() => Some(endpoint),
-        _ => {
-            if std::env::var("COORD_REQUIRE_AZURE").as_deref() == Ok("1") {
-                panic!(
-                    "{test}: COORD_AZURE_ENDPOINT is unset but COORD_REQUIRE_AZURE=1: the Azure \
-                     tests must run here; run scripts/test, which starts Azurite"
-                );
-            }
-            let _ = writeln!(
-                std::io::stderr(),
-                "\n*** SKIPPED {test}: COORD_AZURE_ENDPOINT unset — run scripts/test to start \
-                 Azurite ***\n"
-            );
-            None
-        }
-    }
+    AZURITE.endpoint(test)
 }
 
 fn container() -> String {
-    std::env::var("COORD_AZURE_CONTAINER").unwrap_or_else(|_| "coordinator-test".to_owned())
-}
-
-/// A prefix no other run or test shares.
-fn unique(test: &str) -> String {
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    format!("tests/{test}-{nanos:x}-{:x}", std::process::id())
+    AZURITE.bucket()
 }
 
 fn azure_url(endpoint: &str, container: &str, prefix: &str) -> String {
     format!("az://{container}/{prefix}?endpoint={endpoint}")
-}
-
-/// Azurite is one Node.js process sharing 2 cores with the test: give the
-/// suite's bursts of concurrent requests more time than the 2 s default.
-fn azurite_options() -> StoreOptions {
-    StoreOptions {
-        request_timeout: Duration::from_secs(15),
-        max_retries: 2,
-        retry_timeout: Duration::from_secs(15),
-    }
-}
-
-/// Says `line` on the process's stderr, past the harness's capture.
-fn say(line: String) {
-    let _ = writeln!(std::io::stderr(), "{line}");
 }
 
 fn report(case: &str, report: RaceReport) {

@@ -21,64 +21,37 @@
 // Test helpers panic to report a failure, as the tests themselves do.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::Write;
-use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+mod common;
 
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::{emulator_options as moto_options, say, unique, Emulator};
 use coordinator_store::conformance::{self, RaceReport, SuiteOptions, VersionScheme};
 use coordinator_store::{
     open, open_unprobed, open_unprobed_with, open_with, probe_cas, LeaseStore, LeaseStoreExt,
     StoreError, StoreOptions, PROBE_PREFIX,
 };
 
+const MOTO: Emulator = Emulator {
+    name: "moto",
+    backend: "S3",
+    endpoint_var: "COORD_S3_ENDPOINT",
+    require_var: "COORD_REQUIRE_S3",
+    bucket_var: "COORD_S3_BUCKET",
+};
+
 /// The endpoint of the S3 server, or `None` (after saying so) to skip.
 fn endpoint(test: &str) -> Option<String> {
-    match std::env::var("COORD_S3_ENDPOINT") {
-        Ok(endpoint) if !endpoint.is_empty() => Some(endpoint),
-        _ => {
-            if std::env::var("COORD_REQUIRE_S3").as_deref() == Ok("1") {
-                panic!(
-                    "{test}: COORD_S3_ENDPOINT is unset but COORD_REQUIRE_S3=1: the S3 tests must \
-                     run here; run scripts/test, which starts moto"
-                );
-            }
-            // Straight to the process's stderr: the test harness captures
-            // eprintln! of passing tests, and this must be seen.
-            let _ = writeln!(
-                std::io::stderr(),
-                "\n*** SKIPPED {test}: COORD_S3_ENDPOINT unset — run scripts/test to start moto ***\n"
-            );
-            None
-        }
-    }
+    MOTO.endpoint(test)
 }
 
 fn bucket() -> String {
-    std::env::var("COORD_S3_BUCKET").unwrap_or_else(|_| "coordinator-test".to_owned())
-}
-
-/// A prefix no other run or test shares.
-fn unique(test: &str) -> String {
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    format!("tests/{test}-{nanos:x}-{:x}", std::process::id())
+    MOTO.bucket()
 }
 
 fn s3_url(endpoint: &str, bucket: &str, prefix: &str) -> String {
     format!("s3://{bucket}/{prefix}?endpoint={endpoint}&region=us-east-1")
-}
-
-/// Options for the suite on moto: moto is one Python process, and 2 cores
-/// serve both it and the test, so 20 concurrent requests can take longer
-/// than the 2 s production default.
-fn moto_options() -> StoreOptions {
-    StoreOptions {
-        request_timeout: Duration::from_secs(15),
-        max_retries: 2,
-        retry_timeout: Duration::from_secs(15),
-    }
 }
 
 fn env_usize(name: &str, default: usize) -> usize {
@@ -86,12 +59,6 @@ fn env_usize(name: &str, default: usize) -> usize {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
-}
-
-/// Says `line` on the process's stderr, past the harness's capture of
-/// passing tests' output: race reports must never be hidden.
-fn say(line: String) {
-    let _ = writeln!(std::io::stderr(), "{line}");
 }
 
 fn report(case: &str, report: RaceReport) {
