@@ -38,6 +38,8 @@ pub(super) struct Recorder {
     /// What identifies each lane's worker in the oracle's sentences: the
     /// worker id, or a canary's name.
     ids: Vec<String>,
+    /// Each lane's election.
+    elections: Vec<usize>,
     groups: usize,
     open: BTreeMap<usize, Open>,
     /// A slot's process killed or stopped, until its next start.
@@ -60,6 +62,7 @@ impl Recorder {
         let groups = groups.max(1);
         let mut lanes = Vec::new();
         let mut ids = Vec::new();
+        let mut elections = Vec::new();
         for (id, duplicate) in workers {
             for g in 0..groups {
                 let mut name = id.clone();
@@ -74,11 +77,13 @@ impl Recorder {
                     ..Lane::default()
                 });
                 ids.push(id.clone());
+                elections.push(g);
             }
         }
         Recorder {
             lanes,
             ids,
+            elections,
             groups,
             open: BTreeMap::new(),
             gone: BTreeMap::new(),
@@ -227,6 +232,7 @@ impl Recorder {
             ..Lane::default()
         });
         self.ids.push(name.to_owned());
+        self.elections.push(group);
         self.canaries.insert(k, lane);
         self.open.insert(
             usize::MAX - k,
@@ -258,12 +264,15 @@ impl Recorder {
     }
 
     /// The oracle found `kind` at `t`; the lanes it concerns are those whose
-    /// worker (or canary) the sentence names.
+    /// worker (or canary) the sentence names, in the election it names
+    /// (`group N: …`), if it names one.
     pub(super) fn violation(&mut self, t: u64, kind: ViolationKind, detail: &str) {
         if self.violations.len() >= MAX_VIOLATIONS {
             return;
         }
+        let election = election_of(detail);
         let workers = (0..self.lanes.len())
+            .filter(|&i| election.is_none_or(|g| self.elections[i] == g))
             .filter(|&i| names(detail, &self.ids[i]))
             .map(|i| self.lanes[i].worker.clone())
             .collect();
@@ -345,6 +354,12 @@ fn names(detail: &str, id: &str) -> bool {
     })
 }
 
+/// The election an oracle's sentence is about: `group 1: …` is about 1.
+fn election_of(detail: &str) -> Option<usize> {
+    let (group, _) = detail.strip_prefix("group ")?.split_once(':')?;
+    group.parse().ok()
+}
+
 /// Where a split brain ends: the earliest end of the beliefs, in the lanes
 /// it names, that hold at its start.
 fn overlap_end(lanes: &[Lane], v: &TimelineViolation) -> u64 {
@@ -373,6 +388,31 @@ mod tests {
         assert!(!names("w00012#3 leads", "w0001"));
         assert!(!names("canary-10 leads", "canary-1"));
         assert!(names("while canary-1 (epoch 4, format 2)", "canary-1"));
+    }
+
+    #[test]
+    fn a_violation_in_one_election_is_drawn_on_that_elections_lanes() {
+        let workers = [("w0".to_owned(), false), ("w1".to_owned(), false)];
+        let mut r = Recorder::new(&workers, 2);
+        r.canary_leads(0, "canary-0", 1, 5, 0);
+        r.violation(
+            10,
+            ViolationKind::SplitBrain,
+            "group 1: w0#0 (epoch 4) believes it leads while canary-0 (epoch 5, format 2) does",
+        );
+        r.violation(
+            20,
+            ViolationKind::EpochViewDecreased,
+            "w1#1: epoch view went back from 3 to 2",
+        );
+        let t = r.finish("t".into(), 100, &[]);
+        assert_eq!(
+            t.violations[0].workers,
+            ["w0 plugin-1", "canary-0 plugin-1"]
+        );
+        assert_eq!(t.violations[1].workers, ["w1 plugin-0", "w1 plugin-1"]);
+        assert_eq!(election_of("group 12: x"), Some(12));
+        assert_eq!(election_of("w0#0: group 1"), None);
     }
 
     #[test]
