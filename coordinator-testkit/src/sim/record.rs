@@ -199,11 +199,15 @@ impl Recorder {
     }
 
     /// `slot`'s process cannot act from `from` to `to` (paused,
-    /// partitioned).
+    /// partitioned). A pause (or partition) set while one runs replaces
+    /// it: the earlier span ends here.
     pub(super) fn down(&mut self, slot: usize, why: &str, from: u64, to: u64) {
         for g in 0..self.groups {
             let lane = self.lane(slot, g);
             if let Some(lane) = self.lanes.get_mut(lane) {
+                if let Some(last) = lane.down.iter_mut().rev().find(|d| d.why == why) {
+                    last.end_ns = last.end_ns.min(ns(from)).max(last.start_ns);
+                }
                 lane.down.push(Down {
                     why: why.to_owned(),
                     start_ns: ns(from),
@@ -413,6 +417,28 @@ mod tests {
         assert_eq!(t.violations[1].workers, ["w1 plugin-0", "w1 plugin-1"]);
         assert_eq!(election_of("group 12: x"), Some(12));
         assert_eq!(election_of("w0#0: group 1"), None);
+    }
+
+    #[test]
+    fn a_second_pause_replaces_the_first() {
+        let mut r = Recorder::new(&[("w0".into(), false)], 1);
+        r.down(0, "paused", 100, 5_000);
+        r.down(0, "partitioned", 200, 9_000);
+        r.down(0, "paused", 1_000, 2_000);
+        let t = r.finish("t".into(), 10_000, &[]);
+        let spans: Vec<(&str, u64, u64)> = t.lanes[0]
+            .down
+            .iter()
+            .map(|d| (d.why.as_str(), d.start_ns / NS_PER_MS, d.end_ns / NS_PER_MS))
+            .collect();
+        assert_eq!(
+            spans,
+            [
+                ("paused", 100, 1_000),
+                ("partitioned", 200, 9_000),
+                ("paused", 1_000, 2_000)
+            ]
+        );
     }
 
     #[test]
