@@ -236,10 +236,28 @@ fn sim(args: &[&str]) -> Output {
         .expect("run coordinator-sim")
 }
 
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("coordinator-sim-timeline-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir.join(name)
+/// A directory of one test's own, removed when the test ends.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(test: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!(
+            "coordinator-sim-timeline-{}-{test}",
+            std::process::id()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        Scratch(dir)
+    }
+
+    fn file(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 const RUN: [&str; 10] = [
@@ -257,8 +275,9 @@ const RUN: [&str; 10] = [
 
 #[test]
 fn timeline_writes_the_svg_or_the_json_of_the_run() {
-    let svg_file = scratch("run.svg");
-    let json_file = scratch("run.json");
+    let dir = Scratch::new("run");
+    let svg_file = dir.file("run.svg");
+    let json_file = dir.file("run.json");
     let out = sim(&[&RUN[..], &[svg_file.to_str().unwrap()]].concat());
     assert_eq!(out.status.code(), Some(exit_code::PASSED), "{out:?}");
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -279,7 +298,8 @@ fn timeline_writes_the_svg_or_the_json_of_the_run() {
 
 #[test]
 fn timeline_of_a_broken_run_has_red_violations_and_the_broken_status() {
-    let file = scratch("broken.svg");
+    let dir = Scratch::new("broken");
+    let file = dir.file("broken.svg");
     let out = sim(&[
         "--workers",
         "3",
@@ -309,7 +329,8 @@ fn timeline_of_a_broken_run_has_red_violations_and_the_broken_status() {
 fn timeline_refuses_many_seeds_and_reports_an_unwritable_file() {
     let out = sim(&["--seeds", "0..2", "--timeline", "x.svg"]);
     assert_eq!(out.status.code(), Some(exit_code::USAGE), "{out:?}");
-    let missing = scratch("no/such/dir/run.svg");
+    let dir = Scratch::new("unwritable");
+    let missing = dir.file("no/such/dir/run.svg");
     let out = sim(&[
         "--workers",
         "2",
@@ -359,8 +380,9 @@ fn every_documented_timeline_command_runs_and_the_committed_example_is_its_outpu
     let commands = documented_commands();
     assert!(commands.len() >= 4, "{commands:?}");
     let mut example_checked = false;
+    let dir = Scratch::new("documented");
     for (i, (mut args, file)) in commands.into_iter().enumerate() {
-        let out_file = scratch(&format!("doc-{i}-{}", file.replace('/', "_")));
+        let out_file = dir.file(&format!("doc-{i}-{}", file.replace('/', "_")));
         let at = args.iter().position(|a| a == &file).unwrap();
         args[at] = out_file.to_str().unwrap().to_owned();
         let refs: Vec<&str> = args.iter().map(String::as_str).collect();
