@@ -20,7 +20,7 @@ use std::fmt;
 /// assert_eq!(v, Version::new(v.as_str()));
 /// ```
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Version(pub String);
+pub struct Version(String);
 
 impl Version {
     /// Wraps a backend's version string.

@@ -48,7 +48,7 @@
 //!     // A real driver executes `action.request` against a store.
 //!     let response = match action.request {
 //!         Request::Get { .. } => Response::Absent,
-//!         _ => Response::Written { version: Version("v1".into()), store_time_ms: None },
+//!         _ => Response::Written { version: Version::new("v1"), store_time_ms: None },
 //!     };
 //!     m.handle_response(action.id, response, Instant::from_millis(5));
 //! }

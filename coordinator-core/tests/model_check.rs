@@ -728,7 +728,7 @@ fn step_machine(node: &mut NodeState, input: &Input, now: Instant) -> (Vec<Actio
 
 fn put_version(buf: &mut Vec<u8>, v: Option<&Version>) {
     match v {
-        Some(v) => put(buf, v.0.as_bytes()),
+        Some(v) => put(buf, v.as_str().as_bytes()),
         None => put_u64(buf, u64::MAX),
     }
 }

@@ -1762,7 +1762,7 @@ impl Sim {
                 } => {
                     format!(
                         "CAS {key} on {} {}",
-                        expected.0,
+                        expected.as_str(),
                         String::from_utf8_lossy(body)
                     )
                 }

@@ -35,14 +35,13 @@ impl Register {
             Request::Get { key, if_changed } => match self.objects.get(key) {
                 None => Response::Absent,
                 Some(o)
-                    if if_changed.as_ref().map(|v| v.0.as_str())
-                        == Some(&o.version.to_string()) =>
+                    if if_changed.as_ref().map(|v| v.as_str()) == Some(&o.version.to_string()) =>
                 {
                     Response::Unchanged
                 }
                 Some(o) => Response::Object {
                     body: o.body.clone(),
-                    version: Version(o.version.to_string()),
+                    version: Version::new(o.version.to_string()),
                     store_time_ms: Some(o.store_time_ms),
                 },
             },
@@ -52,7 +51,7 @@ impl Register {
                     .take_while(|(k, _)| k.starts_with(prefix.as_str()))
                     .map(|(k, o)| Listed {
                         key: k.clone(),
-                        version: Version(o.version.to_string()),
+                        version: Version::new(o.version.to_string()),
                     })
                     .collect(),
             ),
@@ -75,7 +74,7 @@ impl Register {
                 },
             );
             Response::Written {
-                version: Version(self.next_version.to_string()),
+                version: Version::new(self.next_version.to_string()),
                 store_time_ms: Some(true_ms as i64),
             }
         };
@@ -92,7 +91,7 @@ impl Register {
                 expected,
                 body,
             } => match self.objects.get(key) {
-                Some(o) if o.version.to_string() == expected.0 => {
+                Some(o) if o.version.to_string() == expected.as_str() => {
                     write(&mut self.objects, key, body)
                 }
                 _ => Response::Conflict,
@@ -100,7 +99,7 @@ impl Register {
             Request::Put { key, body } => write(&mut self.objects, key, body),
             Request::Get { .. } | Request::List { .. } => unreachable!(),
             Request::Delete { key, if_version } => match (if_version, self.objects.get(key)) {
-                (Some(v), Some(o)) if o.version.to_string() != v.0 => Response::Conflict,
+                (Some(v), Some(o)) if o.version.to_string() != v.as_str() => Response::Conflict,
                 _ => {
                     self.objects.remove(key);
                     Response::Deleted
@@ -242,7 +241,7 @@ fn short_key(key: &str) -> &str {
 pub fn describe_request(request: &Request) -> String {
     match request {
         Request::Get { key, if_changed } => match if_changed {
-            Some(v) => format!("GET {} if-changed {}", short_key(key), v.0),
+            Some(v) => format!("GET {} if-changed {}", short_key(key), v.as_str()),
             None => format!("GET {}", short_key(key)),
         },
         Request::Create { key, body } => {
@@ -255,13 +254,13 @@ pub fn describe_request(request: &Request) -> String {
         } => format!(
             "CAS {} on v{} {}",
             short_key(key),
-            expected.0,
+            expected.as_str(),
             describe_body(key, body)
         ),
         Request::Put { key, .. } => format!("PUT {}", short_key(key)),
         Request::List { prefix } => format!("LIST {}", short_key(prefix)),
         Request::Delete { key, if_version } => match if_version {
-            Some(v) => format!("DELETE {} if v{}", short_key(key), v.0),
+            Some(v) => format!("DELETE {} if v{}", short_key(key), v.as_str()),
             None => format!("DELETE {}", short_key(key)),
         },
     }
@@ -279,9 +278,9 @@ pub fn describe_response(response: &Response) -> String {
             } else {
                 "object"
             };
-            format!("object v{} {}", version.0, describe_body(key, body))
+            format!("object v{} {}", version.as_str(), describe_body(key, body))
         }
-        Response::Written { version, .. } => format!("written v{}", version.0),
+        Response::Written { version, .. } => format!("written v{}", version.as_str()),
         Response::Listed(entries) => format!("listed {} objects", entries.len()),
         Response::Failed(Failure::Ambiguous { .. }) => "FAILED (ambiguous)".into(),
         Response::Failed(Failure::Transient { .. }) => "FAILED (transient)".into(),
