@@ -53,12 +53,23 @@ fn each_bad_field_is_named_with_what_it_accepts() {
             "{expression}"
         );
     }
+    // A year appended to 5 fields makes 6: read with seconds first.
+    let message = Schedule::parse("j", "0 9 * * MON-FRI 2027", "UTC")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        message.contains(
+            "(read as second minute hour day-of-month month day-of-week): month field `MON-FRI`"
+        ),
+        "{message}"
+    );
     let message = Schedule::parse("nightly", "0 3 32 * *", "UTC")
         .unwrap_err()
         .to_string();
     assert!(
         message.starts_with(
-            "job `nightly`: cron expression `0 3 32 * *`: day-of-month field `32` is invalid ("
+            "job `nightly`: cron expression `0 3 32 * *` (read as minute hour day-of-month month \
+             day-of-week): day-of-month field `32` is invalid ("
         ),
         "{message}"
     );

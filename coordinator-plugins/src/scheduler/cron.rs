@@ -127,15 +127,22 @@ pub(crate) fn parse(job: &str, expression: &str) -> Result<Cron, SchedulerError>
         }
     } else {
         let values: Vec<&str> = trimmed.split_whitespace().collect();
-        let fields = match values.len() {
-            5 => &CronField::ALL[1..],
-            6 => &CronField::ALL[..],
+        let (fields, layout) = match values.len() {
+            5 => (
+                &CronField::ALL[1..],
+                "minute hour day-of-month month day-of-week",
+            ),
+            6 => (
+                &CronField::ALL[..],
+                "second minute hour day-of-month month day-of-week",
+            ),
             n => return Err(shape(format!("has {n} fields"))),
         };
         for (&field, &value) in fields.iter().zip(&values) {
             check_field(field, value).map_err(|reason| SchedulerError::Cron {
                 job: job.to_owned(),
                 expression: expression.to_owned(),
+                layout,
                 field,
                 value: value.to_owned(),
                 reason,

@@ -41,12 +41,15 @@ pub enum SchedulerError {
     },
 
     /// One field of the cron expression is invalid.
-    #[error("job `{job}`: cron expression `{expression}`: {field} field `{value}` is invalid ({reason}); the {field} field accepts {accepts}", accepts = .field.accepts())]
+    #[error("job `{job}`: cron expression `{expression}` (read as {layout}): {field} field `{value}` is invalid ({reason}); the {field} field accepts {accepts}", accepts = .field.accepts())]
     Cron {
         /// The job.
         job: String,
         /// The expression.
         expression: String,
+        /// How its fields were read: `minute hour day-of-month month
+        /// day-of-week`, or with `second` first for 6 fields.
+        layout: &'static str,
         /// The field at fault.
         field: CronField,
         /// The field's text.
