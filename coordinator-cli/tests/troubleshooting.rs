@@ -1,0 +1,777 @@
+//! Reproduces every problem of `docs/troubleshooting.md` and checks that the
+//! output the guide quotes is what the code prints.
+//!
+//! The guide marks each quoted block with `<!-- repro: NAME -->`. In a
+//! block, a line `$ coordinator ARGS` is run here (with
+//! `COORDINATOR_URL`, `COORDINATOR_NAMESPACE` and, where the scenario has
+//! one, `COORDINATOR_CONFIG` set to the scenario's, in its directory; a
+//! trailing `; echo "exit $?"` appends the exit status as the shell would);
+//! the lines after it must appear in that command's output. Lines before
+//! the first `$`, and after a `$ coordinator run …` that runs until
+//! stopped (the scenario starts those workers, with `--fast`), must appear
+//! in the scenario's own output: the `run` workers' lines, the library's
+//! log lines, or an error a call returned. In
+//! a quoted line, `…` stands for text that changes from run to run
+//! (timestamps, ages, random ids); everything else must match exactly.
+//! Every `NAME` in the guide must have a test here, and every test a block.
+#![cfg(unix)]
+#![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use common::{coordinator, file_url};
+use coordinator_runtime::{CoordinatorConfig, CoordinatorRegistry};
+use coordinator_store::LeaseStore;
+
+const GUIDE: &str = include_str!("../../docs/troubleshooting.md");
+
+/// Every repro block of the guide, by name, in order.
+fn blocks() -> Vec<(String, Vec<String>)> {
+    let mut out = Vec::new();
+    let mut lines = GUIDE.lines();
+    while let Some(line) = lines.next() {
+        let Some(name) = line
+            .trim()
+            .strip_prefix("<!-- repro: ")
+            .and_then(|rest| rest.strip_suffix(" -->"))
+        else {
+            continue;
+        };
+        let fence = lines.next().unwrap_or_default();
+        assert!(
+            fence.starts_with("```"),
+            "repro {name}: no block after the marker"
+        );
+        let body: Vec<String> = lines
+            .by_ref()
+            .take_while(|l| !l.starts_with("```"))
+            .map(str::to_owned)
+            .collect();
+        out.push((name.to_owned(), body));
+    }
+    out
+}
+
+const TESTED: [&str; 17] = [
+    "no_leader",
+    "leader_flapping",
+    "slow_failover",
+    "foreign_lease",
+    "newer_format",
+    "newer_format_recovered",
+    "probe_refused",
+    "throttling",
+    "clock_suspend",
+    "duplicate_worker_id",
+    "worker_timed_out",
+    "lifecycle_deleted",
+    "high_bill",
+    "queue_stuck",
+    "cron_bad_expression",
+    "cron_missing_handler",
+    "ttl_late",
+];
+
+#[test]
+fn every_block_has_a_test_and_every_test_a_block() {
+    let names: BTreeSet<String> = blocks().into_iter().map(|(n, _)| n).collect();
+    let tested: BTreeSet<String> = TESTED.iter().map(|s| (*s).to_owned()).collect();
+    assert_eq!(names, tested);
+    let problems = GUIDE.lines().filter(|l| l.starts_with("## ")).count();
+    assert!(
+        problems >= 13,
+        "at least 12 problems and the intro: {problems}"
+    );
+}
+
+/// Does `actual` match `expected`, where `…` in `expected` stands for any text?
+fn matches(expected: &str, actual: &str) -> bool {
+    let pieces: Vec<&str> = expected.split('…').collect();
+    if pieces.len() == 1 {
+        return actual == expected;
+    }
+    let (first, last) = (pieces[0], pieces[pieces.len() - 1]);
+    if actual.len() < first.len() + last.len()
+        || !actual.starts_with(first)
+        || !actual.ends_with(last)
+    {
+        return false;
+    }
+    let mut rest = &actual[first.len()..actual.len() - last.len()];
+    for piece in &pieces[1..pieces.len() - 1] {
+        match rest.find(piece) {
+            Some(at) => rest = &rest[at + piece.len()..],
+            None => return false,
+        }
+    }
+    true
+}
+
+#[test]
+fn the_wildcard_matches_only_what_it_should() {
+    assert!(matches("a … c", "a b c"));
+    assert!(matches("a…", "abc"));
+    assert!(matches("…c", "abc"));
+    assert!(matches("abc", "abc"));
+    assert!(!matches("abc", "abcd"));
+    assert!(!matches("a … c", "a b d"));
+    assert!(!matches("a…b…c", "a c b"));
+    assert!(!matches("ab…ba", "aba"));
+}
+
+/// A scenario: where its store is, and what it printed on its own.
+struct Scenario {
+    dir: tempfile::TempDir,
+    namespace: &'static str,
+    config: Option<PathBuf>,
+    output: Arc<Mutex<Vec<String>>>,
+}
+
+impl Scenario {
+    fn new(namespace: &'static str) -> Self {
+        Self {
+            dir: tempfile::tempdir().unwrap(),
+            namespace,
+            config: None,
+            output: Arc::default(),
+        }
+    }
+
+    fn url(&self) -> String {
+        file_url(self.dir.path())
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Writes `coordinator.toml` with `extra` below the URL and namespace.
+    fn with_config(mut self, extra: &str) -> Self {
+        let path = self.dir.path().join("coordinator.toml");
+        std::fs::write(
+            &path,
+            format!(
+                "url = \"{}\"\nnamespace = \"{}\"\n{extra}",
+                self.url(),
+                self.namespace
+            ),
+        )
+        .unwrap();
+        self.config = Some(path);
+        self
+    }
+
+    fn note(&self, text: &str) {
+        println!("[note] {text}");
+        let mut output = self.output.lock().unwrap();
+        output.extend(text.lines().map(str::to_owned));
+    }
+
+    fn command(&self) -> std::process::Command {
+        let mut command = coordinator();
+        command
+            .current_dir(self.path())
+            .env("COORDINATOR_URL", self.url())
+            .env("COORDINATOR_NAMESPACE", self.namespace);
+        if let Some(config) = &self.config {
+            command.env("COORDINATOR_CONFIG", config);
+        }
+        command
+    }
+
+    /// Starts `coordinator run --fast --worker-id ID` (and `extra`); its
+    /// lines go to the scenario's output.
+    fn worker(&self, id: &str, extra: &[&str]) -> Worker {
+        let mut child = self
+            .command()
+            .args(["run", "--fast", "--worker-id", id])
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let lines: Arc<Mutex<Vec<String>>> = Arc::default();
+        for stream in [
+            Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+            Box::new(child.stderr.take().unwrap()),
+        ] {
+            let lines = lines.clone();
+            let output = self.output.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    println!("[worker] {line}");
+                    lines.lock().unwrap().push(line.clone());
+                    output.lock().unwrap().push(line);
+                }
+            });
+        }
+        Worker { child, lines }
+    }
+
+    /// Runs the guide's block `name` against this scenario.
+    fn check(&self, name: &str) {
+        let (_, body) = blocks()
+            .into_iter()
+            .find(|(n, _)| n == name)
+            .unwrap_or_else(|| panic!("no block `{name}` in docs/troubleshooting.md"));
+        let mut seen: Vec<String> = self.output.lock().unwrap().clone();
+        let mut context = "the scenario's output".to_owned();
+        let mut missing = Vec::new();
+        for line in body {
+            if let Some(command) = line.strip_prefix("$ ") {
+                if command.starts_with("coordinator run ") && !command.ends_with("$?\"") {
+                    // A worker: the scenario started it (with `--fast`).
+                    seen = self.output.lock().unwrap().clone();
+                    context = format!("the scenario's `{command} --fast`");
+                } else {
+                    seen = self.run_line(command);
+                    context = format!("`{command}`");
+                }
+                continue;
+            }
+            if line.trim().is_empty() {
+                continue;
+            }
+            if !seen.iter().any(|actual| matches(&line, actual.trim_end())) {
+                missing.push(format!("{context}: {line}"));
+            }
+        }
+        assert!(
+            missing.is_empty(),
+            "lines the guide quotes for `{name}` that the code did not print:\n{}\n\nscenario output:\n{}",
+            missing.join("\n"),
+            self.output.lock().unwrap().join("\n")
+        );
+    }
+
+    fn run_line(&self, line: &str) -> Vec<String> {
+        let (command, echo) = match line.strip_suffix("; echo \"exit $?\"") {
+            Some(command) => (command, true),
+            None => (line, false),
+        };
+        let args: Vec<&str> = command.split_whitespace().collect();
+        assert_eq!(args[0], "coordinator", "the guide runs only `coordinator`");
+        let run = common::run(self.command().args(&args[1..]));
+        let mut out: Vec<String> = run.all().lines().map(str::to_owned).collect();
+        if echo {
+            out.push(format!("exit {}", run.code));
+        }
+        out
+    }
+}
+
+/// A `coordinator run` process, killed when dropped.
+struct Worker {
+    child: Child,
+    lines: Arc<Mutex<Vec<String>>>,
+}
+
+impl Worker {
+    fn wait_for(&self, what: &str, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if self.lines.lock().unwrap().iter().any(|l| l.contains(what)) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("no line with `{what}` in {:?}", self.lines.lock().unwrap());
+    }
+
+    fn signal(&self, signal: &str) {
+        let status = std::process::Command::new("kill")
+            .args([&format!("-{signal}"), &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill -{signal}");
+    }
+
+    /// SIGTERM, and waits for the graceful stop.
+    fn stop(mut self) {
+        self.signal("TERM");
+        assert!(self.child.wait().unwrap().success());
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn pause(ms: u64) {
+    std::thread::sleep(Duration::from_millis(ms));
+}
+
+/// The election timings of `coordinator run --fast`, for workers run here.
+fn fast() -> coordinator_core::Config {
+    coordinator_core::Config {
+        heartbeat_interval: Duration::from_millis(200),
+        heartbeat_jitter: Duration::from_millis(50),
+        lease_timeout: Duration::from_millis(1500),
+        renew_deadline: Duration::from_millis(1000),
+        worker_timeout: Duration::from_millis(1500),
+        membership_interval: Duration::from_millis(500),
+        worker_list_interval: Duration::from_millis(500),
+        request_timeout: Duration::from_millis(300),
+        retry_backoff: Duration::from_millis(50),
+        succession_step: Duration::from_millis(100),
+        ..coordinator_core::Config::default()
+    }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn registry(store: Arc<dyn LeaseStore>, id: &str) -> CoordinatorRegistry {
+    CoordinatorRegistry::new(
+        store,
+        CoordinatorConfig::default()
+            .with_worker_id(id)
+            .with_election(fast()),
+    )
+    .unwrap()
+}
+
+/// The library's log lines, as an application's `tracing_subscriber::fmt`
+/// prints them (without the timestamp), for every in-process worker of
+/// this test binary; scenarios pick theirs by namespace.
+fn logs() -> &'static Mutex<Vec<u8>> {
+    static LOGS: OnceLock<&'static Mutex<Vec<u8>>> = OnceLock::new();
+    LOGS.get_or_init(|| {
+        let buffer: &'static Mutex<Vec<u8>> = Box::leak(Box::new(Mutex::new(Vec::new())));
+        tracing_subscriber::fmt()
+            .with_ansi(false)
+            .without_time()
+            .with_env_filter("coordinator=info,coordinator_runtime=info,coordinator_plugins=info")
+            .with_writer(move || LogWriter(buffer))
+            .init();
+        buffer
+    })
+}
+
+struct LogWriter(&'static Mutex<Vec<u8>>);
+
+impl Write for LogWriter {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The log lines that mention `marker`, added to the scenario's output.
+fn collect_logs(scenario: &Scenario, marker: &str) {
+    let text = String::from_utf8_lossy(&logs().lock().unwrap()).into_owned();
+    for line in text.lines().filter(|l| l.contains(marker)) {
+        println!("[log] {line}");
+        scenario.note(line);
+    }
+}
+
+fn local_store(path: &Path) -> Arc<dyn LeaseStore> {
+    Arc::new(coordinator_store::LocalDirStore::new(path.to_path_buf()))
+}
+
+#[test]
+fn no_leader() {
+    let s = Scenario::new("demo");
+    let w1 = s.worker("w1", &[]);
+    w1.wait_for("is_leader=true", Duration::from_secs(10));
+    w1.stop();
+    s.check("no_leader");
+}
+
+#[test]
+fn leader_flapping() {
+    let s = Scenario::new("demo");
+    let w1 = s.worker("w1", &[]);
+    w1.wait_for("is_leader=true", Duration::from_secs(10));
+    let w2 = s.worker("w2", &[]);
+    w2.wait_for("leader=w1 epoch=1 is_leader=false", Duration::from_secs(10));
+    // Each leader in turn stalls past its lease (a long GC pause, a
+    // starved VM), the way a leader that cannot renew in time does.
+    let flapper = std::thread::spawn(move || {
+        pause(1000);
+        w1.signal("STOP");
+        pause(2500);
+        w1.signal("CONT");
+        pause(1500);
+        w2.signal("STOP");
+        pause(2500);
+        w2.signal("CONT");
+        (w1, w2)
+    });
+    s.check("leader_flapping");
+    drop(flapper.join().unwrap());
+}
+
+#[test]
+fn slow_failover() {
+    let s = Scenario::new("demo");
+    let w1 = s.worker("w1", &[]);
+    w1.wait_for("is_leader=true", Duration::from_secs(10));
+    w1.signal("KILL");
+    pause(1600);
+    s.check("slow_failover");
+}
+
+#[test]
+fn foreign_lease() {
+    let s = Scenario::new("demo");
+    let lease = s.path().join("plg_coordinator_global/demo/state.json");
+    std::fs::create_dir_all(lease.parent().unwrap()).unwrap();
+    let foreign = br#"{"leader":"old-system-7","expiresAt":1700000000000}"#;
+    std::fs::write(&lease, foreign).unwrap();
+    s.check("foreign_lease");
+    assert_eq!(std::fs::read(&lease).unwrap(), foreign, "left alone");
+}
+
+#[test]
+fn newer_format() {
+    let s = Scenario::new("demo");
+    let w1 = s.worker("w1", &[]);
+    w1.wait_for("is_leader=true", Duration::from_secs(10));
+    w1.stop();
+    // What a canary of a newer release leaves behind after its roll-back.
+    let lease = s.path().join("plg_coordinator_global/demo/state.json");
+    let text = std::fs::read_to_string(&lease).unwrap();
+    assert!(text.contains("\"format\":1"), "{text}");
+    std::fs::write(&lease, text.replace("\"format\":1", "\"format\":2")).unwrap();
+    s.check("newer_format");
+    // No worker of the newer release runs any more: delete its lease.
+    std::fs::remove_file(&lease).unwrap();
+    let w1 = s.worker("w1", &[]);
+    w1.wait_for("is_leader=true", Duration::from_secs(10));
+    s.check("newer_format_recovered");
+}
+
+/// A store that accepts conditional headers and ignores them, as some
+/// S3-compatible servers do: every create and compare-and-swap overwrites.
+#[derive(Debug)]
+struct IgnoresConditions(coordinator_store::MemoryStore);
+
+#[async_trait::async_trait]
+impl LeaseStore for IgnoresConditions {
+    fn backend(&self) -> &'static str {
+        "s3"
+    }
+    fn capabilities(&self) -> coordinator_store::Capabilities {
+        self.0.capabilities()
+    }
+    async fn get(
+        &self,
+        key: &str,
+    ) -> Result<Option<coordinator_store::StoredObject>, coordinator_store::StoreError> {
+        self.0.get(key).await
+    }
+    async fn create(
+        &self,
+        key: &str,
+        body: bytes::Bytes,
+    ) -> Result<coordinator_store::Written, coordinator_store::StoreError> {
+        self.0.put(key, body).await
+    }
+    async fn compare_and_swap(
+        &self,
+        key: &str,
+        _expected: &coordinator_store::Version,
+        body: bytes::Bytes,
+    ) -> Result<coordinator_store::Written, coordinator_store::StoreError> {
+        self.0.put(key, body).await
+    }
+    async fn put(
+        &self,
+        key: &str,
+        body: bytes::Bytes,
+    ) -> Result<coordinator_store::Written, coordinator_store::StoreError> {
+        self.0.put(key, body).await
+    }
+    async fn list_page(
+        &self,
+        prefix: &str,
+        start_after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<coordinator_store::ObjectMeta>, coordinator_store::StoreError> {
+        self.0.list_page(prefix, start_after, limit).await
+    }
+    async fn delete(&self, key: &str) -> Result<(), coordinator_store::StoreError> {
+        self.0.delete(key).await
+    }
+    async fn delete_if_version(
+        &self,
+        key: &str,
+        _expected: &coordinator_store::Version,
+    ) -> Result<(), coordinator_store::StoreError> {
+        self.0.delete(key).await
+    }
+}
+
+#[test]
+fn probe_refused() {
+    let s = Scenario::new("demo");
+    let store = IgnoresConditions(coordinator_store::MemoryStore::new());
+    let error = runtime()
+        .block_on(coordinator_store::probe_cas(&store, ".coordinator-probe"))
+        .unwrap_err();
+    s.note(&error.to_string());
+    s.check("probe_refused");
+}
+
+#[test]
+fn throttling() {
+    use coordinator_store::{FailingStore, Fault, FaultKind};
+    let s = Scenario::new("throttled");
+    logs();
+    let rt = runtime();
+    let failing = Arc::new(FailingStore::new(
+        coordinator_store::LocalDirStore::new(s.path().to_path_buf()),
+        1,
+    ));
+    let w1 = registry(failing.clone(), "w1");
+    let w2 = registry(local_store(s.path()), "w2");
+    rt.block_on(async {
+        let c1 = w1.get("throttled").await.unwrap();
+        c1.leadership().wait_for(|v| v.is_leader).await.unwrap();
+        let c2 = w2.get("throttled").await.unwrap();
+        tokio::time::sleep(Duration::from_millis(1000)).await;
+        // Every request of w1's answers 503 SlowDown from now on.
+        failing.set_faults(vec![Fault::new(FaultKind::Throttled)]);
+        c2.leadership().wait_for(|v| v.is_leader).await.unwrap();
+    });
+    collect_logs(&s, "throttled");
+    s.check("throttling");
+    rt.block_on(async {
+        failing.clear_faults();
+        w1.close().await;
+        w2.close().await;
+    });
+}
+
+#[test]
+fn clock_suspend() {
+    let s = Scenario::new("demo");
+    let w1 = s.worker("w1", &[]);
+    w1.wait_for("is_leader=true", Duration::from_secs(10));
+    let w2 = s.worker("w2", &[]);
+    w2.wait_for("leader=w1 epoch=1 is_leader=false", Duration::from_secs(10));
+    // A laptop lid closed, a VM frozen for migration: the process does not
+    // run, and its clock (CLOCK_BOOTTIME) keeps counting.
+    w1.signal("STOP");
+    w2.wait_for("is_leader=true", Duration::from_secs(10));
+    w1.signal("CONT");
+    w1.wait_for("leader=w2 epoch=2 is_leader=false", Duration::from_secs(10));
+    s.check("clock_suspend");
+    drop((w1, w2));
+}
+
+#[test]
+fn duplicate_worker_id() {
+    let s = Scenario::new("dup");
+    logs();
+    let rt = runtime();
+    let a = registry(local_store(s.path()), "w1");
+    let b = registry(local_store(s.path()), "w1");
+    rt.block_on(async {
+        let ca = a.get("dup").await.unwrap();
+        ca.leadership().wait_for(|v| v.is_leader).await.unwrap();
+        let _cb = b.get("dup").await.unwrap();
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+    });
+    collect_logs(&s, "dup");
+    s.check("duplicate_worker_id");
+    rt.block_on(async {
+        a.close().await;
+        b.close().await;
+    });
+}
+
+#[test]
+fn worker_timed_out() {
+    let s = Scenario::new("demo");
+    let w1 = s.worker("w1", &[]);
+    w1.wait_for("is_leader=true", Duration::from_secs(10));
+    let w2 = s.worker("w2", &[]);
+    w2.wait_for("leader=w1 epoch=1 is_leader=false", Duration::from_secs(10));
+    let staller = std::thread::spawn(move || {
+        pause(1000);
+        w2.signal("STOP");
+        pause(3000);
+        w2.signal("CONT");
+        w2
+    });
+    s.check("worker_timed_out");
+    drop((w1, staller.join().unwrap()));
+}
+
+#[test]
+fn lifecycle_deleted() {
+    let s = Scenario::new("demo");
+    let w1 = s.worker("w1", &[]);
+    w1.wait_for("is_leader=true", Duration::from_secs(10));
+    let w2 = s.worker("w2", &[]);
+    w2.wait_for("leader=w1 epoch=1 is_leader=false", Duration::from_secs(10));
+    let lease = s.path().join("plg_coordinator_global/demo/state.json");
+    let deleter = std::thread::spawn(move || {
+        pause(1000);
+        // What an expiry rule on the prefix does.
+        std::fs::remove_file(&lease).unwrap();
+    });
+    s.check("lifecycle_deleted");
+    deleter.join().unwrap();
+    drop((w1, w2));
+}
+
+#[test]
+fn high_bill() {
+    let s = Scenario::new("demo");
+    let w1 = s.worker("w1", &[]);
+    w1.wait_for("is_leader=true", Duration::from_secs(10));
+    let w2 = s.worker("w2", &[]);
+    w2.wait_for("leader=w1 epoch=1 is_leader=false", Duration::from_secs(10));
+    pause(1200);
+    s.check("high_bill");
+}
+
+#[test]
+fn queue_stuck() {
+    use coordinator_plugins::queue::{FailOutcome, Queue, QueueConfig};
+    let s = Scenario::new("shop").with_config(
+        "\n[plugins.queue]\nnames = [\"orders\"]\n\n[plugins.queue.config]\nsweep_interval = \"200ms\"\nretry = { max_attempts = 1 }\n",
+    );
+    let rt = runtime();
+    let client = registry(local_store(s.path()), "api-1");
+    let queue = Queue::builder(&client, "shop", "orders")
+        .config(QueueConfig {
+            retry: coordinator_plugins::RetryPolicy::none(),
+            ..QueueConfig::default()
+        })
+        .build()
+        .unwrap();
+    let held = rt.block_on(async {
+        for i in 0..3 {
+            queue.enqueue(format!("order {i}")).await.unwrap();
+        }
+        let consumer = queue.consumer();
+        let mut claimed = consumer.claim(2).await.unwrap();
+        assert_eq!(claimed.len(), 2);
+        let failed = claimed.pop().unwrap();
+        assert_eq!(
+            failed.fail("card declined").await.unwrap(),
+            FailOutcome::DeadLettered
+        );
+        // The other claim's consumer hangs: it neither completes nor fails.
+        claimed.pop().unwrap()
+    });
+    let w1 = s.worker("w1", &["--plugins"]);
+    w1.wait_for("is_leader=true", Duration::from_secs(10));
+    pause(1500);
+    s.check("queue_stuck");
+    drop((held, w1));
+}
+
+#[test]
+fn cron_bad_expression() {
+    use coordinator_plugins::scheduler::{JobContext, JobError, JobSpec, Scheduler};
+    let s = Scenario::new("shop");
+    let rt = runtime();
+    let client = registry(local_store(s.path()), "api-1");
+    let scheduler = Scheduler::builder(&client, "shop", "cron")
+        .handler("report", |_ctx: JobContext| async {
+            Ok::<(), JobError>(())
+        })
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        for spec in [
+            JobSpec::new("report", "0 3 32 * *"),
+            JobSpec::new("report", "0 0 30 2 *"),
+            JobSpec::new("report", "0 9 * * MON-FRI 2027"),
+            JobSpec::new("nightly", "0 3 * * *"),
+        ] {
+            s.note(&scheduler.add(spec).await.unwrap_err().to_string());
+        }
+    });
+    s.check("cron_bad_expression");
+}
+
+#[test]
+fn cron_missing_handler() {
+    use coordinator_plugins::scheduler::{JobContext, JobError, JobSpec, Scheduler};
+    let s = Scenario::new("cronjobs").with_config("\n[plugins.scheduler]\nnames = [\"cron\"]\n");
+    logs();
+    let rt = runtime();
+    // The application that adds the job registers its handler…
+    let app = registry(local_store(s.path()), "api-1");
+    let with_handler = Scheduler::builder(&app, "cronjobs", "cron")
+        .handler("report", |_ctx: JobContext| async {
+            Ok::<(), JobError>(())
+        })
+        .build()
+        .unwrap();
+    // …the worker that leads was built without it.
+    let leader = registry(local_store(s.path()), "w1");
+    let without = Scheduler::builder(&leader, "cronjobs", "cron")
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        with_handler
+            .add(JobSpec::new("report", "* * * * * *"))
+            .await
+            .unwrap();
+        leader
+            .attach("cronjobs", Arc::new(without.plugin()))
+            .await
+            .unwrap();
+        let c = leader.get("cronjobs").await.unwrap();
+        c.leadership().wait_for(|v| v.is_leader).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+    });
+    collect_logs(&s, "cron");
+    s.check("cron_missing_handler");
+    rt.block_on(leader.close());
+}
+
+#[test]
+fn ttl_late() {
+    use coordinator_plugins::ttl::{Expiry, Ttl, TtlConfig};
+    let s = Scenario::new("shop").with_config(
+        "\n[plugins.ttl]\nnames = [\"sessions\"]\n\n[plugins.ttl.config]\nbucket_width = \"1s\"\nclock_skew_margin = \"100ms\"\n",
+    );
+    let rt = runtime();
+    let client = registry(local_store(s.path()), "api-1");
+    let ttl = Ttl::builder(&client, "shop", "sessions")
+        .config(TtlConfig {
+            bucket_width: Duration::from_secs(1),
+            clock_skew_margin: Duration::from_millis(100),
+            ..TtlConfig::default()
+        })
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        ttl.put("s1", "x", Expiry::After(Duration::from_millis(200)))
+            .await
+            .unwrap();
+    });
+    // The leader runs without --plugins: nobody sweeps.
+    let w1 = s.worker("w1", &[]);
+    w1.wait_for("is_leader=true", Duration::from_secs(10));
+    pause(2000);
+    s.check("ttl_late");
+}
