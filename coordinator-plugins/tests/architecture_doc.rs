@@ -1,8 +1,9 @@
-//! `docs/architecture.md`'s plugin data layout against the objects the
-//! plugins really write: every key pattern the document lists is the key of
-//! an object written here (or, for the per-plugin election's marker, of the
-//! key the core computes), and every object under `plg_coordinator_data/`
-//! matches one of the listed patterns.
+//! `docs/architecture.md` against the workspace: the crate map lists every
+//! workspace member, and the plugin data layout matches the objects the
+//! plugins really write (every key pattern the document lists is the key of
+//! an object written here, or, for the per-plugin election's marker, of the
+//! key the core computes; every object under `plg_coordinator_data/`
+//! matches one of the listed patterns).
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -21,6 +22,32 @@ use coordinator_runtime::CoordinatorPlugin;
 use coordinator_store::{LeaseStore, LeaseStoreExt};
 
 const ARCHITECTURE: &str = include_str!("../../docs/architecture.md");
+
+const WORKSPACE: &str = include_str!("../../Cargo.toml");
+
+#[test]
+fn the_crate_map_lists_every_workspace_member() {
+    let members: BTreeSet<&str> = WORKSPACE
+        .split("members = [")
+        .nth(1)
+        .and_then(|rest| rest.split(']').next())
+        .expect("[workspace] members")
+        .split(',')
+        .map(|m| m.trim().trim_matches('"'))
+        .filter(|m| !m.is_empty())
+        .collect();
+    let map = ARCHITECTURE
+        .split("## Crate map")
+        .nth(1)
+        .and_then(|section| section.split("```").nth(1))
+        .expect("a code block under `## Crate map`");
+    let listed: BTreeSet<&str> = map
+        .lines()
+        .filter(|l| !l.starts_with(' '))
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    assert_eq!(listed, members);
+}
 
 /// The patterns of the "Plugin data layout" block, with the `<root>/`
 /// header's prefix, `<namespace>` replaced by `ns`.
