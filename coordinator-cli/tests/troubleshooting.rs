@@ -118,11 +118,21 @@ fn slow_failover() {
 
 #[test]
 fn foreign_lease() {
-    let s = Scenario::new("demo");
-    let lease = s.path().join("plg_coordinator_global/demo/state.json");
+    let s = Scenario::new("legacy");
+    let lease = s.path().join("plg_coordinator_global/legacy/state.json");
     std::fs::create_dir_all(lease.parent().unwrap()).unwrap();
     let foreign = br#"{"leader":"old-system-7","expiresAt":1700000000000}"#;
     std::fs::write(&lease, foreign).unwrap();
+    // A worker of the library meets it too.
+    logs();
+    let rt = runtime();
+    let app = registry(local_store(s.path()), "w2");
+    rt.block_on(async {
+        let _refused = app.get("legacy").await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    });
+    collect_logs(&s, "namespace=legacy");
+    rt.block_on(app.close());
     s.check("foreign_lease");
     assert_eq!(std::fs::read(&lease).unwrap(), foreign, "left alone");
 }
