@@ -168,6 +168,10 @@ fn expressions_that_never_fire_are_refused() {
         "0 0 30 2 MON",
         "0 0 L 2 *",
         "0 0 31 1-4 *",
+        // 29 February on a Monday (2016, 2044, …), and as the fifth Sunday
+        // of February (2004, 2032, …): once in 28 years.
+        "0 0 29 2 +MON",
+        "0 0 29 2 +SUN#5",
     ] {
         JobSpec::new("j", expression)
             .validate()
