@@ -239,6 +239,12 @@ async fn plugin_data_of_the_configured_queues_schedulers_and_ttls() {
         queue.enqueue(format!("order {i}")).await.unwrap();
     }
     let scheduler = Scheduler::builder(&registry, "demo", "cron")
+        .handler(
+            "nightly",
+            |_ctx: coordinator_plugins::scheduler::JobContext| async {
+                Ok::<(), coordinator_plugins::scheduler::JobError>(())
+            },
+        )
         .build()
         .unwrap();
     scheduler

@@ -142,11 +142,11 @@ async fn stalled_claim_is_recovered_by_observer_time_and_late_completion_rejecte
         !handle.is_valid(),
         "the claimer gave up at its own deadline"
     );
-    // visibility 10 s × 1.05/0.95 + 2 s grace ≈ 13.1 s.
-    tokio::time::sleep(Duration::from_secs(13)).await;
+    // visibility 10 s × 1.1/0.9 + 2 s grace ≈ 14.22 s.
+    tokio::time::sleep(Duration::from_secs(14)).await;
     leader.sweep(&ctx).await.unwrap();
     assert_eq!(queue.stats().await.unwrap().in_flight, 1, "still not early");
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
     leader.sweep(&ctx).await.unwrap();
     // Recovered: the retry exists (attempt 2, delayed 1 s).
     let err = held.complete().await.unwrap_err();

@@ -60,7 +60,10 @@ pub struct QueueConfig {
     pub sweep_interval: Duration,
     /// The largest clock rate error between any two workers (ρ); the
     /// leader waits `visibility × (1+ρ)/(1−ρ) + recovery_grace`. Default
-    /// 0.05, at most 0.5.
+    /// 0.1, at most 0.5; the election's default: both bound the rate error between the
+    /// same workers' clocks, so keep it equal to the election's
+    /// `drift_tolerance` (a smaller value here would make a claim's
+    /// guarantee weaker than the leader's).
     pub drift_tolerance: f64,
     /// Added to the leader's wait before it recovers a claim. Default 2 s.
     #[serde(with = "crate::duration")]
@@ -84,7 +87,7 @@ impl Default for QueueConfig {
             max_poll_interval: Duration::from_secs(10),
             claim_window: 1,
             sweep_interval: Duration::from_secs(5),
-            drift_tolerance: 0.05,
+            drift_tolerance: 0.1,
             recovery_grace: Duration::from_secs(2),
             leader_concurrency: 16,
             max_errors_kept: 10,
@@ -155,7 +158,7 @@ impl QueueConfig {
             return fail(
                 "drift_tolerance",
                 format!(
-                    "{} must be within 0.0..=0.5 (default 0.05)",
+                    "{} must be within 0.0..=0.5 (default 0.1)",
                     self.drift_tolerance
                 ),
             );

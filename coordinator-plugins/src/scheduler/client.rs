@@ -102,8 +102,9 @@ impl Scheduler {
     ///
     /// # Errors
     ///
-    /// What [`JobSpec::validate`] finds; [`SchedulerError::JobExists`];
-    /// [`SchedulerError::Store`].
+    /// What [`JobSpec::validate`] finds; [`SchedulerError::NoHandler`] when
+    /// the job's handler is not registered on this scheduler;
+    /// [`SchedulerError::JobExists`]; [`SchedulerError::Store`].
     ///
     /// # Cancel safety
     ///
@@ -111,6 +112,21 @@ impl Scheduler {
     pub async fn add(&self, spec: JobSpec) -> Result<(), SchedulerError> {
         spec.validate()?;
         let inner = &self.inner;
+        // Leaders build their schedulers like this one: a handler missing
+        // here is most likely missing there, and the job would never run.
+        if !inner.handlers.contains_key(spec.handler_name()) {
+            let mut registered: Vec<&str> = inner.handlers.keys().map(String::as_str).collect();
+            registered.sort_unstable();
+            return Err(SchedulerError::NoHandler {
+                job: spec.name.clone(),
+                handler: spec.handler_name().to_owned(),
+                registered: if registered.is_empty() {
+                    "none".to_owned()
+                } else {
+                    registered.join(", ")
+                },
+            });
+        }
         let key = inner.keys.job(&spec.name);
         let record = JobRecord {
             format: FORMAT,

@@ -33,7 +33,11 @@ pub struct SchedulerConfig {
     /// Default 30 s.
     #[serde(with = "crate::duration")]
     pub run_lease: Duration,
-    /// The largest clock rate error between two workers (ρ). Default 0.05.
+    /// The largest clock rate error between two workers (ρ). Default 0.1,
+    /// the election's default: both bound the rate error between the
+    /// same workers' clocks, so keep it equal to the election's
+    /// `drift_tolerance` (a smaller value here would make a claim's
+    /// guarantee weaker than the leader's).
     pub drift_tolerance: f64,
     /// Added to an observer's wait before it takes over a run. Default 2 s.
     #[serde(with = "crate::duration")]
@@ -54,7 +58,7 @@ impl Default for SchedulerConfig {
         Self {
             reload_interval: Duration::from_secs(10),
             run_lease: Duration::from_secs(30),
-            drift_tolerance: 0.05,
+            drift_tolerance: 0.1,
             recovery_grace: Duration::from_secs(2),
             history_limit: 100,
             tick: Duration::from_secs(1),

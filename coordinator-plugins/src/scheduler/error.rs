@@ -2,6 +2,8 @@
 
 use coordinator_store::StoreError;
 
+use super::CronField;
+
 /// An error from a scheduler operation.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -26,15 +28,58 @@ pub enum SchedulerError {
         message: String,
     },
 
-    /// The cron expression does not parse.
-    #[error("job `{job}`: cron expression `{expression}` is invalid: {reason}; use 5 fields (min hour dom month dow), 6 with seconds first, or @hourly/@daily/@weekly/@monthly/@yearly")]
+    /// The cron expression has the wrong shape: not 5 or 6 fields, or an
+    /// unknown `@` alias.
+    #[error("job `{job}`: cron expression `{expression}` {reason}; use 5 fields (minute hour day-of-month month day-of-week), 6 with a second field first, or one of {aliases}", aliases = super::cron::ALIASES)]
+    CronShape {
+        /// The job.
+        job: String,
+        /// The expression.
+        expression: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+
+    /// One field of the cron expression is invalid.
+    #[error("job `{job}`: cron expression `{expression}` (read as {layout}): {field} field `{value}` is invalid ({reason}); the {field} field accepts {accepts}", accepts = .field.accepts())]
     Cron {
         /// The job.
         job: String,
         /// The expression.
         expression: String,
-        /// What the parser said.
+        /// How its fields were read: `minute hour day-of-month month
+        /// day-of-week`, or with `second` first for 6 fields.
+        layout: &'static str,
+        /// The field at fault.
+        field: CronField,
+        /// The field's text.
+        value: String,
+        /// What the parser said about it.
         reason: String,
+    },
+
+    /// Every field is valid but no date matches them all (30 February,
+    /// 31 April): the job would never run.
+    #[error("job `{job}`: cron expression `{expression}` never fires: no date has {fields}; pick days that every chosen month has, or `L` for the last day of the month")]
+    CronNeverFires {
+        /// The job.
+        job: String,
+        /// The expression.
+        expression: String,
+        /// The date fields, quoted.
+        fields: String,
+    },
+
+    /// The job's handler is not registered on the scheduler it is added
+    /// through (a leader without it could not run the job).
+    #[error("job `{job}`: no handler `{handler}` is registered on this scheduler (registered: {registered}); register it with `SchedulerBuilder::handler` on every worker that may lead, or set the job's handler to a registered one")]
+    NoHandler {
+        /// The job.
+        job: String,
+        /// The handler it names.
+        handler: String,
+        /// The handlers that are registered, comma-separated, or `none`.
+        registered: String,
     },
 
     /// The time zone is not an IANA name.

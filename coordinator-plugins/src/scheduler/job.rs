@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
 use chrono_tz::Tz;
-use croner::parser::{CronParser, Seconds};
 use croner::Cron;
 use serde::{Deserialize, Serialize};
 
@@ -60,7 +59,11 @@ pub struct JobSpec {
     /// A cron expression: 5 fields (minute hour day-of-month month
     /// day-of-week), or 6 with seconds first; ranges, steps, lists, names
     /// (`JAN`, `MON`), `L`, `W`, `#`; or `@hourly`, `@daily`, `@weekly`,
-    /// `@monthly`, `@yearly` / `@annually`.
+    /// `@monthly`, `@yearly` / `@annually`. [`CronField::accepts`] lists
+    /// each field's syntax; an expression that never fires (30 February)
+    /// is refused.
+    ///
+    /// [`CronField::accepts`]: super::CronField::accepts
     pub schedule: String,
     /// The IANA time zone the expression is read in. Default `UTC`. Across
     /// DST changes a fixed-time job skipped by a spring-forward gap runs at
@@ -92,6 +95,9 @@ pub struct JobSpec {
     #[serde(default)]
     pub delivery: Delivery,
 }
+
+/// 2000-01-01T00:00:00Z.
+const YEAR_2000_UNIX_MS: u64 = 946_684_800_000;
 
 fn utc() -> String {
     "UTC".into()
@@ -182,16 +188,19 @@ impl JobSpec {
     ///
     /// # Errors
     ///
-    /// [`SchedulerError::Cron`] or [`SchedulerError::TimeZone`].
+    /// [`SchedulerError::CronShape`], [`SchedulerError::Cron`] or
+    /// [`SchedulerError::TimeZone`].
     pub fn parse_schedule(&self) -> Result<Schedule, SchedulerError> {
         Schedule::parse(&self.name, &self.schedule, &self.time_zone)
     }
 
-    /// Checks the name, the schedule, the zone and the policies.
+    /// Checks the name, the schedule (that it parses and fires at least
+    /// once), the zone and the policies.
     ///
     /// # Errors
     ///
-    /// [`SchedulerError::InvalidName`], [`SchedulerError::Cron`],
+    /// [`SchedulerError::InvalidName`], [`SchedulerError::CronShape`],
+    /// [`SchedulerError::Cron`], [`SchedulerError::CronNeverFires`],
     /// [`SchedulerError::TimeZone`] or [`SchedulerError::Config`].
     pub fn validate(&self) -> Result<(), SchedulerError> {
         layout::check_name(&self.name).map_err(|reason| SchedulerError::InvalidName {
@@ -199,7 +208,17 @@ impl JobSpec {
             name: self.name.clone(),
             reason,
         })?;
-        self.parse_schedule()?;
+        let schedule = self.parse_schedule()?;
+        // Without a year field the calendar repeats every 400 years, and
+        // croner searches up to the year 5000: no slot after 2000 means none
+        // ever.
+        if schedule.next_after(YEAR_2000_UNIX_MS).is_none() {
+            return Err(SchedulerError::CronNeverFires {
+                job: self.name.clone(),
+                expression: self.schedule.clone(),
+                fields: super::cron::date_fields(&self.schedule),
+            });
+        }
         if let Err((field, message)) = self.retry.check() {
             return Err(SchedulerError::Config {
                 field: if field == "max_attempts" {
@@ -252,17 +271,10 @@ impl Schedule {
     ///
     /// # Errors
     ///
-    /// [`SchedulerError::Cron`] or [`SchedulerError::TimeZone`], naming `job`.
+    /// [`SchedulerError::CronShape`], [`SchedulerError::Cron`] (naming the
+    /// field) or [`SchedulerError::TimeZone`], naming `job`.
     pub fn parse(job: &str, expression: &str, zone: &str) -> Result<Self, SchedulerError> {
-        let cron = CronParser::builder()
-            .seconds(Seconds::Optional)
-            .build()
-            .parse(expression)
-            .map_err(|e| SchedulerError::Cron {
-                job: job.to_owned(),
-                expression: expression.to_owned(),
-                reason: e.to_string(),
-            })?;
+        let cron = super::cron::parse(job, expression)?;
         let zone = Tz::from_str(zone).map_err(|_| SchedulerError::TimeZone {
             job: job.to_owned(),
             zone: zone.to_owned(),

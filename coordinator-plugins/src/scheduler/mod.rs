@@ -84,6 +84,7 @@
 
 mod client;
 mod config;
+mod cron;
 mod error;
 mod handler;
 mod job;
@@ -100,6 +101,7 @@ use coordinator_store::LeaseStore;
 
 pub use client::{JobInfo, RunRecord};
 pub use config::SchedulerConfig;
+pub use cron::CronField;
 pub use error::SchedulerError;
 pub use handler::{JobContext, JobError, JobHandler};
 pub use job::{Delivery, JobSpec, MissedRunPolicy, Schedule};

@@ -69,7 +69,10 @@ pub struct TtlConfig {
     #[serde(with = "crate::duration")]
     pub callback_timeout: Duration,
     /// The largest clock rate error between two workers (ρ), for taking
-    /// over a callback claim. Default 0.05.
+    /// over a callback claim. Default 0.1, the election's default: both bound the rate error between the
+    /// same workers' clocks, so keep it equal to the election's
+    /// `drift_tolerance` (a smaller value here would make a claim's
+    /// guarantee weaker than the leader's).
     pub drift_tolerance: f64,
     /// Fixes the random stream for reproducible tests.
     pub seed: Option<u64>,
@@ -86,7 +89,7 @@ impl Default for TtlConfig {
             max_bucket_listings: 100,
             full_scan_interval: Duration::from_secs(3600),
             callback_timeout: Duration::from_secs(30),
-            drift_tolerance: 0.05,
+            drift_tolerance: 0.1,
             seed: None,
         }
     }
