@@ -1,7 +1,8 @@
-//! [`CoordinatorRegistry`]: one coordinator per namespace (and, in per-plugin mode,
-//! per plugin), created on first use, cached and shared.
+//! [`CoordinatorRegistry`]: one coordinator per namespace (and, for each
+//! plugin attached in per-plugin mode, per plugin), created on first use,
+//! cached and shared.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -59,6 +60,10 @@ pub struct CoordinatorRegistry {
     identity: Identity,
     clock: Arc<dyn Clock>,
     entries: Mutex<HashMap<Key, Arc<OnceCell<Arc<Coordinator>>>>>,
+    /// The plugins attached (or being attached) through this registry, by
+    /// namespace and name, whatever their mode: a name runs under one
+    /// election per namespace and worker, never under both.
+    attached: Mutex<HashSet<(Namespace, String)>>,
     closed: AtomicBool,
 }
 
@@ -119,6 +124,7 @@ impl CoordinatorRegistryBuilder {
             identity,
             clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock::new())),
             entries: Mutex::new(HashMap::new()),
+            attached: Mutex::new(HashSet::new()),
             closed: AtomicBool::new(false),
         })
     }
@@ -227,21 +233,15 @@ impl CoordinatorRegistry {
         self.entry(namespace, Some(plugin)).await
     }
 
-    /// Attaches `plugin` to `namespace` as the configured
-    /// [`CoordinationMode`] says, and returns the coordinator it runs under:
-    ///
-    /// * `Global`: the namespace's shared coordinator. If that is refused and
-    ///   [`fallback_to_per_plugin`](CoordinatorConfig::fallback_to_per_plugin)
-    ///   is set, the plugin's own per-plugin coordinator instead, with a
-    ///   warning.
-    /// * `PerPlugin`: the plugin's own coordinator.
+    /// Attaches `plugin` to `namespace` in the mode the configuration gives
+    /// its name ([`CoordinatorConfig::mode_for`]: its entry in
+    /// [`plugin_modes`](CoordinatorConfig::plugin_modes), else
+    /// [`mode`](CoordinatorConfig::mode)), and returns the coordinator it
+    /// runs under; see [`attach_with_mode`](Self::attach_with_mode).
     ///
     /// # Errors
     ///
-    /// As for [`get`](Self::get), plus an invalid or already attached plugin
-    /// name, and [`CoordinatorError::PluginScopeMismatch`] for a plugin built
-    /// for another namespace or from another registry (see
-    /// [`CoordinatorPlugin::scope`]).
+    /// As for [`attach_with_mode`](Self::attach_with_mode).
     ///
     /// # Cancel safety
     ///
@@ -251,17 +251,98 @@ impl CoordinatorRegistry {
         namespace: &str,
         plugin: Arc<dyn CoordinatorPlugin>,
     ) -> Result<Arc<Coordinator>, CoordinatorError> {
+        let mode = self.config.mode_for(plugin.name());
+        self.attach_with_mode(namespace, plugin, mode).await
+    }
+
+    /// Attaches `plugin` to `namespace` in `mode`, whatever the
+    /// configuration says, and returns the coordinator it runs under:
+    ///
+    /// * `Global`: the namespace's shared coordinator. If that is refused and
+    ///   [`fallback_to_per_plugin`](CoordinatorConfig::fallback_to_per_plugin)
+    ///   is set, the plugin's own per-plugin coordinator instead, with a
+    ///   warning.
+    /// * `PerPlugin`: the plugin's own coordinator (keys under
+    ///   `plg_coordinator_plugin/<plugin>/<namespace>/`).
+    ///
+    /// Plugins of one registry may use different modes: during a migration
+    /// one plugin is canaried on the shared election while the others keep
+    /// their own. A plugin name runs under one election per namespace and
+    /// registry: attaching it again, in either mode, is refused.
+    ///
+    /// # Errors
+    ///
+    /// As for [`get`](Self::get), plus an invalid name,
+    /// [`CoordinatorError::PluginAlreadyAttached`] for a name already
+    /// attached to `namespace` through this registry (in either mode), and
+    /// [`CoordinatorError::PluginScopeMismatch`] for a plugin built for
+    /// another namespace or from another registry (see
+    /// [`CoordinatorPlugin::scope`]).
+    ///
+    /// # Cancel safety
+    ///
+    /// As for [`get`](Self::get); a cancelled attach leaves the name free.
+    ///
+    /// # Examples
+    ///
+    /// Two plugins of one worker, one under the namespace's shared election
+    /// and one under its own:
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use coordinator_runtime::{async_trait, CoordinationMode, CoordinatorConfig,
+    ///     CoordinatorPlugin, CoordinatorRegistry, LeaderContext, PluginError, StepDownReason};
+    /// use coordinator_store::MemoryStore;
+    ///
+    /// struct Named(&'static str);
+    ///
+    /// #[async_trait]
+    /// impl CoordinatorPlugin for Named {
+    ///     fn name(&self) -> &str { self.0 }
+    ///     async fn on_become_coordinator(&self, ctx: LeaderContext) -> Result<(), PluginError> {
+    ///         println!("{} leads under {}", self.0, ctx.election());
+    ///         Ok(())
+    ///     }
+    ///     async fn on_stop_being_coordinator(&self, _: StepDownReason) -> Result<(), PluginError> {
+    ///         Ok(())
+    ///     }
+    /// }
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), coordinator_runtime::CoordinatorError> {
+    /// // Every plugin per plugin, except `billing`, canaried on the shared election.
+    /// let config = CoordinatorConfig::default()
+    ///     .with_worker_id("w1")
+    ///     .with_mode(CoordinationMode::PerPlugin)
+    ///     .with_plugin_mode("billing", CoordinationMode::Global);
+    /// let registry = CoordinatorRegistry::new(Arc::new(MemoryStore::new()), config)?;
+    /// let billing = registry.attach("shop", Arc::new(Named("billing"))).await?;
+    /// let reports = registry.attach("shop", Arc::new(Named("reports"))).await?;
+    /// assert_eq!(billing.keys().lease(), "plg_coordinator_global/shop/state.json");
+    /// assert_eq!(reports.keys().lease(), "plg_coordinator_plugin/reports/shop/state.json");
+    /// // The same name again, in the other mode: refused.
+    /// let again = registry
+    ///     .attach_with_mode("shop", Arc::new(Named("billing")), CoordinationMode::PerPlugin)
+    ///     .await;
+    /// assert!(again.is_err());
+    /// registry.close().await;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn attach_with_mode(
+        &self,
+        namespace: &str,
+        plugin: Arc<dyn CoordinatorPlugin>,
+        mode: CoordinationMode,
+    ) -> Result<Arc<Coordinator>, CoordinatorError> {
         let name = plugin.name().to_owned();
         Namespace::new(name.as_str())?;
+        let ns = Namespace::new(namespace)?;
         if let Some(scope) = plugin.scope() {
-            scope.check(
-                &name,
-                self.id,
-                &Namespace::new(namespace)?,
-                &self.identity.worker_id,
-            )?;
+            scope.check(&name, self.id, &ns, &self.identity.worker_id)?;
         }
-        let coordinator = match self.config.mode {
+        let claim = AttachClaim::take(&self.attached, ns, name.clone())?;
+        let coordinator = match mode {
             CoordinationMode::PerPlugin => self.get_per_plugin(namespace, &name).await?,
             CoordinationMode::Global => match self.get(namespace).await {
                 Ok(coordinator) => coordinator,
@@ -276,6 +357,7 @@ impl CoordinatorRegistry {
             },
         };
         coordinator.add_plugin(plugin)?;
+        claim.keep();
         Ok(coordinator)
     }
 
@@ -362,6 +444,46 @@ impl CoordinatorRegistry {
     }
 }
 
+/// A plugin name reserved in [`CoordinatorRegistry::attached`] while it is
+/// being attached; released again unless [`keep`](Self::keep) is called, so
+/// a failed or cancelled attach leaves the name free.
+struct AttachClaim<'a> {
+    attached: &'a Mutex<HashSet<(Namespace, String)>>,
+    key: Option<(Namespace, String)>,
+}
+
+impl<'a> AttachClaim<'a> {
+    fn take(
+        attached: &'a Mutex<HashSet<(Namespace, String)>>,
+        namespace: Namespace,
+        plugin: String,
+    ) -> Result<Self, CoordinatorError> {
+        let key = (namespace, plugin);
+        if !lock(attached).insert(key.clone()) {
+            return Err(CoordinatorError::PluginAlreadyAttached {
+                plugin: key.1,
+                namespace: key.0.to_string(),
+            });
+        }
+        Ok(Self {
+            attached,
+            key: Some(key),
+        })
+    }
+
+    fn keep(mut self) {
+        self.key = None;
+    }
+}
+
+impl Drop for AttachClaim<'_> {
+    fn drop(&mut self) {
+        if let Some(key) = self.key.take() {
+            lock(self.attached).remove(&key);
+        }
+    }
+}
+
 impl Drop for CoordinatorRegistry {
     fn drop(&mut self) {
         if self.closed.swap(true, Ordering::AcqRel) {
@@ -386,6 +508,7 @@ impl fmt::Debug for CoordinatorRegistry {
             .field("identity", &self.identity)
             .field("backend", &self.store.backend())
             .field("mode", &self.config.mode)
+            .field("plugin_modes", &self.config.plugin_modes)
             .field("coordinators", &lock(&self.entries).len())
             .field("closed", &self.is_closed())
             .finish()
