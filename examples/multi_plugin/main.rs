@@ -12,7 +12,8 @@
 //! ```
 //!
 //! Options: `--config PATH` (default `examples/multi_plugin.toml`), `--url
-//! URL` (default: a new temporary directory), `--metrics-port PORT`
+//! URL` (default: a new temporary directory), `--namespace NS` (default:
+//! the file's), `--metrics-port PORT`
 //! (default: a free port; 0 turns the endpoint off). The three workers run
 //! in this one process, each with its own registry, identity and election
 //! loop, as separate processes would. `cargo test -p examples --example
@@ -227,7 +228,11 @@ struct Report {
 async fn run(args: Args) -> Result<Report, Error> {
     let out = Out::new();
     let file = FileConfig::load(&args.config).map_err(|e| e.to_string())?;
-    let namespace = file.namespace.clone().unwrap_or_else(|| "shop".into());
+    let namespace = args
+        .namespace
+        .clone()
+        .or_else(|| file.namespace.clone())
+        .unwrap_or_else(|| "shop".into());
     let temp = tempfile::tempdir()?;
     let url = match args.url.clone().or_else(|| file.url.clone()) {
         Some(url) => url,

@@ -82,13 +82,15 @@ pub(crate) struct Args {
     pub(crate) config: PathBuf,
     /// `--url URL`: the store, instead of a temporary directory.
     pub(crate) url: Option<String>,
+    /// `--namespace NS`: instead of the file's `namespace`.
+    pub(crate) namespace: Option<String>,
     /// `--metrics-port PORT`: where the Prometheus endpoint listens on
     /// 127.0.0.1 (default: a free port); `--metrics-port 0` turns it off.
     pub(crate) metrics_port: Option<u16>,
 }
 
 pub(crate) const USAGE: &str =
-    "usage: multi_plugin [--config PATH] [--url URL] [--metrics-port PORT]";
+    "usage: multi_plugin [--config PATH] [--url URL] [--namespace NS] [--metrics-port PORT]";
 
 impl Args {
     /// Parses `args` (without the program name).
@@ -96,6 +98,7 @@ impl Args {
         let mut parsed = Args {
             config: PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/multi_plugin.toml")),
             url: None,
+            namespace: None,
             metrics_port: None,
         };
         let mut args = args.into_iter();
@@ -104,6 +107,7 @@ impl Args {
             match flag.as_str() {
                 "--config" => parsed.config = PathBuf::from(value()?),
                 "--url" => parsed.url = Some(value()?),
+                "--namespace" => parsed.namespace = Some(value()?),
                 "--metrics-port" => {
                     let text = value()?;
                     let port = text.parse().map_err(|_| {

@@ -15,7 +15,7 @@ fn check_story(lines: &[String]) {
     let text = lines.join("\n");
     let mut at = 0;
     for expected in [
-        "started: queue.orders, scheduler.cron, ttl.sessions under the election plg_coordinator_global/shop/state.json",
+        "started: queue.orders, scheduler.cron, ttl.sessions under the election plg_coordinator_global/shop",
         "watch: I lead now (epoch 1)",
         "event: worker w",
         "queue: handled order-",
@@ -47,24 +47,48 @@ fn check_story(lines: &[String]) {
     }
 }
 
+/// `curl -sf localhost:PORT/metrics`, what the docs show; the body if it
+/// answered.
+async fn curl(port: u16) -> Option<String> {
+    let out = tokio::process::Command::new("curl")
+        .args(["-sf", &format!("localhost:{port}/metrics")])
+        .output()
+        .await
+        .expect("curl is installed");
+    out.status
+        .success()
+        .then(|| String::from_utf8(out.stdout).unwrap())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn runs_on_a_local_directory_and_serves_prometheus() {
     let port = monitor::free_port().unwrap();
+    // Scrape while it runs, as a person would from another terminal: keep
+    // the first body in which some worker leads and has renewed.
+    let scraper = tokio::spawn(async move {
+        loop {
+            if let Some(body) = curl(port).await {
+                let leads = body
+                    .lines()
+                    .any(|l| l.starts_with("coordinator_is_leader{") && l.ends_with(" 1"));
+                if leads && body.contains("coordinator_renewal_margin_seconds") {
+                    return body;
+                }
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        }
+    });
     let report = run(args(&["--metrics-port", &port.to_string()]))
         .await
         .unwrap();
     assert_eq!(report.metrics_port, Some(port));
     check_story(&report.lines);
     assert!(report.lines.iter().any(|l| l.contains("store: file://")));
-
-    // What docs/migration.md shows: `curl localhost:PORT/metrics`.
-    let curl = tokio::process::Command::new("curl")
-        .args(["-sf", &format!("localhost:{port}/metrics")])
-        .output()
+    let body = tokio::time::timeout(std::time::Duration::from_secs(5), scraper)
         .await
-        .expect("curl is installed");
-    assert!(curl.status.success(), "curl: {curl:?}");
-    let body = String::from_utf8(curl.stdout).unwrap();
+        .expect("no scrape during the run showed a leader")
+        .unwrap();
+
     let names = monitor::metric_names(&body);
     for name in [
         "coordinator_is_leader",
@@ -82,16 +106,14 @@ async fn runs_on_a_local_directory_and_serves_prometheus() {
             "{name} missing from {names:?}"
         );
     }
-    // Each worker is labelled; the new leader says 1.
     for worker in ["w1", "w2", "w3"] {
         assert!(
-            body.contains(&format!("worker_id=\"{worker}\"")),
+            body.contains(&format!("namespace=\"shop\",worker_id=\"{worker}\"")),
             "{worker}"
         );
     }
-    assert!(body
-        .lines()
-        .any(|l| l.starts_with("coordinator_is_leader{") && l.ends_with(" 1")));
+    // The endpoint still answers after the run, with what it last saw.
+    assert!(curl(port).await.is_some());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -114,9 +136,18 @@ async fn runs_unchanged_over_s3() {
             .as_nanos()
     );
     let url = format!("s3://{bucket}/{unique}?endpoint={endpoint}");
-    let report = run(args(&["--url", &url, "--metrics-port", "0"]))
-        .await
-        .unwrap();
+    // Its own namespace: the other test's exporter, if installed, sees
+    // this run's series too (the `metrics` recorder is per process).
+    let report = run(args(&[
+        "--url",
+        &url,
+        "--namespace",
+        "shop-s3",
+        "--metrics-port",
+        "0",
+    ]))
+    .await
+    .unwrap();
     assert!(report.lines.iter().any(|l| l.contains("(s3)")));
     check_story(&report.lines);
 }
@@ -139,6 +170,22 @@ fn the_file_is_the_documented_coordinator_toml_format() {
     let ours = super::settings::FileConfig::load(&args(&[]).config).unwrap();
     assert_eq!(ours.namespace.as_deref(), Some("shop"));
     assert_eq!(ours.plugins.ttl.name("?"), "sessions");
+    // docs/migration.md's per-plugin override parses, with the meaning it gives it.
+    let migration =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/migration.md"))
+            .unwrap();
+    let start = migration.find("```toml\n").unwrap() + "```toml\n".len();
+    let block = &migration[start..start + migration[start..].find("```").unwrap()];
+    let parsed: super::settings::FileConfig = toml::from_str(block).unwrap();
+    let mode = |name: &str| parsed.coordinator.mode_for(name);
+    assert_eq!(
+        mode("queue.orders"),
+        coordinator_runtime::CoordinationMode::Global
+    );
+    assert_eq!(
+        mode("ttl.sessions"),
+        coordinator_runtime::CoordinationMode::PerPlugin
+    );
     // Misspelt keys are refused, as the `coordinator` command refuses them.
     assert!(
         toml::from_str::<super::settings::FileConfig>("[plugins.queue]\nname = [\"x\"]").is_err()
