@@ -2,7 +2,7 @@
 //! plugin attached in per-plugin mode, per plugin), created on first use,
 //! cached and shared.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -16,7 +16,7 @@ use crate::config::{CoordinationMode, CoordinatorConfig};
 use crate::coordinator::{lock, Coordinator, SpawnParams};
 use crate::error::{CoordinatorError, ErrorKind};
 use crate::identity::{derive_seed, os_seed, resolve_worker_id};
-use crate::plugin::{CoordinatorPlugin, PluginScope};
+use crate::plugin::{AttachedNames, CoordinatorPlugin, PluginScope};
 use crate::TARGET;
 
 /// The cache key: a namespace, and the plugin for a per-plugin coordinator.
@@ -60,10 +60,10 @@ pub struct CoordinatorRegistry {
     identity: Identity,
     clock: Arc<dyn Clock>,
     entries: Mutex<HashMap<Key, Arc<OnceCell<Arc<Coordinator>>>>>,
-    /// The plugins attached (or being attached) through this registry, by
-    /// namespace and name, whatever their mode: a name runs under one
-    /// election per namespace and worker, never under both.
-    attached: Mutex<HashSet<(Namespace, String)>>,
+    /// The plugins attached (or being attached) through this registry or
+    /// its coordinators, by namespace and name, whatever their mode: a name
+    /// runs under one election per namespace and worker, never under both.
+    attached: Arc<AttachedNames>,
     closed: AtomicBool,
 }
 
@@ -124,7 +124,7 @@ impl CoordinatorRegistryBuilder {
             identity,
             clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock::new())),
             entries: Mutex::new(HashMap::new()),
-            attached: Mutex::new(HashSet::new()),
+            attached: Arc::default(),
             closed: AtomicBool::new(false),
         })
     }
@@ -341,7 +341,7 @@ impl CoordinatorRegistry {
         if let Some(scope) = plugin.scope() {
             scope.check(&name, self.id, &ns, &self.identity.worker_id)?;
         }
-        let claim = AttachClaim::take(&self.attached, ns, name.clone())?;
+        let claim = self.attached.claim(&ns, &name)?;
         let coordinator = match mode {
             CoordinationMode::PerPlugin => self.get_per_plugin(namespace, &name).await?,
             CoordinationMode::Global => match self.get(namespace).await {
@@ -356,7 +356,7 @@ impl CoordinatorRegistry {
                 Err(error) => return Err(error),
             },
         };
-        coordinator.add_plugin(plugin)?;
+        coordinator.add_claimed_plugin(plugin)?;
         claim.keep();
         Ok(coordinator)
     }
@@ -402,6 +402,7 @@ impl CoordinatorRegistry {
         });
         let (coordinator, ready) = Coordinator::spawn(SpawnParams {
             registry: self.id,
+            attached: self.attached.clone(),
             store: self.store.clone(),
             config: self.config.clone(),
             namespace: namespace.clone(),
@@ -441,46 +442,6 @@ impl CoordinatorRegistry {
     /// True once [`close`](Self::close) was called.
     pub fn is_closed(&self) -> bool {
         self.closed.load(Ordering::Acquire)
-    }
-}
-
-/// A plugin name reserved in [`CoordinatorRegistry::attached`] while it is
-/// being attached; released again unless [`keep`](Self::keep) is called, so
-/// a failed or cancelled attach leaves the name free.
-struct AttachClaim<'a> {
-    attached: &'a Mutex<HashSet<(Namespace, String)>>,
-    key: Option<(Namespace, String)>,
-}
-
-impl<'a> AttachClaim<'a> {
-    fn take(
-        attached: &'a Mutex<HashSet<(Namespace, String)>>,
-        namespace: Namespace,
-        plugin: String,
-    ) -> Result<Self, CoordinatorError> {
-        let key = (namespace, plugin);
-        if !lock(attached).insert(key.clone()) {
-            return Err(CoordinatorError::PluginAlreadyAttached {
-                plugin: key.1,
-                namespace: key.0.to_string(),
-            });
-        }
-        Ok(Self {
-            attached,
-            key: Some(key),
-        })
-    }
-
-    fn keep(mut self) {
-        self.key = None;
-    }
-}
-
-impl Drop for AttachClaim<'_> {
-    fn drop(&mut self) {
-        if let Some(key) = self.key.take() {
-            lock(self.attached).remove(&key);
-        }
     }
 }
 

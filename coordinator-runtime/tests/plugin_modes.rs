@@ -169,6 +169,12 @@ async fn attach_with_mode_overrides_the_config_and_one_name_runs_under_one_elect
             "{err}"
         );
     }
+    // Nor directly on the shared coordinator.
+    let err = shared.add_plugin(probe("queue", "w1", &log)).unwrap_err();
+    assert!(
+        matches!(err, CoordinatorError::PluginAlreadyAttached { .. }),
+        "{err}"
+    );
     assert_eq!(shared.plugins(), vec!["cron".to_owned()]);
     // Another namespace is another election: the name is free there.
     let billing = registry.attach("billing", probe("queue", "w1", &log)).await;
