@@ -18,15 +18,18 @@
 //! releasing anything. `cargo test -p examples --example migration` runs
 //! it and checks what it measured.
 
-use std::sync::{Arc, Mutex, PoisonError};
+mod javascript;
+mod probe;
+
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use coordinator_core::{Keys, Namespace};
-use coordinator_runtime::{
-    async_trait, CoordinationMode, CoordinatorConfig, CoordinatorError, CoordinatorPlugin,
-    CoordinatorRegistry, LeaderContext, PluginError, StepDownReason,
-};
+use coordinator_runtime::{CoordinationMode, CoordinatorConfig, CoordinatorRegistry};
 use coordinator_store::LeaseStore;
+
+use javascript::from_javascript;
+use probe::{billing_under, double_leader, Probe, Terms};
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
 
@@ -37,60 +40,6 @@ const WORKERS: [&str; 3] = ["w1", "w2", "w3"];
 /// an election, a worker still on that election takes it over in between,
 /// as in a real rollout that waits for each worker to be ready.
 const PAUSE: Duration = Duration::from_secs(3);
-
-/// One term of a plugin on one worker, as the plugin saw it.
-#[derive(Clone, Debug)]
-struct Term {
-    plugin: String,
-    worker: String,
-    /// The election's lease key (`LeaderContext::election`).
-    election: String,
-    epoch: u64,
-    began: Instant,
-    ended: Option<Instant>,
-}
-
-type Terms = Arc<Mutex<Vec<Term>>>;
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-/// A plugin that records when, where and under which election it leads.
-struct Probe {
-    name: &'static str,
-    worker: String,
-    terms: Terms,
-}
-
-#[async_trait]
-impl CoordinatorPlugin for Probe {
-    fn name(&self) -> &str {
-        self.name
-    }
-    async fn on_become_coordinator(&self, ctx: LeaderContext) -> Result<(), PluginError> {
-        lock(&self.terms).push(Term {
-            plugin: self.name.to_owned(),
-            worker: self.worker.clone(),
-            election: ctx.election().to_owned(),
-            epoch: ctx.epoch(),
-            began: Instant::now(),
-            ended: None,
-        });
-        Ok(())
-    }
-    async fn on_stop_being_coordinator(&self, _: StepDownReason) -> Result<(), PluginError> {
-        let mut terms = lock(&self.terms);
-        if let Some(term) = terms
-            .iter_mut()
-            .rev()
-            .find(|t| t.plugin == self.name && t.worker == self.worker && t.ended.is_none())
-        {
-            term.ended = Some(Instant::now());
-        }
-        Ok(())
-    }
-}
 
 fn lease_key(plugin: Option<&str>) -> Result<String, Error> {
     let ns = Namespace::new(NS)?;
@@ -156,43 +105,6 @@ async fn rolling_restart(
         began,
         took: began.elapsed(),
     })
-}
-
-/// Waits until `billing` has a term under `election` that began after
-/// `since`; returns that term.
-async fn billing_under(terms: &Terms, election: &str, since: Instant) -> Result<Term, Error> {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let found = lock(terms)
-            .iter()
-            .find(|t| t.plugin == "billing" && t.election == election && t.began >= since)
-            .cloned();
-        if let Some(term) = found {
-            return Ok(term);
-        }
-        if Instant::now() > deadline {
-            return Err(format!("billing never led under {election}").into());
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
-/// How long `billing` led under two elections at once, after `since`.
-fn double_leader(terms: &Terms, since: Instant, now: Instant) -> Duration {
-    let terms = lock(terms);
-    let billing: Vec<&Term> = terms.iter().filter(|t| t.plugin == "billing").collect();
-    let mut total = Duration::ZERO;
-    for (i, a) in billing.iter().enumerate() {
-        for b in &billing[i + 1..] {
-            if a.election == b.election {
-                continue;
-            }
-            let start = a.began.max(b.began).max(since);
-            let end = a.ended.unwrap_or(now).min(b.ended.unwrap_or(now));
-            total += end.saturating_duration_since(start);
-        }
-    }
-    total
 }
 
 fn ms(d: Duration) -> String {
@@ -361,92 +273,6 @@ async fn lease_holder(store: &dyn LeaseStore, key: &str) -> Result<(String, u64)
         None => format!("released (epoch {})", record.epoch),
     };
     Ok((text, record.epoch))
-}
-
-/// Writes what the JavaScript system leaves in `namespace`: a lease, a
-/// metadata object and a heartbeat, none with a `format` field.
-async fn write_javascript_records(store: &dyn LeaseStore, keys: &Keys) -> Result<(), Error> {
-    let records = [
-        (
-            keys.lease(),
-            r#"{"leader":"js-host-1","expiresAt":1765000000000}"#,
-        ),
-        (
-            keys.metadata(),
-            r#"{"service":"billing","version":"2.3.0"}"#,
-        ),
-        (
-            format!("{}js-host-1.json", keys.workers_prefix()),
-            r#"{"id":"js-host-1","lastSeen":1765000000000}"#,
-        ),
-    ];
-    for (key, body) in records {
-        store.put(&key, body.into()).await?;
-    }
-    Ok(())
-}
-
-/// Starts a worker of `namespace` and waits until it leads; how long that took.
-async fn lead(store: &Arc<dyn LeaseStore>, namespace: &str) -> Result<Duration, Error> {
-    let ours = CoordinatorRegistry::new(
-        store.clone(),
-        CoordinatorConfig::default().with_worker_id("w1"),
-    )?;
-    let began = Instant::now();
-    let coordinator = ours.get(namespace).await?;
-    coordinator
-        .leadership()
-        .wait_for(|view| view.is_leader)
-        .await
-        .map_err(|_| "the coordinator stopped")?;
-    let took = began.elapsed();
-    ours.close().await;
-    Ok(took)
-}
-
-/// Step 5: namespaces whose records the JavaScript system wrote.
-async fn from_javascript(
-    store: &Arc<dyn LeaseStore>,
-) -> Result<(String, Duration, Duration), Error> {
-    println!("\n== 5. From the JavaScript system: its records have no `format` field");
-    let legacy = Keys::global(&Namespace::new("legacy")?);
-    write_javascript_records(store.as_ref(), &legacy).await?;
-    let ours = CoordinatorRegistry::new(
-        store.clone(),
-        CoordinatorConfig::default().with_worker_id("w1"),
-    )?;
-    let refusal = match ours.get("legacy").await {
-        Err(error @ CoordinatorError::Refused { .. }) => error.to_string(),
-        Err(other) => return Err(other.into()),
-        Ok(_) => return Err("the foreign lease was not refused".into()),
-    };
-    ours.close().await;
-    println!("   our worker refuses `legacy`: {refusal}");
-    println!("   the operator stops every JavaScript worker of `legacy`, then deletes its state.json, metadata.json and workers/");
-    for key in [
-        legacy.lease(),
-        legacy.metadata(),
-        format!("{}js-host-1.json", legacy.workers_prefix()),
-    ] {
-        store.delete(&key).await?;
-    }
-    let taken = lead(store, "legacy").await?;
-    println!(
-        "   a worker of ours leads `legacy` {} after it started",
-        ms(taken)
-    );
-
-    let partly = Keys::global(&Namespace::new("legacy-2")?);
-    write_javascript_records(store.as_ref(), &partly).await?;
-    store.delete(&partly.lease()).await?;
-    println!("   in `legacy-2` the operator deletes state.json only: the foreign metadata.json leaves the epoch unknown");
-    let waited = lead(store, "legacy-2").await?;
-    println!(
-        "   a worker of ours leads `legacy-2` {} after it started (recovery_wait, {:?})",
-        ms(waited),
-        coordinator_core::Config::default().recovery_wait
-    );
-    Ok((refusal, taken, waited))
 }
 
 #[tokio::main]
