@@ -1,6 +1,9 @@
 //! The runtime's configuration: the election timings plus who this worker
 //! is, how plugins are coordinated, and what to log.
 
+use std::collections::BTreeMap;
+
+use coordinator_core::Namespace;
 use serde::{Deserialize, Serialize};
 
 use crate::error::CoordinatorError;
@@ -31,9 +34,11 @@ pub enum CoordinationMode {
 /// let config: CoordinatorConfig = serde_json::from_str(r#"{
 ///     "worker_id": "worker-1",
 ///     "mode": "per_plugin",
+///     "plugin_modes": { "queue.jobs": "global" },
 ///     "election": { "heartbeat_interval": "2s", "heartbeat_jitter": "500ms" }
 /// }"#).unwrap();
 /// assert_eq!(config.mode, CoordinationMode::PerPlugin);
+/// assert_eq!(config.mode_for("queue.jobs"), CoordinationMode::Global);
 /// config.validate().unwrap();
 /// ```
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -47,8 +52,19 @@ pub struct CoordinatorConfig {
     /// renew deadline 10 s, worker timeout 20 s by default). See
     /// [`coordinator_core::Config`].
     pub election: coordinator_core::Config,
-    /// Global (default) or per-plugin coordination.
+    /// Global (default) or per-plugin coordination, for every plugin that
+    /// [`plugin_modes`](Self::plugin_modes) does not name.
     pub mode: CoordinationMode,
+    /// The mode of single plugins, by plugin name (what
+    /// [`CoordinatorPlugin::name`](crate::CoordinatorPlugin::name) returns:
+    /// `queue.jobs`, `scheduler.cron`, `ttl.sessions` for the built-in
+    /// plugins), overriding [`mode`](Self::mode) for them: how one plugin
+    /// is canaried on the shared election (or kept on its own) while the
+    /// others stay where they are. Used by
+    /// [`CoordinatorRegistry::attach`](crate::CoordinatorRegistry::attach).
+    /// Default empty. In TOML, quote the names that contain a dot:
+    /// `[coordinator.plugin_modes]` then `"queue.jobs" = "global"`.
+    pub plugin_modes: BTreeMap<String, CoordinationMode>,
     /// In global mode, when a namespace's global election cannot start (its
     /// lease belongs to another implementation), attach plugins in per-plugin
     /// mode instead, with a warning. Default false.
@@ -73,6 +89,7 @@ impl Default for CoordinatorConfig {
             worker_id: None,
             election: coordinator_core::Config::default(),
             mode: CoordinationMode::Global,
+            plugin_modes: BTreeMap::new(),
             fallback_to_per_plugin: false,
             diagnostics: false,
             seed: None,
@@ -100,6 +117,28 @@ impl CoordinatorConfig {
         self
     }
 
+    /// Sets the mode of the plugin named `plugin` (an entry of
+    /// [`plugin_modes`](Self::plugin_modes)).
+    ///
+    /// ```
+    /// use coordinator_runtime::{CoordinationMode, CoordinatorConfig};
+    /// let config = CoordinatorConfig::default()
+    ///     .with_mode(CoordinationMode::PerPlugin)
+    ///     .with_plugin_mode("queue.jobs", CoordinationMode::Global);
+    /// assert_eq!(config.mode_for("queue.jobs"), CoordinationMode::Global);
+    /// assert_eq!(config.mode_for("ttl.sessions"), CoordinationMode::PerPlugin);
+    /// ```
+    pub fn with_plugin_mode(mut self, plugin: impl Into<String>, mode: CoordinationMode) -> Self {
+        self.plugin_modes.insert(plugin.into(), mode);
+        self
+    }
+
+    /// The mode the plugin named `plugin` runs under: its entry in
+    /// [`plugin_modes`](Self::plugin_modes), else [`mode`](Self::mode).
+    pub fn mode_for(&self, plugin: &str) -> CoordinationMode {
+        self.plugin_modes.get(plugin).copied().unwrap_or(self.mode)
+    }
+
     /// Sets [`seed`](Self::seed).
     pub fn with_seed(mut self, seed: u64) -> Self {
         self.seed = Some(seed);
@@ -118,8 +157,9 @@ impl CoordinatorConfig {
         self
     }
 
-    /// Checks the election timings' safety rules, the worker id (if given)
-    /// and the event buffer size.
+    /// Checks the election timings' safety rules, the worker id (if given),
+    /// the plugin names of [`plugin_modes`](Self::plugin_modes) and the
+    /// event buffer size.
     ///
     /// # Errors
     ///
@@ -135,6 +175,17 @@ impl CoordinatorConfig {
         self.election.validate()?;
         if let Some(id) = &self.worker_id {
             coordinator_core::WorkerId::new(id.as_str())?;
+        }
+        for plugin in self.plugin_modes.keys() {
+            if let Err(error) = Namespace::new(plugin.as_str()) {
+                return Err(CoordinatorError::InvalidOption {
+                    field: "plugin_modes",
+                    message: format!(
+                        "`{plugin}` cannot be a plugin name ({error}); use the name the plugin \
+                         reports, e.g. `queue.jobs`"
+                    ),
+                });
+            }
         }
         if self.event_capacity == 0 {
             return Err(CoordinatorError::InvalidOption {

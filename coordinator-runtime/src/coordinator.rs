@@ -21,7 +21,7 @@ use crate::error::CoordinatorError;
 use crate::events::EventStream;
 use crate::health::{Health, HealthInput};
 use crate::histogram::{Histogram, RENEWAL_MARGIN_BOUNDS, STORE_REQUEST_BOUNDS};
-use crate::plugin::{run_plugin, CoordinatorPlugin, HookFailures, RunnerEnv};
+use crate::plugin::{run_plugin, AttachedNames, CoordinatorPlugin, HookFailures, RunnerEnv};
 use crate::term::{watchdog, Term};
 use crate::TARGET;
 
@@ -169,6 +169,8 @@ pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 pub(crate) struct SpawnParams {
     /// The id of the registry that starts it (see [`PluginScope`](crate::PluginScope)).
     pub(crate) registry: u64,
+    /// The registry's attached plugin names (see [`AttachedNames`]).
+    pub(crate) attached: Arc<AttachedNames>,
     pub(crate) store: Arc<dyn LeaseStore>,
     pub(crate) config: CoordinatorConfig,
     pub(crate) namespace: Namespace,
@@ -210,6 +212,7 @@ pub(crate) struct SpawnParams {
 /// ```
 pub struct Coordinator {
     registry: u64,
+    attached: Arc<AttachedNames>,
     shared: Arc<Shared>,
     commands: mpsc::UnboundedSender<Command>,
     driver: Mutex<Option<JoinHandle<()>>>,
@@ -228,6 +231,7 @@ impl Coordinator {
     ) -> (Arc<Self>, oneshot::Receiver<Result<(), RecordError>>) {
         let SpawnParams {
             registry,
+            attached,
             store,
             config,
             namespace,
@@ -319,6 +323,7 @@ impl Coordinator {
         ));
         let coordinator = Arc::new(Self {
             registry,
+            attached,
             shared,
             commands,
             driver: Mutex::new(Some(driver_task)),
@@ -507,10 +512,26 @@ impl Coordinator {
     ///
     /// [`CoordinatorError::InvalidId`] for a name that cannot be used in keys;
     /// [`CoordinatorError::PluginAlreadyAttached`] if a plugin of that name
-    /// is already attached; [`CoordinatorError::PluginScopeMismatch`] for a
-    /// plugin built for another namespace or from another registry (see
+    /// is already attached to this namespace through this coordinator's
+    /// registry, under this election or another (a name runs under one
+    /// election per namespace and registry);
+    /// [`CoordinatorError::PluginScopeMismatch`] for a plugin built for
+    /// another namespace or from another registry (see
     /// [`CoordinatorPlugin::scope`]).
     pub fn add_plugin(&self, plugin: Arc<dyn CoordinatorPlugin>) -> Result<(), CoordinatorError> {
+        let name = Namespace::new(plugin.name())?;
+        let claim = self.attached.claim(&self.shared.namespace, name.as_str())?;
+        self.add_claimed_plugin(plugin)?;
+        claim.keep();
+        Ok(())
+    }
+
+    /// [`add_plugin`](Self::add_plugin) for a name the caller already
+    /// claimed in the registry's [`AttachedNames`].
+    pub(crate) fn add_claimed_plugin(
+        &self,
+        plugin: Arc<dyn CoordinatorPlugin>,
+    ) -> Result<(), CoordinatorError> {
         let name = Namespace::new(plugin.name())?;
         if let Some(scope) = plugin.scope() {
             scope.check(

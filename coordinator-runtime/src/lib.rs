@@ -31,7 +31,11 @@
 //!   is built from (the registry's store, clock and worker id, and a
 //!   namespace), so that it cannot be attached anywhere else.
 //! * [`CoordinationMode`]: `Global` (default) or `PerPlugin` (one loop per
-//!   plugin under its own prefix, for side-by-side migration).
+//!   plugin under its own prefix, for side-by-side migration), per registry
+//!   ([`CoordinatorConfig::mode`]) and per plugin
+//!   ([`CoordinatorConfig::plugin_modes`],
+//!   [`CoordinatorRegistry::attach_with_mode`]), so one plugin can be
+//!   canaried on the shared election.
 //! * [`Clock`], [`SystemClock`] (`CLOCK_BOOTTIME` on Linux), [`TokioClock`]
 //!   (paused-time tests).
 //!

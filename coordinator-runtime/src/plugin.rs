@@ -225,6 +225,65 @@ impl fmt::Debug for PluginScope {
     }
 }
 
+/// The plugin names attached through one registry, by namespace, whatever
+/// their mode: a name runs under one election per namespace and registry.
+/// Shared by the registry and its coordinators, so that
+/// [`Coordinator::add_plugin`](crate::Coordinator::add_plugin) called
+/// directly is held to it too.
+#[derive(Debug, Default)]
+pub(crate) struct AttachedNames(std::sync::Mutex<std::collections::HashSet<(Namespace, String)>>);
+
+impl AttachedNames {
+    fn names(&self) -> std::sync::MutexGuard<'_, std::collections::HashSet<(Namespace, String)>> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Reserves `plugin` in `namespace` until the claim is dropped, or for
+    /// good once it is [kept](AttachClaim::keep).
+    pub(crate) fn claim(
+        self: &Arc<Self>,
+        namespace: &Namespace,
+        plugin: &str,
+    ) -> Result<AttachClaim, CoordinatorError> {
+        let key = (namespace.clone(), plugin.to_owned());
+        if !self.names().insert(key.clone()) {
+            return Err(CoordinatorError::PluginAlreadyAttached {
+                plugin: key.1,
+                namespace: key.0.to_string(),
+            });
+        }
+        Ok(AttachClaim {
+            names: self.clone(),
+            key: Some(key),
+        })
+    }
+}
+
+/// A plugin name reserved in [`AttachedNames`] while it is being attached;
+/// released again unless [`keep`](Self::keep) is called, so a failed or
+/// cancelled attach leaves the name free.
+pub(crate) struct AttachClaim {
+    names: Arc<AttachedNames>,
+    key: Option<(Namespace, String)>,
+}
+
+impl AttachClaim {
+    /// The plugin is attached: the name stays taken.
+    pub(crate) fn keep(mut self) {
+        self.key = None;
+    }
+}
+
+impl Drop for AttachClaim {
+    fn drop(&mut self) {
+        if let Some(key) = self.key.take() {
+            self.names.names().remove(&key);
+        }
+    }
+}
+
 /// What a plugin runner needs from its coordinator.
 pub(crate) struct RunnerEnv {
     pub(crate) namespace: Namespace,

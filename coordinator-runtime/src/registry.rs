@@ -1,5 +1,6 @@
-//! [`CoordinatorRegistry`]: one coordinator per namespace (and, in per-plugin mode,
-//! per plugin), created on first use, cached and shared.
+//! [`CoordinatorRegistry`]: one coordinator per namespace (and, for each
+//! plugin attached in per-plugin mode, per plugin), created on first use,
+//! cached and shared.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -15,7 +16,7 @@ use crate::config::{CoordinationMode, CoordinatorConfig};
 use crate::coordinator::{lock, Coordinator, SpawnParams};
 use crate::error::{CoordinatorError, ErrorKind};
 use crate::identity::{derive_seed, os_seed, resolve_worker_id};
-use crate::plugin::{CoordinatorPlugin, PluginScope};
+use crate::plugin::{AttachedNames, CoordinatorPlugin, PluginScope};
 use crate::TARGET;
 
 /// The cache key: a namespace, and the plugin for a per-plugin coordinator.
@@ -59,6 +60,10 @@ pub struct CoordinatorRegistry {
     identity: Identity,
     clock: Arc<dyn Clock>,
     entries: Mutex<HashMap<Key, Arc<OnceCell<Arc<Coordinator>>>>>,
+    /// The plugins attached (or being attached) through this registry or
+    /// its coordinators, by namespace and name, whatever their mode: a name
+    /// runs under one election per namespace and worker, never under both.
+    attached: Arc<AttachedNames>,
     closed: AtomicBool,
 }
 
@@ -119,6 +124,7 @@ impl CoordinatorRegistryBuilder {
             identity,
             clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock::new())),
             entries: Mutex::new(HashMap::new()),
+            attached: Arc::default(),
             closed: AtomicBool::new(false),
         })
     }
@@ -227,21 +233,15 @@ impl CoordinatorRegistry {
         self.entry(namespace, Some(plugin)).await
     }
 
-    /// Attaches `plugin` to `namespace` as the configured
-    /// [`CoordinationMode`] says, and returns the coordinator it runs under:
-    ///
-    /// * `Global`: the namespace's shared coordinator. If that is refused and
-    ///   [`fallback_to_per_plugin`](CoordinatorConfig::fallback_to_per_plugin)
-    ///   is set, the plugin's own per-plugin coordinator instead, with a
-    ///   warning.
-    /// * `PerPlugin`: the plugin's own coordinator.
+    /// Attaches `plugin` to `namespace` in the mode the configuration gives
+    /// its name ([`CoordinatorConfig::mode_for`]: its entry in
+    /// [`plugin_modes`](CoordinatorConfig::plugin_modes), else
+    /// [`mode`](CoordinatorConfig::mode)), and returns the coordinator it
+    /// runs under; see [`attach_with_mode`](Self::attach_with_mode).
     ///
     /// # Errors
     ///
-    /// As for [`get`](Self::get), plus an invalid or already attached plugin
-    /// name, and [`CoordinatorError::PluginScopeMismatch`] for a plugin built
-    /// for another namespace or from another registry (see
-    /// [`CoordinatorPlugin::scope`]).
+    /// As for [`attach_with_mode`](Self::attach_with_mode).
     ///
     /// # Cancel safety
     ///
@@ -251,17 +251,98 @@ impl CoordinatorRegistry {
         namespace: &str,
         plugin: Arc<dyn CoordinatorPlugin>,
     ) -> Result<Arc<Coordinator>, CoordinatorError> {
+        let mode = self.config.mode_for(plugin.name());
+        self.attach_with_mode(namespace, plugin, mode).await
+    }
+
+    /// Attaches `plugin` to `namespace` in `mode`, whatever the
+    /// configuration says, and returns the coordinator it runs under:
+    ///
+    /// * `Global`: the namespace's shared coordinator. If that is refused and
+    ///   [`fallback_to_per_plugin`](CoordinatorConfig::fallback_to_per_plugin)
+    ///   is set, the plugin's own per-plugin coordinator instead, with a
+    ///   warning.
+    /// * `PerPlugin`: the plugin's own coordinator (keys under
+    ///   `plg_coordinator_plugin/<plugin>/<namespace>/`).
+    ///
+    /// Plugins of one registry may use different modes: during a migration
+    /// one plugin is canaried on the shared election while the others keep
+    /// their own. A plugin name runs under one election per namespace and
+    /// registry: attaching it again, in either mode, is refused.
+    ///
+    /// # Errors
+    ///
+    /// As for [`get`](Self::get), plus an invalid name,
+    /// [`CoordinatorError::PluginAlreadyAttached`] for a name already
+    /// attached to `namespace` through this registry (in either mode), and
+    /// [`CoordinatorError::PluginScopeMismatch`] for a plugin built for
+    /// another namespace or from another registry (see
+    /// [`CoordinatorPlugin::scope`]).
+    ///
+    /// # Cancel safety
+    ///
+    /// As for [`get`](Self::get); a cancelled attach leaves the name free.
+    ///
+    /// # Examples
+    ///
+    /// Two plugins of one worker, one under the namespace's shared election
+    /// and one under its own:
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use coordinator_runtime::{async_trait, CoordinationMode, CoordinatorConfig,
+    ///     CoordinatorPlugin, CoordinatorRegistry, LeaderContext, PluginError, StepDownReason};
+    /// use coordinator_store::MemoryStore;
+    ///
+    /// struct Named(&'static str);
+    ///
+    /// #[async_trait]
+    /// impl CoordinatorPlugin for Named {
+    ///     fn name(&self) -> &str { self.0 }
+    ///     async fn on_become_coordinator(&self, ctx: LeaderContext) -> Result<(), PluginError> {
+    ///         println!("{} leads under {}", self.0, ctx.election());
+    ///         Ok(())
+    ///     }
+    ///     async fn on_stop_being_coordinator(&self, _: StepDownReason) -> Result<(), PluginError> {
+    ///         Ok(())
+    ///     }
+    /// }
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), coordinator_runtime::CoordinatorError> {
+    /// // Every plugin per plugin, except `billing`, canaried on the shared election.
+    /// let config = CoordinatorConfig::default()
+    ///     .with_worker_id("w1")
+    ///     .with_mode(CoordinationMode::PerPlugin)
+    ///     .with_plugin_mode("billing", CoordinationMode::Global);
+    /// let registry = CoordinatorRegistry::new(Arc::new(MemoryStore::new()), config)?;
+    /// let billing = registry.attach("shop", Arc::new(Named("billing"))).await?;
+    /// let reports = registry.attach("shop", Arc::new(Named("reports"))).await?;
+    /// assert_eq!(billing.keys().lease(), "plg_coordinator_global/shop/state.json");
+    /// assert_eq!(reports.keys().lease(), "plg_coordinator_plugin/reports/shop/state.json");
+    /// // The same name again, in the other mode: refused.
+    /// let again = registry
+    ///     .attach_with_mode("shop", Arc::new(Named("billing")), CoordinationMode::PerPlugin)
+    ///     .await;
+    /// assert!(again.is_err());
+    /// registry.close().await;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn attach_with_mode(
+        &self,
+        namespace: &str,
+        plugin: Arc<dyn CoordinatorPlugin>,
+        mode: CoordinationMode,
+    ) -> Result<Arc<Coordinator>, CoordinatorError> {
         let name = plugin.name().to_owned();
         Namespace::new(name.as_str())?;
+        let ns = Namespace::new(namespace)?;
         if let Some(scope) = plugin.scope() {
-            scope.check(
-                &name,
-                self.id,
-                &Namespace::new(namespace)?,
-                &self.identity.worker_id,
-            )?;
+            scope.check(&name, self.id, &ns, &self.identity.worker_id)?;
         }
-        let coordinator = match self.config.mode {
+        let claim = self.attached.claim(&ns, &name)?;
+        let coordinator = match mode {
             CoordinationMode::PerPlugin => self.get_per_plugin(namespace, &name).await?,
             CoordinationMode::Global => match self.get(namespace).await {
                 Ok(coordinator) => coordinator,
@@ -275,7 +356,8 @@ impl CoordinatorRegistry {
                 Err(error) => return Err(error),
             },
         };
-        coordinator.add_plugin(plugin)?;
+        coordinator.add_claimed_plugin(plugin)?;
+        claim.keep();
         Ok(coordinator)
     }
 
@@ -320,6 +402,7 @@ impl CoordinatorRegistry {
         });
         let (coordinator, ready) = Coordinator::spawn(SpawnParams {
             registry: self.id,
+            attached: self.attached.clone(),
             store: self.store.clone(),
             config: self.config.clone(),
             namespace: namespace.clone(),
@@ -386,6 +469,7 @@ impl fmt::Debug for CoordinatorRegistry {
             .field("identity", &self.identity)
             .field("backend", &self.store.backend())
             .field("mode", &self.config.mode)
+            .field("plugin_modes", &self.config.plugin_modes)
             .field("coordinators", &lock(&self.entries).len())
             .field("closed", &self.is_closed())
             .finish()
