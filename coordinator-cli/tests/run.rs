@@ -181,3 +181,67 @@ fn metrics_and_healthz_endpoints() {
     child.kill().unwrap();
     child.wait().unwrap();
 }
+
+/// This test process's CLOCK_MONOTONIC, in nanoseconds.
+#[cfg(target_os = "linux")]
+fn monotonic_ns() -> u64 {
+    let ts = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn events_json_lines_carry_the_machines_monotonic_clock() {
+    let dir = tempfile::tempdir().unwrap();
+    let started = monotonic_ns();
+    let mut child = coordinator()
+        .args(["--url", &file_url(dir.path()), "--namespace", "demo"])
+        .args(["run", "--worker-id", "j1", "--fast", "--events-json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let _guard = KillOnDrop(child.id());
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut next = || -> serde_json::Value {
+        let line = lines.next().unwrap().unwrap();
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("{line}: {e}"))
+    };
+    let ready = next();
+    assert_eq!(ready["event"], "ready");
+    assert_eq!(ready["worker"], "j1");
+    assert_eq!(ready["namespace"], "demo");
+    let mut last = ready["mono_ns"].as_u64().expect("mono_ns on Linux");
+    // Another process's stamp, on the same clock as this one's.
+    assert!(
+        last >= started,
+        "ready at {last}, before the launch at {started}"
+    );
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        assert!(Instant::now() < deadline, "j1 never led");
+        let view = next();
+        assert_eq!(view["event"], "view", "{view}");
+        assert_eq!(view["namespace"], "demo");
+        let at = view["mono_ns"].as_u64().unwrap();
+        assert!(at >= last, "mono_ns went back: {last} then {at}");
+        last = at;
+        if view["is_leader"] == true {
+            assert_eq!(view["leader"], "j1");
+            assert!(view["epoch"].as_u64().unwrap() >= 1);
+            break;
+        }
+    }
+    let pid = child.id().to_string();
+    std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    let stopping = next();
+    assert_eq!(stopping["event"], "stopping", "{stopping}");
+    let stopped = next();
+    assert_eq!(stopped["event"], "stopped", "{stopped}");
+    assert!(stopped["mono_ns"].as_u64().unwrap() >= stopping["mono_ns"].as_u64().unwrap());
+    assert!(child.wait().unwrap().success());
+    assert!(stopped["mono_ns"].as_u64().unwrap() <= monotonic_ns());
+}
