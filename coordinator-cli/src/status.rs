@@ -1,6 +1,6 @@
 //! `coordinator status`: who leads a namespace, read without joining it.
 //!
-//! Read-only by construction (the store is [`ReadOnly`](crate::store::ReadOnly)).
+//! Read-only by construction (the store is `coordinator_store::open_read_only`'s).
 //! Its requests, for `W` heartbeat objects and `P` per-plugin elections:
 //!
 //! | request | count |

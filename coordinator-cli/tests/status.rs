@@ -215,7 +215,7 @@ fn s3_status_missing_bucket_and_bad_credentials() {
     // Nothing written under the prefix.
     let store = tokio::runtime::Runtime::new()
         .unwrap()
-        .block_on(coordinator_store::open_unprobed(&url))
+        .block_on(coordinator_store::open_read_only(&url))
         .unwrap();
     let listed = tokio::runtime::Runtime::new()
         .unwrap()
