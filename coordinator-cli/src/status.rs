@@ -23,10 +23,11 @@
 //! They are counted apart from the bound, as plugin reads.
 
 use std::collections::BTreeSet;
+use std::time::Duration;
 
 use coordinator_core::{
     decode, Config, HeartbeatRecord, Keys, LeaseRecord, MetadataRecord, Namespace, RecordError,
-    RosterRecord, DATA_PREFIX,
+    RenewalLag, RenewalRule, RosterRecord, DATA_PREFIX,
 };
 use coordinator_store::{
     LeaseStore, LeaseStoreExt, RequestCounts, StoreError, StoredObject, LIST_PAGE_SIZE,
@@ -190,6 +191,8 @@ pub(crate) struct JudgedBy {
     pub(crate) heartbeat_interval_ms: u64,
     pub(crate) heartbeat_jitter_ms: u64,
     pub(crate) worker_timeout_ms: u64,
+    /// One renewal request's time, added to both renewal thresholds.
+    pub(crate) request_timeout_ms: u64,
 }
 
 /// The requests status made, and the documented bound.
@@ -461,6 +464,7 @@ pub(crate) async fn collect(
             heartbeat_interval_ms: election.heartbeat_interval.as_millis() as u64,
             heartbeat_jitter_ms: election.heartbeat_jitter.as_millis() as u64,
             worker_timeout_ms: election.worker_timeout.as_millis() as u64,
+            request_timeout_ms: election.request_timeout.as_millis() as u64,
         },
         requests: RequestsMade {
             counts: RequestCounts::default(),
@@ -523,47 +527,56 @@ pub(crate) fn verdict(s: &Snapshot) -> Verdict {
         ));
     };
     // The larger of the two ages: the store clock's is a lower bound, this
-    // host's may be skewed; a lease older than its holder's renew deadline
-    // by either means the holder has stopped acting as leader. Timestamps
-    // in whole seconds (S3's Last-Modified, Azure's) can make a version
-    // look up to a second older than it is: that much is taken off.
-    let raw_age = lease
+    // host's may be skewed. Judged by the one rule for late renewals
+    // (`RenewalRule`, which `Coordinator::health` applies too): the
+    // configured renewal interval, the holder's recorded renew deadline,
+    // and a tolerance of one request's time plus, with timestamps in whole
+    // seconds (S3's Last-Modified, Azure's), the second a version can look
+    // older than it is.
+    let age = lease
         .age_store_clock_ms
         .into_iter()
         .chain(lease.age_host_clock_ms)
-        .max();
+        .max()
+        .unwrap_or(lease.since_written_writer_clock_ms);
     let whole_seconds = s
         .records
         .iter()
         .filter_map(|r| r.store_time_unix_ms)
         .chain(s.workers.iter().filter_map(|w| w.store_time_unix_ms))
         .all(|t| t % 1000 == 0);
-    let age = match raw_age {
-        Some(age) if whole_seconds => (age - 999).max(0),
-        Some(age) => age,
-        None => lease.since_written_writer_clock_ms,
+    let granularity_ms = if whole_seconds { 999 } else { 0 };
+    let ms = Duration::from_millis;
+    let rule = RenewalRule {
+        interval: ms(s.judged_by.heartbeat_interval_ms + s.judged_by.heartbeat_jitter_ms),
+        renew_deadline: ms(lease.renew_deadline_ms),
+        tolerance: ms(s.judged_by.request_timeout_ms + granularity_ms),
     };
-    if age > lease.renew_deadline_ms as i64 {
-        return no_leader(format!(
-            "no live leader: {leader} has not renewed for {} (past its renew deadline {}); a \
-             follower takes over after {}",
-            output::age(age),
-            output::age(lease.renew_deadline_ms as i64),
-            output::age(lease.lease_timeout_ms as i64)
-        ));
-    }
-    // Renewals come every heartbeat interval plus jitter; a second of
-    // slack covers 1 s store timestamps.
-    let expected = s.judged_by.heartbeat_interval_ms + s.judged_by.heartbeat_jitter_ms + 1000;
+    let shown = |d: Duration| output::age(d.as_millis() as i64);
     let mut notes = Vec::new();
     let mut status = "healthy";
-    if age > expected as i64 {
-        status = "degraded";
-        notes.push(format!(
-            "leader late to renew: last renewal {} ago, expected every {} at most",
-            output::age(age),
-            output::age(expected as i64 - 1000)
-        ));
+    match rule.judge(ms(age.max(0) as u64)) {
+        RenewalLag::PastDeadline { .. } => {
+            return no_leader(format!(
+                "no live leader: {leader} has not renewed for {} (past its renew deadline {} \
+                 plus {} of tolerance); a follower takes over after {}",
+                output::age(age),
+                output::age(lease.renew_deadline_ms as i64),
+                shown(rule.tolerance),
+                output::age(lease.lease_timeout_ms as i64)
+            ));
+        }
+        RenewalLag::Late { .. } => {
+            status = "degraded";
+            notes.push(format!(
+                "leader late to renew: last renewal {} ago, expected every {} at most (plus {} \
+                 of tolerance)",
+                output::age(age),
+                shown(rule.interval),
+                shown(rule.tolerance)
+            ));
+        }
+        RenewalLag::OnTime => {}
     }
     let plugins: Vec<&str> = s
         .elections

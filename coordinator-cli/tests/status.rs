@@ -44,6 +44,62 @@ fn status(url: &str, extra: &[&str]) -> common::Run {
     run(&mut command)
 }
 
+/// Sets `path`'s modification time (the local store's timestamp) to
+/// `ago` before now.
+fn age_file(path: &std::path::Path, ago: Duration) {
+    let when = std::time::SystemTime::now() - ago;
+    let file = std::fs::File::options().write(true).open(path).unwrap();
+    file.set_modified(when).unwrap();
+}
+
+/// The verdict's renewal rule (`coordinator_core::RenewalRule`, shared with
+/// `Coordinator::health`): with the default timings a lease renewed 10.5 s
+/// ago is late (past 5 s + 1 s of jitter + 2 s request timeout), 20 s ago
+/// past the recorded 10 s renew deadline plus 2 s of tolerance.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn late_then_past_the_deadline_by_the_shared_renewal_rule() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = file_url(dir.path());
+    let store = coordinator_store::open(&url).await.unwrap();
+    let registry =
+        CoordinatorRegistry::new(store, CoordinatorConfig::default().with_worker_id("w1")).unwrap();
+    let c1 = registry.get("demo").await.unwrap();
+    c1.leadership().wait_for(|v| v.is_leader).await.unwrap();
+    // A crash: no release, no more renewals.
+    c1.abort();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let lease = dir.path().join("plg_coordinator_global/demo/state.json");
+    let judged = |ago: Duration| {
+        age_file(&lease, ago);
+        let url = url.clone();
+        std::thread::spawn(move || status(&url, &["--json"]))
+            .join()
+            .unwrap()
+    };
+    let r = judged(Duration::from_millis(10_500));
+    assert_eq!(r.code, 0, "late is still a leader");
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(v["verdict"]["status"], "degraded", "{}", r.stdout);
+    let message = v["verdict"]["message"].as_str().unwrap();
+    assert!(message.contains("leader late to renew"), "{message}");
+    assert!(
+        message.contains("expected every 6.0s at most (plus 2.0s"),
+        "{message}"
+    );
+
+    let r = judged(Duration::from_secs(20));
+    assert_eq!(r.code, 3, "past the deadline: no live leader");
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    let message = v["verdict"]["message"].as_str().unwrap();
+    assert!(message.contains("no live leader: w1"), "{message}");
+    assert!(
+        message.contains("past its renew deadline 10.0s plus 2.0s"),
+        "{message}"
+    );
+    drop(c1);
+    registry.close().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn live_leader_then_released() {
     let dir = tempfile::tempdir().unwrap();
