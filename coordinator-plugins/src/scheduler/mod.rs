@@ -133,6 +133,11 @@ pub(crate) struct SchedulerInner {
 }
 
 impl SchedulerInner {
+    /// Counts one `work` of this scheduler (the `metrics` feature).
+    pub(crate) fn count(&self, work: crate::telemetry::Work) {
+        crate::telemetry::count(work, &self.scope, &format!("scheduler.{}", self.name));
+    }
+
     pub(crate) fn backend(&self) -> &'static str {
         self.store.backend()
     }

@@ -166,6 +166,13 @@ pub struct Ttl {
     pub(crate) inner: Arc<TtlInner>,
 }
 
+impl TtlInner {
+    /// Counts one `work` of this expirer (the `metrics` feature).
+    pub(crate) fn count(&self, work: crate::telemetry::Work) {
+        crate::telemetry::count(work, &self.scope, &format!("ttl.{}", self.name));
+    }
+}
+
 pub(crate) struct TtlInner {
     pub(crate) scope: PluginScope,
     pub(crate) store: Arc<dyn LeaseStore>,
