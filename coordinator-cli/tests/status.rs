@@ -281,6 +281,14 @@ fn s3_status_missing_bucket_and_bad_credentials() {
     let _ = Arc::clone(&store);
 }
 
+/// The first job's `next_run_unix_ms` in `status --json`'s output.
+fn v_next_run(stdout: &str) -> u64 {
+    let v: serde_json::Value = serde_json::from_str(stdout).unwrap();
+    v["plugins"][2]["data"][0]["next_run_unix_ms"]
+        .as_u64()
+        .unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn plugin_data_of_the_configured_queues_schedulers_and_ttls() {
     use coordinator_plugins::queue::Queue;
@@ -355,8 +363,18 @@ async fn plugin_data_of_the_configured_queues_schedulers_and_ttls() {
         "{}",
         human.stdout
     );
+    // The next run through Scheduler::job_states: 03:00 UTC next.
+    let next = v_next_run(&json.stdout);
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    assert_eq!(next % 86_400_000, 3 * 3_600_000, "03:00 UTC");
+    assert!(next > now_ms && next - now_ms <= 86_400_000);
     assert!(
-        human.stdout.contains("nightly `0 3 * * *` last: never run"),
+        human.stdout.contains("nightly `0 3 * * *` next: ")
+            && human.stdout.contains("T03:00:00.000Z (in ")
+            && human.stdout.contains("last: never run"),
         "{}",
         human.stdout
     );
@@ -373,7 +391,17 @@ async fn plugin_data_of_the_configured_queues_schedulers_and_ttls() {
     assert_eq!(v["plugins"][1]["data"]["index_entries"], 2);
     assert_eq!(v["plugins"][1]["data"]["overdue"], 1);
     assert_eq!(v["plugins"][2]["data"][0]["job"], "nightly");
-    assert!(v["requests"]["plugin_reads"].as_u64().unwrap() >= 4);
+    assert_eq!(
+        v["plugins"][1]["data"]["oldest_overdue_bucket_unix_ms"]
+            .as_u64()
+            .unwrap()
+            % 1000,
+        0
+    );
+    // The documented plugin reads: the queue 3 LISTs and a GET of its
+    // counters (no claims), the TTL expirer 1 LIST, the scheduler a LIST of
+    // its jobs, a GET of its one job and a LIST of its runs (none to GET).
+    assert_eq!(v["requests"]["plugin_reads"], 8);
     assert_eq!(v["requests"]["counts"]["put"], 0);
     assert_eq!(files(&data), before, "status wrote nothing");
     registry.close().await;

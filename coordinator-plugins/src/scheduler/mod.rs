@@ -98,7 +98,7 @@ use std::sync::Arc;
 use coordinator_runtime::{Clock, CoordinatorError, CoordinatorRegistry, PluginScope};
 use coordinator_store::LeaseStore;
 
-pub use client::{JobInfo, RunRecord};
+pub use client::{JobInfo, JobState, RunRecord};
 pub use config::SchedulerConfig;
 pub use error::SchedulerError;
 pub use handler::{JobContext, JobError, JobHandler};

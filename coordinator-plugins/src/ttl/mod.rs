@@ -87,7 +87,7 @@ use bytes::Bytes;
 use coordinator_runtime::{Clock, CoordinatorError, CoordinatorRegistry, PluginScope};
 use coordinator_store::LeaseStore;
 
-pub use client::{Registration, TtlRecord};
+pub use client::{Registration, TtlBacklog, TtlRecord};
 pub use config::{ExpiryAction, TtlConfig};
 pub use error::TtlError;
 pub use leader::TtlSweeper;
