@@ -11,7 +11,7 @@
 //!
 //! The three workers run in this one process for convenience, but each has
 //! its own registry, identity and election loop, exactly as separate
-//! processes would (see the `coordinator-worker` binary for that).
+//! processes would (see `coordinator run`, coordinator-cli, for that).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;

@@ -134,6 +134,11 @@ pub(crate) struct RunArgs {
     /// 127.0.0.1:9464 (port 0: any free port; the address is printed).
     #[arg(long, value_name = "ADDR")]
     pub(crate) metrics_addr: Option<std::net::SocketAddr>,
+    /// Print each event (ready, view, stopping, stopped) as one JSON object
+    /// a line, with `mono_ns`: the instant on CLOCK_MONOTONIC, in
+    /// nanoseconds (null outside Linux and Android).
+    #[arg(long)]
+    pub(crate) events_json: bool,
 }
 
 fn parse_duration(text: &str) -> Result<std::time::Duration, String> {

@@ -27,6 +27,7 @@
 mod cli;
 mod config;
 mod diagnose;
+mod events;
 mod output;
 mod probe;
 mod redact;

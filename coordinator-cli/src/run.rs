@@ -1,14 +1,7 @@
 //! `coordinator run`: one worker process that joins the election of each
 //! configured namespace and prints every change of leadership as one line
-//! (the lines of the runtime's `coordinator-worker`, which the wire
-//! benchmark runs; the multi-process fail-over test runs both).
-//!
-//! ```text
-//! READY worker=w1 namespace=demo
-//! VIEW worker=w1 namespace=demo leader=w2 epoch=3 is_leader=false
-//! STOPPING worker=w1
-//! STOPPED worker=w1
-//! ```
+//! (see [`crate::events`] for the lines and `--events-json`; the wire
+//! benchmark and the multi-process fail-over test run this command).
 //!
 //! With `--plugins`, the maintenance side of every queue and TTL expirer
 //! and the scheduler named under `[plugins]` in the config file is attached
@@ -27,6 +20,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 
 use crate::cli::{Globals, RunArgs};
+use crate::events::{Event, Stamped};
 use crate::{config, exit, output, redact, store, Failure};
 
 /// The sub-second timings of `--fast`: heartbeat 200 ms + up to 50 ms of
@@ -73,7 +67,9 @@ pub(crate) async fn command(globals: &Globals, args: &RunArgs) -> Result<u8, Fai
         CoordinatorRegistry::new(store, config).map_err(|e| Failure::error(format!("run: {e}")))?;
     let me = registry.worker_id().clone();
 
-    let (changes, mut lines) = mpsc::unbounded_channel::<String>();
+    let json = args.events_json;
+    let print = |stamped: Stamped| output::line(&stamped.line(json));
+    let (changes, mut lines) = mpsc::unbounded_channel::<Stamped>();
     let mut coordinators = Vec::new();
     for namespace in &namespaces {
         let coordinator = registry
@@ -87,26 +83,34 @@ pub(crate) async fn command(globals: &Globals, args: &RunArgs) -> Result<u8, Fai
                     .map_err(|e| Failure::error(format!("run: {e}")))?;
             }
         }
-        output::line(&format!("READY worker={me} namespace={namespace}"));
+        print(
+            Event::Ready {
+                worker: me.to_string(),
+                namespace: namespace.clone(),
+            }
+            .now(),
+        );
         let mut leadership = coordinator.leadership();
         let changes = changes.clone();
-        let me = me.clone();
+        let me = me.to_string();
         let namespace = namespace.clone();
         tokio::spawn(async move {
             let mut last = None;
             loop {
                 {
                     // One line per change of leader, epoch or role (not
-                    // per renewal).
+                    // per renewal), stamped when seen, not when printed.
                     let view = leadership.borrow_and_update();
                     let shown = (view.leader.clone(), view.epoch, view.is_leader);
                     if last.as_ref() != Some(&shown) {
-                        let leader = view.leader.as_ref().map_or("none", |l| l.as_str());
-                        let line = format!(
-                            "VIEW worker={me} namespace={namespace} leader={leader} epoch={} is_leader={}",
-                            view.epoch, view.is_leader
-                        );
-                        if changes.send(line).is_err() {
+                        let event = Event::View {
+                            worker: me.clone(),
+                            namespace: namespace.clone(),
+                            leader: view.leader.as_ref().map(|l| l.as_str().to_owned()),
+                            epoch: view.epoch,
+                            is_leader: view.is_leader,
+                        };
+                        if changes.send(event.now()).is_err() {
                             break;
                         }
                         last = Some(shown);
@@ -128,9 +132,12 @@ pub(crate) async fn command(globals: &Globals, args: &RunArgs) -> Result<u8, Fai
             let bound = listener
                 .local_addr()
                 .map_err(|e| Failure::error(format!("--metrics-addr {addr}: {e}")))?;
-            output::line(&format!(
-                "METRICS http://{bound}/metrics http://{bound}/healthz"
-            ));
+            print(
+                Event::Metrics {
+                    addr: bound.to_string(),
+                }
+                .now(),
+            );
             Some(tokio::spawn(serve(listener, coordinators.clone())))
         }
         None => None,
@@ -141,21 +148,27 @@ pub(crate) async fn command(globals: &Globals, args: &RunArgs) -> Result<u8, Fai
     loop {
         tokio::select! {
             line = lines.recv() => match line {
-                Some(line) => output::line(&line),
+                Some(stamped) => print(stamped),
                 None => break,
             },
             () = terminate.recv() => break,
             _ = tokio::signal::ctrl_c() => break,
         }
     }
-    output::line(&format!("STOPPING worker={me}"));
+    let worker = me.to_string();
+    print(
+        Event::Stopping {
+            worker: worker.clone(),
+        }
+        .now(),
+    );
     if let Some(server) = server {
         server.abort();
         let _ = server.await;
     }
     drop(coordinators);
     registry.close().await;
-    output::line(&format!("STOPPED worker={me}"));
+    print(Event::Stopped { worker }.now());
     Ok(exit::OK)
 }
 

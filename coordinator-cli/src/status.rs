@@ -1,6 +1,6 @@
 //! `coordinator status`: who leads a namespace, read without joining it.
 //!
-//! Read-only by construction (the store is [`ReadOnly`](crate::store::ReadOnly)).
+//! Read-only by construction (the store is `coordinator_store::open_read_only`'s).
 //! Its requests, for `W` heartbeat objects and `P` per-plugin elections:
 //!
 //! | request | count |
@@ -14,19 +14,26 @@
 //! so 6 requests for a global namespace of up to 1,000 workers. The count
 //! made is printed at the end, with the bound.
 //!
-//! For the queues and schedulers the config file names (`[plugins.queue]
-//! names`, `[plugins.scheduler] names`), it also shows their data: per
-//! queue 3 LISTs (messages, claims, dead letters), a GET of its counters
-//! and a GET per claim; per scheduler a LIST of its jobs, a GET per job,
-//! and per job a LIST and GET of its newest run; per TTL expirer a LIST of
-//! its index (its backlog: entries in overdue buckets, the oldest one).
-//! They are counted apart from the bound, as plugin reads.
+//! For the queues, schedulers and TTL expirers the config file names
+//! (`[plugins.queue] names`, …), it also shows their data through the
+//! plugins' public read APIs: per queue ([`Queue::stats`]) 3 LISTs
+//! (messages, claims, dead letters), a GET of its counters and a GET per
+//! claim; per scheduler ([`Scheduler::job_states`]: each job's next run
+//! and last outcome) a LIST of its jobs, a GET per job, and per job a LIST
+//! of its runs and a GET of the newest; per TTL expirer ([`Ttl::backlog`])
+//! a LIST of its index per 1,000 entries. They are counted apart from the
+//! bound, as plugin reads.
+//!
+//! [`Queue::stats`]: coordinator_plugins::queue::Queue::stats
+//! [`Scheduler::job_states`]: coordinator_plugins::scheduler::Scheduler::job_states
+//! [`Ttl::backlog`]: coordinator_plugins::ttl::Ttl::backlog
 
 use std::collections::BTreeSet;
+use std::time::Duration;
 
 use coordinator_core::{
     decode, Config, HeartbeatRecord, Keys, LeaseRecord, MetadataRecord, Namespace, RecordError,
-    RosterRecord, DATA_PREFIX,
+    RenewalLag, RenewalRule, RosterRecord, DATA_PREFIX,
 };
 use coordinator_store::{
     LeaseStore, LeaseStoreExt, RequestCounts, StoreError, StoredObject, LIST_PAGE_SIZE,
@@ -190,6 +197,8 @@ pub(crate) struct JudgedBy {
     pub(crate) heartbeat_interval_ms: u64,
     pub(crate) heartbeat_jitter_ms: u64,
     pub(crate) worker_timeout_ms: u64,
+    /// One renewal request's time, added to both renewal thresholds.
+    pub(crate) request_timeout_ms: u64,
 }
 
 /// The requests status made, and the documented bound.
@@ -461,6 +470,7 @@ pub(crate) async fn collect(
             heartbeat_interval_ms: election.heartbeat_interval.as_millis() as u64,
             heartbeat_jitter_ms: election.heartbeat_jitter.as_millis() as u64,
             worker_timeout_ms: election.worker_timeout.as_millis() as u64,
+            request_timeout_ms: election.request_timeout.as_millis() as u64,
         },
         requests: RequestsMade {
             counts: RequestCounts::default(),
@@ -523,47 +533,56 @@ pub(crate) fn verdict(s: &Snapshot) -> Verdict {
         ));
     };
     // The larger of the two ages: the store clock's is a lower bound, this
-    // host's may be skewed; a lease older than its holder's renew deadline
-    // by either means the holder has stopped acting as leader. Timestamps
-    // in whole seconds (S3's Last-Modified, Azure's) can make a version
-    // look up to a second older than it is: that much is taken off.
-    let raw_age = lease
+    // host's may be skewed. Judged by the one rule for late renewals
+    // (`RenewalRule`, which `Coordinator::health` applies too): the
+    // configured renewal interval, the holder's recorded renew deadline,
+    // and a tolerance of one request's time plus, with timestamps in whole
+    // seconds (S3's Last-Modified, Azure's), the second a version can look
+    // older than it is.
+    let age = lease
         .age_store_clock_ms
         .into_iter()
         .chain(lease.age_host_clock_ms)
-        .max();
+        .max()
+        .unwrap_or(lease.since_written_writer_clock_ms);
     let whole_seconds = s
         .records
         .iter()
         .filter_map(|r| r.store_time_unix_ms)
         .chain(s.workers.iter().filter_map(|w| w.store_time_unix_ms))
         .all(|t| t % 1000 == 0);
-    let age = match raw_age {
-        Some(age) if whole_seconds => (age - 999).max(0),
-        Some(age) => age,
-        None => lease.since_written_writer_clock_ms,
+    let granularity_ms = if whole_seconds { 999 } else { 0 };
+    let ms = Duration::from_millis;
+    let rule = RenewalRule {
+        interval: ms(s.judged_by.heartbeat_interval_ms + s.judged_by.heartbeat_jitter_ms),
+        renew_deadline: ms(lease.renew_deadline_ms),
+        tolerance: ms(s.judged_by.request_timeout_ms + granularity_ms),
     };
-    if age > lease.renew_deadline_ms as i64 {
-        return no_leader(format!(
-            "no live leader: {leader} has not renewed for {} (past its renew deadline {}); a \
-             follower takes over after {}",
-            output::age(age),
-            output::age(lease.renew_deadline_ms as i64),
-            output::age(lease.lease_timeout_ms as i64)
-        ));
-    }
-    // Renewals come every heartbeat interval plus jitter; a second of
-    // slack covers 1 s store timestamps.
-    let expected = s.judged_by.heartbeat_interval_ms + s.judged_by.heartbeat_jitter_ms + 1000;
+    let shown = |d: Duration| output::age(d.as_millis() as i64);
     let mut notes = Vec::new();
     let mut status = "healthy";
-    if age > expected as i64 {
-        status = "degraded";
-        notes.push(format!(
-            "leader late to renew: last renewal {} ago, expected every {} at most",
-            output::age(age),
-            output::age(expected as i64 - 1000)
-        ));
+    match rule.judge(ms(age.max(0) as u64)) {
+        RenewalLag::PastDeadline { .. } => {
+            return no_leader(format!(
+                "no live leader: {leader} has not renewed for {} (past its renew deadline {} \
+                 plus {} of tolerance); a follower takes over after {}",
+                output::age(age),
+                output::age(lease.renew_deadline_ms as i64),
+                shown(rule.tolerance),
+                output::age(lease.lease_timeout_ms as i64)
+            ));
+        }
+        RenewalLag::Late { .. } => {
+            status = "degraded";
+            notes.push(format!(
+                "leader late to renew: last renewal {} ago, expected every {} at most (plus {} \
+                 of tolerance)",
+                output::age(age),
+                shown(rule.interval),
+                shown(rule.tolerance)
+            ));
+        }
+        RenewalLag::OnTime => {}
     }
     let plugins: Vec<&str> = s
         .elections
@@ -617,7 +636,6 @@ pub(crate) async fn plugin_data(
     {
         return out;
     }
-    let reader = store.clone();
     let registry = match coordinator_runtime::CoordinatorRegistry::new(
         store,
         coordinator_runtime::CoordinatorConfig::default().with_worker_id("coordinator-status"),
@@ -665,7 +683,7 @@ pub(crate) async fn plugin_data(
         });
     }
     for name in &config.ttl.names {
-        out.push(ttl_backlog(reader.as_ref(), namespace, name, &config.ttl.config).await);
+        out.push(ttl_backlog(&registry, namespace, name, &config.ttl.config).await);
     }
     for name in &config.scheduler.names {
         let scheduler = match Scheduler::builder(&registry, ns.as_str(), name.as_str())
@@ -684,26 +702,30 @@ pub(crate) async fn plugin_data(
                 continue;
             }
         };
-        let result: Result<Vec<serde_json::Value>, String> = async {
-            let mut jobs = Vec::new();
-            for job in scheduler.jobs().await.map_err(|e| e.to_string())? {
-                let last = scheduler
-                    .history(&job.spec.name, 1)
-                    .await
-                    .map_err(|e| e.to_string())?
+        let now = now_unix_ms();
+        let result: Result<Vec<serde_json::Value>, String> = scheduler
+            .job_states()
+            .await
+            .map(|states| {
+                states
                     .into_iter()
-                    .next();
-                jobs.push(serde_json::json!({
-                    "job": job.spec.name,
-                    "schedule": job.spec.schedule,
-                    "time_zone": job.spec.time_zone,
-                    "enabled": job.enabled,
-                    "last_run": last,
-                }));
-            }
-            Ok(jobs)
-        }
-        .await;
+                    .map(|job| {
+                        serde_json::json!({
+                            "job": job.spec.name,
+                            "schedule": job.spec.schedule,
+                            "time_zone": job.spec.time_zone,
+                            "enabled": job.enabled,
+                            "next_run_unix_ms": job.next_run_unix_ms,
+                            "next_run": job.next_run_unix_ms.map(|t| {
+                                let t = t as i64;
+                                format!("{} (in {})", utc(t), age(t - now))
+                            }),
+                            "last_run": job.last_run,
+                        })
+                    })
+                    .collect()
+            })
+            .map_err(|e| e.to_string());
         out.push(match result {
             Ok(jobs) => PluginData {
                 kind: "scheduler",
@@ -719,14 +741,15 @@ pub(crate) async fn plugin_data(
                                 .or_else(|| j["last_run"]["outcome"].as_str().map(str::to_owned))
                                 .unwrap_or_else(|| "never run".into());
                             format!(
-                                "{} `{}`{} last: {outcome}",
+                                "{} `{}`{} next: {}, last: {outcome}",
                                 j["job"].as_str().unwrap_or(""),
                                 j["schedule"].as_str().unwrap_or(""),
                                 if j["enabled"] == true {
                                     ""
                                 } else {
                                     " (disabled)"
-                                }
+                                },
+                                j["next_run"].as_str().unwrap_or("none")
                             )
                         })
                         .collect::<Vec<_>>()
@@ -747,67 +770,53 @@ pub(crate) async fn plugin_data(
     out
 }
 
-/// A TTL expirer's backlog: its index entries in buckets whose time has
-/// passed (one LIST of `plg_coordinator_data/<ns>/ttl/<name>/index/`, one
-/// per 1,000 entries), and the oldest overdue bucket. Entries the sweeper
+/// A TTL expirer's backlog ([`Ttl::backlog`](coordinator_plugins::ttl::Ttl::backlog):
+/// one LIST of its index, one per 1,000 entries): index entries, those in
+/// overdue buckets, and the oldest overdue bucket. Entries the sweeper
 /// will find stale (refreshed or removed records) count until it deletes
-/// them. The index layout is the plugin's (`<bucket start ms>/<key>.<gen>`).
+/// them.
 async fn ttl_backlog(
-    store: &dyn LeaseStore,
+    registry: &coordinator_runtime::CoordinatorRegistry,
     namespace: &Namespace,
     name: &str,
     config: &coordinator_plugins::ttl::TtlConfig,
 ) -> PluginData {
-    let prefix = format!("{DATA_PREFIX}/{namespace}/ttl/{name}/index/");
-    let listed = match store.list(&prefix).await {
-        Ok(listed) => listed,
-        Err(e) => {
+    let backlog = match coordinator_plugins::ttl::Ttl::builder(registry, namespace.as_str(), name)
+        .config(config.clone())
+        .build()
+    {
+        Ok(ttl) => ttl.backlog().await.map_err(|e| e.to_string()),
+        Err(e) => Err(e.to_string()),
+    };
+    let backlog = match backlog {
+        Ok(backlog) => backlog,
+        Err(error) => {
             return PluginData {
                 kind: "ttl",
                 name: name.to_owned(),
                 data: serde_json::Value::Null,
                 summary: String::new(),
-                error: Some(store::store_message(&e)),
+                error: Some(error),
             }
         }
     };
     let now = now_unix_ms();
-    let width = config.bucket_width.as_millis() as i64;
-    // As the sweeper judges it: a bucket is overdue once it ended at or
-    // before now minus the skew margin.
-    let due_until = now - config.clock_skew_margin.as_millis() as i64;
-    let mut overdue = 0u64;
-    let mut oldest: Option<i64> = None;
-    let mut entries = 0u64;
-    for meta in &listed {
-        let Some(bucket) = meta
-            .key
-            .strip_prefix(&prefix)
-            .and_then(|rest| rest.split('/').next())
-            .and_then(|b| b.parse::<i64>().ok())
-        else {
-            continue;
-        };
-        entries += 1;
-        if bucket + width <= due_until {
-            overdue += 1;
-            oldest = Some(oldest.map_or(bucket, |o| o.min(bucket)));
-        }
-    }
     PluginData {
         kind: "ttl",
         name: name.to_owned(),
         summary: format!(
-            "{entries} index entries, {overdue} overdue{}",
-            oldest
-                .map(|o| format!(", oldest overdue bucket {} ({} ago)", utc(o), age(now - o)))
+            "{} index entries, {} overdue{}",
+            backlog.index_entries,
+            backlog.overdue,
+            backlog
+                .oldest_overdue_bucket_unix_ms
+                .map(|o| {
+                    let o = o as i64;
+                    format!(", oldest overdue bucket {} ({} ago)", utc(o), age(now - o))
+                })
                 .unwrap_or_default()
         ),
-        data: serde_json::json!({
-            "index_entries": entries,
-            "overdue": overdue,
-            "oldest_overdue_bucket_unix_ms": oldest,
-        }),
+        data: serde_json::to_value(backlog).unwrap_or_default(),
         error: None,
     }
 }

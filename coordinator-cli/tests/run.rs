@@ -24,14 +24,26 @@ impl Drop for KillOnDrop {
     }
 }
 
+/// Every file under `dir` with its bytes.
+fn contents(dir: &std::path::Path) -> Vec<(String, Vec<u8>)> {
+    files(dir)
+        .into_iter()
+        .map(|f| {
+            let bytes = std::fs::read(dir.join(&f)).unwrap();
+            (f, bytes)
+        })
+        .collect()
+}
+
+const FOREIGN: &[u8] = br#"{"leader":"old-system-7","expiresAt":1700000000000}"#;
+
 #[test]
 fn a_foreign_lease_is_refused_and_left_alone() {
     let dir = tempfile::tempdir().unwrap();
     let lease = dir.path().join("plg_coordinator_global/demo/state.json");
     std::fs::create_dir_all(lease.parent().unwrap()).unwrap();
-    let foreign = br#"{"leader":"old-system-7","expiresAt":1700000000000}"#;
-    std::fs::write(&lease, foreign).unwrap();
-    let before = files(dir.path());
+    std::fs::write(&lease, FOREIGN).unwrap();
+    let before = contents(dir.path());
     let r = run(coordinator().args([
         "--url",
         &file_url(dir.path()),
@@ -44,8 +56,60 @@ fn a_foreign_lease_is_refused_and_left_alone() {
     ]));
     assert_eq!(r.code, 1);
     assert!(r.stderr.contains("another implementation"), "{}", r.stderr);
-    assert_eq!(std::fs::read(&lease).unwrap(), foreign);
-    assert_eq!(files(dir.path()), before, "nothing written");
+    assert!(r.stderr.contains("nothing written"), "{}", r.stderr);
+    assert_eq!(contents(dir.path()), before, "nothing written");
+}
+
+/// The same on S3 (moto): every object and body as before, listed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_foreign_lease_on_s3_is_refused_and_left_alone() {
+    use coordinator_store::LeaseStoreExt;
+    let Some(endpoint) = common::s3_endpoint("a_foreign_lease_on_s3_is_refused_and_left_alone")
+    else {
+        return;
+    };
+    let url = format!(
+        "s3://{}/{}?endpoint={endpoint}",
+        common::s3_bucket(),
+        common::unique("foreign")
+    );
+    let store = coordinator_store::open_read_only(&url).await.unwrap();
+    // The other implementation's lease, written before the snapshot.
+    let writer = coordinator_store::open(&url).await.unwrap();
+    writer
+        .create("plg_coordinator_global/demo/state.json", FOREIGN.into())
+        .await
+        .unwrap();
+    let snapshot = || async {
+        let mut out = Vec::new();
+        for meta in store.list("").await.unwrap() {
+            let object = store.get(&meta.key).await.unwrap().unwrap();
+            out.push((meta.key, object.body.to_vec(), object.version));
+        }
+        out
+    };
+    let before = snapshot().await;
+    assert!(before
+        .iter()
+        .any(|(k, _, _)| k == "plg_coordinator_global/demo/state.json"));
+    let url2 = url.clone();
+    let r = tokio::task::spawn_blocking(move || {
+        run(coordinator().args([
+            "--url",
+            &url2,
+            "--namespace",
+            "demo",
+            "run",
+            "--worker-id",
+            "w1",
+            "--fast",
+        ]))
+    })
+    .await
+    .unwrap();
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("another implementation"), "{}", r.stderr);
+    assert_eq!(snapshot().await, before, "nothing written");
 }
 
 #[test]
@@ -180,4 +244,68 @@ fn metrics_and_healthz_endpoints() {
     assert!(store_dir.is_dir());
     child.kill().unwrap();
     child.wait().unwrap();
+}
+
+/// This test process's CLOCK_MONOTONIC, in nanoseconds.
+#[cfg(target_os = "linux")]
+fn monotonic_ns() -> u64 {
+    let ts = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn events_json_lines_carry_the_machines_monotonic_clock() {
+    let dir = tempfile::tempdir().unwrap();
+    let started = monotonic_ns();
+    let mut child = coordinator()
+        .args(["--url", &file_url(dir.path()), "--namespace", "demo"])
+        .args(["run", "--worker-id", "j1", "--fast", "--events-json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let _guard = KillOnDrop(child.id());
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut next = || -> serde_json::Value {
+        let line = lines.next().unwrap().unwrap();
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("{line}: {e}"))
+    };
+    let ready = next();
+    assert_eq!(ready["event"], "ready");
+    assert_eq!(ready["worker"], "j1");
+    assert_eq!(ready["namespace"], "demo");
+    let mut last = ready["mono_ns"].as_u64().expect("mono_ns on Linux");
+    // Another process's stamp, on the same clock as this one's.
+    assert!(
+        last >= started,
+        "ready at {last}, before the launch at {started}"
+    );
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        assert!(Instant::now() < deadline, "j1 never led");
+        let view = next();
+        assert_eq!(view["event"], "view", "{view}");
+        assert_eq!(view["namespace"], "demo");
+        let at = view["mono_ns"].as_u64().unwrap();
+        assert!(at >= last, "mono_ns went back: {last} then {at}");
+        last = at;
+        if view["is_leader"] == true {
+            assert_eq!(view["leader"], "j1");
+            assert!(view["epoch"].as_u64().unwrap() >= 1);
+            break;
+        }
+    }
+    let pid = child.id().to_string();
+    std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    let stopping = next();
+    assert_eq!(stopping["event"], "stopping", "{stopping}");
+    let stopped = next();
+    assert_eq!(stopped["event"], "stopped", "{stopped}");
+    assert!(stopped["mono_ns"].as_u64().unwrap() >= stopping["mono_ns"].as_u64().unwrap());
+    assert!(child.wait().unwrap().success());
+    assert!(stopped["mono_ns"].as_u64().unwrap() <= monotonic_ns());
 }

@@ -44,6 +44,62 @@ fn status(url: &str, extra: &[&str]) -> common::Run {
     run(&mut command)
 }
 
+/// Sets `path`'s modification time (the local store's timestamp) to
+/// `ago` before now.
+fn age_file(path: &std::path::Path, ago: Duration) {
+    let when = std::time::SystemTime::now() - ago;
+    let file = std::fs::File::options().write(true).open(path).unwrap();
+    file.set_modified(when).unwrap();
+}
+
+/// The verdict's renewal rule (`coordinator_core::RenewalRule`, shared with
+/// `Coordinator::health`): with the default timings a lease renewed 10.5 s
+/// ago is late (past 5 s + 1 s of jitter + 2 s request timeout), 20 s ago
+/// past the recorded 10 s renew deadline plus 2 s of tolerance.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn late_then_past_the_deadline_by_the_shared_renewal_rule() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = file_url(dir.path());
+    let store = coordinator_store::open(&url).await.unwrap();
+    let registry =
+        CoordinatorRegistry::new(store, CoordinatorConfig::default().with_worker_id("w1")).unwrap();
+    let c1 = registry.get("demo").await.unwrap();
+    c1.leadership().wait_for(|v| v.is_leader).await.unwrap();
+    // A crash: no release, no more renewals.
+    c1.abort();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let lease = dir.path().join("plg_coordinator_global/demo/state.json");
+    let judged = |ago: Duration| {
+        age_file(&lease, ago);
+        let url = url.clone();
+        std::thread::spawn(move || status(&url, &["--json"]))
+            .join()
+            .unwrap()
+    };
+    let r = judged(Duration::from_millis(10_500));
+    assert_eq!(r.code, 0, "late is still a leader");
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(v["verdict"]["status"], "degraded", "{}", r.stdout);
+    let message = v["verdict"]["message"].as_str().unwrap();
+    assert!(message.contains("leader late to renew"), "{message}");
+    assert!(
+        message.contains("expected every 6.0s at most (plus 2.0s"),
+        "{message}"
+    );
+
+    let r = judged(Duration::from_secs(20));
+    assert_eq!(r.code, 3, "past the deadline: no live leader");
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    let message = v["verdict"]["message"].as_str().unwrap();
+    assert!(message.contains("no live leader: w1"), "{message}");
+    assert!(
+        message.contains("past its renew deadline 10.0s plus 2.0s"),
+        "{message}"
+    );
+    drop(c1);
+    registry.close().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn live_leader_then_released() {
     let dir = tempfile::tempdir().unwrap();
@@ -215,7 +271,7 @@ fn s3_status_missing_bucket_and_bad_credentials() {
     // Nothing written under the prefix.
     let store = tokio::runtime::Runtime::new()
         .unwrap()
-        .block_on(coordinator_store::open_unprobed(&url))
+        .block_on(coordinator_store::open_read_only(&url))
         .unwrap();
     let listed = tokio::runtime::Runtime::new()
         .unwrap()
@@ -223,6 +279,14 @@ fn s3_status_missing_bucket_and_bad_credentials() {
         .unwrap();
     assert!(listed.is_empty(), "status wrote {listed:?}");
     let _ = Arc::clone(&store);
+}
+
+/// The first job's `next_run_unix_ms` in `status --json`'s output.
+fn v_next_run(stdout: &str) -> u64 {
+    let v: serde_json::Value = serde_json::from_str(stdout).unwrap();
+    v["plugins"][2]["data"][0]["next_run_unix_ms"]
+        .as_u64()
+        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -305,8 +369,18 @@ async fn plugin_data_of_the_configured_queues_schedulers_and_ttls() {
         "{}",
         human.stdout
     );
+    // The next run through Scheduler::job_states: 03:00 UTC next.
+    let next = v_next_run(&json.stdout);
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    assert_eq!(next % 86_400_000, 3 * 3_600_000, "03:00 UTC");
+    assert!(next > now_ms && next - now_ms <= 86_400_000);
     assert!(
-        human.stdout.contains("nightly `0 3 * * *` last: never run"),
+        human.stdout.contains("nightly `0 3 * * *` next: ")
+            && human.stdout.contains("T03:00:00.000Z (in ")
+            && human.stdout.contains("last: never run"),
         "{}",
         human.stdout
     );
@@ -323,7 +397,17 @@ async fn plugin_data_of_the_configured_queues_schedulers_and_ttls() {
     assert_eq!(v["plugins"][1]["data"]["index_entries"], 2);
     assert_eq!(v["plugins"][1]["data"]["overdue"], 1);
     assert_eq!(v["plugins"][2]["data"][0]["job"], "nightly");
-    assert!(v["requests"]["plugin_reads"].as_u64().unwrap() >= 4);
+    assert_eq!(
+        v["plugins"][1]["data"]["oldest_overdue_bucket_unix_ms"]
+            .as_u64()
+            .unwrap()
+            % 1000,
+        0
+    );
+    // The documented plugin reads: the queue 3 LISTs and a GET of its
+    // counters (no claims), the TTL expirer 1 LIST, the scheduler a LIST of
+    // its jobs, a GET of its one job and a LIST of its runs (none to GET).
+    assert_eq!(v["requests"]["plugin_reads"], 8);
     assert_eq!(v["requests"]["counts"]["put"], 0);
     assert_eq!(files(&data), before, "status wrote nothing");
     registry.close().await;

@@ -65,6 +65,7 @@ mod keys;
 mod machine;
 mod metrics;
 mod records;
+mod renewal;
 mod rng;
 mod time;
 
@@ -81,5 +82,6 @@ pub use metrics::Counters;
 pub use records::{
     decode, encode, HeartbeatRecord, LeaseRecord, MetadataRecord, RecordError, RosterRecord, FORMAT,
 };
+pub use renewal::{RenewalLag, RenewalRule};
 pub use rng::{jittered_backoff, mix64, splitmix64, SplitMix64};
 pub use time::Instant;

@@ -2132,11 +2132,17 @@ fn a_deleted_lease_never_splits_two_fleets() {
     // that may be slow too: a shorter horizon keeps this exhaustive.
     let mut model = deleted_lease(13);
     model.slow = 1;
+    // The first heartbeat follows the first lease read (nothing is written
+    // to a namespace before its lease is known not to be foreign), which
+    // adds interleavings: 2.5 million states.
+    model.max_states = 3_000_000;
     expect_safe("2 fleets, lease deleted, 1 pause, 1 slow request", &model);
     let mut model = three(12);
     model.race_metadata = true;
     model.in_use = true;
     model.ops.delete_lease = 1;
+    // 2.7 million states (heartbeats after the first lease read).
+    model.max_states = 3_000_000;
     let report = expect_safe("3 workers, lease deleted", &model);
     assert!(report.reached(RECREATED), "{report}");
 }
@@ -2225,10 +2231,13 @@ fn wiped(horizon: u32, namespace: bool) -> Model {
 
 #[test]
 fn a_wiped_election_prefix_never_splits_or_reuses_an_epoch() {
-    let report = expect_safe(
-        "2 fleets, election prefix wiped, 1 restart, 1 pause",
-        &wiped(14, false),
-    );
+    let report = expect_safe("2 fleets, election prefix wiped, 1 restart, 1 pause", &{
+        let mut model = wiped(14, false);
+        // 5.0 million states since the restarted worker's first
+        // heartbeat follows its first lease read.
+        model.max_states = 6_000_000;
+        model
+    });
     assert!(report.reached(WIPED_LED), "{report}");
 }
 

@@ -363,13 +363,21 @@ fn a_lease_of_a_newer_format_is_followed_while_it_changes_and_replaced_once_aban
 }
 
 #[test]
-fn a_foreign_state_json_is_refused_and_nothing_is_written_after() {
+fn a_foreign_state_json_is_refused_before_anything_is_written() {
     let mut c = Cluster::new(fast_config(), &[], 12);
     put_raw(
         &mut c,
         &lease_key(),
         br#"{"leader":"js-worker","expiresAt":1700000000000}"#,
     );
+    let stored = |c: &Cluster| -> Vec<(String, Vec<u8>, u64)> {
+        c.register
+            .objects
+            .iter()
+            .map(|(k, o)| (k.clone(), o.body.clone(), o.version))
+            .collect()
+    };
+    let before = stored(&c);
     c.add_node(fast_config(), 0, 1.0, 12);
     c.run_for(200);
     assert!(c.nodes[0].machine.is_finished());
@@ -379,14 +387,63 @@ fn a_foreign_state_json_is_refused_and_nothing_is_written_after() {
             error: RecordError::Foreign { .. }
         }
     )));
-    let before = c.register.objects.clone();
     c.run_for(10_000);
     assert_eq!(c.nodes[0].machine.poll_timeout(), None);
-    assert_eq!(
-        before.keys().collect::<Vec<_>>(),
-        c.register.objects.keys().collect::<Vec<_>>()
-    );
+    // Not even a heartbeat: the lease is read before the first write.
+    assert_eq!(stored(&c), before);
+    assert_eq!(c.nodes[0].machine.counters().membership_writes, 0);
     assert!(c.leader_now().is_none());
+}
+
+/// The first request of a new machine is the lease read, alone; the
+/// heartbeat follows its answer.
+#[test]
+fn the_lease_is_read_before_the_first_heartbeat() {
+    let identity = Identity {
+        worker_id: id(0),
+        incarnation: Incarnation(1),
+    };
+    let mut m = Machine::new(
+        fast_config(),
+        Namespace::new(NS).unwrap(),
+        identity,
+        StoreTraits::default(),
+        7,
+        Instant::from_millis(0),
+        1_700_000_000_000,
+    );
+    let first: Vec<Action> = std::iter::from_fn(|| m.poll_action()).collect();
+    assert_eq!(first.len(), 1, "{first:?}");
+    assert!(matches!(&first[0].request, Request::Get { key, .. } if *key == lease_key()));
+    // A failed read announces nothing; the retry reads again.
+    m.handle_response(
+        first[0].id,
+        Response::Failed(Failure::Transient {
+            message: "503".into(),
+        }),
+        Instant::from_millis(5),
+    );
+    assert!(m.poll_action().is_none());
+    let at = m.poll_timeout().unwrap();
+    m.handle_timeout(at);
+    let retry: Vec<Action> = std::iter::from_fn(|| m.poll_action()).collect();
+    assert!(
+        matches!(
+            &retry[..],
+            [Action {
+                request: Request::Get { .. },
+                ..
+            }]
+        ),
+        "{retry:?}"
+    );
+    m.handle_response(retry[0].id, Response::Absent, at);
+    let next: Vec<Action> = std::iter::from_fn(|| m.poll_action()).collect();
+    assert!(
+        next.iter()
+            .any(|a| matches!(&a.request, Request::Put { key, .. } if key.contains("/workers/"))),
+        "the heartbeat follows the answered read: {next:?}"
+    );
 }
 
 #[test]

@@ -71,6 +71,13 @@
 //! * `aws`, `gcp`, `azure` (on by default): coordinator-store's cloud
 //!   backends, forwarded through coordinator-runtime's features of the
 //!   same names. Without them only `file://` and `memory://` stores open.
+//! * `metrics` (off by default): one counter per kind of plugin work
+//!   (messages enqueued, handled, retried, dead-lettered, recovered claims;
+//!   job attempts started, succeeded, failed, missed slots skipped; records
+//!   expired) through the `metrics` facade, named in [`PLUGIN_COUNTERS`]
+//!   and in the one table of every metric
+//!   (`coordinator_runtime::prometheus_text`); it turns on
+//!   coordinator-runtime's `metrics` too (hook failures among them).
 
 //! # Example: a queue, its worker and its maintenance on one coordinator
 //!
@@ -113,6 +120,7 @@ mod observe;
 mod retry;
 mod rng;
 mod swap;
+mod telemetry;
 
 pub mod queue;
 pub mod scheduler;
@@ -121,3 +129,4 @@ pub mod ttl;
 pub use id::{SortableId, ID_LEN};
 pub use layout::DATA_PREFIX;
 pub use retry::RetryPolicy;
+pub use telemetry::PLUGIN_COUNTERS;

@@ -153,9 +153,10 @@ pub(crate) struct Shared {
     pub(crate) requests: Arc<RequestCounter>,
     pub(crate) plugin_requests: Arc<RequestCounter>,
     pub(crate) started_at_unix_ms: u64,
-    /// How far past its deadline a loop that still believes it leads may
-    /// be before [`Coordinator::health`] calls it stuck.
-    pub(crate) health_margin: std::time::Duration,
+    /// How [`Coordinator::health`] judges this worker's renewals: late
+    /// past interval + jitter, stuck past the deadline, each with
+    /// `request_timeout` of margin.
+    pub(crate) renewal_rule: coordinator_core::RenewalRule,
     /// Failed plugin hooks, by plugin and hook.
     pub(crate) hook_failures: Arc<HookFailures>,
     pub(crate) span: tracing::Span,
@@ -298,7 +299,11 @@ impl Coordinator {
             requests,
             plugin_requests,
             started_at_unix_ms: unix_ms,
-            health_margin: config.election.request_timeout,
+            renewal_rule: coordinator_core::RenewalRule::new(
+                &config.election,
+                config.election.renew_deadline,
+                config.election.request_timeout,
+            ),
             hook_failures: Arc::new(HookFailures::default()),
             span,
         });
@@ -496,7 +501,7 @@ impl Coordinator {
             state: self.state(),
             view: &view,
             now: self.shared.clock.now(),
-            margin: self.shared.health_margin,
+            rule: self.shared.renewal_rule,
             consecutive_store_failures: failures,
             refusal: self.refusal().map(|r| r.to_string()),
         })

@@ -13,7 +13,11 @@
 //! names with `coordinator_` in front and `_total` behind.
 //!
 //! Every series has the labels `namespace`, `worker_id` and `plugin`
-//! (empty in global mode).
+//! (empty in global mode). The plugins' counters (the last rows, emitted
+//! through the facade by coordinator-plugins' `metrics` feature, not in
+//! this text) have `namespace`, `worker_id` and `plugin_name` (`queue.orders`,
+//! `scheduler.cron`, `ttl.sessions`: the plugin's name, as in
+//! `coordinator_plugin_hook_failures_total`).
 //!
 //! | name | type | unit | what |
 //! | --- | --- | --- | --- |
@@ -40,6 +44,16 @@
 //! | `coordinator_plugin_hook_failures_total` | counter | hooks | plugin hooks that failed, panicked or outlived their term, by `plugin_name` and `hook` |
 //! | `coordinator_renewal_margin_seconds` | histogram | seconds | per successful renewal, the time left before the leader's deadline when it landed: it shrinks before a leader loses its lease |
 //! | `coordinator_store_request_seconds` | histogram | seconds | latency of each store request of the election loop |
+//! | `coordinator_queue_enqueued_total` | counter | messages | messages enqueued (retries not included) |
+//! | `coordinator_queue_handled_total` | counter | messages | claimed messages completed by their handler |
+//! | `coordinator_queue_retried_total` | counter | messages | failed attempts written again for another attempt (by the leader) |
+//! | `coordinator_queue_recovered_claims_total` | counter | claims | stalled claims the leader recovered after their visibility timeout |
+//! | `coordinator_queue_dead_lettered_total` | counter | messages | dead letters written after the last attempt |
+//! | `coordinator_scheduler_runs_started_total` | counter | attempts | job attempts started (retries included) |
+//! | `coordinator_scheduler_runs_succeeded_total` | counter | attempts | job attempts that succeeded |
+//! | `coordinator_scheduler_runs_failed_total` | counter | attempts | job attempts that failed or timed out |
+//! | `coordinator_scheduler_missed_skipped_total` | counter | catch-ups | times missed slots of a job were skipped (missed-run policy `skip`) |
+//! | `coordinator_ttl_expired_total` | counter | records | records expired (deleted, soft-deleted, archived or called back) |
 
 use std::fmt::Write;
 use std::sync::Arc;

@@ -12,11 +12,14 @@
 //! | unhealthy | the namespace was refused (another implementation's or a newer lease), or the loop has stopped or was aborted |
 //! | unhealthy | the loop still believes this worker leads, but its renew deadline passed more than `margin` ago (the loop or its clock is stuck: a stuck leader is what a liveness probe must catch) |
 //! | degraded | the last 3 or more store requests all failed (the worker cannot see or renew the lease; a leader steps down at its deadline) |
+//! | degraded | leading, but late to renew: its last successful renewal began more than `heartbeat_interval + heartbeat_jitter + margin` ago |
 //! | degraded | starting (the first read of the lease has not answered) or stopping |
 //! | healthy | otherwise: leading with a deadline ahead, or following |
 //!
 //! The margin is the election's `request_timeout` (2 s by default): the
-//! loop acts on a passed deadline within one request's time.
+//! loop acts on a passed deadline within one request's time. Late and
+//! past the deadline are [`coordinator_core::RenewalRule`]'s judgement,
+//! the same rule `coordinator status` applies to a lease from outside.
 //!
 //! # Kubernetes
 //!
@@ -26,9 +29,7 @@
 //! restart cures a stuck loop, not an unreachable store), and 200 only for
 //! healthy to a **readiness** probe.
 
-use std::time::Duration;
-
-use coordinator_core::{Instant, LeadershipView};
+use coordinator_core::{Instant, LeadershipView, RenewalLag, RenewalRule};
 use serde::Serialize;
 
 use crate::coordinator::CoordinatorState;
@@ -75,7 +76,8 @@ pub(crate) struct HealthInput<'a> {
     pub(crate) state: CoordinatorState,
     pub(crate) view: &'a LeadershipView,
     pub(crate) now: Instant,
-    pub(crate) margin: Duration,
+    /// This worker's renewal timings, with the margin as the tolerance.
+    pub(crate) rule: RenewalRule,
     pub(crate) consecutive_store_failures: u64,
     pub(crate) refusal: Option<String>,
 }
@@ -104,23 +106,27 @@ pub(crate) fn assess(input: &HealthInput<'_>) -> Health {
         }
         _ => {}
     }
-    if input.view.is_leader {
-        if let Some(deadline) = input.view.deadline {
-            let limit = deadline + input.margin;
-            if input.now > limit {
-                let late = input.now.saturating_since(deadline);
-                return health(
-                    HealthStatus::Unhealthy,
-                    format!(
-                        "believes it leads at epoch {} but its renew deadline passed {} ms ago \
-                         (margin {} ms): the election loop is stuck",
-                        input.view.epoch,
-                        late.as_millis(),
-                        input.margin.as_millis()
-                    ),
-                );
-            }
-        }
+    // The last successful renewal began `renew_deadline` before the
+    // deadline it set.
+    let lag = match (input.view.is_leader, input.view.deadline) {
+        (true, Some(deadline)) => input.rule.judge(
+            input
+                .now
+                .saturating_since(deadline - input.rule.renew_deadline),
+        ),
+        _ => RenewalLag::OnTime,
+    };
+    if let RenewalLag::PastDeadline { overdue } = lag {
+        return health(
+            HealthStatus::Unhealthy,
+            format!(
+                "believes it leads at epoch {} but its renew deadline passed {} ms ago \
+                 (margin {} ms): the election loop is stuck",
+                input.view.epoch,
+                (overdue + input.rule.tolerance).as_millis(),
+                input.rule.tolerance.as_millis()
+            ),
+        );
     }
     if input.consecutive_store_failures >= FAILING_REQUESTS_DEGRADED {
         return health(
@@ -133,6 +139,18 @@ pub(crate) fn assess(input: &HealthInput<'_>) -> Health {
                 } else {
                     ""
                 }
+            ),
+        );
+    }
+    if let RenewalLag::Late { overdue } = lag {
+        return health(
+            HealthStatus::Degraded,
+            format!(
+                "leader late to renew at epoch {}: last renewal began {} ms ago, expected every \
+                 {} ms at most; it steps down at its deadline unless one succeeds",
+                input.view.epoch,
+                (overdue + input.rule.on_time_within()).as_millis(),
+                input.rule.interval.as_millis()
             ),
         );
     }
@@ -158,6 +176,8 @@ pub(crate) fn assess(input: &HealthInput<'_>) -> Health {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
     use coordinator_core::WorkerId;
 
@@ -175,7 +195,13 @@ mod tests {
             state: CoordinatorState::Running,
             view,
             now: Instant::from_millis(now_ms),
-            margin: Duration::from_secs(2),
+            // Renewals every 5 s + 1 s of jitter, renew deadline 10 s,
+            // margin 2 s.
+            rule: RenewalRule {
+                interval: Duration::from_secs(6),
+                renew_deadline: Duration::from_secs(10),
+                tolerance: Duration::from_secs(2),
+            },
             consecutive_store_failures: failures,
             refusal: None,
         }
@@ -183,21 +209,33 @@ mod tests {
 
     #[test]
     fn client_gos_rules() {
-        let leading = view(true, Some(10_000));
+        // The last renewal began at 5 s (deadline 15 s).
+        let leading = view(true, Some(15_000));
         assert_eq!(
-            assess(&input(&leading, 9_000, 0)).status,
+            assess(&input(&leading, 13_000, 0)).status,
             HealthStatus::Healthy
         );
+        // Past the renewal interval and the margin: late to renew.
+        let late = assess(&input(&leading, 13_100, 0));
+        assert_eq!(late.status, HealthStatus::Degraded);
+        assert!(late.reason.contains("late to renew"), "{}", late.reason);
+        assert!(late.reason.contains("8100 ms ago"), "{}", late.reason);
         // Past the deadline, within the margin: the loop may not have acted yet.
         assert_eq!(
-            assess(&input(&leading, 11_900, 0)).status,
-            HealthStatus::Healthy
+            assess(&input(&leading, 16_900, 0)).status,
+            HealthStatus::Degraded
         );
-        let stuck = assess(&input(&leading, 12_500, 0));
+        let stuck = assess(&input(&leading, 17_500, 0));
         assert_eq!(stuck.status, HealthStatus::Unhealthy);
         assert!(stuck.reason.contains("stuck"), "{}", stuck.reason);
+        assert!(
+            stuck.reason.contains("passed 2500 ms ago"),
+            "{}",
+            stuck.reason
+        );
         // A failing store degrades, leader or not.
         let failing = assess(&input(&leading, 9_000, 3));
+        // (Failing requests are named before lateness: they are the cause.)
         assert_eq!(failing.status, HealthStatus::Degraded);
         assert!(failing.reason.contains("steps down"), "{}", failing.reason);
         let following = view(false, None);

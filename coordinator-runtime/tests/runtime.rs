@@ -604,6 +604,48 @@ async fn a_foreign_global_lease_is_refused_and_can_fall_back_to_per_plugin() {
         .contains("legacy-host"));
 }
 
+/// Nothing at all is written to a namespace whose lease another
+/// implementation wrote: the machine reads the lease before its first
+/// heartbeat, and `get` fails with the refusal. Every object, body and
+/// version is as before, and the only requests are reads.
+#[tokio::test(start_paused = true)]
+async fn a_foreign_lease_gets_no_write_not_even_a_heartbeat() {
+    let memory = MemoryStore::new();
+    memory
+        .create(
+            "plg_coordinator_global/orders/state.json",
+            r#"{"leader":"legacy-host","expiresAt":1}"#.into(),
+        )
+        .await
+        .unwrap();
+    let snapshot = |memory: MemoryStore| async move {
+        let mut out = Vec::new();
+        for meta in memory.list("").await.unwrap() {
+            let object = memory.get(&meta.key).await.unwrap().unwrap();
+            out.push((meta.key, object.body, object.version));
+        }
+        out
+    };
+    let before = snapshot(memory.clone()).await;
+    let metered = Metered::new(memory.clone());
+    let counter = metered.counter();
+    let store: Arc<dyn LeaseStore> = Arc::new(metered);
+    let clock = Arc::new(TokioClock::new());
+    let registry = worker(store, "w1", &clock);
+    let err = registry.get(NS).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Refused);
+    registry.close().await;
+    tokio::time::sleep(secs(30)).await;
+    assert_eq!(snapshot(memory).await, before);
+    let counts = counter.snapshot();
+    assert_eq!(
+        counts.put + counts.delete,
+        0,
+        "only reads on a refused namespace: {counts:?}"
+    );
+    assert!(counts.get >= 1, "{counts:?}");
+}
+
 #[tokio::test(start_paused = true)]
 async fn plugins_see_their_own_metered_store() {
     struct Writer;

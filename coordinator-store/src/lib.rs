@@ -56,7 +56,10 @@
 //! [`open_with`] takes [`StoreOptions`] (per-attempt timeout, retries;
 //! `object_store`'s own defaults retry for minutes, far past a leader's
 //! deadline), and `open_unprobed` (feature `test-util`) skips the probe
-//! for tests.
+//! for tests. [`open_read_only`] opens a store for a reader that must
+//! never write (status and diagnostics tools): no probe (it writes), and a
+//! [`ReadOnlyStore`] that refuses every write before it reaches the
+//! backend.
 //!
 //! Two URL options override a safety default by name (`true` or `false`;
 //! any other value is refused with a message that says what to write):
@@ -166,6 +169,7 @@ mod object;
 mod open;
 mod probe;
 mod random;
+mod read_only;
 
 pub use error::{BoxError, StoreError};
 pub use ext::LeaseStoreExt;
@@ -187,6 +191,7 @@ pub use open::{open, open_with};
 #[cfg(any(feature = "test-util", test))]
 pub use open::{open_unprobed, open_unprobed_with};
 pub use probe::{probe_cas, PROBE_PREFIX};
+pub use read_only::{open_read_only, open_read_only_with, ReadOnlyStore, READ_ONLY_BACKEND};
 
 use async_trait::async_trait;
 use bytes::Bytes;

@@ -213,6 +213,15 @@ pub async fn open_unprobed_with(
     url: &str,
     options: StoreOptions,
 ) -> Result<Arc<dyn LeaseStore>, StoreError> {
+    open_unprobed_inner(url, options)
+}
+
+/// The store for `url`, built without a request: [`open_unprobed_with`]
+/// and [`open_read_only_with`](crate::open_read_only_with).
+pub(crate) fn open_unprobed_inner(
+    url: &str,
+    options: StoreOptions,
+) -> Result<Arc<dyn LeaseStore>, StoreError> {
     Ok(match build(url, options)? {
         Built::Object(store) => Arc::new(*store),
         Built::Other(store) => store,

@@ -1,5 +1,5 @@
-//! The wire benchmark: real `coordinator-worker` processes on a real S3
-//! server (moto), behind a [`CountingProxy`], measured as the simulator
+//! The wire benchmark: real `coordinator run` worker processes (the
+//! `coordinator` binary of coordinator-cli) on a real S3 server (moto), behind a [`CountingProxy`], measured as the simulator
 //! measures itself.
 //!
 //! [`run`] starts the proxy, launches the workers at once on a fresh prefix,
@@ -41,10 +41,10 @@ use crate::Requests;
 pub struct WireConfig {
     /// Worker processes.
     pub workers: usize,
-    /// Their timings (passed as `--election`).
+    /// Their timings (passed as `COORDINATOR_ELECTION_*` variables).
     pub election: Config,
-    /// The `coordinator-worker` binary.
-    pub worker_bin: PathBuf,
+    /// The `coordinator` binary (coordinator-cli), run as `coordinator run`.
+    pub coordinator_bin: PathBuf,
     /// The S3 server, `http://127.0.0.1:9000`.
     pub endpoint: String,
     /// Its bucket (must exist).
@@ -65,13 +65,13 @@ impl WireConfig {
     /// `workers` workers at `election`'s timings on the server at
     /// `endpoint`; a warm-up of two membership intervals, a window of ten
     /// minutes, three trials of each kind.
-    pub fn new(workers: usize, election: Config, worker_bin: PathBuf, endpoint: &str) -> Self {
+    pub fn new(workers: usize, election: Config, coordinator_bin: PathBuf, endpoint: &str) -> Self {
         let warmup = (election.membership_interval * 2).max(election.worker_list_interval * 2);
         Self {
             workers,
             settle: election.heartbeat_interval + election.heartbeat_jitter,
             election,
-            worker_bin,
+            coordinator_bin,
             endpoint: endpoint.to_owned(),
             bucket: "coordinator-test".into(),
             warmup,
@@ -319,6 +319,29 @@ pub fn monotonic_ns() -> u64 {
     secs.saturating_mul(1_000_000_000).saturating_add(nanos)
 }
 
+/// The timings as the environment variables `coordinator run` reads
+/// (`COORDINATOR_ELECTION_` + the field in upper case), every field given
+/// so that nothing falls back to the defaults.
+fn election_env(election: &Config) -> Result<Vec<(String, String)>, String> {
+    let value = serde_json::to_value(election).map_err(|e| e.to_string())?;
+    let fields = value
+        .as_object()
+        .ok_or("the election timings are not a JSON object")?;
+    Ok(fields
+        .iter()
+        .map(|(field, value)| {
+            let text = match value {
+                serde_json::Value::String(text) => text.clone(),
+                other => other.to_string(),
+            };
+            (
+                format!("COORDINATOR_ELECTION_{}", field.to_ascii_uppercase()),
+                text,
+            )
+        })
+        .collect())
+}
+
 fn secs(ns: u64) -> f64 {
     (ns as f64 / 1e6).round() / 1e3
 }
@@ -350,8 +373,10 @@ struct Event {
 }
 
 struct Fleet {
-    worker_bin: PathBuf,
-    election: String,
+    coordinator_bin: PathBuf,
+    /// `COORDINATOR_ELECTION_<FIELD>` = value, for every field of the
+    /// timings.
+    election: Vec<(String, String)>,
     url: String,
     ids: Vec<String>,
     children: Vec<Option<Child>>,
@@ -367,11 +392,11 @@ struct Fleet {
 
 impl Fleet {
     fn new(config: &WireConfig, url: String) -> Result<Self, String> {
-        let election = serde_json::to_string(&config.election).map_err(|e| e.to_string())?;
+        let election = election_env(&config.election)?;
         let (sender, events) = mpsc::unbounded_channel();
         let n = config.workers;
         Ok(Self {
-            worker_bin: config.worker_bin.clone(),
+            coordinator_bin: config.coordinator_bin.clone(),
             election,
             url,
             ids: (0..n).map(|i| format!("w{i}")).collect(),
@@ -387,11 +412,13 @@ impl Fleet {
     }
 
     fn spawn(&mut self, worker: usize) -> Result<(), String> {
-        let mut command = Command::new(&self.worker_bin);
+        let mut command = Command::new(&self.coordinator_bin);
         command
-            .args(["--url", &self.url, "--worker-id", &self.ids[worker]])
-            .args(["--namespace", "bench", "--election", &self.election])
-            .arg("--events-json")
+            .args(["--url", &self.url, "--namespace", "bench", "run"])
+            .args(["--worker-id", &self.ids[worker], "--events-json"])
+            // Only these timings: no config file from the environment.
+            .env_remove("COORDINATOR_CONFIG")
+            .envs(self.election.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -410,7 +437,7 @@ impl Fleet {
         self.launched[worker] = monotonic_ns();
         let mut child = command
             .spawn()
-            .map_err(|e| format!("launching {}: {e}", self.worker_bin.display()))?;
+            .map_err(|e| format!("launching {}: {e}", self.coordinator_bin.display()))?;
         let stdout = child
             .stdout
             .take()

@@ -1,5 +1,5 @@
 //! The wire and the simulator count the same requests: four real
-//! `coordinator-worker` processes on moto, behind the counting proxy, at
+//! `coordinator run` processes on moto, behind the counting proxy, at
 //! five times the default rates (heartbeat 1 s), for a 50 s window (about
 //! 350 requests), against `Sim` with the same timings and the server's
 //! latency as the proxy timed it. Needs an S3 server
@@ -40,32 +40,28 @@ fn short_timings() -> Config {
     }
 }
 
-/// Builds `coordinator-worker` (a no-op when `cargo test --workspace` has)
-/// and returns its path, as cargo reports it.
-fn worker_bin() -> PathBuf {
+/// Builds the `coordinator` binary of coordinator-cli (a no-op when
+/// `cargo test --workspace` has) and returns its path, as cargo reports
+/// it: `CARGO_BIN_EXE_coordinator` exists only in the CLI crate's own
+/// tests.
+fn coordinator_bin() -> PathBuf {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let output = Command::new(cargo)
-        .args([
-            "build",
-            "-p",
-            "coordinator-runtime",
-            "--bin",
-            "coordinator-worker",
-        ])
+        .args(["build", "-p", "coordinator-cli", "--bin", "coordinator"])
         .args(["--message-format", "json-render-diagnostics"])
         .output()
         .expect("run cargo build");
     assert!(
         output.status.success(),
-        "cargo build of coordinator-worker failed:\n{}",
+        "cargo build of coordinator-cli's coordinator failed:\n{}",
         String::from_utf8_lossy(&output.stderr)
     );
     String::from_utf8_lossy(&output.stdout)
         .lines()
         .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
-        .filter(|m| m["target"]["name"] == "coordinator-worker")
+        .filter(|m| m["target"]["name"] == "coordinator")
         .find_map(|m| m["executable"].as_str().map(PathBuf::from))
-        .expect("cargo reported the coordinator-worker executable")
+        .expect("cargo reported the coordinator executable")
 }
 
 #[test]
@@ -81,7 +77,7 @@ fn wire_and_simulator_request_counts_agree_within_two_percent() {
     election.validate().unwrap();
     let workers = 4;
 
-    let mut config = WireConfig::new(workers, election.clone(), worker_bin(), &endpoint);
+    let mut config = WireConfig::new(workers, election.clone(), coordinator_bin(), &endpoint);
     if let Ok(bucket) = std::env::var("COORD_S3_BUCKET") {
         config.bucket = bucket;
     }

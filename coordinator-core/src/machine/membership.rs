@@ -23,6 +23,8 @@ struct Member {
 /// Membership state: the worker's own heartbeat and, while leading, the roster.
 #[derive(Clone, Debug, Default)]
 pub(super) struct Membership {
+    /// The first heartbeat was sent (after the first answered lease read).
+    started: bool,
     sequence: u64,
     put_in_flight: bool,
     /// The version of this worker's last heartbeat write: a graceful stop
@@ -174,6 +176,18 @@ impl Membership {
 
 impl Machine {
     // ----- this worker's heartbeat object -----
+
+    /// Writes the first heartbeat, once: called after each answered lease
+    /// read, so that a namespace whose lease is refused (another
+    /// implementation's) gets no write at all, and a worker that cannot
+    /// read the lease does not announce itself.
+    pub(super) fn start_membership(&mut self, now: Instant) {
+        if self.membership.started || self.phase != Phase::Running {
+            return;
+        }
+        self.membership.started = true;
+        self.on_membership_timer(now);
+    }
 
     pub(super) fn on_membership_timer(&mut self, now: Instant) {
         // The leader's renewals prove it alive; it writes no heartbeat.

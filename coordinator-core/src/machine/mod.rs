@@ -264,9 +264,10 @@ enum Purpose {
 ///     Config::default(), Namespace::new("orders").unwrap(), identity,
 ///     StoreTraits::default(), 42, Instant::from_millis(0), 1_700_000_000_000,
 /// );
-/// // The first actions write this worker's heartbeat and read the lease.
+/// // The first action reads the lease; nothing is written before a read
+/// // has answered (a lease another implementation wrote is refused first).
 /// let first: Vec<_> = std::iter::from_fn(|| machine.poll_action()).collect();
-/// assert!(first.iter().any(|a| matches!(a.request, Request::Get { .. })));
+/// assert!(matches!(first[..], [Action { request: Request::Get { .. }, .. }]));
 /// ```
 #[derive(Clone, Debug)]
 pub struct Machine {
@@ -385,7 +386,10 @@ impl Machine {
             events: VecDeque::new(),
             counters: Counters::default(),
         };
-        machine.timers.set(Timer::Membership, now);
+        // The lease is read first; this worker's heartbeat is written only
+        // once a read has answered and the namespace was not refused (see
+        // `start_membership`), so that nothing is ever written to a
+        // namespace another implementation owns.
         machine.timers.set(Timer::Poll, now);
         machine.handle_timeout(now);
         machine
@@ -514,7 +518,13 @@ impl Machine {
             return;
         }
         match purpose {
-            Purpose::ReadLease => self.on_lease_read(response, now),
+            Purpose::ReadLease => {
+                let answered = !matches!(response, Response::Failed(_));
+                self.on_lease_read(response, now);
+                if answered {
+                    self.start_membership(now);
+                }
+            }
             Purpose::ReadMetadataForRecovery { sent } => {
                 self.on_metadata_for_recovery(response, sent, now)
             }

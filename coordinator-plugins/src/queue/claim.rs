@@ -822,6 +822,10 @@ impl ClaimedMessage {
             .end("complete", ClaimState::Completed { worker })
             .await?;
         Counters::bump(&self.handle.inner.counters.completed);
+        self.handle
+            .inner
+            .queue
+            .count(crate::telemetry::Work::Handled);
         Ok(())
     }
 

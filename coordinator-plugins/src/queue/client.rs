@@ -15,6 +15,7 @@ use crate::clock::ms;
 use crate::codec::{self, FORMAT};
 use crate::id::SortableId;
 use crate::swap::{self, Attempts, Created};
+use crate::telemetry::Work;
 
 /// How many creates an [`enqueue_batch`](Queue::enqueue_batch) keeps in
 /// flight.
@@ -76,7 +77,14 @@ impl QueueInner {
         let mut attempts = Attempts::new();
         for _ in 0..3 {
             match swap::create(self.store.as_ref(), &mut attempts, &key, body.clone(), ()).await {
-                Ok(Created::Written(_)) => return Ok(true),
+                Ok(Created::Written(_)) => {
+                    self.count(if stem.attempt == 1 {
+                        Work::Enqueued
+                    } else {
+                        Work::Retried
+                    });
+                    return Ok(true);
+                }
                 Ok(Created::Taken) => return Ok(false),
                 Err(StoreError::Ambiguous { .. }) => continue,
                 Err(error) => return Err(QueueError::store("enqueue", &key, error)),

@@ -478,6 +478,7 @@ impl QueueMaintenance {
                 Ok(Swapped::Written(landed)) => {
                     tracing::info!(target: TARGET, queue = %q.name, key = %key, worker_id = %worker, epoch,
                         "stalled claim recovered");
+                    q.count(crate::telemetry::Work::RecoveredClaim);
                     (landed.version, sealed)
                 }
                 // The worker extended or ended it meanwhile: look again next sweep.
@@ -769,7 +770,11 @@ impl QueueMaintenance {
         // One dead letter per message: an earlier leader's (its key is
         // fixed by the message) is as good as ours.
         match swap::create(q.store.as_ref(), &mut Attempts::new(), &key, body, ()).await {
-            Ok(Created::Written(_) | Created::Taken) => {
+            Ok(created @ (Created::Written(_) | Created::Taken)) => {
+                // Counted once: an earlier leader's dead letter was its own.
+                if matches!(created, Created::Written(_)) {
+                    q.count(crate::telemetry::Work::DeadLettered);
+                }
                 tracing::info!(target: TARGET, queue = %q.name, id = %stem.origin, attempts = stem.attempt, "message dead-lettered");
                 Ok(())
             }

@@ -173,6 +173,11 @@ impl QueueInner {
     pub(crate) fn backend(&self) -> &'static str {
         self.store.backend()
     }
+
+    /// Counts one `work` of this queue (the `metrics` feature).
+    pub(crate) fn count(&self, work: crate::telemetry::Work) {
+        crate::telemetry::count(work, &self.scope, &format!("queue.{}", self.name));
+    }
 }
 
 /// Builds a [`Queue`]: the config is optional.

@@ -21,6 +21,22 @@ pub struct JobInfo {
     pub enabled: bool,
 }
 
+/// A job as an operator sees it, from [`Scheduler::job_states`]: its
+/// definition, its next run and how its last run ended.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct JobState {
+    /// The definition.
+    pub spec: JobSpec,
+    /// Whether the leader schedules it.
+    pub enabled: bool,
+    /// The first slot after now (ms since the epoch, on the scheduler's
+    /// clock); `None` when the job is disabled or its schedule never fires
+    /// again. A catch-up of a missed slot may run before it.
+    pub next_run_unix_ms: Option<u64>,
+    /// The newest run (running or ended); `None` if it never ran.
+    pub last_run: Option<RunRecord>,
+}
+
 /// One run of a job, from [`Scheduler::history`].
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct RunRecord {
@@ -325,6 +341,44 @@ impl Scheduler {
                     });
                 }
             }
+        }
+        Ok(out)
+    }
+
+    /// Every job with its next run and its newest run, for a reader that
+    /// shows the scheduler (`coordinator status`) without knowing its
+    /// layout. Read-only: a LIST of the jobs and a GET per job
+    /// ([`jobs`](Self::jobs)), then per job a LIST of its runs and a GET
+    /// of the newest ([`history`](Self::history) with a limit of 1).
+    ///
+    /// # Errors
+    ///
+    /// [`SchedulerError::Store`], [`SchedulerError::Corrupt`].
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe.
+    pub async fn job_states(&self) -> Result<Vec<JobState>, SchedulerError> {
+        let now = self.inner.clock.unix_ms();
+        let mut out = Vec::new();
+        for job in self.jobs().await? {
+            let next_run_unix_ms = if job.enabled {
+                // A schedule that no longer parses shows no next run; the
+                // leader reports it when it loads the job.
+                job.spec
+                    .parse_schedule()
+                    .ok()
+                    .and_then(|schedule| schedule.next_after(now))
+            } else {
+                None
+            };
+            let last_run = self.history(&job.spec.name, 1).await?.pop();
+            out.push(JobState {
+                spec: job.spec,
+                enabled: job.enabled,
+                next_run_unix_ms,
+                last_run,
+            });
         }
         Ok(out)
     }

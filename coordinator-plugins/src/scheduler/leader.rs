@@ -320,6 +320,7 @@ impl Leader {
             }
         } else if let Some(slot) = missed {
             tracing::info!(target: TARGET, scheduler = %inner.name, job, slot_unix_ms = slot, "missed slots skipped");
+            inner.count(crate::telemetry::Work::MissedSkipped);
         }
         Ok(())
     }

@@ -99,7 +99,7 @@ use std::sync::Arc;
 use coordinator_runtime::{Clock, CoordinatorError, CoordinatorRegistry, PluginScope};
 use coordinator_store::LeaseStore;
 
-pub use client::{JobInfo, RunRecord};
+pub use client::{JobInfo, JobState, RunRecord};
 pub use config::SchedulerConfig;
 pub use cron::CronField;
 pub use error::SchedulerError;
@@ -135,6 +135,11 @@ pub(crate) struct SchedulerInner {
 }
 
 impl SchedulerInner {
+    /// Counts one `work` of this scheduler (the `metrics` feature).
+    pub(crate) fn count(&self, work: crate::telemetry::Work) {
+        crate::telemetry::count(work, &self.scope, &format!("scheduler.{}", self.name));
+    }
+
     pub(crate) fn backend(&self) -> &'static str {
         self.store.backend()
     }

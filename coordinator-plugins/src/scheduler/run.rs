@@ -14,6 +14,7 @@ use super::record::{AttemptRecord, RunOutcome, SlotRecord};
 use super::{SchedulerInner, TARGET};
 use crate::codec;
 use crate::swap::{self, Attempts, Swapped};
+use crate::telemetry::Work;
 
 /// A slot this leader holds.
 pub(crate) struct Run {
@@ -233,6 +234,7 @@ impl Run {
             let timeout = self.spec.timeout;
             let ctx = self.ctx.clone();
             tracing::info!(target: TARGET, job = %self.spec.name, key = %self.key, attempt, epoch = ctx.epoch(), "job started");
+            self.inner.count(Work::RunStarted);
             let outcome = tokio::select! {
                 biased;
                 () = ctx.cancelled() => Err(Stop::Lost("the leader's term ended")),
@@ -256,6 +258,11 @@ impl Run {
                 }
             };
             tracing::info!(target: TARGET, job = %self.spec.name, key = %self.key, attempt, outcome = ?outcome, "job attempt ended");
+            self.inner.count(if outcome == RunOutcome::Succeeded {
+                Work::RunSucceeded
+            } else {
+                Work::RunFailed
+            });
             let retry = outcome != RunOutcome::Succeeded
                 && self.spec.delivery == Delivery::AtLeastOnce
                 && self.spec.retry.has_attempt_after(attempt);

@@ -1,7 +1,8 @@
 //! Registering, refreshing, reading and removing records.
 
 use bytes::Bytes;
-use coordinator_store::{StoreError, Version};
+use coordinator_store::{LeaseStoreExt, StoreError, Version};
+use serde::Serialize;
 
 use super::record::{RecordHeader, RecordState, ENTRY_BODY};
 use super::{Expiry, Ttl, TtlError, TtlInner};
@@ -20,6 +21,20 @@ pub struct Registration {
     pub generation: String,
     /// The expiry instant (ms since the epoch).
     pub expires_at_unix_ms: u64,
+}
+
+/// The expirer's backlog, from [`Ttl::backlog`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct TtlBacklog {
+    /// Index entries (one per registration not swept yet, stale ones of
+    /// refreshed or removed records included until the sweeper deletes
+    /// them).
+    pub index_entries: u64,
+    /// Those in overdue buckets: buckets that ended at or before now minus
+    /// the clock-skew margin, as the sweeper judges them.
+    pub overdue: u64,
+    /// The start of the oldest overdue bucket (ms since the epoch).
+    pub oldest_overdue_bucket_unix_ms: Option<u64>,
 }
 
 /// A record as [`Ttl::get`] returns it.
@@ -111,6 +126,47 @@ impl TtlInner {
 }
 
 impl Ttl {
+    /// How far behind the sweeper is, for a reader that shows it
+    /// (`coordinator status`) without knowing the index layout: one LIST
+    /// of the index (one request per 1,000 entries), nothing written.
+    /// Overdue is judged as the sweeper judges it, on this handle's clock.
+    ///
+    /// # Errors
+    ///
+    /// [`TtlError::Store`] if the listing failed.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe.
+    pub async fn backlog(&self) -> Result<TtlBacklog, TtlError> {
+        let inner = &self.inner;
+        let index = inner.keys.index();
+        let listed = inner
+            .store
+            .list(&index)
+            .await
+            .map_err(|e| TtlError::store("backlog", &index, e))?;
+        let now = inner.clock.unix_ms();
+        let due_until = inner.bucket_of(now.saturating_sub(ms(inner.config.clock_skew_margin)));
+        let mut backlog = TtlBacklog {
+            index_entries: 0,
+            overdue: 0,
+            oldest_overdue_bucket_unix_ms: None,
+        };
+        for meta in &listed {
+            let Some((bucket, _, _)) = inner.keys.parse_entry(&meta.key) else {
+                continue;
+            };
+            backlog.index_entries += 1;
+            if bucket < due_until {
+                backlog.overdue += 1;
+                let oldest = backlog.oldest_overdue_bucket_unix_ms.get_or_insert(bucket);
+                *oldest = (*oldest).min(bucket);
+            }
+        }
+        Ok(backlog)
+    }
+
     /// Writes (or replaces) the record at `key` with `payload`, expiring as
     /// `expiry` says. Two writes: the index entry, then the record (create,
     /// or compare-and-swap over what is there).

@@ -307,7 +307,10 @@ impl TtlSweeper {
         let mut first_error = None;
         for result in results {
             match result {
-                Ok(Entry::Done { acted: true }) => tally.expired += 1,
+                Ok(Entry::Done { acted: true }) => {
+                    tally.expired += 1;
+                    self.inner.count(crate::telemetry::Work::Expired);
+                }
                 Ok(Entry::Done { acted: false }) => tally.stale += 1,
                 Ok(Entry::Deferred) => tally.deferred += 1,
                 Err(error) => {

@@ -87,7 +87,7 @@ use bytes::Bytes;
 use coordinator_runtime::{Clock, CoordinatorError, CoordinatorRegistry, PluginScope};
 use coordinator_store::LeaseStore;
 
-pub use client::{Registration, TtlRecord};
+pub use client::{Registration, TtlBacklog, TtlRecord};
 pub use config::{ExpiryAction, TtlConfig};
 pub use error::TtlError;
 pub use leader::TtlSweeper;
@@ -164,6 +164,13 @@ where
 #[derive(Clone)]
 pub struct Ttl {
     pub(crate) inner: Arc<TtlInner>,
+}
+
+impl TtlInner {
+    /// Counts one `work` of this expirer (the `metrics` feature).
+    pub(crate) fn count(&self, work: crate::telemetry::Work) {
+        crate::telemetry::count(work, &self.scope, &format!("ttl.{}", self.name));
+    }
 }
 
 pub(crate) struct TtlInner {

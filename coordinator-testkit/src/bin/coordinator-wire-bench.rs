@@ -1,5 +1,5 @@
-//! `coordinator-wire-bench`: real `coordinator-worker` processes on a real
-//! S3 server behind a counting proxy, beside `coordinator-sim`'s prediction
+//! `coordinator-wire-bench`: real `coordinator run` worker processes on a
+//! real S3 server behind a counting proxy, beside `coordinator-sim`'s prediction
 //! for the same configuration.
 //!
 //! ```text
@@ -22,7 +22,7 @@ use serde_json::{json, Value};
 
 fn command() -> Command {
     Command::new("coordinator-wire-bench")
-        .about("Real coordinator-worker processes on a real S3 server (moto) behind a counting proxy, beside coordinator-sim's prediction")
+        .about("Real `coordinator run` worker processes on a real S3 server (moto) behind a counting proxy, beside coordinator-sim's prediction")
         .arg(Arg::new("workers").long("workers").default_value("3").help("worker processes"))
         .arg(Arg::new("election").long("election").help("the workers' timings as JSON (coordinator_core::Config), e.g. '{\"heartbeat_interval\":\"1s\"}'; default: the defaults"))
         .arg(Arg::new("window").long("window").default_value("10m").help("the steady window in which requests are counted"))
@@ -31,7 +31,7 @@ fn command() -> Command {
         .arg(Arg::new("graceful-trials").long("graceful-trials").default_value("3").help("SIGTERM-the-leader trials"))
         .arg(Arg::new("endpoint").long("endpoint").help("the S3 server (default: COORD_S3_ENDPOINT, else http://127.0.0.1:9000)"))
         .arg(Arg::new("bucket").long("bucket").help("its bucket (default: COORD_S3_BUCKET, else coordinator-test)"))
-        .arg(Arg::new("worker-bin").long("worker-bin").help("the coordinator-worker binary (default: next to this one)"))
+        .arg(Arg::new("coordinator-bin").long("coordinator-bin").help("the `coordinator` binary of coordinator-cli (default: next to this one)"))
         .arg(Arg::new("sim-bin").long("sim-bin").help("the coordinator-sim binary (default: next to this one)"))
         .arg(Arg::new("seed").long("seed").default_value("1").help("the simulator's seed"))
         .arg(Arg::new("sim-duration").long("sim-duration").default_value("1h").help("the simulator's simulated time"))
@@ -117,13 +117,13 @@ fn main() {
         .cloned()
         .or_else(|| std::env::var("COORD_S3_ENDPOINT").ok())
         .unwrap_or_else(|| "http://127.0.0.1:9000".into());
-    let worker_bin = m
-        .get_one::<String>("worker-bin")
-        .map_or_else(|| sibling("coordinator-worker"), PathBuf::from);
+    let coordinator_bin = m
+        .get_one::<String>("coordinator-bin")
+        .map_or_else(|| sibling("coordinator"), PathBuf::from);
     let sim_bin = m
         .get_one::<String>("sim-bin")
         .map_or_else(|| sibling("coordinator-sim"), PathBuf::from);
-    for bin in [&worker_bin, &sim_bin] {
+    for bin in [&coordinator_bin, &sim_bin] {
         if !bin.exists() {
             fail(format!(
                 "{} not found: build it (scripts/bench-wire does) or pass its path",
@@ -131,7 +131,7 @@ fn main() {
             ));
         }
     }
-    let mut config = WireConfig::new(workers, election.clone(), worker_bin, &endpoint);
+    let mut config = WireConfig::new(workers, election.clone(), coordinator_bin, &endpoint);
     if let Some(bucket) = m
         .get_one::<String>("bucket")
         .cloned()
