@@ -109,7 +109,7 @@ fn slow_failover() {
     let w1 = s.worker("w1", &[]);
     w1.wait_for("is_leader=true", Duration::from_secs(10));
     w1.signal("KILL");
-    pause(1600);
+    pause(3600);
     s.check("slow_failover");
 }
 
