@@ -6,9 +6,10 @@
 //! A command is a `$ ` line of a `console` block (the lines up to the next
 //! `$ ` are the output it quotes) or a line of a `sh`/`bash` block (no
 //! quoted output); a trailing `\` joins the next line. Quoted output is
-//! compared by [`same_line`]: every word holding a digit (times, ids,
-//! counts, versions) stands for any such word, runs of spaces are one, and
-//! `…` stands for any text, as the CLI's walk-through and guide tests do.
+//! compared by [`same_line`]: every run of letters and digits that holds a
+//! digit (times, ids, counts, versions) stands for any such run, runs of
+//! spaces are one, and `…` stands for any text, like the CLI's walk-through
+//! and guide tests (which hide a whole word holding a digit).
 #![allow(dead_code)]
 
 use std::path::PathBuf;
@@ -101,18 +102,45 @@ pub(crate) fn words(command: &str) -> Vec<String> {
     out
 }
 
-/// A line as compared: words holding a digit become `#`, spaces collapse.
+/// A line as compared: runs of spaces become one, and every run of
+/// letters and digits that holds a digit (a time, an id, a count, a
+/// version, with its sign and decimals) becomes `#`, so that the rest of a
+/// word still counts (`"status":"healthy"` after a number in JSON).
 pub(crate) fn normalize(line: &str) -> String {
-    line.split_whitespace()
-        .map(|w| {
-            if w.chars().any(|c| c.is_ascii_digit()) {
-                "#"
-            } else {
-                w
+    let mut out = String::new();
+    let mut token = String::new();
+    let flush = |token: &mut String, out: &mut String| {
+        if token.chars().any(|c| c.is_ascii_digit()) {
+            // A minus sign that starts a word belongs to the number.
+            if out.ends_with('-') && out[..out.len() - 1].chars().last().is_none_or(|c| c == ' ') {
+                out.pop();
             }
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
+            // 3.48 and 3 are both one number.
+            if out.ends_with("#.") {
+                out.pop();
+            } else {
+                out.push('#');
+            }
+        } else {
+            out.push_str(token);
+        }
+        token.clear();
+    };
+    for word in line.split_whitespace() {
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        for c in word.chars() {
+            if c.is_alphanumeric() || c == '_' {
+                token.push(c);
+            } else {
+                flush(&mut token, &mut out);
+                out.push(c);
+            }
+        }
+        flush(&mut token, &mut out);
+    }
+    out
 }
 
 /// Does `actual` print what the document quotes as `quoted`? Both are
