@@ -1,0 +1,185 @@
+//! The examples that README.md and docs/benchmarks.md tell a reader to run
+//! (`cargo run --example …`, `./target/release/examples/…`, `$B …`), read
+//! from the documents and run with the flags they show. `library`,
+//! `multi_plugin` and `migration` are `test = true` examples that run
+//! themselves; the rest are run here.
+//!
+//! The binaries are the debug builds `cargo test` makes of every example
+//! before it runs the tests (`cargo test -p examples`, or the suite); a
+//! nested `cargo run` would wait on the suite's build lock. The
+//! measurements' lengths are cut so that the suite stays fast: the local
+//! throughput's `--ops` to 20, the plugins benchmark's `--messages` to 100
+//! (`--s3-messages` 20), and the election's request count to a 2 s window
+//! after a 1 s warm-up (its optional arguments); every other flag is the
+//! document's.
+#![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
+
+#[path = "../../coordinator-testkit/tests/common/doc_commands.rs"]
+mod doc_commands;
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use doc_commands::{commands, words, DocCommand};
+
+/// The debug build of the example `name`, next to this test's binary.
+fn example(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let path = exe
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("examples")
+        .join(name);
+    assert!(
+        path.exists(),
+        "{} is not built: run `cargo test -p examples` (which builds every example) \
+         or `cargo build -p examples --examples` first",
+        path.display()
+    );
+    path
+}
+
+/// The example a command runs and the arguments it gives it, if it runs one.
+fn invocation(command: &DocCommand) -> Option<(String, Vec<String>)> {
+    let words = words(&command.text);
+    let program = words.first()?;
+    if let Some(name) = program.strip_prefix("./target/release/examples/") {
+        return Some((name.to_owned(), words[1..].to_vec()));
+    }
+    if program == "$B" {
+        return Some(("election_requests".to_owned(), words[1..].to_vec()));
+    }
+    if program == "cargo" && words.get(1).map(String::as_str) == Some("run") {
+        let at = words.iter().position(|w| w == "--example")?;
+        let args = match words.iter().position(|w| w == "--") {
+            Some(dashes) => words[dashes + 1..].to_vec(),
+            None => Vec::new(),
+        };
+        return Some((words[at + 1].clone(), args));
+    }
+    None
+}
+
+fn documented() -> Vec<(DocCommand, String, Vec<String>)> {
+    ["README.md", "docs/benchmarks.md"]
+        .iter()
+        .flat_map(|doc| commands(doc))
+        .filter_map(|c| invocation(&c).map(|(name, args)| (c, name, args)))
+        .collect()
+}
+
+/// Runs `name` with `args` through `bash` (the documents' arguments use
+/// the emulators' variables), expecting a clean exit.
+fn run(command: &DocCommand, name: &str, args: &[String]) -> String {
+    let exe = example(name);
+    let out = Command::new("bash")
+        .arg("-c")
+        .arg(format!("exec \"$EXAMPLE\" {}", args.join(" ")))
+        .env("EXAMPLE", &exe)
+        .current_dir(std::env::temp_dir())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    println!("{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}:{}: `{}` ({name} {args:?}) exited {:?}",
+        command.doc,
+        command.line,
+        command.text,
+        out.status
+    );
+    stdout
+}
+
+fn set(args: &mut Vec<String>, flag: &str, value: &str) {
+    match args.iter().position(|a| a == flag) {
+        Some(at) => args[at + 1] = value.to_owned(),
+        None => args.extend([flag.to_owned(), value.to_owned()]),
+    }
+}
+
+fn runs_of(name: &str) -> Vec<(DocCommand, String, Vec<String>)> {
+    let found: Vec<_> = documented()
+        .into_iter()
+        .filter(|(_, n, _)| n == name)
+        .collect();
+    assert!(
+        !found.is_empty(),
+        "no document runs the example {name} any more"
+    );
+    found
+}
+
+#[test]
+fn the_readme_demo_runs_to_its_summary() {
+    for (command, name, args) in runs_of("global_coordinator") {
+        let out = run(&command, &name, &args);
+        assert!(out.contains("done. Summary:"), "{out}");
+        assert!(out.contains("fail-over after crash"), "{out}");
+    }
+}
+
+#[test]
+fn the_local_throughput_runs_with_the_documented_process_counts() {
+    let found = runs_of("local_throughput");
+    assert!(found.len() >= 2);
+    for (command, name, mut args) in found {
+        set(&mut args, "--ops", "20");
+        let out = run(&command, &name, &args);
+        let processes = &args[args.iter().position(|a| a == "--processes").unwrap() + 1];
+        assert!(
+            out.contains(&format!("processes={processes} ops/process=20")),
+            "{out}"
+        );
+    }
+}
+
+#[test]
+fn the_plugins_benchmark_runs_with_its_documented_flags() {
+    for (command, name, mut args) in runs_of("plugins_bench") {
+        // The flags the document lists under the command.
+        set(&mut args, "--messages", "100");
+        set(&mut args, "--s3-messages", "20");
+        set(&mut args, "--workers", "8");
+        set(&mut args, "--concurrency", "4");
+        let out = run(&command, &name, &args);
+        for kind in ["queue [local directory]", "ttl:", "scheduler:"] {
+            assert!(out.contains(kind), "{out}");
+        }
+    }
+}
+
+#[test]
+fn the_election_request_count_runs_on_every_documented_store_there_is() {
+    let found = runs_of("election_requests");
+    assert_eq!(found.len(), 3, "S3, Azure and memory");
+    for (command, name, mut args) in found {
+        let needs = ["COORD_S3_ENDPOINT", "COORD_AZURE_ENDPOINT"]
+            .into_iter()
+            .find(|var| args[0].contains(var));
+        if let Some(var) = needs {
+            if std::env::var_os(var).is_none() {
+                let require = if var.contains("S3") {
+                    "COORD_REQUIRE_S3"
+                } else {
+                    "COORD_REQUIRE_AZURE"
+                };
+                assert!(
+                    std::env::var(require).as_deref() != Ok("1"),
+                    "{require}=1 but {var} is unset"
+                );
+                println!("SKIPPED `{}`: {var} is unset", command.text);
+                continue;
+            }
+        }
+        // SECONDS, then the optional WORKERS (3, the default) and WARM-UP.
+        assert_eq!(args.len(), 2, "{args:?}");
+        args[1] = "2".to_owned();
+        args.extend(["3".to_owned(), "1".to_owned()]);
+        let out = run(&command, &name, &args);
+        assert!(out.contains("| leader |"), "{out}");
+    }
+}
