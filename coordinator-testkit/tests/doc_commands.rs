@@ -7,7 +7,8 @@
 //!
 //! The documents' runs are long (an hour of simulated time, 2000 seeds, a
 //! 10 000-message queue): each runs here with the document's flags as
-//! written except `--duration` (2 minutes), `--seeds` (the range's first
+//! written except `--duration` (2 minutes, or 11 with the periodic leader
+//! crashes and stops, two periods), `--seeds` (the range's first
 //! two) and the plugin simulator's `--messages` (500), so the flags still
 //! parse, combine and run to a clean exit within a few seconds in a debug
 //! build.
@@ -101,7 +102,10 @@ fn every_documented_simulator_run_exits_cleanly() {
             // The testkit README's replay commands name a seed to fill in.
             *arg = arg.replace("<seed>", "1");
         }
-        shorten(&mut args, "--duration", |_| "2m".to_owned());
+        // Long enough for two periods of the leader crashes and stops.
+        let periodic = args.iter().any(|a| a.ends_with("-leader-every"));
+        let duration = if periodic { "11m" } else { "2m" };
+        shorten(&mut args, "--duration", |_| duration.to_owned());
         shorten(&mut args, "--seeds", |range| {
             let start: u64 = range.split("..").next().unwrap().parse().unwrap();
             format!("{start}..{}", start + 2)
@@ -122,8 +126,15 @@ fn every_documented_simulator_run_exits_cleanly() {
             String::from_utf8_lossy(&out.stderr)
         );
         if args.iter().any(|a| a == "--json") {
-            let _: serde_json::Value = serde_json::from_slice(&out.stdout)
+            let report: serde_json::Value = serde_json::from_slice(&out.stdout)
                 .unwrap_or_else(|e| panic!("{where_}: --json printed no JSON object: {e}"));
+            if periodic {
+                assert!(
+                    report["failover_seconds"]["count"].as_u64() > Some(0)
+                        && report["handover_seconds"]["count"].as_u64() > Some(0),
+                    "{where_}: no fail-over or hand-over measured"
+                );
+            }
         }
         ran += 1;
     }

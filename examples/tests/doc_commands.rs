@@ -183,3 +183,60 @@ fn the_election_request_count_runs_on_every_documented_store_there_is() {
         assert!(out.contains("| leader |"), "{out}");
     }
 }
+
+/// The README's `cargo add` lines cannot run here (the crates are not on
+/// crates.io yet, as the README says, and a test must not touch the
+/// network); what they must agree with is checked: the `[dependencies]`
+/// block the README says they give names the same crates and tokio
+/// features, at the workspace's version.
+#[test]
+fn the_readme_cargo_add_lines_give_the_dependencies_it_shows() {
+    let adds: Vec<Vec<String>> = commands("README.md")
+        .iter()
+        .map(|c| words(&c.text))
+        .filter(|w| w.len() > 2 && w[0] == "cargo" && w[1] == "add")
+        .collect();
+    assert_eq!(adds.len(), 2, "{adds:?}");
+    let readme = std::fs::read_to_string(doc_commands::root().join("README.md")).unwrap();
+    let start = readme.find("```toml\n[dependencies]").expect("the block") + "```toml\n".len();
+    let block = &readme[start..start + readme[start..].find("```").unwrap()];
+    let shown: toml::Table = toml::from_str(block).unwrap();
+    let shown = shown["dependencies"].as_table().unwrap();
+    let mut added = Vec::new();
+    for add in &adds {
+        let features = add.iter().position(|w| w == "--features");
+        let crates = &add[2..features.unwrap_or(add.len())];
+        for name in crates {
+            added.push(name.clone());
+            let dependency = &shown
+                .get(name)
+                .unwrap_or_else(|| panic!("`cargo add {name}` but the block has no {name}"));
+            if let Some(at) = features {
+                let want: Vec<&str> = add[at + 1].split(',').collect();
+                let got: Vec<&str> = dependency["features"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|f| f.as_str().unwrap())
+                    .collect();
+                assert_eq!(got, want, "{name}'s features");
+            }
+        }
+    }
+    let mut listed: Vec<&String> = shown.keys().collect();
+    listed.sort();
+    added.sort();
+    assert_eq!(listed, added.iter().collect::<Vec<_>>());
+    let manifest = std::fs::read_to_string(doc_commands::root().join("Cargo.toml")).unwrap();
+    let manifest: toml::Table = toml::from_str(&manifest).unwrap();
+    let version = manifest["workspace"]["package"]["version"]
+        .as_str()
+        .unwrap();
+    for name in ["coordinator-runtime", "coordinator-store"] {
+        let req = shown[name].as_str().unwrap();
+        assert!(
+            version.starts_with(&format!("{req}.")),
+            "{name} = \"{req}\" does not match the workspace's {version}"
+        );
+    }
+}
