@@ -240,3 +240,37 @@ fn the_readme_cargo_add_lines_give_the_dependencies_it_shows() {
         );
     }
 }
+
+/// The README says what `cargo run --example library` prints (in running
+/// text): the example must print it. `library` is a `test = true` example,
+/// so `cargo test` builds it only as its test harness (`library-HASH`),
+/// whose `the_readme_program_runs` calls the example's `main`: that is run
+/// here, the newest build of it, with its output shown.
+#[test]
+fn the_library_example_prints_what_the_readme_says() {
+    let readme = std::fs::read_to_string(doc_commands::root().join("README.md")).unwrap();
+    let readme = readme.split_whitespace().collect::<Vec<_>>().join(" ");
+    let claim = "`cargo run --example library` prints `";
+    let at = readme.find(claim).expect("the README's sentence") + claim.len();
+    let printed = &readme[at..at + readme[at..].find('`').unwrap()];
+    let dir = example("global_coordinator").parent().unwrap().to_owned();
+    let harness = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            let name = p.file_name().unwrap().to_string_lossy();
+            name.starts_with("library-") && p.extension().is_none()
+        })
+        .max_by_key(|p| p.metadata().unwrap().modified().unwrap())
+        .expect("the library example's test harness (cargo test -p examples builds it)");
+    let out = Command::new(&harness)
+        .args(["the_readme_program_runs", "--exact", "--nocapture"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}: {stdout}", harness.display());
+    assert!(
+        stdout.contains("1 passed") && stdout.lines().any(|l| l == printed),
+        "README.md says `cargo run --example library` prints `{printed}`; it printed\n{stdout}"
+    );
+}
