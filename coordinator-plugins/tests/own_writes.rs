@@ -325,3 +325,40 @@ async fn a_renewal_that_landed_under_a_throttled_answer_keeps_the_run() {
         .await
         .unwrap();
 }
+
+/// Found by the real-stack chaos test (docs/chaos.md, seed 12): a claim
+/// whose answer was lost, recognised as ours only after its visibility ran
+/// out, is ended `Abandoned`; if deleting it then fails, the leader meets
+/// the abandoned claim. The message is still there and must be given back,
+/// not deleted as if it had been handled.
+#[tokio::test(start_paused = true)]
+async fn an_abandoned_claim_left_for_the_leader_gives_its_message_back() {
+    let store = Arc::new(LandsThrottled::new(Arc::new(virtual_store())));
+    let (queue, clock) = queue_on(&store);
+    let id = queue.enqueue("job").await.unwrap();
+    let consumer = queue.consumer();
+    store.arm("/claims/", 1);
+    let first = consumer.claim(1).await;
+    assert!(matches!(first, Err(QueueError::Store { .. })), "{first:?}");
+    assert_eq!(store.hits(), 1, "the claim landed");
+    // Past the claim's visibility (10 s) before the claimer sees it again.
+    tokio::time::sleep(Duration::from_secs(11)).await;
+    store.fail_deletes("/claims/", 1);
+    let late = consumer.claim(1).await.unwrap();
+    assert!(late.is_empty(), "an expired claim is not run");
+    assert_eq!(store.deletes_left(), 0, "the claimer tried to delete it");
+    let shared: Arc<dyn LeaseStore> = store.clone();
+    let ctx = standalone(1, shared, &clock, Duration::from_secs(60));
+    let leader = queue.maintenance();
+    leader.sweep(&ctx).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    leader.sweep(&ctx).await.unwrap();
+    let mut again = queue.consumer().claim(1).await.unwrap();
+    assert_eq!(again.len(), 1, "the message was lost");
+    let message = again.pop().unwrap();
+    assert_eq!(message.message().id, id);
+    message.complete().await.unwrap();
+    leader.sweep(&ctx).await.unwrap();
+    let stats = queue.stats().await.unwrap();
+    assert_eq!((stats.completed, stats.failed, stats.pending), (1, 0, 0));
+}

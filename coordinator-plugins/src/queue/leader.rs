@@ -570,7 +570,18 @@ impl QueueMaintenance {
         match &record.state {
             ClaimState::Claimed { .. } => return Ok(None),
             ClaimState::Completed { .. } => counts.completed += 1,
-            ClaimState::Abandoned { .. } => {}
+            // The claimer gave the message back unrun: when it found it
+            // already gone, or when it recognised its own claim (written
+            // under a lost answer) only after the claim's visibility had
+            // run out. In the second case the message is still there, and
+            // deleting it would lose it (the chaos test's seed 12): delete
+            // only the claim, and the message is claimable again.
+            ClaimState::Abandoned { .. } => {
+                if !ctx.is_valid() {
+                    return Ok(None);
+                }
+                return Ok(Some(version));
+            }
             ClaimState::Failed {
                 followed_up: true,
                 next,

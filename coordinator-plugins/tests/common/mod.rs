@@ -98,6 +98,8 @@ pub struct LandsThrottled {
     inner: Arc<dyn LeaseStore>,
     plan: std::sync::Mutex<(String, usize)>,
     hit: std::sync::atomic::AtomicUsize,
+    /// Deletes to refuse: pattern and how many more times.
+    deletes: std::sync::Mutex<(String, usize)>,
 }
 
 impl LandsThrottled {
@@ -106,7 +108,32 @@ impl LandsThrottled {
             inner,
             plan: std::sync::Mutex::new((String::new(), 0)),
             hit: std::sync::atomic::AtomicUsize::new(0),
+            deletes: std::sync::Mutex::new((String::new(), 0)),
         }
+    }
+
+    /// The next `times` deletes of keys containing `pattern` fail
+    /// (`Unavailable`) without deleting.
+    pub fn fail_deletes(&self, pattern: &str, times: usize) {
+        *self.deletes.lock().unwrap() = (pattern.to_owned(), times);
+    }
+
+    /// Deletes still to be refused.
+    pub fn deletes_left(&self) -> usize {
+        self.deletes.lock().unwrap().1
+    }
+
+    fn refuses_delete(&self, key: &str) -> Result<(), coordinator_store::StoreError> {
+        let mut plan = self.deletes.lock().unwrap();
+        if plan.1 > 0 && key.contains(plan.0.as_str()) {
+            plan.1 -= 1;
+            return Err(coordinator_store::StoreError::Unavailable {
+                key: key.to_owned(),
+                backend: self.inner.backend(),
+                source: "injected: the delete did not reach the store".into(),
+            });
+        }
+        Ok(())
     }
 
     /// The next `times` writes on keys containing `pattern` land, then are
@@ -209,6 +236,7 @@ impl LeaseStore for LandsThrottled {
         self.inner.list_page(prefix, start_after, limit).await
     }
     async fn delete(&self, key: &str) -> Result<(), coordinator_store::StoreError> {
+        self.refuses_delete(key)?;
         self.inner.delete(key).await
     }
     async fn delete_if_version(
@@ -216,6 +244,7 @@ impl LeaseStore for LandsThrottled {
         key: &str,
         expected: &coordinator_store::Version,
     ) -> Result<(), coordinator_store::StoreError> {
+        self.refuses_delete(key)?;
         self.inner.delete_if_version(key, expected).await
     }
 }
