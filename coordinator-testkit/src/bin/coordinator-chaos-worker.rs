@@ -7,7 +7,11 @@
 //! ```text
 //! coordinator-chaos-worker --url URL --worker-id ID [--namespace NS]
 //!     [--election JSON] [--register-interval-ms N] [--store-timeout-ms N]
+//!     [--queue]
 //! ```
+//!
+//! With `--queue` it also produces and consumes messages of the chaos
+//! queue and runs the queue's maintenance on its coordinator.
 //!
 //! Test-only: `COORD_CHAOS_BROKEN=ignore-term` runs the broken register
 //! ([`Safety::IgnoreTerm`]), which the checker must catch. Any other value
@@ -18,13 +22,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use coordinator_core::Keys;
+use coordinator_plugins::queue::Queue;
 use coordinator_runtime::{CoordinatorConfig, CoordinatorRegistry};
 use coordinator_store::StoreOptions;
 use coordinator_testkit::chaos::events::{Line, WorkerEvent};
+use coordinator_testkit::chaos::queue;
 use coordinator_testkit::chaos::register::{FencedRegister, Safety};
 use coordinator_testkit::chaos::{boottime_ms_to_monotonic_ns, monotonic_ns};
 
-const USAGE: &str = "usage: coordinator-chaos-worker --url URL --worker-id ID [--namespace NS] [--election JSON] [--register-interval-ms N] [--store-timeout-ms N]";
+const USAGE: &str = "usage: coordinator-chaos-worker --url URL --worker-id ID [--namespace NS] [--election JSON] [--register-interval-ms N] [--store-timeout-ms N] [--queue]";
 
 struct Args {
     url: String,
@@ -34,6 +40,7 @@ struct Args {
     register_interval: Duration,
     store_timeout: Duration,
     safety: Safety,
+    queue: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -43,6 +50,7 @@ fn parse_args() -> Result<Args, String> {
     let mut election = coordinator_core::Config::default();
     let mut register_interval = Duration::from_millis(200);
     let mut store_timeout = Duration::from_millis(500);
+    let mut queue = false;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let mut value = |name: &str| args.next().ok_or(format!("{name} needs a value"));
@@ -63,6 +71,7 @@ fn parse_args() -> Result<Args, String> {
                 register_interval = ms(value(&arg)?, "--register-interval-ms")?;
             }
             "--store-timeout-ms" => store_timeout = ms(value(&arg)?, "--store-timeout-ms")?,
+            "--queue" => queue = true,
             other => return Err(format!("unknown argument `{other}`")),
         }
     }
@@ -83,6 +92,7 @@ fn parse_args() -> Result<Args, String> {
         register_interval,
         store_timeout,
         safety,
+        queue,
     })
 }
 
@@ -128,6 +138,7 @@ async fn run(args: Args) -> Result<(), String> {
         .with_election(args.election)
         .with_worker_id(args.worker_id.clone());
     let registry = CoordinatorRegistry::new(store, config).map_err(|e| e.to_string())?;
+    let seed = coordinator_runtime::os_seed();
     let coordinator = registry
         .get(&args.namespace)
         .await
@@ -144,12 +155,36 @@ async fn run(args: Args) -> Result<(), String> {
         me.clone(),
         args.register_interval,
         args.safety,
-        coordinator_runtime::os_seed(),
+        seed,
         Arc::new(move |event| emit(&sink, event)),
     );
     coordinator
         .add_plugin(Arc::new(register))
         .map_err(|e| e.to_string())?;
+    let mut tasks = tokio::task::JoinSet::new();
+    if args.queue {
+        let queue = Queue::builder(&registry, &args.namespace, queue::QUEUE)
+            .config(queue::queue_config(seed ^ 1))
+            .build()
+            .map_err(|e| e.to_string())?;
+        registry
+            .attach(&args.namespace, Arc::new(queue.maintenance()))
+            .await
+            .map_err(|e| e.to_string())?;
+        let (a, b) = (me.clone(), me.clone());
+        tasks.spawn(queue::produce(
+            queue.clone(),
+            me.clone(),
+            seed & 0xFFFF,
+            Duration::from_millis(500),
+            Arc::new(move |event| emit(&a, event)),
+        ));
+        tasks.spawn(queue::consume(
+            queue,
+            seed ^ 2,
+            Arc::new(move |event| emit(&b, event)),
+        ));
+    }
     emit(&me, WorkerEvent::Ready);
 
     let mut leadership = coordinator.leadership();
@@ -193,6 +228,7 @@ async fn run(args: Args) -> Result<(), String> {
         }
     }
     emit(&me, WorkerEvent::Stopping);
+    tasks.abort_all();
     drop(coordinator);
     registry.close().await;
     emit(&me, WorkerEvent::Stopped);

@@ -19,7 +19,8 @@
 //!   epoch had completed (or over a register holding a newer epoch);
 //! * a register write started after its context's deadline, or after the
 //!   plugin was told its term ended;
-//! * no leader within an action's take-over bound.
+//! * no leader within an action's take-over bound;
+//! * the queue's checks ([`check_queue`](super::check_queue)).
 //!
 //! Conversions between the runtime's millisecond clock and nanoseconds
 //! leave up to [`TOLERANCE_NS`] of error; comparisons allow it.
@@ -52,6 +53,14 @@ pub enum ViolationKind {
     EffectAfterDeadline,
     /// No leader within a take-over's bound.
     SlowTakeover,
+    /// Two live consumers held one message at once, or one message was
+    /// completed twice.
+    MessageHeldTwice,
+    /// A message enqueued was never completed, drained or dead-lettered.
+    MessageLost,
+    /// A dead letter that was never enqueued, appears twice, or was also
+    /// completed.
+    DeadLetterUnaccounted,
 }
 
 /// One broken invariant.
@@ -115,6 +124,8 @@ pub struct Checked {
     pub takeovers: Vec<TakeoverTime>,
     /// Take-overs whose bound ran past the end of the run (not checked).
     pub takeovers_unchecked: u64,
+    /// The queue's counts (runs with the queue only).
+    pub queue: Option<super::check_queue::QueueStats>,
 }
 
 /// Checks a run.
@@ -125,6 +136,7 @@ pub fn check(log: &RunLog) -> Checked {
     epochs(&beliefs, &mut checked.violations);
     register(log, &mut checked);
     takeovers(log, &beliefs, &mut checked);
+    checked.queue = super::check_queue::check(log, &mut checked.violations);
     checked.violations.sort_by_key(|v| (v.start_ns, v.kind));
     checked.beliefs = beliefs;
     checked

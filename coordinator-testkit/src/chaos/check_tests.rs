@@ -96,6 +96,7 @@ fn clean() -> RunLog {
                 bound: "liveness".into(),
             }),
         }],
+        queue: None,
     }
 }
 

@@ -50,6 +50,16 @@ pub enum WorkerEvent {
     },
     /// One request of the fenced register.
     Register(RegisterOp),
+    /// A message enqueued (`ok`) or an enqueue that failed (`error`; it
+    /// may have landed).
+    Enqueued {
+        /// The payload: unique per message.
+        payload: String,
+        /// `ok` or `error`.
+        outcome: Outcome,
+    },
+    /// One claim of a message, from the claim request to its end.
+    Claimed(Claim),
     /// SIGTERM: stopping gracefully.
     Stopping,
     /// Stopped (the lease released).
@@ -102,6 +112,54 @@ pub enum Outcome {
     Conflict,
     /// The request failed (it may still have been applied).
     Error,
+}
+
+/// One claim of a queue message by a consumer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Claim {
+    /// The message id.
+    pub id: String,
+    /// Its payload.
+    pub payload: String,
+    /// The attempt, from 1.
+    pub attempt: u32,
+    /// When the claim came back: the consumer holds the message from here.
+    pub got_ns: u64,
+    /// The claim's deadline (it holds the message until then at most).
+    pub deadline_ns: u64,
+    /// When the consumer let go (its completion or failure answered).
+    pub end_ns: u64,
+    /// How it ended.
+    pub finish: Finish,
+}
+
+/// How a claim ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Finish {
+    /// Completed: the store accepted it.
+    Completed,
+    /// Failed on purpose (a retry or a dead letter follows).
+    Failed,
+    /// The claim had expired before the handler was done: let go.
+    Expired,
+    /// The completion or failure was refused: the claim was recovered.
+    Lost,
+    /// The completion or failure failed (it may have landed).
+    Error,
+}
+
+/// What the queue held after the run, read back by an auditor that led
+/// the namespace alone, recovered every claim and drained the queue.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueueAudit {
+    /// Payloads the auditor claimed and completed.
+    pub drained: Vec<String>,
+    /// Dead letters: (message id, payload).
+    pub dead: Vec<(String, String)>,
+    /// Messages still there when the audit gave up (pending, delayed, in
+    /// flight or finishing).
+    pub left: u64,
 }
 
 /// A worker process's life, as the run saw it.
@@ -162,4 +220,7 @@ pub struct RunLog {
     pub lives: Vec<Life>,
     /// Every action.
     pub actions: Vec<Action>,
+    /// The queue after the run (runs with the queue only).
+    #[serde(default)]
+    pub queue: Option<QueueAudit>,
 }

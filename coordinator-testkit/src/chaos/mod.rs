@@ -12,6 +12,9 @@
 //!   and off on the schedule.
 //! * [`register`]: the fenced register plugin every worker runs, and the
 //!   JSON lines ([`events`]) the worker prints.
+//! * [`queue`]: the queue under the same faults (producers, consumers,
+//!   the leader's maintenance) and the auditor that drains it afterwards;
+//!   [`check_queue`] checks it.
 //! * [`nemesis`]: the schedule drawn from one seed: network faults, kills,
 //!   pauses, graceful stops, a rolling restart with other timings,
 //!   partitions of one worker, operator faults.
@@ -25,10 +28,12 @@
 //! fixed seeds, and a deliberately broken worker that must be caught.
 
 pub mod check;
+pub mod check_queue;
 pub mod events;
 pub mod faults;
 pub mod nemesis;
 pub mod proxy;
+pub mod queue;
 pub mod register;
 pub mod run;
 

@@ -24,6 +24,7 @@ use tokio::process::{Child, Command};
 use tokio::task::JoinHandle;
 
 use super::check::{self, Checked, Violation};
+use super::check_queue::QueueStats;
 use super::events::{Action, Life, Line, RunLog, Takeover, WorkerEvent};
 use super::faults::NetFault;
 use super::monotonic_ns;
@@ -63,6 +64,9 @@ pub struct ChaosConfig {
     pub slack: Duration,
     /// From launch to the first step.
     pub warmup: Duration,
+    /// Run the queue too (producers, consumers, maintenance; audited at
+    /// the end).
+    pub queue: bool,
 }
 
 /// The defaults five times faster (heartbeat 1 s, lease 3 s, renew
@@ -111,6 +115,7 @@ impl ChaosConfig {
             steps: None,
             slack: Duration::from_secs(1),
             warmup: Duration::from_secs(6),
+            queue: true,
         }
     }
 
@@ -178,6 +183,8 @@ pub struct ChaosReport {
     pub takeover_mean_seconds: f64,
     /// Take-overs whose bound ran past the end.
     pub takeovers_unchecked: u64,
+    /// The queue's counts (with the queue only).
+    pub queue: Option<QueueStats>,
     /// Every violation.
     pub violations: Vec<Violation>,
 }
@@ -281,6 +288,20 @@ pub async fn run(config: &ChaosConfig) -> Result<Outcome, String> {
     let proxy_counts = proxy.counts();
     proxy.shutdown();
     let lives = fleet.finish().await;
+    let queue = if config.queue {
+        let patience = Duration::from_secs(60);
+        Some(
+            super::queue::audit(
+                Arc::clone(&operator),
+                NAMESPACE,
+                config.timings.clone(),
+                patience,
+            )
+            .await?,
+        )
+    } else {
+        None
+    };
     let log = RunLog {
         title: format!(
             "chaos seed {} — {} workers, {:.0} s{}",
@@ -298,6 +319,7 @@ pub async fn run(config: &ChaosConfig) -> Result<Outcome, String> {
         end_ns,
         lives,
         actions,
+        queue,
     };
     let checked = check::check(&log);
     let timeline = check::timeline(&log, &checked);
@@ -330,6 +352,7 @@ pub async fn run(config: &ChaosConfig) -> Result<Outcome, String> {
             needed.iter().sum::<f64>() / needed.len() as f64
         },
         takeovers_unchecked: checked.takeovers_unchecked,
+        queue: checked.queue.clone(),
         violations: checked.violations.clone(),
     };
     Ok(Outcome {
@@ -374,6 +397,7 @@ struct Fleet {
     urls: Vec<String>,
     timings: Vec<String>,
     broken: bool,
+    queue: bool,
     procs: Vec<Option<Proc>>,
     readers: Vec<JoinHandle<()>>,
     lives: Arc<Mutex<Vec<Life>>>,
@@ -393,6 +417,7 @@ impl Fleet {
             urls,
             timings: vec![timings; n],
             broken: config.broken,
+            queue: config.queue,
             procs: (0..n).map(|_| None).collect(),
             readers: Vec::new(),
             lives: Arc::new(Mutex::new(Vec::new())),
@@ -409,6 +434,9 @@ impl Fleet {
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .kill_on_drop(true);
+        if self.queue {
+            command.arg("--queue");
+        }
         if self.broken {
             command.env("COORD_CHAOS_BROKEN", "ignore-term");
         } else {

@@ -1,0 +1,336 @@
+//! The checker's queue part: no message held by two live consumers at
+//! once, none lost, every dead letter accounted for.
+//!
+//! * **Held twice**: a consumer holds a message from its claim's answer to
+//!   the earliest of the claim's deadline, the answer to its completion or
+//!   failure, and its process's end; two processes holding one message id
+//!   at one instant is a violation.
+//! * **Lost**: a message enqueued without error is accounted for if a
+//!   completion of it was accepted (or answered with an error: it may have
+//!   landed), if the auditor drained it, or if it is a dead letter. One
+//!   that is none of these is lost — judged only when the audit emptied
+//!   the queue (otherwise it is counted as unresolved).
+//! * **Dead letters**: each must carry a payload someone enqueued, appear
+//!   once, and not belong to a message whose completion was accepted.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Serialize;
+
+use super::check::{Violation, ViolationKind, TOLERANCE_NS};
+use super::events::{Claim, Finish, Outcome, RunLog, WorkerEvent};
+
+/// What the queue part counted.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct QueueStats {
+    /// Messages enqueued without error.
+    pub enqueued: u64,
+    /// Enqueues answered with an error.
+    pub enqueue_errors: u64,
+    /// Claims, by how they ended: completed, failed, expired, lost, error.
+    pub claims: [u64; 5],
+    /// Messages the auditor drained.
+    pub drained: u64,
+    /// Dead letters.
+    pub dead: u64,
+    /// Messages neither accounted for nor judged (the audit did not empty
+    /// the queue).
+    pub unresolved: u64,
+}
+
+/// A claim held by a process: (worker, life, from, to, the claim).
+type Hold<'a> = (&'a str, u32, u64, u64, &'a Claim);
+
+/// Checks the queue's events of `log`; `None` if the run had no queue.
+pub fn check(log: &RunLog, out: &mut Vec<Violation>) -> Option<QueueStats> {
+    let audit = log.queue.as_ref()?;
+    let mut stats = QueueStats::default();
+    let mut enqueued: BTreeSet<&str> = BTreeSet::new();
+    let mut tried: BTreeSet<&str> = BTreeSet::new();
+    let mut holds: BTreeMap<&str, Vec<Hold<'_>>> = BTreeMap::new();
+    let mut completed: BTreeMap<&str, u32> = BTreeMap::new();
+    let mut maybe_done: BTreeSet<&str> = BTreeSet::new();
+    for life in &log.lives {
+        let end_of_life = life.end_ns.unwrap_or(log.end_ns);
+        for line in &life.lines {
+            match &line.event {
+                WorkerEvent::Enqueued { payload, outcome } => {
+                    tried.insert(payload);
+                    if *outcome == Outcome::Ok {
+                        enqueued.insert(payload);
+                        stats.enqueued += 1;
+                    } else {
+                        stats.enqueue_errors += 1;
+                    }
+                }
+                WorkerEvent::Claimed(claim) => {
+                    let slot = match claim.finish {
+                        Finish::Completed => 0,
+                        Finish::Failed => 1,
+                        Finish::Expired => 2,
+                        Finish::Lost => 3,
+                        Finish::Error => 4,
+                    };
+                    stats.claims[slot] += 1;
+                    match claim.finish {
+                        Finish::Completed => {
+                            *completed.entry(&claim.payload).or_default() += 1;
+                            maybe_done.insert(&claim.payload);
+                        }
+                        Finish::Error => {
+                            maybe_done.insert(&claim.payload);
+                        }
+                        _ => {}
+                    }
+                    let to = claim.end_ns.min(claim.deadline_ns).min(end_of_life);
+                    holds.entry(&claim.id).or_default().push((
+                        &life.worker,
+                        life.life,
+                        claim.got_ns,
+                        to,
+                        claim,
+                    ));
+                }
+                _ => {}
+            }
+        }
+    }
+    for (id, mut list) in holds {
+        list.sort_by_key(|h| h.2);
+        for (i, a) in list.iter().enumerate() {
+            for b in &list[i + 1..] {
+                if (a.0, a.1) == (b.0, b.1) || b.2 + TOLERANCE_NS >= a.3 {
+                    continue;
+                }
+                out.push(Violation {
+                    kind: ViolationKind::MessageHeldTwice,
+                    start_ns: b.2,
+                    end_ns: a.3.min(b.3),
+                    workers: vec![a.0.to_owned(), b.0.to_owned()],
+                    what: format!(
+                        "message {id} ({}) held by {} (attempt {}) and {} (attempt {}) at once",
+                        a.4.payload, a.0, a.4.attempt, b.0, b.4.attempt
+                    ),
+                });
+            }
+        }
+    }
+    for (payload, n) in &completed {
+        if *n > 1 {
+            out.push(violation(
+                ViolationKind::MessageHeldTwice,
+                log,
+                format!("message {payload} completed {n} times"),
+            ));
+        }
+    }
+    let drained: BTreeSet<&str> = audit.drained.iter().map(String::as_str).collect();
+    stats.drained = drained.len() as u64;
+    stats.dead = audit.dead.len() as u64;
+    let mut dead: BTreeSet<&str> = BTreeSet::new();
+    for (id, payload) in &audit.dead {
+        if !dead.insert(payload) {
+            out.push(violation(
+                ViolationKind::DeadLetterUnaccounted,
+                log,
+                format!("dead letter {payload} (message {id}) appears twice"),
+            ));
+        }
+        if !tried.contains(payload.as_str()) {
+            out.push(violation(
+                ViolationKind::DeadLetterUnaccounted,
+                log,
+                format!("dead letter {payload} (message {id}) was never enqueued"),
+            ));
+        }
+        if completed.contains_key(payload.as_str()) {
+            out.push(violation(
+                ViolationKind::DeadLetterUnaccounted,
+                log,
+                format!("dead letter {payload} (message {id}) had also been completed"),
+            ));
+        }
+    }
+    for payload in enqueued {
+        if maybe_done.contains(payload) || drained.contains(payload) || dead.contains(payload) {
+            continue;
+        }
+        if audit.left > 0 {
+            stats.unresolved += 1;
+        } else {
+            out.push(violation(
+                ViolationKind::MessageLost,
+                log,
+                format!(
+                    "message {payload} was enqueued and never completed, drained or dead-lettered"
+                ),
+            ));
+        }
+    }
+    Some(stats)
+}
+
+fn violation(kind: ViolationKind, log: &RunLog, what: String) -> Violation {
+    Violation {
+        kind,
+        start_ns: log.end_ns,
+        end_ns: log.end_ns,
+        workers: Vec::new(),
+        what,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::chaos::events::{Life, Line, QueueAudit};
+
+    const S: u64 = 1_000_000_000;
+
+    fn claim(
+        id: &str,
+        payload: &str,
+        got_s: u64,
+        end_s: u64,
+        deadline_s: u64,
+        finish: Finish,
+    ) -> Line {
+        Line {
+            worker: String::new(),
+            mono_ns: end_s * S,
+            event: WorkerEvent::Claimed(Claim {
+                id: id.into(),
+                payload: payload.into(),
+                attempt: 1,
+                got_ns: got_s * S,
+                deadline_ns: deadline_s * S,
+                end_ns: end_s * S,
+                finish,
+            }),
+        }
+    }
+
+    fn enqueued(payload: &str, outcome: Outcome) -> Line {
+        Line {
+            worker: String::new(),
+            mono_ns: 0,
+            event: WorkerEvent::Enqueued {
+                payload: payload.into(),
+                outcome,
+            },
+        }
+    }
+
+    fn life(worker: &str, end_s: Option<u64>, lines: Vec<Line>) -> Life {
+        Life {
+            worker: worker.into(),
+            life: 0,
+            start_ns: 0,
+            end_ns: end_s.map(|s| s * S),
+            lines,
+        }
+    }
+
+    /// w0 enqueues a, b, c and d; w0 completes a; w1 fails b (dead
+    /// letter); w1's claim of c expires at 5 s and w0 takes it at 6 s and
+    /// completes it; d is drained by the auditor.
+    fn clean() -> RunLog {
+        RunLog {
+            end_ns: 30 * S,
+            lives: vec![
+                life(
+                    "w0",
+                    None,
+                    vec![
+                        enqueued("a", Outcome::Ok),
+                        enqueued("b", Outcome::Ok),
+                        enqueued("c", Outcome::Ok),
+                        enqueued("d", Outcome::Ok),
+                        claim("1", "a", 1, 2, 4, Finish::Completed),
+                        claim("3", "c", 6, 7, 9, Finish::Completed),
+                    ],
+                ),
+                life(
+                    "w1",
+                    None,
+                    vec![
+                        claim("2", "b", 1, 2, 4, Finish::Failed),
+                        claim("3", "c", 2, 8, 5, Finish::Lost),
+                    ],
+                ),
+            ],
+            queue: Some(QueueAudit {
+                drained: vec!["d".into()],
+                dead: vec![("2".into(), "b".into())],
+                left: 0,
+            }),
+            ..RunLog::default()
+        }
+    }
+
+    fn kinds(log: &RunLog) -> Vec<ViolationKind> {
+        let mut out = Vec::new();
+        check(log, &mut out);
+        out.iter().map(|v| v.kind).collect()
+    }
+
+    #[test]
+    fn a_clean_queue_passes() {
+        let mut out = Vec::new();
+        let stats = check(&clean(), &mut out).unwrap();
+        assert!(out.is_empty(), "{out:?}");
+        assert_eq!(stats.enqueued, 4);
+        assert_eq!(stats.claims, [2, 1, 0, 1, 0]);
+        assert_eq!((stats.drained, stats.dead, stats.unresolved), (1, 1, 0));
+        assert!(check(&RunLog::default(), &mut out).is_none());
+    }
+
+    #[test]
+    fn two_live_holders_are_caught() {
+        let mut log = clean();
+        // w0 takes c at 4 s, before w1's claim's deadline (5 s).
+        log.lives[0].lines[5] = claim("3", "c", 4, 7, 9, Finish::Completed);
+        assert_eq!(kinds(&log), [ViolationKind::MessageHeldTwice]);
+        // Unless w1's process had died at 3 s.
+        log.lives[1].end_ns = Some(3 * S);
+        assert!(kinds(&log).is_empty());
+    }
+
+    #[test]
+    fn a_double_completion_is_caught() {
+        let mut log = clean();
+        log.lives[1].lines[1] = claim("3", "c", 2, 4, 5, Finish::Completed);
+        assert_eq!(kinds(&log), [ViolationKind::MessageHeldTwice]);
+    }
+
+    #[test]
+    fn a_lost_message_is_caught_once_the_queue_was_emptied() {
+        let mut log = clean();
+        if let Some(audit) = &mut log.queue {
+            audit.drained.clear();
+        }
+        assert_eq!(kinds(&log), [ViolationKind::MessageLost]);
+        if let Some(audit) = &mut log.queue {
+            audit.left = 1;
+        }
+        let mut out = Vec::new();
+        let stats = check(&log, &mut out).unwrap();
+        assert!(out.is_empty());
+        assert_eq!(stats.unresolved, 1);
+    }
+
+    #[test]
+    fn dead_letters_are_accounted_for() {
+        let mut log = clean();
+        if let Some(audit) = &mut log.queue {
+            audit.dead.push(("9".into(), "never".into()));
+            audit.dead.push(("2".into(), "b".into()));
+            audit.dead.push(("1".into(), "a".into()));
+        }
+        let found = kinds(&log);
+        assert_eq!(found.len(), 3, "{found:?}");
+        assert!(found
+            .iter()
+            .all(|k| *k == ViolationKind::DeadLetterUnaccounted));
+    }
+}
