@@ -10,6 +10,9 @@
 //! Prints the report as JSON; with `--out`, writes `report.json`,
 //! `timeline.json` and `runlog.json` there. Exit status: 0 no violation,
 //! 1 the run failed, 2 a usage error, 3 a violation.
+//!
+//! `coordinator-chaos --check DIR/runlog.json` checks a stored run again
+//! (after a change to the checker) and rewrites `timeline.json` beside it.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -18,7 +21,8 @@ use std::time::Duration;
 use coordinator_testkit::chaos::run::{run, ChaosConfig};
 use coordinator_testkit::{exit_code, random_seed};
 
-const USAGE: &str = "usage: coordinator-chaos --endpoint URL --worker-bin PATH [--bucket B] [--seed N] [--duration 10m] [--workers 4] [--out DIR] [--broken]";
+const USAGE: &str = "usage: coordinator-chaos --endpoint URL --worker-bin PATH [--bucket B] [--seed N] [--duration 10m] [--workers 4] [--out DIR] [--broken]
+       coordinator-chaos --check DIR/runlog.json";
 
 /// `90s`, `10m`, `1h`, or seconds.
 fn duration(text: &str) -> Result<Duration, String> {
@@ -84,7 +88,54 @@ fn parse() -> Result<Args, String> {
     Ok(Args { config, out })
 }
 
+/// `--check RUNLOG`: the checker again over stored logs.
+fn recheck(path: &std::path::Path) -> ExitCode {
+    let log: coordinator_testkit::chaos::events::RunLog = match std::fs::read(path)
+        .map_err(|e| e.to_string())
+        .and_then(|bytes| serde_json::from_slice(&bytes).map_err(|e| e.to_string()))
+    {
+        Ok(log) => log,
+        Err(e) => {
+            eprintln!("coordinator-chaos: reading {}: {e}", path.display());
+            return ExitCode::from(exit_code::ERROR as u8);
+        }
+    };
+    let checked = coordinator_testkit::chaos::check::check(&log);
+    let timeline = coordinator_testkit::chaos::check::timeline(&log, &checked);
+    let beside = path.with_file_name("timeline.json");
+    if let Err(e) = serde_json::to_vec(&timeline)
+        .map_err(std::io::Error::other)
+        .and_then(|json| std::fs::write(&beside, json))
+    {
+        eprintln!("coordinator-chaos: writing {}: {e}", beside.display());
+        return ExitCode::from(exit_code::ERROR as u8);
+    }
+    let summary = serde_json::json!({
+        "terms": checked.beliefs.len(),
+        "register_writes": [checked.register_writes_ok, checked.register_writes_fenced, checked.register_writes_failed],
+        "takeovers_checked": checked.takeovers.len(),
+        "takeovers_unchecked": checked.takeovers_unchecked,
+        "queue": checked.queue,
+        "violations": checked.violations,
+    });
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&summary).unwrap_or_default()
+    );
+    if checked.violations.is_empty() {
+        ExitCode::from(exit_code::PASSED as u8)
+    } else {
+        ExitCode::from(exit_code::INVARIANT_BROKEN as u8)
+    }
+}
+
 fn main() -> ExitCode {
+    let argv: Vec<String> = std::env::args().collect();
+    if let [_, flag, path] = argv.as_slice() {
+        if flag == "--check" {
+            return recheck(std::path::Path::new(path));
+        }
+    }
     let args = match parse() {
         Ok(args) => args,
         Err(message) => {
