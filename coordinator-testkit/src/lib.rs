@@ -1,6 +1,8 @@
 #![doc = include_str!("../README.md")]
 
 mod bounds;
+#[cfg(all(feature = "chaos", unix))]
+pub mod chaos;
 mod clock;
 mod faults;
 mod fenced;

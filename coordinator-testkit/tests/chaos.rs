@@ -1,0 +1,156 @@
+//! The chaos test in CI: real `coordinator-chaos-worker` processes on moto
+//! behind the fault proxy, under the nemesis, for a fixed set of seeds
+//! (about 55 s each; `COORD_SIM_SEED` replaces the set), `scripts/chaos`
+//! as docs/chaos.md shows it (one 45 s seed), and a run of broken
+//! registers that the checker must catch. Needs an S3 server
+//! (`COORD_S3_ENDPOINT`; scripts/test starts moto); skipped without one
+//! unless `COORD_REQUIRE_S3=1`.
+#![cfg(unix)]
+#![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use coordinator_testkit::chaos::check::ViolationKind;
+use coordinator_testkit::chaos::nemesis::{Step, Target};
+use coordinator_testkit::chaos::run::{run, ChaosConfig, Outcome};
+use coordinator_testkit::seeds_from_env;
+
+/// One run at a time: two would share two cores with moto.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn endpoint(test: &str) -> Option<String> {
+    match std::env::var("COORD_S3_ENDPOINT") {
+        Ok(endpoint) => Some(endpoint),
+        Err(_) if std::env::var("COORD_REQUIRE_S3").as_deref() == Ok("1") => {
+            panic!("COORD_REQUIRE_S3=1 but COORD_S3_ENDPOINT is unset: start moto with scripts/moto.sh start")
+        }
+        Err(_) => {
+            eprintln!("SKIPPED {test}: COORD_S3_ENDPOINT is not set (run scripts/test)");
+            None
+        }
+    }
+}
+
+/// Builds `coordinator-chaos-worker` and returns its path, as cargo
+/// reports it.
+fn worker_bin() -> PathBuf {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let output = Command::new(cargo)
+        .args(["build", "-p", "coordinator-testkit", "--features", "chaos"])
+        .args(["--bin", "coordinator-chaos-worker"])
+        .args(["--message-format", "json-render-diagnostics"])
+        .output()
+        .expect("run cargo build");
+    assert!(
+        output.status.success(),
+        "cargo build of coordinator-chaos-worker failed:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|m| m["target"]["name"] == "coordinator-chaos-worker")
+        .find_map(|m| m["executable"].as_str().map(PathBuf::from))
+        .expect("cargo reported the coordinator-chaos-worker executable")
+}
+
+fn config(seed: u64, seconds: u64, endpoint: &str) -> ChaosConfig {
+    let mut config = ChaosConfig::new(seed, Duration::from_secs(seconds), worker_bin(), endpoint);
+    if let Ok(bucket) = std::env::var("COORD_S3_BUCKET") {
+        config.bucket = bucket;
+    }
+    config
+}
+
+fn go(config: &ChaosConfig) -> Outcome {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let outcome = runtime.block_on(run(config)).unwrap();
+    eprintln!("{}", serde_json::to_string_pretty(&outcome.report).unwrap());
+    outcome
+}
+
+#[test]
+fn seeded_runs_keep_every_invariant() {
+    let Some(endpoint) = endpoint("seeded_runs_keep_every_invariant") else {
+        return;
+    };
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    for seed in seeds_from_env(&[1]) {
+        let outcome = go(&config(seed, 55, &endpoint));
+        let report = &outcome.report;
+        assert!(
+            report.violations.is_empty(),
+            "seed {seed}: {:#?}\nrerun: COORD_SIM_SEED={seed} cargo test -p coordinator-testkit --features chaos --test chaos",
+            report.violations
+        );
+        assert!(report.terms >= 1, "seed {seed}: nobody ever led");
+        assert!(
+            report.register_writes[0] > 0,
+            "seed {seed}: no register write accepted"
+        );
+        assert!(!report.steps.is_empty(), "seed {seed}: no step played");
+    }
+}
+
+/// The command docs/chaos.md shows, shorter: exit 0, the report and the
+/// timeline written.
+#[test]
+fn the_script_runs_a_seed_and_writes_its_files() {
+    let Some(_endpoint) = endpoint("the_script_runs_a_seed_and_writes_its_files") else {
+        return;
+    };
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let out = std::env::temp_dir().join(format!("coordinator-chaos-script-{}", std::process::id()));
+    let status = Command::new(root.join("scripts/chaos"))
+        .args(["--duration", "45s", "--seed", "5", "--out"])
+        .arg(&out)
+        .status()
+        .expect("run scripts/chaos");
+    assert!(status.success(), "scripts/chaos --seed 5 exited {status}");
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
+    assert_eq!(report["seed"], 5);
+    assert_eq!(report["violations"].as_array().map(Vec::len), Some(0));
+    let timeline: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("timeline.json")).unwrap()).unwrap();
+    assert_eq!(timeline["lanes"].as_array().map(Vec::len), Some(4));
+    let _ = std::fs::remove_dir_all(&out);
+}
+
+#[test]
+fn a_broken_register_is_caught() {
+    let Some(endpoint) = endpoint("a_broken_register_is_caught") else {
+        return;
+    };
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let mut config = config(7, 40, &endpoint);
+    config.broken = true;
+    config.steps = Some(vec![
+        Step::Pause {
+            target: Target::Leader,
+            hold: Duration::from_secs(7),
+        },
+        Step::Partition {
+            target: Target::Leader,
+            hold: Duration::from_secs(7),
+        },
+    ]);
+    let outcome = go(&config);
+    let kinds: Vec<ViolationKind> = outcome.report.violations.iter().map(|v| v.kind).collect();
+    assert!(
+        kinds.contains(&ViolationKind::EffectAfterDeadline),
+        "the broken register went unnoticed: {kinds:?}"
+    );
+    assert!(
+        !outcome.timeline.violations.is_empty(),
+        "the timeline shows the violations"
+    );
+}
