@@ -122,6 +122,14 @@ fn the_script_runs_a_seed_and_writes_its_files() {
     let timeline: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.join("timeline.json")).unwrap()).unwrap();
     assert_eq!(timeline["lanes"].as_array().map(Vec::len), Some(4));
+    let picture = std::fs::read_to_string(out.join("timeline.svg")).unwrap();
+    assert!(picture.starts_with("<svg"), "{picture:.80}");
+    assert_eq!(
+        picture.matches("class=\"lane\"").count(),
+        4,
+        "one lane per worker"
+    );
+    assert!(picture.contains("class=\"term\""), "leadership terms drawn");
     let _ = std::fs::remove_dir_all(&out);
 }
 

@@ -8,15 +8,20 @@
 //! ```
 //!
 //! Prints the report as JSON; with `--out`, writes `report.json`,
-//! `timeline.json` and `runlog.json` there. Exit status: 0 no violation,
+//! `timeline.json`, `timeline.svg` (the picture: `timeline::render_svg`)
+//! and `runlog.json` there. Exit status: 0 no violation,
 //! 1 the run failed, 2 a usage error, 3 a violation.
 //!
 //! `coordinator-chaos --check DIR/runlog.json` checks a stored run again
-//! (after a change to the checker) and rewrites `timeline.json` beside it.
+//! (after a change to the checker) and rewrites `timeline.json` and
+//! `timeline.svg` beside it; `coordinator-chaos --draw timeline.json`
+//! draws a stored timeline as the SVG beside it (same name, `.svg`).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
+
+use coordinator_testkit::timeline::render_svg;
 
 use coordinator_testkit::chaos::run::{run, ChaosConfig};
 use coordinator_testkit::{exit_code, random_seed};
@@ -110,6 +115,11 @@ fn recheck(path: &std::path::Path) -> ExitCode {
         eprintln!("coordinator-chaos: writing {}: {e}", beside.display());
         return ExitCode::from(exit_code::ERROR as u8);
     }
+    let picture = path.with_file_name("timeline.svg");
+    if let Err(e) = std::fs::write(&picture, render_svg(&timeline)) {
+        eprintln!("coordinator-chaos: writing {}: {e}", picture.display());
+        return ExitCode::from(exit_code::ERROR as u8);
+    }
     let summary = serde_json::json!({
         "terms": checked.beliefs.len(),
         "register_writes": [checked.register_writes_ok, checked.register_writes_fenced, checked.register_writes_failed],
@@ -129,11 +139,35 @@ fn recheck(path: &std::path::Path) -> ExitCode {
     }
 }
 
+/// `--draw timeline.json`: the stored timeline as `timeline.svg` beside it.
+fn draw(path: &std::path::Path) -> ExitCode {
+    let timeline: coordinator_testkit::timeline::Timeline = match std::fs::read(path)
+        .map_err(|e| e.to_string())
+        .and_then(|bytes| serde_json::from_slice(&bytes).map_err(|e| e.to_string()))
+    {
+        Ok(timeline) => timeline,
+        Err(e) => {
+            eprintln!("coordinator-chaos: reading {}: {e}", path.display());
+            return ExitCode::from(exit_code::ERROR as u8);
+        }
+    };
+    let picture = path.with_extension("svg");
+    if let Err(e) = std::fs::write(&picture, render_svg(&timeline)) {
+        eprintln!("coordinator-chaos: writing {}: {e}", picture.display());
+        return ExitCode::from(exit_code::ERROR as u8);
+    }
+    println!("{}", picture.display());
+    ExitCode::from(exit_code::PASSED as u8)
+}
+
 fn main() -> ExitCode {
     let argv: Vec<String> = std::env::args().collect();
     if let [_, flag, path] = argv.as_slice() {
         if flag == "--check" {
             return recheck(std::path::Path::new(path));
+        }
+        if flag == "--draw" {
+            return draw(std::path::Path::new(path));
         }
     }
     let args = match parse() {
@@ -176,7 +210,7 @@ fn main() -> ExitCode {
             ] {
                 std::fs::write(dir.join(name), json.map_err(std::io::Error::other)?)?;
             }
-            Ok(())
+            std::fs::write(dir.join("timeline.svg"), render_svg(&outcome.timeline))
         });
         if let Err(e) = written {
             eprintln!("coordinator-chaos: writing {}: {e}", dir.display());
