@@ -5,7 +5,9 @@
 //!
 //! With `--plugins`, the maintenance side of every queue and TTL expirer
 //! and the scheduler named under `[plugins]` in the config file is attached
-//! to each namespace (their leader-only work runs where this worker leads).
+//! to each namespace through the registry, under the election its mode
+//! names (their leader-only work runs where this worker leads that
+//! election).
 //! SIGTERM or Ctrl-C stops gracefully: the plugins are told, the lease is
 //! released and the heartbeat deleted. SIGKILL is a crash.
 
@@ -77,10 +79,14 @@ pub(crate) async fn command(globals: &Globals, args: &RunArgs) -> Result<u8, Fai
             .await
             .map_err(|e| Failure::error(format!("run: namespace `{namespace}`: {e}")))?;
         if args.plugins {
+            // Through the registry, so each plugin runs under the election
+            // its mode names (`mode`, `[coordinator.plugin_modes]`): a
+            // per-plugin one gets its own coordinator beside the shared one.
             for plugin in plugins(&registry, &resolved.config.plugins, namespace)? {
-                coordinator
-                    .add_plugin(plugin)
-                    .map_err(|e| Failure::error(format!("run: {e}")))?;
+                let name = plugin.name().to_owned();
+                registry.attach(namespace, plugin).await.map_err(|e| {
+                    Failure::error(format!("run --plugins: `{name}` in `{namespace}`: {e}"))
+                })?;
             }
         }
         print(

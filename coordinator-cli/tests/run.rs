@@ -309,3 +309,62 @@ fn events_json_lines_carry_the_machines_monotonic_clock() {
     assert!(child.wait().unwrap().success());
     assert!(stopped["mono_ns"].as_u64().unwrap() <= monotonic_ns());
 }
+
+/// `mode` and `[coordinator.plugin_modes]` apply to `run --plugins`: the
+/// per-plugin queue gets its own election (its lease under
+/// `plg_coordinator_plugin/queue.orders/shop/`), the TTL expirer canaried
+/// on the shared election gets none.
+#[test]
+fn run_plugins_follow_their_coordination_mode() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("coordinator.toml");
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    std::fs::write(
+        &config,
+        format!(
+            "url = \"{}\"\nnamespace = \"shop\"\n\n[coordinator]\nmode = \"per_plugin\"\n\n[coordinator.plugin_modes]\n\"ttl.sessions\" = \"global\"\n\n[plugins.queue]\nnames = [\"orders\"]\n\n[plugins.ttl]\nnames = [\"sessions\"]\n",
+            file_url(&data)
+        ),
+    )
+    .unwrap();
+    let mut child = coordinator()
+        .arg("--config")
+        .arg(&config)
+        .args(["run", "--plugins", "--fast", "--worker-id", "p1"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let _guard = KillOnDrop(child.id());
+    let own = data.join("plg_coordinator_plugin/queue.orders/shop/state.json");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let mut held = false;
+    while Instant::now() < deadline {
+        if let Ok(body) = std::fs::read_to_string(&own) {
+            let lease: serde_json::Value = serde_json::from_str(&body).unwrap();
+            println!("{lease}");
+            if lease.to_string().contains("\"p1\"") {
+                held = true;
+                break;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        held,
+        "queue.orders leads under its own election: {}",
+        own.display()
+    );
+    assert!(
+        !data.join("plg_coordinator_plugin/ttl.sessions").exists(),
+        "ttl.sessions runs under the shared election: {:?}",
+        files(&data)
+    );
+    assert!(data.join("plg_coordinator_global/shop/state.json").exists());
+    std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+}
