@@ -122,7 +122,8 @@ pub(crate) struct RunArgs {
     /// a random suffix).
     #[arg(long, value_name = "ID")]
     pub(crate) worker_id: Option<String>,
-    /// Sub-second timings for tests and demos (lease 1.5 s, heartbeat 200 ms).
+    /// Sub-second timings for tests and demos (lease 1.5 s, heartbeat 200 ms,
+    /// recovery wait 6 s).
     #[arg(long)]
     pub(crate) fast: bool,
     /// Attach the queues, TTL expirers and schedulers named under

@@ -26,7 +26,9 @@ use crate::events::{Event, Stamped};
 use crate::{config, exit, output, redact, store, Failure};
 
 /// The sub-second timings of `--fast`: heartbeat 200 ms + up to 50 ms of
-/// jitter, lease timeout 1.5 s, renew deadline 1 s, worker timeout 1.5 s.
+/// jitter, lease timeout 1.5 s, renew deadline 1 s, worker timeout 1.5 s,
+/// and a recovery wait of 6 s (four lease timeouts, the defaults' ratio),
+/// so a rolled-back canary's lease is replaced within seconds.
 pub(crate) fn fast_election() -> coordinator_core::Config {
     coordinator_core::Config {
         heartbeat_interval: Duration::from_millis(200),
@@ -39,6 +41,7 @@ pub(crate) fn fast_election() -> coordinator_core::Config {
         request_timeout: Duration::from_millis(300),
         retry_backoff: Duration::from_millis(50),
         succession_step: Duration::from_millis(100),
+        recovery_wait: Duration::from_secs(6),
         ..coordinator_core::Config::default()
     }
 }
@@ -258,7 +261,10 @@ fn respond(path: &str, coordinators: &[Arc<Coordinator>]) -> (&'static str, &'st
 
 /// Reads each namespace's lease first (read-only) and refuses, before
 /// anything is written (the store probe, a heartbeat), a namespace whose
-/// lease another implementation or a newer version wrote.
+/// lease another implementation wrote: it writes unconditionally, so no
+/// wait makes sharing safe. A newer-format lease is not refused: the
+/// library follows it while it changes and replaces it once it stood
+/// unchanged for `recovery_wait` (the designed roll-back of a canary).
 async fn refuse_unusable(url: &str, namespaces: &[String]) -> Result<(), Failure> {
     // A directory that does not exist yet holds no lease; the worker's
     // store creates it.
@@ -272,10 +278,8 @@ async fn refuse_unusable(url: &str, namespaces: &[String]) -> Result<(), Failure
             .await
             .map_err(|e| store::store_failure(&e))?;
         if let Some(object) = object {
-            if let Err(
-                e @ (coordinator_core::RecordError::Foreign { .. }
-                | coordinator_core::RecordError::NewerFormat { .. }),
-            ) = coordinator_core::decode::<coordinator_core::LeaseRecord>(&key, &object.body)
+            if let Err(e @ coordinator_core::RecordError::Foreign { .. }) =
+                coordinator_core::decode::<coordinator_core::LeaseRecord>(&key, &object.body)
             {
                 return Err(Failure::error(format!(
                     "run: namespace `{name}` refused, nothing written: {e}"

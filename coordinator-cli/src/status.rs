@@ -494,14 +494,19 @@ pub(crate) fn verdict(s: &Snapshot) -> Verdict {
         .collect();
     if let Some(first) = unusable.first() {
         let what = match first.state {
-            RecordState::Foreign => "written by another implementation (no `format` field)",
-            _ => "of a newer format than this version reads",
+            RecordState::Foreign => {
+                "written by another implementation (no `format` field); workers of this version \
+                 refuse to write here"
+            }
+            _ => {
+                "of a newer format than this version reads; workers of this version follow it and \
+                 replace it once it stood unchanged for recovery_wait"
+            }
         };
         return Verdict {
             status: "unusable_records",
             message: format!(
-                "foreign or newer-format records: `{}` is {what}; workers of this version refuse to \
-                 write here ({} such record{})",
+                "foreign or newer-format records: `{}` is {what} ({} such record{})",
                 first.key,
                 unusable.len(),
                 if unusable.len() == 1 { "" } else { "s" }
