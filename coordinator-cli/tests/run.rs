@@ -368,3 +368,61 @@ fn run_plugins_follow_their_coordination_mode() {
         .unwrap();
     assert!(child.wait().unwrap().success());
 }
+
+/// Runs a worker until it leads, stops it with SIGTERM and returns its
+/// stderr.
+fn stderr_of_a_worker(log: Option<&str>) -> String {
+    use std::io::Read;
+    let dir = tempfile::tempdir().unwrap();
+    let mut command = coordinator();
+    command
+        .args(["--url", &file_url(dir.path()), "--namespace", "demo"])
+        .args(["run", "--fast", "--worker-id", "l1"])
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    if let Some(log) = log {
+        command.env("COORDINATOR_LOG", log);
+    }
+    let mut child = command.spawn().unwrap();
+    let _guard = KillOnDrop(child.id());
+    let mut stderr = child.stderr.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        stderr.read_to_string(&mut text).unwrap();
+        text
+    });
+    let lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    for line in lines.map_while(Result::ok) {
+        if line.contains("is_leader=true") {
+            std::process::Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status()
+                .unwrap();
+        }
+    }
+    assert!(child.wait().unwrap().success());
+    let text = reader.join().unwrap();
+    println!("--- stderr\n{text}");
+    text
+}
+
+#[test]
+fn coordinator_log_shows_the_runtimes_log_lines_on_stderr() {
+    let info = stderr_of_a_worker(Some("info"));
+    assert!(
+        info.lines()
+            .any(|l| l.contains("INFO")
+                && l.contains("coordinator_runtime::election: lease acquired")),
+        "{info}"
+    );
+    // The default is `warn`: a healthy worker's stderr stays empty.
+    let quiet = stderr_of_a_worker(None);
+    assert!(!quiet.contains("coordinator_runtime"), "{quiet}");
+    // A bad filter is reported, and the worker still runs.
+    let bad = stderr_of_a_worker(Some("coordinator_runtime=loud"));
+    assert!(
+        bad.contains("COORDINATOR_LOG=coordinator_runtime=loud: not a log filter"),
+        "{bad}"
+    );
+}
