@@ -532,6 +532,17 @@ pub(crate) fn verdict(s: &Snapshot) -> Verdict {
         });
     };
     let Some(leader) = lease.leader.as_ref().filter(|_| !lease.released) else {
+        if !lease.released {
+            // Vacant: written in place of a missing lease; its last holder
+            // is unknown, so workers owe it the wait its writer recorded.
+            return no_leader(format!(
+                "no leader: the lease is vacant at epoch {} (written in place of a missing lease; \
+                 its last holder is unknown); a worker takes it once it has stood unchanged for \
+                 the longest takeover wait on record, {}",
+                lease.epoch,
+                output::age(lease.lease_timeout_ms as i64)
+            ));
+        }
         return no_leader(format!(
             "no leader: the lease was released at epoch {}; the next worker takes it within a poll",
             lease.epoch

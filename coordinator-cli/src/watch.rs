@@ -23,7 +23,7 @@ use crate::{config, exit, store, Failure};
 pub(crate) struct Change {
     pub(crate) at: String,
     pub(crate) at_unix_ms: i64,
-    /// `leader`, `released`, `no_lease`, `unusable_lease`, `late`,
+    /// `leader`, `released`, `vacant`, `no_lease`, `unusable_lease`, `late`,
     /// `joined`, `left`, `timed_out`, `error`.
     pub(crate) event: &'static str,
     pub(crate) worker: Option<String>,
@@ -215,6 +215,20 @@ async fn poll(
                                 Some(leader.clone()),
                                 Some(lease.epoch),
                                 format!("{leader} leads at epoch {}{was}", lease.epoch),
+                            ));
+                        } else if !lease.released {
+                            sink(Change::new(
+                                "vacant",
+                                None,
+                                Some(lease.epoch),
+                                format!(
+                                    "lease vacant at epoch {} (written in place of a missing \
+                                     lease; its last holder is unknown): no leader until a worker \
+                                     has seen it unchanged for the longest takeover wait on \
+                                     record, {}{was}",
+                                    lease.epoch,
+                                    output::age(lease.lease_timeout_ms as i64)
+                                ),
                             ));
                         } else {
                             sink(Change::new(
