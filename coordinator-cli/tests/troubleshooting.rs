@@ -309,7 +309,14 @@ fn duplicate_worker_id() {
 
 #[test]
 fn worker_timed_out() {
-    let s = Scenario::new("demo");
+    // `watch` judges heartbeats by the fleet's timings: the config file
+    // gives it those of `run --fast`.
+    let s = Scenario::new("demo").with_config(
+        "[coordinator.election]\nheartbeat_interval = \"200ms\"\nheartbeat_jitter = \"50ms\"\n\
+         lease_timeout = \"1500ms\"\nrenew_deadline = \"1s\"\nworker_timeout = \"1500ms\"\n\
+         membership_interval = \"500ms\"\nworker_list_interval = \"500ms\"\n\
+         request_timeout = \"300ms\"\n",
+    );
     let w1 = s.worker("w1", &[]);
     w1.wait_for("is_leader=true", Duration::from_secs(10));
     let w2 = s.worker("w2", &[]);

@@ -223,3 +223,68 @@ fn a_vacant_lease_is_told_apart_from_a_released_one() {
         s.stdout
     );
 }
+
+/// A heartbeat that stood past the worker timeout before it vanished is a
+/// worker that timed out and was removed, not one that left; a fresh
+/// heartbeat removed is a worker that left.
+#[test]
+fn a_timed_out_worker_removed_is_not_reported_as_left() {
+    let dir = tempfile::tempdir().unwrap();
+    let workers = dir.path().join("plg_coordinator_global/demo/workers");
+    std::fs::create_dir_all(&workers).unwrap();
+    let stale = workers.join("stale.json");
+    let fresh = workers.join("fresh.json");
+    std::fs::write(&stale, "{}").unwrap();
+    std::fs::write(&fresh, "{\"n\":0}").unwrap();
+    let url = file_url(dir.path());
+    let watcher = std::thread::spawn(move || {
+        run(coordinator()
+            .env("COORDINATOR_ELECTION_HEARTBEAT_INTERVAL", "200ms")
+            .env("COORDINATOR_ELECTION_HEARTBEAT_JITTER", "50ms")
+            .env("COORDINATOR_ELECTION_MEMBERSHIP_INTERVAL", "500ms")
+            .env("COORDINATOR_ELECTION_WORKER_TIMEOUT", "1s")
+            .args([
+                "--url",
+                &url,
+                "-n",
+                "demo",
+                "watch",
+                "--interval",
+                "100ms",
+                "--duration",
+                "4500ms",
+            ]))
+    });
+    // `fresh` keeps beating (a new version every 100 ms); `stale` never does.
+    let started = std::time::Instant::now();
+    let mut n = 0;
+    while started.elapsed() < Duration::from_millis(3000) {
+        n += 1;
+        std::fs::write(&fresh, format!("{{\"n\":{n}}}")).unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::fs::remove_file(&stale).unwrap();
+    std::fs::remove_file(&fresh).unwrap();
+    let r = watcher.join().unwrap();
+    assert_eq!(r.code, 0);
+    assert!(
+        r.stdout.contains("timed_out  worker stale timed out"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains(
+            "removed    worker stale removed after it timed out: its heartbeat stood unchanged for"
+        ),
+        "{}",
+        r.stdout
+    );
+    assert!(!r.stdout.contains("worker stale left"), "{}", r.stdout);
+    assert!(
+        r.stdout
+            .contains("left       worker fresh left (heartbeat object removed)"),
+        "{}",
+        r.stdout
+    );
+    assert!(!r.stdout.contains("worker fresh timed out"), "{}", r.stdout);
+}
