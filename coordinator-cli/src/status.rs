@@ -146,7 +146,7 @@ pub(crate) struct ElectionView {
 /// The one-line verdict and the exit status it maps to.
 #[derive(Clone, Debug, Serialize)]
 pub(crate) struct Verdict {
-    /// `healthy`, `degraded` (late renewal, per-plugin elections),
+    /// `healthy`, `degraded` (late renewal, a held per-plugin lease),
     /// `no_leader`, `unusable_records`.
     pub(crate) status: &'static str,
     pub(crate) message: String,
@@ -600,11 +600,19 @@ pub(crate) fn verdict(s: &Snapshot) -> Verdict {
         }
         RenewalLag::OnTime => {}
     }
-    let plugins: Vec<&str> = s
+    // A per-plugin election counts while its lease is held (a leader, not
+    // released), whatever its age: a plugin still led there, or a killed
+    // leader's lease a roll-back would wait out. A released or vacant one,
+    // or a marker alone (markers are never deleted), is a finished
+    // migration.
+    let plugins: Vec<String> = s
         .elections
         .iter()
         .filter(|e| e.election.starts_with("plugin."))
-        .map(|e| e.election.as_str())
+        .filter_map(|e| {
+            let leader = e.leader.as_ref().filter(|_| e.released == Some(false))?;
+            Some(format!("{} led by {leader}", e.election))
+        })
         .collect();
     if !plugins.is_empty() {
         status = if status == "healthy" {
@@ -613,7 +621,7 @@ pub(crate) fn verdict(s: &Snapshot) -> Verdict {
             status
         };
         notes.push(format!(
-            "per-plugin elections present ({}): a migration in progress or a leftover",
+            "per-plugin elections held ({}): a migration in progress or a leftover",
             plugins.join(", ")
         ));
     }
