@@ -126,8 +126,10 @@ pub(crate) struct RunArgs {
     /// recovery wait 6 s).
     #[arg(long)]
     pub(crate) fast: bool,
-    /// Attach the queues, TTL expirers and schedulers named under
-    /// `[plugins]` in the config file to each namespace.
+    /// Attach the queues and TTL expirers named under `[plugins]` in the
+    /// config file to each namespace, each under the election its mode
+    /// names (schedulers are not attached: their job handlers are
+    /// application code).
     #[arg(long)]
     pub(crate) plugins: bool,
     /// Serve /metrics (Prometheus text) and /healthz (200 unless a

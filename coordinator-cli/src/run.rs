@@ -4,10 +4,11 @@
 //! benchmark and the multi-process fail-over test run this command).
 //!
 //! With `--plugins`, the maintenance side of every queue and TTL expirer
-//! and the scheduler named under `[plugins]` in the config file is attached
+//! named under `[plugins]` in the config file is attached
 //! to each namespace through the registry, under the election its mode
 //! names (their leader-only work runs where this worker leads that
-//! election).
+//! election). Schedulers are not: their job handlers are application code
+//! this command cannot register, so it says so on stderr at start.
 //! SIGTERM or Ctrl-C stops gracefully: the plugins are told, the lease is
 //! released and the heartbeat deleted. SIGKILL is a crash.
 
@@ -15,7 +16,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use coordinator_plugins::queue::Queue;
-use coordinator_plugins::scheduler::Scheduler;
 use coordinator_plugins::ttl::Ttl;
 use coordinator_runtime::{Coordinator, CoordinatorPlugin, CoordinatorRegistry, HealthStatus};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -72,6 +72,16 @@ pub(crate) async fn command(globals: &Globals, args: &RunArgs) -> Result<u8, Fai
         CoordinatorRegistry::new(store, config).map_err(|e| Failure::error(format!("run: {e}")))?;
     let me = registry.worker_id().clone();
 
+    if args.plugins {
+        for name in &resolved.config.plugins.scheduler.names {
+            eprintln!(
+                "coordinator: run --plugins: scheduler `{name}` not attached: its job handlers are \
+                 application code this command cannot register, so a worker leading it here would \
+                 run no job; run the scheduler inside the application (`Scheduler::builder` with \
+                 `.handler(..)`, then `CoordinatorRegistry::attach`)"
+            );
+        }
+    }
     let json = args.events_json;
     let print = |stamped: Stamped| output::line(&stamped.line(json));
     let (changes, mut lines) = mpsc::unbounded_channel::<Stamped>();
@@ -314,13 +324,7 @@ fn plugins(
             .map_err(|e| fail("ttl", name, &e))?;
         out.push(Arc::new(ttl.sweeper()));
     }
-    for name in &config.scheduler.names {
-        let scheduler = Scheduler::builder(registry, namespace, name.as_str())
-            .config(config.scheduler.config.clone())
-            .build()
-            .map_err(|e| fail("scheduler", name, &e))?;
-        out.push(Arc::new(scheduler.plugin()));
-    }
+    // Schedulers are not attached: see the notice `command` prints.
     Ok(out)
 }
 

@@ -426,3 +426,66 @@ fn coordinator_log_shows_the_runtimes_log_lines_on_stderr() {
         "{bad}"
     );
 }
+
+/// `run --plugins` cannot register job handlers, so it does not attach a
+/// scheduler (a CLI worker leading it would run no job): it says so on
+/// stderr at start, and the scheduler gets no election of its own.
+#[test]
+fn run_plugins_does_not_attach_schedulers_and_says_why() {
+    use std::io::Read;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("coordinator.toml");
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    std::fs::write(
+        &config,
+        format!(
+            "url = \"{}\"\nnamespace = \"shop\"\n\n[coordinator]\nmode = \"per_plugin\"\n\n[plugins.queue]\nnames = [\"orders\"]\n\n[plugins.scheduler]\nnames = [\"cron\"]\n",
+            file_url(&data)
+        ),
+    )
+    .unwrap();
+    let mut child = coordinator()
+        .arg("--config")
+        .arg(&config)
+        .args(["run", "--plugins", "--fast", "--worker-id", "p1"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let _guard = KillOnDrop(child.id());
+    let mut stderr = child.stderr.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        stderr.read_to_string(&mut text).unwrap();
+        text
+    });
+    let queue = data.join("plg_coordinator_plugin/queue.orders/shop/state.json");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !queue.exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(queue.exists(), "the queue is attached: {:?}", files(&data));
+    // Past a few polls: had it been attached, the scheduler's own election
+    // would have written its lease by now, as the queue's did.
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        !data.join("plg_coordinator_plugin/scheduler.cron").exists(),
+        "{:?}",
+        files(&data)
+    );
+    std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+    let stderr = reader.join().unwrap();
+    println!("--- stderr\n{stderr}");
+    assert!(
+        stderr.contains(
+            "coordinator: run --plugins: scheduler `cron` not attached: its job handlers are \
+             application code this command cannot register"
+        ),
+        "{stderr}"
+    );
+}
