@@ -122,11 +122,14 @@ pub(crate) struct RunArgs {
     /// a random suffix).
     #[arg(long, value_name = "ID")]
     pub(crate) worker_id: Option<String>,
-    /// Sub-second timings for tests and demos (lease 1.5 s, heartbeat 200 ms).
+    /// Sub-second timings for tests and demos (lease 1.5 s, heartbeat 200 ms,
+    /// recovery wait 6 s).
     #[arg(long)]
     pub(crate) fast: bool,
-    /// Attach the queues, TTL expirers and schedulers named under
-    /// `[plugins]` in the config file to each namespace.
+    /// Attach the queues and TTL expirers named under `[plugins]` in the
+    /// config file to each namespace, each under the election its mode
+    /// names (schedulers are not attached: their job handlers are
+    /// application code).
     #[arg(long)]
     pub(crate) plugins: bool,
     /// Serve /metrics (Prometheus text) and /healthz (200 unless a

@@ -188,7 +188,16 @@ pub(crate) fn load_from(
     for path in &leaves {
         let name = env_name(path);
         if let Some(raw) = env(&name) {
-            let value = typed(&tree, path, &raw);
+            let value = if MAP_VALUES.contains(&path.as_str()) {
+                map_value(&raw).map_err(|e| {
+                    Failure::error(format!(
+                        "invalid environment variable {name}: {e}; write \
+                         `name=value,name=value`, e.g. {name}=\"queue.orders=global,ttl.sessions=per_plugin\""
+                    ))
+                })?
+            } else {
+                typed(&tree, path, &raw)
+            };
             set_leaf(&mut tree, path, value);
             sources.insert(path.clone(), format!("env {name}"));
             env_set.push((name, path.clone()));
@@ -319,7 +328,17 @@ fn to_value(config: &FileConfig) -> Result<Value, Failure> {
     serde_json::to_value(config).map_err(|e| Failure::error(format!("internal: config: {e}")))
 }
 
+/// Maps whose keys contain dots (plugin names: `queue.orders`), so each is
+/// one value, shown and set whole: `COORDINATOR_PLUGIN_MODES` is
+/// `queue.orders=global,ttl.sessions=per_plugin` and replaces the file's
+/// table.
+const MAP_VALUES: [&str; 1] = ["coordinator.plugin_modes"];
+
 fn collect_leaves(value: &Value, prefix: &str, out: &mut Vec<String>) {
+    if MAP_VALUES.contains(&prefix) {
+        out.push(prefix.to_owned());
+        return;
+    }
     match value {
         Value::Object(map) => {
             for (key, inner) in map {
@@ -359,6 +378,26 @@ fn set_leaf(tree: &mut Value, path: &str, value: Value) {
         }
     }
     *node = value;
+}
+
+/// `name=value,name=value` as a JSON object (the values as strings; serde
+/// checks them against the map's value type).
+fn map_value(raw: &str) -> Result<Value, String> {
+    let mut map = serde_json::Map::new();
+    for pair in raw.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (name, value) = pair
+            .split_once('=')
+            .map(|(n, v)| (n.trim(), v.trim()))
+            .filter(|(n, v)| !n.is_empty() && !v.is_empty())
+            .ok_or_else(|| format!("`{pair}` is not `name=value`"))?;
+        if map
+            .insert(name.to_owned(), Value::String(value.to_owned()))
+            .is_some()
+        {
+            return Err(format!("`{name}` is given twice"));
+        }
+    }
+    Ok(Value::Object(map))
 }
 
 /// An environment value typed like the value it replaces.
@@ -524,6 +563,13 @@ fn shown(value: &Value) -> String {
     match value {
         Value::String(s) => s.clone(),
         Value::Null => "-".into(),
+        // A map value, as its variable is written.
+        Value::Object(map) if map.is_empty() => "-".into(),
+        Value::Object(map) => map
+            .iter()
+            .map(|(k, v)| format!("{k}={}", shown(v)))
+            .collect::<Vec<_>>()
+            .join(","),
         other => other.to_string(),
     }
 }

@@ -28,6 +28,7 @@ mod cli;
 mod config;
 mod diagnose;
 mod events;
+mod logs;
 mod output;
 mod probe;
 mod redact;
@@ -106,6 +107,7 @@ fn main() -> ExitCode {
         }
     };
     redact::register_env();
+    logs::init();
     let outcome = runtime.block_on(dispatch(cli));
     match outcome {
         Ok(code) => ExitCode::from(code),

@@ -4,8 +4,11 @@
 //! benchmark and the multi-process fail-over test run this command).
 //!
 //! With `--plugins`, the maintenance side of every queue and TTL expirer
-//! and the scheduler named under `[plugins]` in the config file is attached
-//! to each namespace (their leader-only work runs where this worker leads).
+//! named under `[plugins]` in the config file is attached
+//! to each namespace through the registry, under the election its mode
+//! names (their leader-only work runs where this worker leads that
+//! election). Schedulers are not: their job handlers are application code
+//! this command cannot register, so it says so on stderr at start.
 //! SIGTERM or Ctrl-C stops gracefully: the plugins are told, the lease is
 //! released and the heartbeat deleted. SIGKILL is a crash.
 
@@ -13,7 +16,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use coordinator_plugins::queue::Queue;
-use coordinator_plugins::scheduler::Scheduler;
 use coordinator_plugins::ttl::Ttl;
 use coordinator_runtime::{Coordinator, CoordinatorPlugin, CoordinatorRegistry, HealthStatus};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -24,7 +26,9 @@ use crate::events::{Event, Stamped};
 use crate::{config, exit, output, redact, store, Failure};
 
 /// The sub-second timings of `--fast`: heartbeat 200 ms + up to 50 ms of
-/// jitter, lease timeout 1.5 s, renew deadline 1 s, worker timeout 1.5 s.
+/// jitter, lease timeout 1.5 s, renew deadline 1 s, worker timeout 1.5 s,
+/// and a recovery wait of 6 s (four lease timeouts, the defaults' ratio),
+/// so a rolled-back canary's lease is replaced within seconds.
 pub(crate) fn fast_election() -> coordinator_core::Config {
     coordinator_core::Config {
         heartbeat_interval: Duration::from_millis(200),
@@ -37,6 +41,7 @@ pub(crate) fn fast_election() -> coordinator_core::Config {
         request_timeout: Duration::from_millis(300),
         retry_backoff: Duration::from_millis(50),
         succession_step: Duration::from_millis(100),
+        recovery_wait: Duration::from_secs(6),
         ..coordinator_core::Config::default()
     }
 }
@@ -67,6 +72,16 @@ pub(crate) async fn command(globals: &Globals, args: &RunArgs) -> Result<u8, Fai
         CoordinatorRegistry::new(store, config).map_err(|e| Failure::error(format!("run: {e}")))?;
     let me = registry.worker_id().clone();
 
+    if args.plugins {
+        for name in &resolved.config.plugins.scheduler.names {
+            eprintln!(
+                "coordinator: run --plugins: scheduler `{name}` not attached: its job handlers are \
+                 application code this command cannot register, so a worker leading it here would \
+                 run no job; run the scheduler inside the application (`Scheduler::builder` with \
+                 `.handler(..)`, then `CoordinatorRegistry::attach`)"
+            );
+        }
+    }
     let json = args.events_json;
     let print = |stamped: Stamped| output::line(&stamped.line(json));
     let (changes, mut lines) = mpsc::unbounded_channel::<Stamped>();
@@ -77,10 +92,14 @@ pub(crate) async fn command(globals: &Globals, args: &RunArgs) -> Result<u8, Fai
             .await
             .map_err(|e| Failure::error(format!("run: namespace `{namespace}`: {e}")))?;
         if args.plugins {
+            // Through the registry, so each plugin runs under the election
+            // its mode names (`mode`, `[coordinator.plugin_modes]`): a
+            // per-plugin one gets its own coordinator beside the shared one.
             for plugin in plugins(&registry, &resolved.config.plugins, namespace)? {
-                coordinator
-                    .add_plugin(plugin)
-                    .map_err(|e| Failure::error(format!("run: {e}")))?;
+                let name = plugin.name().to_owned();
+                registry.attach(namespace, plugin).await.map_err(|e| {
+                    Failure::error(format!("run --plugins: `{name}` in `{namespace}`: {e}"))
+                })?;
             }
         }
         print(
@@ -252,7 +271,10 @@ fn respond(path: &str, coordinators: &[Arc<Coordinator>]) -> (&'static str, &'st
 
 /// Reads each namespace's lease first (read-only) and refuses, before
 /// anything is written (the store probe, a heartbeat), a namespace whose
-/// lease another implementation or a newer version wrote.
+/// lease another implementation wrote: it writes unconditionally, so no
+/// wait makes sharing safe. A newer-format lease is not refused: the
+/// library follows it while it changes and replaces it once it stood
+/// unchanged for `recovery_wait` (the designed roll-back of a canary).
 async fn refuse_unusable(url: &str, namespaces: &[String]) -> Result<(), Failure> {
     // A directory that does not exist yet holds no lease; the worker's
     // store creates it.
@@ -266,10 +288,8 @@ async fn refuse_unusable(url: &str, namespaces: &[String]) -> Result<(), Failure
             .await
             .map_err(|e| store::store_failure(&e))?;
         if let Some(object) = object {
-            if let Err(
-                e @ (coordinator_core::RecordError::Foreign { .. }
-                | coordinator_core::RecordError::NewerFormat { .. }),
-            ) = coordinator_core::decode::<coordinator_core::LeaseRecord>(&key, &object.body)
+            if let Err(e @ coordinator_core::RecordError::Foreign { .. }) =
+                coordinator_core::decode::<coordinator_core::LeaseRecord>(&key, &object.body)
             {
                 return Err(Failure::error(format!(
                     "run: namespace `{name}` refused, nothing written: {e}"
@@ -304,13 +324,7 @@ fn plugins(
             .map_err(|e| fail("ttl", name, &e))?;
         out.push(Arc::new(ttl.sweeper()));
     }
-    for name in &config.scheduler.names {
-        let scheduler = Scheduler::builder(registry, namespace, name.as_str())
-            .config(config.scheduler.config.clone())
-            .build()
-            .map_err(|e| fail("scheduler", name, &e))?;
-        out.push(Arc::new(scheduler.plugin()));
-    }
+    // Schedulers are not attached: see the notice `command` prints.
     Ok(out)
 }
 

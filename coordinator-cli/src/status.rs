@@ -146,7 +146,7 @@ pub(crate) struct ElectionView {
 /// The one-line verdict and the exit status it maps to.
 #[derive(Clone, Debug, Serialize)]
 pub(crate) struct Verdict {
-    /// `healthy`, `degraded` (late renewal, per-plugin elections),
+    /// `healthy`, `degraded` (late renewal, a held per-plugin lease),
     /// `no_leader`, `unusable_records`.
     pub(crate) status: &'static str,
     pub(crate) message: String,
@@ -494,14 +494,19 @@ pub(crate) fn verdict(s: &Snapshot) -> Verdict {
         .collect();
     if let Some(first) = unusable.first() {
         let what = match first.state {
-            RecordState::Foreign => "written by another implementation (no `format` field)",
-            _ => "of a newer format than this version reads",
+            RecordState::Foreign => {
+                "written by another implementation (no `format` field); workers of this version \
+                 refuse to write here"
+            }
+            _ => {
+                "of a newer format than this version reads; workers of this version follow it and \
+                 replace it once it stood unchanged for recovery_wait"
+            }
         };
         return Verdict {
             status: "unusable_records",
             message: format!(
-                "foreign or newer-format records: `{}` is {what}; workers of this version refuse to \
-                 write here ({} such record{})",
+                "foreign or newer-format records: `{}` is {what} ({} such record{})",
                 first.key,
                 unusable.len(),
                 if unusable.len() == 1 { "" } else { "s" }
@@ -527,6 +532,17 @@ pub(crate) fn verdict(s: &Snapshot) -> Verdict {
         });
     };
     let Some(leader) = lease.leader.as_ref().filter(|_| !lease.released) else {
+        if !lease.released {
+            // Vacant: written in place of a missing lease; its last holder
+            // is unknown, so workers owe it the wait its writer recorded.
+            return no_leader(format!(
+                "no leader: the lease is vacant at epoch {} (written in place of a missing lease; \
+                 its last holder is unknown); a worker takes it once it has stood unchanged for \
+                 the longest takeover wait on record, {}",
+                lease.epoch,
+                output::age(lease.lease_timeout_ms as i64)
+            ));
+        }
         return no_leader(format!(
             "no leader: the lease was released at epoch {}; the next worker takes it within a poll",
             lease.epoch
@@ -584,11 +600,19 @@ pub(crate) fn verdict(s: &Snapshot) -> Verdict {
         }
         RenewalLag::OnTime => {}
     }
-    let plugins: Vec<&str> = s
+    // A per-plugin election counts while its lease is held (a leader, not
+    // released), whatever its age: a plugin still led there, or a killed
+    // leader's lease a roll-back would wait out. A released or vacant one,
+    // or a marker alone (markers are never deleted), is a finished
+    // migration.
+    let plugins: Vec<String> = s
         .elections
         .iter()
         .filter(|e| e.election.starts_with("plugin."))
-        .map(|e| e.election.as_str())
+        .filter_map(|e| {
+            let leader = e.leader.as_ref().filter(|_| e.released == Some(false))?;
+            Some(format!("{} led by {leader}", e.election))
+        })
         .collect();
     if !plugins.is_empty() {
         status = if status == "healthy" {
@@ -597,7 +621,7 @@ pub(crate) fn verdict(s: &Snapshot) -> Verdict {
             status
         };
         notes.push(format!(
-            "per-plugin elections present ({}): a migration in progress or a leftover",
+            "per-plugin elections held ({}): a migration in progress or a leftover",
             plugins.join(", ")
         ));
     }

@@ -23,8 +23,10 @@ use crate::{config, exit, store, Failure};
 pub(crate) struct Change {
     pub(crate) at: String,
     pub(crate) at_unix_ms: i64,
-    /// `leader`, `released`, `no_lease`, `unusable_lease`, `late`,
-    /// `joined`, `left`, `timed_out`, `error`.
+    /// `leader`, `released`, `vacant`, `no_lease`, `unusable_lease`, `late`,
+    /// `joined`, `left` (its heartbeat removed while fresh: a graceful
+    /// stop), `timed_out`, `removed` (its heartbeat removed after it timed
+    /// out), `error`.
     pub(crate) event: &'static str,
     pub(crate) worker: Option<String>,
     pub(crate) epoch: Option<u64>,
@@ -101,7 +103,11 @@ pub(crate) async fn follow(
     let mut seen = Seen::default();
     let mut last_error: Option<String> = None;
     loop {
-        match poll(store, &keys, &lease_key, election, &mut seen, sink).await {
+        match poll(
+            store, &keys, &lease_key, election, interval, &mut seen, sink,
+        )
+        .await
+        {
             Ok(()) => last_error = None,
             Err(e @ StoreError::Misconfigured { .. }) => return Err(e),
             Err(e) => {
@@ -129,6 +135,7 @@ async fn poll(
     keys: &Keys,
     lease_key: &str,
     election: &Config,
+    interval: Duration,
     seen: &mut Seen,
     sink: &mut dyn FnMut(Change),
 ) -> Result<(), StoreError> {
@@ -216,6 +223,20 @@ async fn poll(
                                 Some(lease.epoch),
                                 format!("{leader} leads at epoch {}{was}", lease.epoch),
                             ));
+                        } else if !lease.released {
+                            sink(Change::new(
+                                "vacant",
+                                None,
+                                Some(lease.epoch),
+                                format!(
+                                    "lease vacant at epoch {} (written in place of a missing \
+                                     lease; its last holder is unknown): no leader until a worker \
+                                     has seen it unchanged for the longest takeover wait on \
+                                     record, {}{was}",
+                                    lease.epoch,
+                                    output::age(lease.lease_timeout_ms as i64)
+                                ),
+                            ));
                         } else {
                             sink(Change::new(
                                 "released",
@@ -299,13 +320,38 @@ async fn poll(
         .cloned()
         .collect();
     for id in gone {
-        seen.workers.remove(&id);
-        sink(Change::new(
-            "left",
-            Some(id.clone()),
-            None,
-            format!("worker {id} left (heartbeat object removed)"),
-        ));
+        let Some((_, since, reported)) = seen.workers.remove(&id) else {
+            continue;
+        };
+        let unchanged = now.duration_since(since);
+        // A live worker rewrites its heartbeat every membership interval
+        // (plus jitter); one that stood longer than that, and a poll, before
+        // it vanished had stopped beating: the leader removed it after its
+        // worker timeout (on the leader's clock, which started watching
+        // before this process may have), not a graceful stop.
+        let overdue = election.membership_interval + election.heartbeat_jitter + interval;
+        if reported || unchanged > overdue {
+            sink(Change::new(
+                "removed",
+                Some(id.clone()),
+                None,
+                format!(
+                    "worker {id} removed after it timed out: its heartbeat stood unchanged for {} \
+                     (rewritten every {} by a live worker; worker timeout {}) before its object \
+                     was removed",
+                    output::age(unchanged.as_millis() as i64),
+                    output::age(election.membership_interval.as_millis() as i64),
+                    output::age(election.worker_timeout.as_millis() as i64)
+                ),
+            ));
+        } else {
+            sink(Change::new(
+                "left",
+                Some(id.clone()),
+                None,
+                format!("worker {id} left (heartbeat object removed)"),
+            ));
+        }
     }
     Ok(())
 }

@@ -165,3 +165,59 @@ fn worker_id_source_and_url_passwords() {
         "the password is never printed"
     );
 }
+
+/// Plugin names contain dots: `coordinator.plugin_modes` is one value,
+/// shown with its source, and `COORDINATOR_PLUGIN_MODES` sets it whole.
+#[test]
+fn plugin_modes_from_the_file_and_the_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("coordinator.toml");
+    std::fs::write(
+        &file,
+        "url = \"memory://\"\nnamespace = \"shop\"\n\n[coordinator]\nmode = \"per_plugin\"\n\n[coordinator.plugin_modes]\n\"queue.orders\" = \"global\"\n",
+    )
+    .unwrap();
+    let r = run(coordinator().arg("--config").arg(&file).arg("config"));
+    assert_eq!(r.code, 0);
+    let row = r
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("coordinator.plugin_modes"))
+        .unwrap();
+    let cells: Vec<&str> = row.split_whitespace().collect();
+    assert_eq!(cells[1], "queue.orders=global", "{row}");
+    assert!(cells[2..].join(" ").contains("coordinator.toml:7"), "{row}");
+    assert_eq!(cells.last().unwrap(), &"COORDINATOR_PLUGIN_MODES", "{row}");
+    assert!(!r.stdout.contains("QUEUE_ORDERS"), "{}", r.stdout);
+
+    let r = run(coordinator()
+        .arg("--config")
+        .arg(&file)
+        .args(["--json", "config"])
+        .env(
+            "COORDINATOR_PLUGIN_MODES",
+            "queue.orders=per_plugin, ttl.sessions=global",
+        ));
+    assert_eq!(r.code, 0);
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    let modes = &v["values"]["coordinator.plugin_modes"];
+    assert_eq!(
+        modes["value"],
+        serde_json::json!({"queue.orders": "per_plugin", "ttl.sessions": "global"})
+    );
+    assert_eq!(modes["source"], "env COORDINATOR_PLUGIN_MODES");
+
+    for (value, error) in [
+        ("queue.orders", "`queue.orders` is not `name=value`"),
+        ("queue.orders=global,queue.orders=per_plugin", "given twice"),
+        ("queue.orders=sometimes", "COORDINATOR_PLUGIN_MODES"),
+    ] {
+        let r = run(coordinator()
+            .arg("--config")
+            .arg(&file)
+            .arg("config")
+            .env("COORDINATOR_PLUGIN_MODES", value));
+        assert_eq!(r.code, 1, "{value}");
+        assert!(r.stderr.contains(error), "{value}: {}", r.stderr);
+    }
+}

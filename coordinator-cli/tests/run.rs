@@ -309,3 +309,183 @@ fn events_json_lines_carry_the_machines_monotonic_clock() {
     assert!(child.wait().unwrap().success());
     assert!(stopped["mono_ns"].as_u64().unwrap() <= monotonic_ns());
 }
+
+/// `mode` and `[coordinator.plugin_modes]` apply to `run --plugins`: the
+/// per-plugin queue gets its own election (its lease under
+/// `plg_coordinator_plugin/queue.orders/shop/`), the TTL expirer canaried
+/// on the shared election gets none.
+#[test]
+fn run_plugins_follow_their_coordination_mode() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("coordinator.toml");
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    std::fs::write(
+        &config,
+        format!(
+            "url = \"{}\"\nnamespace = \"shop\"\n\n[coordinator]\nmode = \"per_plugin\"\n\n[coordinator.plugin_modes]\n\"ttl.sessions\" = \"global\"\n\n[plugins.queue]\nnames = [\"orders\"]\n\n[plugins.ttl]\nnames = [\"sessions\"]\n",
+            file_url(&data)
+        ),
+    )
+    .unwrap();
+    let mut child = coordinator()
+        .arg("--config")
+        .arg(&config)
+        .args(["run", "--plugins", "--fast", "--worker-id", "p1"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let _guard = KillOnDrop(child.id());
+    let own = data.join("plg_coordinator_plugin/queue.orders/shop/state.json");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let mut held = false;
+    while Instant::now() < deadline {
+        if let Ok(body) = std::fs::read_to_string(&own) {
+            let lease: serde_json::Value = serde_json::from_str(&body).unwrap();
+            println!("{lease}");
+            if lease.to_string().contains("\"p1\"") {
+                held = true;
+                break;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        held,
+        "queue.orders leads under its own election: {}",
+        own.display()
+    );
+    assert!(
+        !data.join("plg_coordinator_plugin/ttl.sessions").exists(),
+        "ttl.sessions runs under the shared election: {:?}",
+        files(&data)
+    );
+    assert!(data.join("plg_coordinator_global/shop/state.json").exists());
+    std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+}
+
+/// Runs a worker until it leads, stops it with SIGTERM and returns its
+/// stderr.
+fn stderr_of_a_worker(log: Option<&str>) -> String {
+    use std::io::Read;
+    let dir = tempfile::tempdir().unwrap();
+    let mut command = coordinator();
+    command
+        .args(["--url", &file_url(dir.path()), "--namespace", "demo"])
+        .args(["run", "--fast", "--worker-id", "l1"])
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    if let Some(log) = log {
+        command.env("COORDINATOR_LOG", log);
+    }
+    let mut child = command.spawn().unwrap();
+    let _guard = KillOnDrop(child.id());
+    let mut stderr = child.stderr.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        stderr.read_to_string(&mut text).unwrap();
+        text
+    });
+    let lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    for line in lines.map_while(Result::ok) {
+        if line.contains("is_leader=true") {
+            std::process::Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status()
+                .unwrap();
+        }
+    }
+    assert!(child.wait().unwrap().success());
+    let text = reader.join().unwrap();
+    println!("--- stderr\n{text}");
+    text
+}
+
+#[test]
+fn coordinator_log_shows_the_runtimes_log_lines_on_stderr() {
+    let info = stderr_of_a_worker(Some("info"));
+    assert!(
+        info.lines()
+            .any(|l| l.contains("INFO")
+                && l.contains("coordinator_runtime::election: lease acquired")),
+        "{info}"
+    );
+    // The default is `warn`: a healthy worker's stderr stays empty.
+    let quiet = stderr_of_a_worker(None);
+    assert!(!quiet.contains("coordinator_runtime"), "{quiet}");
+    // A bad filter is reported, and the worker still runs.
+    let bad = stderr_of_a_worker(Some("coordinator_runtime=loud"));
+    assert!(
+        bad.contains("COORDINATOR_LOG=coordinator_runtime=loud: not a log filter"),
+        "{bad}"
+    );
+}
+
+/// `run --plugins` cannot register job handlers, so it does not attach a
+/// scheduler (a CLI worker leading it would run no job): it says so on
+/// stderr at start, and the scheduler gets no election of its own.
+#[test]
+fn run_plugins_does_not_attach_schedulers_and_says_why() {
+    use std::io::Read;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("coordinator.toml");
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    std::fs::write(
+        &config,
+        format!(
+            "url = \"{}\"\nnamespace = \"shop\"\n\n[coordinator]\nmode = \"per_plugin\"\n\n[plugins.queue]\nnames = [\"orders\"]\n\n[plugins.scheduler]\nnames = [\"cron\"]\n",
+            file_url(&data)
+        ),
+    )
+    .unwrap();
+    let mut child = coordinator()
+        .arg("--config")
+        .arg(&config)
+        .args(["run", "--plugins", "--fast", "--worker-id", "p1"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let _guard = KillOnDrop(child.id());
+    let mut stderr = child.stderr.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        stderr.read_to_string(&mut text).unwrap();
+        text
+    });
+    let queue = data.join("plg_coordinator_plugin/queue.orders/shop/state.json");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !queue.exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(queue.exists(), "the queue is attached: {:?}", files(&data));
+    // Past a few polls: had it been attached, the scheduler's own election
+    // would have written its lease by now, as the queue's did.
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        !data.join("plg_coordinator_plugin/scheduler.cron").exists(),
+        "{:?}",
+        files(&data)
+    );
+    std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+    let stderr = reader.join().unwrap();
+    println!("--- stderr\n{stderr}");
+    assert!(
+        stderr.contains(
+            "coordinator: run --plugins: scheduler `cron` not attached: its job handlers are \
+             application code this command cannot register"
+        ),
+        "{stderr}"
+    );
+}

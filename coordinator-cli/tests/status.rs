@@ -420,7 +420,9 @@ async fn per_plugin_elections_are_reported() {
     let registry = worker(&url, "w1").await;
     let global = registry.get("demo").await.unwrap();
     global.leadership().wait_for(|v| v.is_leader).await.unwrap();
-    let queue = registry.get_per_plugin("demo", "queue").await.unwrap();
+    // The per-plugin election runs in another worker, stopped below.
+    let other = worker(&url, "w2").await;
+    let queue = other.get_per_plugin("demo", "queue").await.unwrap();
     queue.leadership().wait_for(|v| v.is_leader).await.unwrap();
     let r = tokio::task::spawn_blocking({
         let url = url.clone();
@@ -434,17 +436,39 @@ async fn per_plugin_elections_are_reported() {
     assert!(v["verdict"]["message"]
         .as_str()
         .unwrap()
-        .contains("per-plugin elections present (plugin.queue)"));
+        .contains("per-plugin elections held (plugin.queue led by w2)"));
     let elections = v["elections"].as_array().unwrap();
     let plugin = elections
         .iter()
         .find(|e| e["election"] == "plugin.queue")
         .unwrap();
-    assert_eq!(plugin["leader"], "w1");
+    assert_eq!(plugin["leader"], "w2");
     assert_eq!(plugin["epoch"], 1);
     // One more GET for the per-plugin lease, within the bound.
     assert_eq!(v["requests"]["total"], 7);
     assert_eq!(v["requests"]["bound"], 7);
-    drop((global, queue));
+    // The migration finished: the per-plugin lease is released, its marker
+    // stays (never deleted), and the namespace is healthy again, read
+    // with the same requests.
+    drop(queue);
+    other.close().await;
+    let r = tokio::task::spawn_blocking({
+        let url = url.clone();
+        move || status(&url, &["--json"])
+    })
+    .await
+    .unwrap();
+    assert_eq!(r.code, 0);
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(v["verdict"]["status"], "healthy", "{}", v["verdict"]);
+    let elections = v["elections"].as_array().unwrap();
+    let plugin = elections
+        .iter()
+        .find(|e| e["election"] == "plugin.queue")
+        .unwrap();
+    assert_eq!(plugin["released"], true);
+    assert_eq!(v["requests"]["total"], 7);
+    assert_eq!(v["requests"]["bound"], 7);
+    drop(global);
     registry.close().await;
 }

@@ -29,12 +29,13 @@ use guide::{
     blocks, collect_logs, local_store, logs, matches, pause, registry, runtime, Scenario, GUIDE,
 };
 
-const TESTED: [&str; 17] = [
+const TESTED: [&str; 18] = [
     "no_leader",
     "leader_flapping",
     "slow_failover",
     "foreign_lease",
     "newer_format",
+    "newer_format_waited",
     "newer_format_recovered",
     "probe_refused",
     "throttling",
@@ -146,10 +147,23 @@ fn newer_format() {
     assert!(text.contains("\"format\":1"), "{text}");
     std::fs::write(&lease, text.replace("\"format\":1", "\"format\":2")).unwrap();
     s.check("newer_format");
-    // No worker of the newer release runs any more: delete its lease.
-    std::fs::remove_file(&lease).unwrap();
+    // A worker of this version follows the newer lease, then replaces it
+    // once it stood unchanged for recovery_wait (6 s with --fast).
+    let started = std::time::Instant::now();
     let w1 = s.worker("w1", &[]);
-    w1.wait_for("is_leader=true", Duration::from_secs(10));
+    w1.wait_for("is_leader=true", Duration::from_secs(20));
+    assert!(
+        started.elapsed() >= Duration::from_secs(6),
+        "not before recovery_wait"
+    );
+    s.check("newer_format_waited");
+    w1.stop();
+    // The same roll-back, skipping the wait: no worker of the newer
+    // release runs any more, so its lease is deleted.
+    std::fs::write(&lease, text.replace("\"format\":1", "\"format\":2")).unwrap();
+    std::fs::remove_file(&lease).unwrap();
+    let w2 = s.worker("w2", &[]);
+    w2.wait_for("is_leader=true", Duration::from_secs(10));
     s.check("newer_format_recovered");
 }
 
@@ -295,7 +309,14 @@ fn duplicate_worker_id() {
 
 #[test]
 fn worker_timed_out() {
-    let s = Scenario::new("demo");
+    // `watch` judges heartbeats by the fleet's timings: the config file
+    // gives it those of `run --fast`.
+    let s = Scenario::new("demo").with_config(
+        "[coordinator.election]\nheartbeat_interval = \"200ms\"\nheartbeat_jitter = \"50ms\"\n\
+         lease_timeout = \"1500ms\"\nrenew_deadline = \"1s\"\nworker_timeout = \"1500ms\"\n\
+         membership_interval = \"500ms\"\nworker_list_interval = \"500ms\"\n\
+         request_timeout = \"300ms\"\n",
+    );
     let w1 = s.worker("w1", &[]);
     w1.wait_for("is_leader=true", Duration::from_secs(10));
     let w2 = s.worker("w2", &[]);
