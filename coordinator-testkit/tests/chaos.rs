@@ -162,3 +162,36 @@ fn a_broken_register_is_caught() {
         "the timeline shows the violations"
     );
 }
+
+/// The pictures docs/chaos.md shows are what `coordinator-chaos --draw`
+/// makes of the timelines committed beside them (no S3 server needed).
+#[test]
+fn the_documented_pictures_are_drawn_from_their_timelines() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let doc = std::fs::read_to_string(root.join("docs/chaos.md")).unwrap();
+    let dir = std::env::temp_dir().join(format!("coordinator-chaos-draw-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for seed in [12, 13] {
+        let name = format!("timeline-seed-{seed}");
+        assert!(
+            doc.contains(&format!("(chaos/{name}.svg)")),
+            "docs/chaos.md shows {name}.svg"
+        );
+        let json = dir.join(format!("{name}.json"));
+        std::fs::copy(root.join(format!("docs/chaos/{name}.json")), &json).unwrap();
+        let status = Command::new(env!("CARGO_BIN_EXE_coordinator-chaos"))
+            .arg("--draw")
+            .arg(&json)
+            .status()
+            .unwrap();
+        assert!(status.success(), "--draw {name}.json exited {status}");
+        let drawn = std::fs::read(dir.join(format!("{name}.svg"))).unwrap();
+        let committed = std::fs::read(root.join(format!("docs/chaos/{name}.svg"))).unwrap();
+        assert!(
+            drawn == committed,
+            "docs/chaos/{name}.svg is not what --draw makes of its timeline: run \
+             `cargo run -p coordinator-testkit --features chaos --bin coordinator-chaos -- --draw docs/chaos/{name}.json`"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
