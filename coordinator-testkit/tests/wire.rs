@@ -12,33 +12,8 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
-use coordinator_core::Config;
 use coordinator_testkit::wire::{self, KindRates, WireConfig};
 use coordinator_testkit::{LatencyModel, Scenario, Sim};
-
-/// The defaults, five times faster (the drift tolerance and the ratios the
-/// validation asks for kept). Faster still (heartbeat 500 ms) the wire came
-/// out 0.4–1.4% below the simulator on a loaded 2-core machine: timers
-/// that wake late and the client's own time per request, which the proxy
-/// does not see, lengthen every period by a millisecond or more, and that
-/// is a larger share of a shorter period.
-fn short_timings() -> Config {
-    Config {
-        heartbeat_interval: Duration::from_millis(1000),
-        heartbeat_jitter: Duration::from_millis(200),
-        lease_timeout: Duration::from_millis(3000),
-        renew_deadline: Duration::from_millis(2000),
-        worker_timeout: Duration::from_millis(4000),
-        membership_interval: Duration::from_millis(2000),
-        successor_poll_interval: Duration::from_millis(400),
-        worker_list_interval: Duration::from_millis(2400),
-        request_timeout: Duration::from_millis(400),
-        retry_backoff: Duration::from_millis(50),
-        stale_takeover_margin: Duration::from_millis(400),
-        recovery_wait: Duration::from_secs(12),
-        ..Config::default()
-    }
-}
 
 /// Builds the `coordinator` binary of coordinator-cli (a no-op when
 /// `cargo test --workspace` has) and returns its path, as cargo reports
@@ -73,7 +48,7 @@ fn wire_and_simulator_request_counts_agree_within_two_percent() {
         eprintln!("SKIPPED wire_and_simulator_request_counts_agree_within_two_percent: COORD_S3_ENDPOINT is not set (run scripts/test)");
         return;
     };
-    let election = short_timings();
+    let election = wire::short_timings();
     election.validate().unwrap();
     let workers = 4;
 

@@ -69,25 +69,7 @@ pub struct ChaosConfig {
     pub queue: bool,
 }
 
-/// The defaults five times faster (heartbeat 1 s, lease 3 s, renew
-/// deadline 2 s), as the wire test runs them.
-pub fn short_timings() -> Config {
-    Config {
-        heartbeat_interval: Duration::from_millis(1000),
-        heartbeat_jitter: Duration::from_millis(200),
-        lease_timeout: Duration::from_millis(3000),
-        renew_deadline: Duration::from_millis(2000),
-        worker_timeout: Duration::from_millis(4000),
-        membership_interval: Duration::from_millis(2000),
-        successor_poll_interval: Duration::from_millis(400),
-        worker_list_interval: Duration::from_millis(2400),
-        request_timeout: Duration::from_millis(400),
-        retry_backoff: Duration::from_millis(50),
-        stale_takeover_margin: Duration::from_millis(400),
-        recovery_wait: Duration::from_secs(12),
-        ..Config::default()
-    }
-}
+pub use crate::wire::short_timings;
 
 /// The timings of a rolling restart: lease and renew deadline doubled.
 pub fn alternate_timings() -> Config {
