@@ -58,6 +58,17 @@ pub enum WorkerEvent {
         /// `ok` or `error`.
         outcome: Outcome,
     },
+    /// A claim came back: printed before the handler runs, so that a
+    /// process that dies holding a message has said which (the checker
+    /// then knows what it may have completed without printing it).
+    Taken {
+        /// The message id.
+        id: String,
+        /// Its payload.
+        payload: String,
+        /// The attempt, from 1.
+        attempt: u32,
+    },
     /// One claim of a message, from the claim request to its end.
     Claimed(Claim),
     /// SIGTERM: stopping gracefully.

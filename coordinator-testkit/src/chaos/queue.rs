@@ -79,6 +79,11 @@ async fn handle(message: ClaimedMessage, rng: &mut SplitMix64, emit: &Emit) {
     let m = message.message();
     let (id, attempt) = (m.id.to_string(), m.attempt);
     let payload = String::from_utf8_lossy(&m.payload).into_owned();
+    emit(WorkerEvent::Taken {
+        id: id.clone(),
+        payload: payload.clone(),
+        attempt,
+    });
     tokio::time::sleep(Duration::from_millis(rng.in_range(20..400))).await;
     let finish = if !message.handle().is_valid() {
         Finish::Expired
