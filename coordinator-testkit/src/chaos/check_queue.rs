@@ -210,9 +210,7 @@ pub fn check(log: &RunLog, out: &mut Vec<Violation>) -> Option<QueueStats> {
             }
             guess.is_some()
         };
-        if explained {
-            stats.unresolved += 1;
-        } else if audit.left > 0 {
+        if explained || audit.left > 0 {
             stats.unresolved += 1;
         } else {
             out.push(violation(
