@@ -75,6 +75,15 @@ pub struct QueueConfig {
     /// Fixes the random stream (lock tokens, nonces, id suffixes, claim
     /// order) for reproducible tests. Default none: drawn from the OS.
     pub seed: Option<u64>,
+    /// The bug fixed in b91c245, back on purpose: the leader's `finish`
+    /// deletes the message of an `Abandoned` claim too, losing it when the
+    /// claimer recognised its own claim only after its visibility ran out.
+    /// For the simulator's test that its storms find that bug; never set
+    /// it otherwise.
+    #[cfg(feature = "mutations")]
+    #[doc(hidden)]
+    #[serde(skip)]
+    pub mutation_abandoned_deletes_message: bool,
 }
 
 impl Default for QueueConfig {
@@ -92,6 +101,8 @@ impl Default for QueueConfig {
             leader_concurrency: 16,
             max_errors_kept: 10,
             seed: None,
+            #[cfg(feature = "mutations")]
+            mutation_abandoned_deletes_message: false,
         }
     }
 }

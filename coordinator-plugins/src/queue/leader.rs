@@ -576,6 +576,8 @@ impl QueueMaintenance {
             // run out. In the second case the message is still there, and
             // deleting it would lose it (the chaos test's seed 12): delete
             // only the claim, and the message is claimable again.
+            #[cfg(feature = "mutations")]
+            ClaimState::Abandoned { .. } if q.config.mutation_abandoned_deletes_message => {}
             ClaimState::Abandoned { .. } => {
                 if !ctx.is_valid() {
                     return Ok(None);

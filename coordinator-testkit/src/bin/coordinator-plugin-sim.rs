@@ -6,6 +6,7 @@
 //! coordinator-plugin-sim queue --workers 20 --messages 10000 --seed 61
 //! coordinator-plugin-sim scheduler --workers 3 --hours 6 --seed 62
 //! coordinator-plugin-sim ttl --workers 3 --records 5000 --seed 63 --faults none
+//! coordinator-plugin-sim queue --workers 4 --messages 1000 --seed 24 --storms
 //! ```
 //!
 //! Exit status ([`coordinator_testkit::exit_code`]): 0 when the run kept its
@@ -17,6 +18,7 @@ use clap::{Arg, ArgAction, ArgMatches, Command};
 use coordinator_testkit::exit_code;
 use coordinator_testkit::plugins::queue::{run_queue, QueueScenario};
 use coordinator_testkit::plugins::scheduler::{run_scheduler, SchedulerScenario};
+use coordinator_testkit::plugins::storms::Storms;
 use coordinator_testkit::plugins::ttl::{run_ttl, TtlScenario};
 use coordinator_testkit::plugins::World;
 
@@ -39,6 +41,12 @@ fn common(command: Command, workers: &'static str) -> Command {
                 .long("faults")
                 .default_value("chaos")
                 .help("chaos | none (latency only)"),
+        )
+        .arg(
+            Arg::new("storms")
+                .long("storms")
+                .action(ArgAction::SetTrue)
+                .help("add correlated fault storms (`Storms::default()`: one a minute on average, 8-40 s, most requests of one worker or of everyone failing, ambiguous or losing their answer)"),
         )
         .arg(
             Arg::new("conditional-delete")
@@ -83,6 +91,9 @@ fn world(m: &ArgMatches, base: World) -> World {
         Some("chaos") | None => {}
         Some("none") => world.faults = None,
         Some(other) => fail(format!("--faults: `{other}`; use chaos or none")),
+    }
+    if m.get_flag("storms") {
+        world.storms = Some(Storms::default());
     }
     world.conditional_delete = m.get_flag("conditional-delete");
     world

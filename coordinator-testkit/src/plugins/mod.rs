@@ -18,6 +18,7 @@
 
 pub mod queue;
 pub mod scheduler;
+pub mod storms;
 pub mod ttl;
 
 use std::sync::Arc;
@@ -34,6 +35,7 @@ use crate::faults::{LatencyModel, RequestFaults};
 use crate::runtime::{virtual_memory_store, DriftClock, SeededStore};
 use crate::seed::SeedTree;
 use crate::PPM;
+use storms::{StormSchedule, StormStore, Storms};
 
 /// The faults the plugin scenarios use by default: those of the runtime
 /// layer's fault test (refusals, throttling, ambiguous and late writes,
@@ -61,6 +63,9 @@ pub struct World {
     pub workers: usize,
     /// Per-request store faults (`None`: latency only).
     pub faults: Option<RequestFaults>,
+    /// Correlated fault storms on top of `faults` (`None`, the default:
+    /// none).
+    pub storms: Option<Storms>,
     /// Clock rate errors up to this fraction of the smaller of the
     /// election's and the plugin's drift tolerance (below 1.0: within).
     pub clock_drift: f64,
@@ -80,6 +85,7 @@ impl World {
             seed,
             workers,
             faults: Some(chaos_faults()),
+            storms: None,
             clock_drift: 0.9,
             wall_skew: Duration::ZERO,
             conditional_delete: false,
@@ -90,6 +96,7 @@ impl World {
 /// The store, seeds and clocks of one run.
 pub(crate) struct Stage {
     pub(crate) store: Arc<SeededStore>,
+    storms: Option<Arc<StormSchedule>>,
     seeds: SeedTree,
     run_start: tokio::time::Instant,
     drift: f64,
@@ -114,17 +121,33 @@ impl Stage {
         let rho = coordinator_core::Config::default()
             .drift_tolerance
             .min(plugin_drift_tolerance);
+        let run_start = tokio::time::Instant::now();
+        let storms = world.storms.map(|storms| {
+            Arc::new(StormSchedule::new(
+                storms,
+                world.seed,
+                world.workers,
+                run_start,
+                timeout,
+            ))
+        });
         Self {
             store: Arc::new(store),
+            storms,
             seeds,
-            run_start: tokio::time::Instant::now(),
+            run_start,
             drift: world.clock_drift.clamp(0.0, 0.999) * rho,
             wall_skew_ms: u64::try_from(world.wall_skew.as_millis()).unwrap_or(u64::MAX),
         }
     }
 
-    pub(crate) fn dyn_store(&self) -> Arc<dyn LeaseStore> {
-        self.store.clone()
+    /// The store as the worker in `slot` sees it: through the storms that
+    /// hit it, if any.
+    pub(crate) fn dyn_store(&self, slot: usize) -> Arc<dyn LeaseStore> {
+        match &self.storms {
+            Some(schedule) => Arc::new(StormStore::new(self.store.clone(), schedule.clone(), slot)),
+            None => self.store.clone(),
+        }
     }
 
     /// The scenario's own choices (crash times, victims, payloads).
@@ -156,7 +179,7 @@ impl Stage {
         let config = CoordinatorConfig::default()
             .with_worker_id(format!("w{slot:03}-{life}"))
             .with_seed(seed);
-        let registry = CoordinatorRegistry::builder(self.dyn_store())
+        let registry = CoordinatorRegistry::builder(self.dyn_store(slot))
             .config(config)
             .clock(clock)
             .build()

@@ -30,6 +30,11 @@ pub struct QueueScenario {
     pub crash_every_secs: (u64, u64),
     /// Give up (and report what is left) after this much virtual time.
     pub give_up_after: Duration,
+    /// Runs the leader's `finish` as before b91c245 (it deleted the message
+    /// of every `Abandoned` claim), for the test that storms find that bug.
+    #[cfg(feature = "mutations")]
+    #[doc(hidden)]
+    pub mutation_abandoned_deletes_message: bool,
 }
 
 impl QueueScenario {
@@ -41,6 +46,8 @@ impl QueueScenario {
             messages,
             crash_every_secs: (5, 25),
             give_up_after: Duration::from_secs(6 * 3600),
+            #[cfg(feature = "mutations")]
+            mutation_abandoned_deletes_message: false,
         }
     }
 }
@@ -117,7 +124,8 @@ impl Drop for Live {
     }
 }
 
-fn config(seed: u64) -> QueueConfig {
+fn config(seed: u64, sc: &QueueScenario) -> QueueConfig {
+    let _ = sc;
     QueueConfig {
         visibility_timeout: Duration::from_secs(10),
         retry: RetryPolicy {
@@ -132,13 +140,21 @@ fn config(seed: u64) -> QueueConfig {
         claim_window: 32,
         sweep_interval: Duration::from_secs(2),
         seed: Some(seed),
+        #[cfg(feature = "mutations")]
+        mutation_abandoned_deletes_message: sc.mutation_abandoned_deletes_message,
         ..QueueConfig::default()
     }
 }
 
-async fn start(stage: &Stage, slot: usize, life: u64, oracle: &Shared) -> Option<Process> {
+async fn start(
+    stage: &Stage,
+    slot: usize,
+    life: u64,
+    oracle: &Shared,
+    sc: &QueueScenario,
+) -> Option<Process> {
     let (registry, seed) = stage.registry(slot, life)?;
-    let queue = queue_on(&registry, seed)?;
+    let queue = queue_on(&registry, seed, sc)?;
     let coordinator = registry
         .attach(NAMESPACE, Arc::new(queue.maintenance()))
         .await
@@ -194,9 +210,9 @@ async fn start(stage: &Stage, slot: usize, life: u64, oracle: &Shared) -> Option
     })
 }
 
-fn queue_on(registry: &CoordinatorRegistry, seed: u64) -> Option<Queue> {
+fn queue_on(registry: &CoordinatorRegistry, seed: u64, sc: &QueueScenario) -> Option<Queue> {
     Queue::builder(registry, NAMESPACE, "jobs")
-        .config(config(seed))
+        .config(config(seed, sc))
         .build()
         .ok()
 }
@@ -207,7 +223,7 @@ pub fn run_queue(scenario: &QueueScenario) -> QueueReport {
 }
 
 async fn run(sc: QueueScenario) -> QueueReport {
-    let stage = Stage::new(&sc.world, config(0).drift_tolerance);
+    let stage = Stage::new(&sc.world, config(0, &sc).drift_tolerance);
     let mut report = QueueReport {
         seed: sc.world.seed,
         messages: sc.messages,
@@ -217,7 +233,7 @@ async fn run(sc: QueueScenario) -> QueueReport {
     let memory: Arc<dyn LeaseStore> = Arc::new(stage.store.inner().clone());
     let (clock, _) = stage.worker_clock(usize::MAX, 0);
     let oracle = stage.oracle_registry(memory.clone(), clock);
-    let Some(oracle_queue) = oracle.as_ref().and_then(|r| queue_on(r, 0)) else {
+    let Some(oracle_queue) = oracle.as_ref().and_then(|r| queue_on(r, 0, &sc)) else {
         report
             .violations
             .push("the queue's configuration was refused".to_owned());
@@ -238,7 +254,7 @@ async fn run(sc: QueueScenario) -> QueueReport {
     let mut processes: Vec<(usize, Process)> = Vec::new();
     let mut lives: Vec<u64> = vec![1; sc.world.workers];
     for slot in 0..sc.world.workers {
-        if let Some(p) = start(&stage, slot, 0, &oracle).await {
+        if let Some(p) = start(&stage, slot, 0, &oracle, &sc).await {
             processes.push((slot, p));
         }
     }
@@ -281,7 +297,7 @@ async fn run(sc: QueueScenario) -> QueueReport {
                 report.crashes += 1;
                 let life = lives[slot];
                 lives[slot] += 1;
-                if let Some(p) = start(&stage, slot, life, &oracle).await {
+                if let Some(p) = start(&stage, slot, life, &oracle, &sc).await {
                     processes.push((slot, p));
                 }
             }
