@@ -163,6 +163,87 @@ fn a_broken_register_is_caught() {
     );
 }
 
+/// The run supervises its workers like a service manager: a process that
+/// exits on its own is restarted, counted if it never got ready (a store
+/// probe failing under faults) and reported if it had (a crash). The
+/// "workers" here are a shell script: w0 fails before `ready`, the others
+/// print `ready` and exit.
+#[test]
+fn workers_that_exit_on_their_own_are_restarted_and_judged() {
+    let Some(endpoint) = endpoint("workers_that_exit_on_their_own_are_restarted_and_judged") else {
+        return;
+    };
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = std::env::temp_dir().join(format!("coordinator-chaos-exit-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let script = dir.join("exiting-worker");
+    std::fs::write(
+        &script,
+        r#"#!/bin/sh
+# args: --url U --worker-id ID ...
+if [ "$4" = w0 ]; then echo 'store probe failed' >&2; exit 1; fi
+sleep 1
+printf '{"worker":"%s","mono_ns":1,"event":"ready"}\n' "$4"
+sleep 1
+exit 3
+"#,
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let mut config = ChaosConfig::new(3, Duration::from_secs(6), script, &endpoint);
+    if let Ok(bucket) = std::env::var("COORD_S3_BUCKET") {
+        config.bucket = bucket;
+    }
+    config.workers = 2;
+    config.queue = false;
+    config.warmup = Duration::from_secs(1);
+    config.steps = Some(Vec::new());
+    let outcome = go(&config);
+    let w0: Vec<_> = outcome
+        .log
+        .lives
+        .iter()
+        .filter(|l| l.worker == "w0")
+        .collect();
+    let w1: Vec<_> = outcome
+        .log
+        .lives
+        .iter()
+        .filter(|l| l.worker == "w1")
+        .collect();
+    assert!(w0.len() >= 2, "w0 was restarted after it exited: {w0:?}");
+    assert!(w1.len() >= 2, "w1 was restarted after it exited: {w1:?}");
+    assert!(
+        w0.iter().chain(&w1).filter(|l| l.exit.is_some()).count() >= 2,
+        "exits recorded"
+    );
+    assert_eq!(
+        outcome.report.start_failures,
+        w0.iter().filter(|l| l.exit.is_some()).count() as u64
+    );
+    let crashes = outcome
+        .report
+        .violations
+        .iter()
+        .filter(|v| v.kind == ViolationKind::WorkerExited)
+        .count();
+    assert_eq!(
+        crashes,
+        w1.iter().filter(|l| l.exit.is_some()).count(),
+        "each exit after ready is reported: {:#?}",
+        outcome.report.violations
+    );
+    assert!(
+        outcome
+            .log
+            .actions
+            .iter()
+            .any(|a| a.label.starts_with("w0 exited on its own")),
+        "the exit is on the timeline"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// The pictures docs/chaos.md shows are what `coordinator-chaos --draw`
 /// makes of the timelines committed beside them (no S3 server needed).
 #[test]

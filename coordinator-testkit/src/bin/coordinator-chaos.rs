@@ -125,6 +125,7 @@ fn recheck(path: &std::path::Path) -> ExitCode {
         "register_writes": [checked.register_writes_ok, checked.register_writes_fenced, checked.register_writes_failed],
         "takeovers_checked": checked.takeovers.len(),
         "takeovers_unchecked": checked.takeovers_unchecked,
+        "start_failures": checked.start_failures,
         "queue": checked.queue,
         "violations": checked.violations,
     });

@@ -20,6 +20,10 @@
 //! * a register write started after its context's deadline, or after the
 //!   plugin was told its term ended;
 //! * no leader within an action's take-over bound;
+//! * a worker process that exited on its own after it was ready (a crash,
+//!   or a loop that gave up); one that exited before (its store probe
+//!   failed under the faults, as a real process's would) is only counted,
+//!   and the supervisor restarts both;
 //! * the queue's checks ([`check_queue`](super::check_queue)).
 //!
 //! Conversions between the runtime's millisecond clock and nanoseconds
@@ -61,6 +65,8 @@ pub enum ViolationKind {
     /// A dead letter that was never enqueued, appears twice, or was also
     /// completed.
     DeadLetterUnaccounted,
+    /// A worker process exited on its own after it was ready.
+    WorkerExited,
 }
 
 /// One broken invariant.
@@ -126,6 +132,8 @@ pub struct Checked {
     pub takeovers_unchecked: u64,
     /// The queue's counts (runs with the queue only).
     pub queue: Option<super::check_queue::QueueStats>,
+    /// Worker processes that exited on their own before they were ready.
+    pub start_failures: u64,
 }
 
 /// Checks a run.
@@ -136,10 +144,38 @@ pub fn check(log: &RunLog) -> Checked {
     epochs(&beliefs, &mut checked.violations);
     register(log, &mut checked);
     takeovers(log, &beliefs, &mut checked);
+    exits(log, &mut checked);
     checked.queue = super::check_queue::check(log, &mut checked.violations);
     checked.violations.sort_by_key(|v| (v.start_ns, v.kind));
     checked.beliefs = beliefs;
     checked
+}
+
+/// Processes that exited on their own: a violation once ready, counted
+/// before.
+fn exits(log: &RunLog, checked: &mut Checked) {
+    for life in &log.lives {
+        let Some(status) = &life.exit else { continue };
+        let ready = life
+            .lines
+            .iter()
+            .any(|l| matches!(l.event, WorkerEvent::Ready));
+        if !ready {
+            checked.start_failures += 1;
+            continue;
+        }
+        let at = life.end_ns.unwrap_or(log.end_ns);
+        checked.violations.push(Violation {
+            kind: ViolationKind::WorkerExited,
+            start_ns: at,
+            end_ns: at,
+            workers: vec![life.worker.clone()],
+            what: format!(
+                "{} (process {}) exited on its own after it was ready: {status}",
+                life.worker, life.life
+            ),
+        });
+    }
 }
 
 /// The belief intervals of every process, sorted by start.

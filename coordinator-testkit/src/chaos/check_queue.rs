@@ -296,6 +296,7 @@ mod tests {
             life: 0,
             start_ns: 0,
             end_ns: end_s.map(|s| s * S),
+            exit: None,
             lines,
         }
     }

@@ -49,6 +49,7 @@ fn life(worker: &str, life: u32, end_s: Option<f64>, lines: Vec<Line>) -> Life {
         life,
         start_ns: 0,
         end_ns: end_s.map(|s| (s * S as f64) as u64),
+        exit: None,
         lines,
     }
 }
@@ -266,4 +267,31 @@ fn a_leader_that_kept_leading_needs_no_takeover() {
     let checked = check(&log);
     assert!(checked.violations.is_empty());
     assert_eq!(checked.takeovers[0].seconds, None);
+}
+
+#[test]
+fn a_process_that_exits_on_its_own_after_ready_is_caught_and_one_before_is_counted() {
+    let mut log = clean();
+    // A third process whose store probe failed: it never printed `ready`.
+    let mut failed_start = life("w2", 0, Some(4.0), Vec::new());
+    failed_start.exit = Some("exit status: 1".into());
+    log.lives.push(failed_start);
+    let checked = check(&log);
+    assert!(checked.violations.is_empty(), "{:?}", checked.violations);
+    assert_eq!(checked.start_failures, 1);
+    // Its next process was ready, then exited on its own: a crash.
+    let mut crashed = life(
+        "w2",
+        1,
+        Some(20.0),
+        vec![line("w2", 6.0, WorkerEvent::Ready)],
+    );
+    crashed.exit = Some("exit status: 1".into());
+    log.lives.push(crashed);
+    assert_eq!(kinds(&log), [ViolationKind::WorkerExited]);
+    // Ended by a signal of the run (no exit recorded): nothing to report.
+    if let Some(last) = log.lives.last_mut() {
+        last.exit = None;
+    }
+    assert!(kinds(&log).is_empty());
 }

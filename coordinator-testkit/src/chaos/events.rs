@@ -184,6 +184,10 @@ pub struct Life {
     pub start_ns: u64,
     /// When it ended (killed, or exited), if it did before the run's end.
     pub end_ns: Option<u64>,
+    /// How it ended if it exited on its own (not by the nemesis's or the
+    /// run's end's signal): its exit status, as the supervisor saw it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit: Option<String>,
     /// Its lines, in order.
     pub lines: Vec<Line>,
 }

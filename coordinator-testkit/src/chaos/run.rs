@@ -153,6 +153,10 @@ pub struct ChaosReport {
     pub proxy: FaultCounts,
     /// Processes launched.
     pub processes: usize,
+    /// Processes that exited on their own before they were ready (their
+    /// store probe failed under the faults); the supervisor restarted
+    /// them.
+    pub start_failures: u64,
     /// Leadership terms seen.
     pub terms: usize,
     /// Register writes: accepted, fenced, failed.
@@ -246,6 +250,7 @@ pub async fn run(config: &ChaosConfig) -> Result<Outcome, String> {
         net_faults: BTreeMap::new(),
         alternate: false,
         seed_rng: coordinator_core::SplitMix64::new(config.seed ^ 0xC4A0_5EED),
+        restart_due: vec![None; config.workers],
     };
     for step in &steps {
         let cost = player.cost(step);
@@ -254,17 +259,17 @@ pub async fn run(config: &ChaosConfig) -> Result<Outcome, String> {
         }
         player.play(step).await?;
     }
+    // Let the last calm spell run out, then end every process.
+    let now = monotonic_ns();
+    if now < end_by {
+        player.wait(Duration::from_nanos(end_by - now)).await?;
+    }
     let Player {
         actions,
         steps: step_counts,
         net_faults,
         ..
     } = player;
-    // Let the last calm spell run out, then end every process.
-    let now = monotonic_ns();
-    if now < end_by {
-        tokio::time::sleep(Duration::from_nanos(end_by - now)).await;
-    }
     let end_ns = monotonic_ns();
     fleet.kill_all().await;
     let proxy_counts = proxy.counts();
@@ -320,6 +325,7 @@ pub async fn run(config: &ChaosConfig) -> Result<Outcome, String> {
         net_faults,
         proxy: proxy_counts,
         processes: log.lives.len(),
+        start_failures: checked.start_failures,
         terms: checked.beliefs.len(),
         register_writes: [
             checked.register_writes_ok,
@@ -439,6 +445,7 @@ impl Fleet {
                 life: self.next_life[i],
                 start_ns,
                 end_ns: None,
+                exit: None,
                 lines: Vec::new(),
             });
             lives.len() - 1
@@ -499,6 +506,25 @@ impl Fleet {
         }
     }
 
+    /// The process of worker `i` if it has exited on its own: its life
+    /// ends now, with its status.
+    fn reap(&mut self, i: usize) -> Option<String> {
+        let p = self.procs[i].as_mut()?;
+        let status = match p.child.try_wait() {
+            Ok(Some(status)) => status.to_string(),
+            Ok(None) => return None,
+            Err(e) => format!("unknown ({e})"),
+        };
+        let p = self.procs[i].take()?;
+        {
+            let mut lives = lock(&self.lives);
+            lives[p.life].end_ns = Some(monotonic_ns());
+            lives[p.life].exit = Some(status.clone());
+        }
+        self.readers.push(p.reader);
+        Some(status)
+    }
+
     async fn kill_all(&mut self) {
         for i in 0..self.procs.len() {
             // A paused process dies of SIGKILL as well.
@@ -551,7 +577,16 @@ struct Player<'a> {
     net_faults: BTreeMap<String, u64>,
     alternate: bool,
     seed_rng: coordinator_core::SplitMix64,
+    /// When the supervisor restarts a worker that exited on its own.
+    restart_due: Vec<Option<tokio::time::Instant>>,
 }
+
+/// How often the supervisor looks for processes that exited on their own.
+const SUPERVISE_EVERY: Duration = Duration::from_millis(200);
+
+/// How long the supervisor waits before it restarts such a process (a
+/// service manager's restart delay).
+const SUPERVISOR_RESTART_DELAY: Duration = Duration::from_secs(1);
 
 impl Player<'_> {
     /// How long a step takes, its calm spell included.
@@ -645,7 +680,7 @@ impl Player<'_> {
                     }
                 };
                 let at = monotonic_ns();
-                tokio::time::sleep(*hold).await;
+                self.wait(*hold).await?;
                 match who {
                     Some(i) => self.proxy.set_worker_faults(i, Vec::new()),
                     None => self.proxy.set_faults(Vec::new()),
@@ -667,14 +702,14 @@ impl Player<'_> {
                     format!("SIGKILL w{i}"),
                     check,
                 );
-                tokio::time::sleep(*down).await;
+                self.wait(*down).await?;
                 self.restart(i)?;
             }
             Step::Pause { target, hold } => {
                 let (i, leader) = self.resolve(*target);
                 let at = monotonic_ns();
                 self.fleet.signal(i, rustix::process::Signal::STOP);
-                tokio::time::sleep(*hold).await;
+                self.wait(*hold).await?;
                 self.fleet.signal(i, rustix::process::Signal::CONT);
                 let end = monotonic_ns();
                 let check = leader.then_some((at, liveness, "liveness"));
@@ -700,14 +735,14 @@ impl Player<'_> {
                     format!("SIGTERM w{i}"),
                     check,
                 );
-                tokio::time::sleep(*down).await;
+                self.wait(*down).await?;
                 self.restart(i)?;
             }
             Step::Partition { target, hold } => {
                 let (i, leader) = self.resolve(*target);
                 let at = monotonic_ns();
                 self.proxy.partition(i, true);
-                tokio::time::sleep(*hold).await;
+                self.wait(*hold).await?;
                 self.proxy.partition(i, false);
                 let end = monotonic_ns();
                 let check = leader.then_some((at, liveness, "liveness"));
@@ -744,7 +779,8 @@ impl Player<'_> {
                     );
                     self.fleet.timings[i] = json.clone();
                     self.restart(i)?;
-                    tokio::time::sleep(self.bounds.handover + Duration::from_secs(3)).await;
+                    self.wait(self.bounds.handover + Duration::from_secs(3))
+                        .await?;
                 }
                 return Ok(());
             }
@@ -774,11 +810,54 @@ impl Player<'_> {
                 self.act(at, None, None, MarkKind::Operator, label, check);
             }
         }
-        tokio::time::sleep(self.calm(step)).await;
+        self.wait(self.calm(step)).await?;
+        Ok(())
+    }
+
+    /// Sleeps for `d`, acting meanwhile as the workers' service manager: a
+    /// process that exited on its own is restarted after
+    /// [`SUPERVISOR_RESTART_DELAY`], as systemd or Kubernetes would (its
+    /// exit is on record for the checker).
+    async fn wait(&mut self, d: Duration) -> Result<(), String> {
+        let until = tokio::time::Instant::now() + d;
+        loop {
+            self.supervise()?;
+            let now = tokio::time::Instant::now();
+            if now >= until {
+                return Ok(());
+            }
+            tokio::time::sleep((until - now).min(SUPERVISE_EVERY)).await;
+        }
+    }
+
+    fn supervise(&mut self) -> Result<(), String> {
+        for i in 0..self.fleet.procs.len() {
+            if let Some(status) = self.fleet.reap(i) {
+                let at = monotonic_ns();
+                self.act(
+                    at,
+                    None,
+                    Some(i),
+                    MarkKind::Nemesis,
+                    format!("w{i} exited on its own ({status})"),
+                    None,
+                );
+                self.restart_due[i] = Some(tokio::time::Instant::now() + SUPERVISOR_RESTART_DELAY);
+            }
+            let due = self.restart_due[i].is_some_and(|t| t <= tokio::time::Instant::now());
+            if due {
+                self.restart(i)?;
+            }
+        }
         Ok(())
     }
 
     fn restart(&mut self, i: usize) -> Result<(), String> {
+        self.restart_due[i] = None;
+        if self.fleet.procs[i].is_some() {
+            // The supervisor restarted it while a step held it down.
+            return Ok(());
+        }
         let at = monotonic_ns();
         self.fleet.spawn(i)?;
         self.act(
