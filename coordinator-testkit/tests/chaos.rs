@@ -130,6 +130,11 @@ fn the_script_runs_a_seed_and_writes_its_files() {
         "one lane per worker"
     );
     assert!(picture.contains("class=\"term\""), "leadership terms drawn");
+    let log = std::fs::read_to_string(out.join("logs/w0-0.log")).unwrap();
+    assert!(
+        log.contains("coordinator starting"),
+        "each worker process's log is kept: {log:.300}"
+    );
     let _ = std::fs::remove_dir_all(&out);
 }
 

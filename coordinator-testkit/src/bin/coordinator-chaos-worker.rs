@@ -126,6 +126,15 @@ async fn main() -> ExitCode {
 }
 
 async fn run(args: Args) -> Result<(), String> {
+    // The library's own account of the run (its stderr goes to a file per
+    // process under `coordinator-chaos --out`).
+    let filter = tracing_subscriber::EnvFilter::try_from_env("COORDINATOR_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .try_init();
     let options = StoreOptions {
         request_timeout: args.store_timeout,
         max_retries: 2,

@@ -9,7 +9,9 @@
 //!
 //! Prints the report as JSON; with `--out`, writes `report.json`,
 //! `timeline.json`, `timeline.svg` (the picture: `timeline::render_svg`)
-//! and `runlog.json` there. Exit status: 0 no violation,
+//! and `runlog.json` there, and each worker process's log
+//! (`COORDINATOR_LOG=coordinator=info`) in `logs/<worker>-<life>.log`
+//! while it runs. Exit status: 0 no violation,
 //! 1 the run failed, 2 a usage error, 3 a violation.
 //!
 //! `coordinator-chaos --check DIR/runlog.json` checks a stored run again
@@ -90,6 +92,11 @@ fn parse() -> Result<Args, String> {
     }
     config.workers = workers;
     config.broken = broken;
+    if let Some(dir) = &out {
+        let logs = dir.join("logs");
+        std::fs::create_dir_all(&logs).map_err(|e| format!("creating {}: {e}", logs.display()))?;
+        config.log_dir = Some(logs);
+    }
     Ok(Args { config, out })
 }
 

@@ -67,6 +67,10 @@ pub struct ChaosConfig {
     /// Run the queue too (producers, consumers, maintenance; audited at
     /// the end).
     pub queue: bool,
+    /// Each worker process's log (`COORDINATOR_LOG=coordinator=info`) goes
+    /// to `DIR/<worker>-<life>.log`; `None`: to this process's stderr, at
+    /// the worker's default level (warn).
+    pub log_dir: Option<PathBuf>,
 }
 
 pub use crate::wire::short_timings;
@@ -98,6 +102,7 @@ impl ChaosConfig {
             slack: Duration::from_secs(1),
             warmup: Duration::from_secs(6),
             queue: true,
+            log_dir: None,
         }
     }
 
@@ -386,6 +391,7 @@ struct Fleet {
     timings: Vec<String>,
     broken: bool,
     queue: bool,
+    log_dir: Option<PathBuf>,
     procs: Vec<Option<Proc>>,
     readers: Vec<JoinHandle<()>>,
     lives: Arc<Mutex<Vec<Life>>>,
@@ -406,6 +412,7 @@ impl Fleet {
             timings: vec![timings; n],
             broken: config.broken,
             queue: config.queue,
+            log_dir: config.log_dir.clone(),
             procs: (0..n).map(|_| None).collect(),
             readers: Vec::new(),
             lives: Arc::new(Mutex::new(Vec::new())),
@@ -420,8 +427,20 @@ impl Fleet {
             .args(["--namespace", NAMESPACE, "--election", &self.timings[i]])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
             .kill_on_drop(true);
+        match &self.log_dir {
+            Some(dir) => {
+                let path = dir.join(format!("{}-{}.log", worker_id(i), self.next_life[i]));
+                let file = std::fs::File::create(&path)
+                    .map_err(|e| format!("creating the worker log {}: {e}", path.display()))?;
+                command
+                    .stderr(Stdio::from(file))
+                    .env("COORDINATOR_LOG", "coordinator=info");
+            }
+            None => {
+                command.stderr(Stdio::inherit());
+            }
+        }
         if self.queue {
             command.arg("--queue");
         }
