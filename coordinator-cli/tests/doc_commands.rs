@@ -21,12 +21,16 @@ mod common;
 #[path = "../../coordinator-testkit/tests/common/doc_commands.rs"]
 mod doc_commands;
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
+
+use common::worker::{Stderr, Worker};
 
 use doc_commands::{assert_quoted, commands, DocCommand};
+
+/// How long a worker may take to print what a test waits for.
+const WITHIN: Duration = Duration::from_secs(30);
 
 /// The document's command, found by its text.
 fn find(doc: &str, text: &str) -> DocCommand {
@@ -63,56 +67,9 @@ fn shell(text: &str, cwd: &Path) -> (i32, String) {
     (run.code, run.all().replace(&store, "/tmp/coord"))
 }
 
-/// A worker started from a command line; killed when dropped.
-struct Worker {
-    child: Child,
-    lines: std::sync::mpsc::Receiver<String>,
-}
-
-impl Worker {
-    fn start(args: &[&str]) -> Self {
-        let mut child = common::coordinator()
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, lines) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                println!("worker: {line}");
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Worker { child, lines }
-    }
-
-    /// The lines up to and including the first that contains `what`.
-    fn until(&self, what: &str) -> Vec<String> {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let mut seen = Vec::new();
-        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
-            let Ok(line) = self.lines.recv_timeout(left) else {
-                break;
-            };
-            let done = line.contains(what);
-            seen.push(line);
-            if done {
-                return seen;
-            }
-        }
-        panic!("the worker never printed `{what}`: {seen:?}");
-    }
-}
-
-impl Drop for Worker {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// A worker started from a command line.
+fn start(args: &[&str]) -> Worker {
+    Worker::spawn(common::coordinator().args(args), Stderr::Inherit)
 }
 
 #[test]
@@ -138,8 +95,8 @@ fn the_readme_runs_a_worker_and_reads_its_status_through_cargo_run() {
         })
         .collect();
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let w1 = Worker::start(&args);
-    w1.until("leader=w1 epoch=1 is_leader=true");
+    let w1 = start(&args);
+    w1.until("leader=w1 epoch=1 is_leader=true", WITHIN);
     let (code, out) = shell(&status.text, dir.path());
     assert_eq!(code, 0, "`{}`", status.text);
     assert!(out.contains("healthy: w1 leads at epoch 1"), "{out}");
@@ -175,7 +132,7 @@ fn the_metrics_and_healthz_endpoints_print_what_the_readme_quotes() {
     let url = common::file_url(&dir.path().join("coord"));
     // The README's worker serves on 127.0.0.1:9464; this one on a port of
     // its own, whose address its METRICS line gives.
-    let m1 = Worker::start(&[
+    let m1 = start(&[
         "--url",
         &url,
         "--namespace",
@@ -186,7 +143,7 @@ fn the_metrics_and_healthz_endpoints_print_what_the_readme_quotes() {
         "--metrics-addr",
         "127.0.0.1:0",
     ]);
-    let lines = m1.until("is_leader=true");
+    let lines = m1.until("is_leader=true", WITHIN);
     let addr = lines
         .iter()
         .find_map(|l| l.strip_prefix("METRICS http://"))

@@ -4,24 +4,59 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::Stdio;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use common::{coordinator, file_url, files, run};
+use common::worker::{Stderr, Worker};
+use common::{coordinator, file_url, files, run, Run};
 
-/// SIGKILLs a worker the test spawned if the test fails before it ends it
-/// (a no-op once it has exited and been reaped).
-struct KillOnDrop(u32);
+/// How long a worker of these tests may take to lead.
+const LEADS_WITHIN: Duration = Duration::from_secs(15);
 
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            let _ = std::process::Command::new("kill")
-                .args(["-KILL", &self.0.to_string()])
-                .status();
-        }
-    }
+/// Runs `coordinator run --fast` as worker `w1` of namespace `demo` on
+/// `url` to its end (a refusal, in these tests).
+fn run_demo_w1(url: &str) -> Run {
+    run(coordinator().args([
+        "--url",
+        url,
+        "--namespace",
+        "demo",
+        "run",
+        "--worker-id",
+        "w1",
+        "--fast",
+    ]))
+}
+
+/// Writes `DIR/coordinator.toml` for namespace `shop` on the store
+/// `DIR/data` (created), followed by `tables`; returns both paths.
+fn shop_config(dir: &Path, tables: &str) -> (PathBuf, PathBuf) {
+    let config = dir.join("coordinator.toml");
+    let data = dir.join("data");
+    std::fs::create_dir(&data).unwrap();
+    std::fs::write(
+        &config,
+        format!(
+            "url = \"{}\"\nnamespace = \"shop\"\n\n{tables}",
+            file_url(&data)
+        ),
+    )
+    .unwrap();
+    (config, data)
+}
+
+/// Starts `coordinator --config CONFIG run --plugins --fast` as worker `p1`.
+fn plugins_worker(config: &Path, stderr: Stderr) -> Worker {
+    Worker::spawn(
+        coordinator().arg("--config").arg(config).args([
+            "run",
+            "--plugins",
+            "--fast",
+            "--worker-id",
+            "p1",
+        ]),
+        stderr,
+    )
 }
 
 /// Every file under `dir` with its bytes.
@@ -44,16 +79,7 @@ fn a_foreign_lease_is_refused_and_left_alone() {
     std::fs::create_dir_all(lease.parent().unwrap()).unwrap();
     std::fs::write(&lease, FOREIGN).unwrap();
     let before = contents(dir.path());
-    let r = run(coordinator().args([
-        "--url",
-        &file_url(dir.path()),
-        "--namespace",
-        "demo",
-        "run",
-        "--worker-id",
-        "w1",
-        "--fast",
-    ]));
+    let r = run_demo_w1(&file_url(dir.path()));
     assert_eq!(r.code, 1);
     assert!(r.stderr.contains("another implementation"), "{}", r.stderr);
     assert!(r.stderr.contains("nothing written"), "{}", r.stderr);
@@ -93,20 +119,9 @@ async fn a_foreign_lease_on_s3_is_refused_and_left_alone() {
         .iter()
         .any(|(k, _, _)| k == "plg_coordinator_global/demo/state.json"));
     let url2 = url.clone();
-    let r = tokio::task::spawn_blocking(move || {
-        run(coordinator().args([
-            "--url",
-            &url2,
-            "--namespace",
-            "demo",
-            "run",
-            "--worker-id",
-            "w1",
-            "--fast",
-        ]))
-    })
-    .await
-    .unwrap();
+    let r = tokio::task::spawn_blocking(move || run_demo_w1(&url2))
+        .await
+        .unwrap();
     assert_eq!(r.code, 1);
     assert!(r.stderr.contains("another implementation"), "{}", r.stderr);
     assert_eq!(snapshot().await, before, "nothing written");
@@ -115,50 +130,17 @@ async fn a_foreign_lease_on_s3_is_refused_and_left_alone() {
 #[test]
 fn plugins_from_the_config_file_run_where_the_worker_leads() {
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("coordinator.toml");
-    let data = dir.path().join("data");
-    std::fs::create_dir(&data).unwrap();
-    std::fs::write(
-        &config,
-        format!(
-            "url = \"{}\"\nnamespace = \"shop\"\n\n[plugins.queue]\nnames = [\"orders\"]\n\n[plugins.ttl]\nnames = [\"sessions\"]\n",
-            file_url(&data)
-        ),
-    )
-    .unwrap();
-    let mut child = coordinator()
-        .arg("--config")
-        .arg(&config)
-        .args(["run", "--plugins", "--fast", "--worker-id", "p1"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let _guard = KillOnDrop(child.id());
-    let stdout = child.stdout.take().unwrap();
-    let mut lines = BufReader::new(stdout).lines();
-    let deadline = Instant::now() + Duration::from_secs(15);
-    let mut leads = false;
-    while Instant::now() < deadline {
-        let Some(Ok(line)) = lines.next() else { break };
-        println!("{line}");
-        if line.contains("is_leader=true") {
-            leads = true;
-            break;
-        }
-    }
-    assert!(leads, "p1 leads shop");
+    let (config, _data) = shop_config(
+        dir.path(),
+        "[plugins.queue]\nnames = [\"orders\"]\n\n[plugins.ttl]\nnames = [\"sessions\"]\n",
+    );
+    let p1 = plugins_worker(&config, Stderr::Inherit);
+    // p1 leads shop.
+    p1.until("is_leader=true", LEADS_WITHIN);
     // Let the plugins' leader hooks run once.
     std::thread::sleep(Duration::from_millis(500));
-    let status = std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let rest: Vec<String> = lines.map_while(Result::ok).collect();
-    println!("{rest:?}");
+    let rest = p1.stop().stdout;
     assert!(rest.iter().any(|l| l.starts_with("STOPPED worker=p1")));
-    assert!(child.wait().unwrap().success());
     let r = run(coordinator().arg("--config").arg(&config).arg("status"));
     assert_eq!(r.code, 3, "released on SIGTERM");
 }
@@ -177,8 +159,8 @@ fn metrics_and_healthz_endpoints() {
     let dir = tempfile::tempdir().unwrap();
     // A directory that does not exist yet: the worker creates it.
     let store_dir = dir.path().join("new").join("store");
-    let mut child = coordinator()
-        .args([
+    let m1 = Worker::spawn(
+        coordinator().args([
             "--url",
             &file_url(&store_dir),
             "--namespace",
@@ -189,26 +171,16 @@ fn metrics_and_healthz_endpoints() {
             "m1",
             "--metrics-addr",
             "127.0.0.1:0",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let _guard = KillOnDrop(child.id());
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut addr = None;
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while Instant::now() < deadline {
-        let Some(Ok(line)) = lines.next() else { break };
-        println!("{line}");
-        if let Some(rest) = line.strip_prefix("METRICS http://") {
-            addr = rest.split('/').next().map(str::to_owned);
-        }
-        if line.contains("is_leader=true") {
-            break;
-        }
-    }
-    let addr = addr.expect("the METRICS line");
+        ]),
+        Stderr::Inherit,
+    );
+    let addr = m1
+        .until("is_leader=true", LEADS_WITHIN)
+        .iter()
+        .find_map(|l| l.strip_prefix("METRICS http://"))
+        .and_then(|rest| rest.split('/').next())
+        .map(str::to_owned)
+        .expect("the METRICS line");
     // A few renewals (every 200 ms with --fast).
     std::thread::sleep(Duration::from_millis(800));
     let metrics = http_get(&addr, "/metrics");
@@ -242,8 +214,7 @@ fn metrics_and_healthz_endpoints() {
     assert!(health.contains(r#""status":"healthy""#));
     assert!(http_get(&addr, "/nope").starts_with("HTTP/1.1 404"));
     assert!(store_dir.is_dir());
-    child.kill().unwrap();
-    child.wait().unwrap();
+    drop(m1);
 }
 
 /// This test process's CLOCK_MONOTONIC, in nanoseconds.
@@ -258,17 +229,14 @@ fn monotonic_ns() -> u64 {
 fn events_json_lines_carry_the_machines_monotonic_clock() {
     let dir = tempfile::tempdir().unwrap();
     let started = monotonic_ns();
-    let mut child = coordinator()
-        .args(["--url", &file_url(dir.path()), "--namespace", "demo"])
-        .args(["run", "--worker-id", "j1", "--fast", "--events-json"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let _guard = KillOnDrop(child.id());
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut next = || -> serde_json::Value {
-        let line = lines.next().unwrap().unwrap();
+    let j1 = Worker::spawn(
+        coordinator()
+            .args(["--url", &file_url(dir.path()), "--namespace", "demo"])
+            .args(["run", "--worker-id", "j1", "--fast", "--events-json"]),
+        Stderr::Inherit,
+    );
+    let next = || -> serde_json::Value {
+        let line = j1.next_line(LEADS_WITHIN);
         serde_json::from_str(&line).unwrap_or_else(|e| panic!("{line}: {e}"))
     };
     let ready = next();
@@ -281,7 +249,7 @@ fn events_json_lines_carry_the_machines_monotonic_clock() {
         last >= started,
         "ready at {last}, before the launch at {started}"
     );
-    let deadline = Instant::now() + Duration::from_secs(15);
+    let deadline = Instant::now() + LEADS_WITHIN;
     loop {
         assert!(Instant::now() < deadline, "j1 never led");
         let view = next();
@@ -296,17 +264,13 @@ fn events_json_lines_carry_the_machines_monotonic_clock() {
             break;
         }
     }
-    let pid = child.id().to_string();
-    std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap();
+    j1.signal("TERM");
     let stopping = next();
     assert_eq!(stopping["event"], "stopping", "{stopping}");
     let stopped = next();
     assert_eq!(stopped["event"], "stopped", "{stopped}");
     assert!(stopped["mono_ns"].as_u64().unwrap() >= stopping["mono_ns"].as_u64().unwrap());
-    assert!(child.wait().unwrap().success());
+    assert!(j1.wait().status.success());
     assert!(stopped["mono_ns"].as_u64().unwrap() <= monotonic_ns());
 }
 
@@ -317,28 +281,13 @@ fn events_json_lines_carry_the_machines_monotonic_clock() {
 #[test]
 fn run_plugins_follow_their_coordination_mode() {
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("coordinator.toml");
-    let data = dir.path().join("data");
-    std::fs::create_dir(&data).unwrap();
-    std::fs::write(
-        &config,
-        format!(
-            "url = \"{}\"\nnamespace = \"shop\"\n\n[coordinator]\nmode = \"per_plugin\"\n\n[coordinator.plugin_modes]\n\"ttl.sessions\" = \"global\"\n\n[plugins.queue]\nnames = [\"orders\"]\n\n[plugins.ttl]\nnames = [\"sessions\"]\n",
-            file_url(&data)
-        ),
-    )
-    .unwrap();
-    let mut child = coordinator()
-        .arg("--config")
-        .arg(&config)
-        .args(["run", "--plugins", "--fast", "--worker-id", "p1"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let _guard = KillOnDrop(child.id());
+    let (config, data) = shop_config(
+        dir.path(),
+        "[coordinator]\nmode = \"per_plugin\"\n\n[coordinator.plugin_modes]\n\"ttl.sessions\" = \"global\"\n\n[plugins.queue]\nnames = [\"orders\"]\n\n[plugins.ttl]\nnames = [\"sessions\"]\n",
+    );
+    let p1 = plugins_worker(&config, Stderr::Inherit);
     let own = data.join("plg_coordinator_plugin/queue.orders/shop/state.json");
-    let deadline = Instant::now() + Duration::from_secs(15);
+    let deadline = Instant::now() + LEADS_WITHIN;
     let mut held = false;
     while Instant::now() < deadline {
         if let Ok(body) = std::fs::read_to_string(&own) {
@@ -362,49 +311,24 @@ fn run_plugins_follow_their_coordination_mode() {
         files(&data)
     );
     assert!(data.join("plg_coordinator_global/shop/state.json").exists());
-    std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(child.wait().unwrap().success());
+    p1.stop();
 }
 
 /// Runs a worker until it leads, stops it with SIGTERM and returns its
 /// stderr.
 fn stderr_of_a_worker(log: Option<&str>) -> String {
-    use std::io::Read;
     let dir = tempfile::tempdir().unwrap();
     let mut command = coordinator();
     command
         .args(["--url", &file_url(dir.path()), "--namespace", "demo"])
         .args(["run", "--fast", "--worker-id", "l1"])
-        .env_remove("RUST_LOG")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+        .env_remove("RUST_LOG");
     if let Some(log) = log {
         command.env("COORDINATOR_LOG", log);
     }
-    let mut child = command.spawn().unwrap();
-    let _guard = KillOnDrop(child.id());
-    let mut stderr = child.stderr.take().unwrap();
-    let reader = std::thread::spawn(move || {
-        let mut text = String::new();
-        stderr.read_to_string(&mut text).unwrap();
-        text
-    });
-    let lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    for line in lines.map_while(Result::ok) {
-        if line.contains("is_leader=true") {
-            std::process::Command::new("kill")
-                .args(["-TERM", &child.id().to_string()])
-                .status()
-                .unwrap();
-        }
-    }
-    assert!(child.wait().unwrap().success());
-    let text = reader.join().unwrap();
-    println!("--- stderr\n{text}");
-    text
+    let l1 = Worker::spawn(&mut command, Stderr::Capture);
+    l1.until("is_leader=true", LEADS_WITHIN);
+    l1.stop().stderr
 }
 
 #[test]
@@ -432,36 +356,14 @@ fn coordinator_log_shows_the_runtimes_log_lines_on_stderr() {
 /// stderr at start, and the scheduler gets no election of its own.
 #[test]
 fn run_plugins_does_not_attach_schedulers_and_says_why() {
-    use std::io::Read;
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("coordinator.toml");
-    let data = dir.path().join("data");
-    std::fs::create_dir(&data).unwrap();
-    std::fs::write(
-        &config,
-        format!(
-            "url = \"{}\"\nnamespace = \"shop\"\n\n[coordinator]\nmode = \"per_plugin\"\n\n[plugins.queue]\nnames = [\"orders\"]\n\n[plugins.scheduler]\nnames = [\"cron\"]\n",
-            file_url(&data)
-        ),
-    )
-    .unwrap();
-    let mut child = coordinator()
-        .arg("--config")
-        .arg(&config)
-        .args(["run", "--plugins", "--fast", "--worker-id", "p1"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let _guard = KillOnDrop(child.id());
-    let mut stderr = child.stderr.take().unwrap();
-    let reader = std::thread::spawn(move || {
-        let mut text = String::new();
-        stderr.read_to_string(&mut text).unwrap();
-        text
-    });
+    let (config, data) = shop_config(
+        dir.path(),
+        "[coordinator]\nmode = \"per_plugin\"\n\n[plugins.queue]\nnames = [\"orders\"]\n\n[plugins.scheduler]\nnames = [\"cron\"]\n",
+    );
+    let p1 = plugins_worker(&config, Stderr::Capture);
     let queue = data.join("plg_coordinator_plugin/queue.orders/shop/state.json");
-    let deadline = Instant::now() + Duration::from_secs(15);
+    let deadline = Instant::now() + LEADS_WITHIN;
     while !queue.exists() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -474,13 +376,7 @@ fn run_plugins_does_not_attach_schedulers_and_says_why() {
         "{:?}",
         files(&data)
     );
-    std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(child.wait().unwrap().success());
-    let stderr = reader.join().unwrap();
-    println!("--- stderr\n{stderr}");
+    let stderr = p1.stop().stderr;
     assert!(
         stderr.contains(
             "coordinator: run --plugins: scheduler `cron` not attached: its job handlers are \

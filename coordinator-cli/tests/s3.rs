@@ -6,15 +6,14 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use common::worker::{Stderr, Worker};
 use common::{coordinator, run};
 
-fn start(url: &str, id: &str) -> (Child, std::sync::mpsc::Receiver<String>) {
-    let mut child = coordinator()
-        .args([
+fn start(url: &str, id: &str) -> Worker {
+    Worker::spawn(
+        coordinator().args([
             "--url",
             url,
             "--namespace",
@@ -23,40 +22,9 @@ fn start(url: &str, id: &str) -> (Child, std::sync::mpsc::Receiver<String>) {
             "--fast",
             "--worker-id",
             id,
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    (child, rx)
-}
-
-/// Kills the workers if the test fails half-way (no orphan processes).
-struct Workers(Vec<Child>);
-
-impl Drop for Workers {
-    fn drop(&mut self) {
-        for child in &mut self.0 {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-fn term(child: &mut Child) {
-    let _ = std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
-    let _ = child.wait();
+        ]),
+        Stderr::Inherit,
+    )
 }
 
 #[test]
@@ -69,20 +37,9 @@ fn run_status_watch_and_diagnose_on_s3() {
         common::s3_bucket(),
         common::unique("s3")
     );
-    let (w1, lines) = start(&url, "s1");
-    let mut workers = Workers(vec![w1]);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let line = lines
-            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-            .expect("s1 leads within 20 s");
-        println!("[s1] {line}");
-        if line.contains("is_leader=true") {
-            break;
-        }
-    }
-    let (w2, _lines2) = start(&url, "s2");
-    workers.0.push(w2);
+    let s1 = start(&url, "s1");
+    s1.until("is_leader=true", Duration::from_secs(20));
+    let s2 = start(&url, "s2");
     std::thread::sleep(Duration::from_millis(1500));
 
     let r = run(coordinator().args(["--url", &url, "--namespace", "demo", "--json", "status"]));
@@ -146,8 +103,9 @@ fn run_status_watch_and_diagnose_on_s3() {
     assert_eq!(r.code, 1);
     assert!(r.stderr.contains("does not exist"), "{}", r.stderr);
 
-    for child in &mut workers.0 {
-        term(child);
+    for worker in [s1, s2] {
+        worker.signal("TERM");
+        worker.wait();
     }
     let r = run(coordinator().args(["--url", &url, "--namespace", "demo", "status"]));
     assert_eq!(r.code, 3, "both released");

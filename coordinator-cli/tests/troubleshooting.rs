@@ -18,6 +18,9 @@
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
+// For its `…` wildcard, shared with the doc-command tests.
+#[path = "../../coordinator-testkit/tests/common/doc_commands.rs"]
+mod doc_commands;
 mod guide;
 
 use std::collections::BTreeSet;
@@ -25,9 +28,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use coordinator_store::LeaseStore;
-use guide::{
-    blocks, collect_logs, local_store, logs, matches, pause, registry, runtime, Scenario, GUIDE,
-};
+use doc_commands::wildcard_matches;
+use guide::{blocks, collect_logs, local_store, logs, pause, registry, runtime, Scenario, GUIDE};
 
 const TESTED: [&str; 18] = [
     "no_leader",
@@ -61,14 +63,14 @@ fn every_block_has_a_test_and_every_test_a_block() {
 
 #[test]
 fn the_wildcard_matches_only_what_it_should() {
-    assert!(matches("a … c", "a b c"));
-    assert!(matches("a…", "abc"));
-    assert!(matches("…c", "abc"));
-    assert!(matches("abc", "abc"));
-    assert!(!matches("abc", "abcd"));
-    assert!(!matches("a … c", "a b d"));
-    assert!(!matches("a…b…c", "a c b"));
-    assert!(!matches("ab…ba", "aba"));
+    assert!(wildcard_matches("a … c", "a b c"));
+    assert!(wildcard_matches("a…", "abc"));
+    assert!(wildcard_matches("…c", "abc"));
+    assert!(wildcard_matches("abc", "abc"));
+    assert!(!wildcard_matches("abc", "abcd"));
+    assert!(!wildcard_matches("a … c", "a b d"));
+    assert!(!wildcard_matches("a…b…c", "a c b"));
+    assert!(!wildcard_matches("ab…ba", "aba"));
 }
 
 #[test]

@@ -12,13 +12,12 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{clock, registry, standalone, virtual_store};
+use common::{clock, lead_standalone, registry, standalone, virtual_store, A_DAY};
 use coordinator_core::{Keys, Namespace};
 use coordinator_plugins::queue::{FailOutcome, Queue, QueueConfig};
 use coordinator_plugins::scheduler::{JobContext, JobError, JobSpec, Scheduler};
 use coordinator_plugins::ttl::{Expiry, ExpiryAction, Ttl, TtlConfig};
 use coordinator_plugins::RetryPolicy;
-use coordinator_runtime::CoordinatorPlugin;
 use coordinator_store::{LeaseStore, LeaseStoreExt};
 
 const ARCHITECTURE: &str = include_str!("../../docs/architecture.md");
@@ -188,16 +187,7 @@ async fn every_listed_pattern_is_written_and_every_object_is_listed() {
         .unwrap();
     scheduler.run_now("tick").await.unwrap();
     seen.extend(keys(store.as_ref()).await);
-    let plugin = scheduler.plugin();
-    plugin
-        .on_become_coordinator(standalone(
-            2,
-            store.clone(),
-            &clock,
-            Duration::from_secs(86_400),
-        ))
-        .await
-        .unwrap();
+    let _plugin = lead_standalone(&scheduler, 2, store.clone(), &clock, A_DAY).await;
     tokio::time::sleep(Duration::from_secs(15)).await;
     seen.extend(keys(store.as_ref()).await);
 

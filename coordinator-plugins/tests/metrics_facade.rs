@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use common::{clock, registry, standalone, virtual_store};
+use common::{clock, lead_standalone, registry, standalone, virtual_store, A_DAY};
 use coordinator_plugins::queue::{Queue, QueueConfig};
 use coordinator_plugins::scheduler::{JobContext, JobError, JobSpec, MissedRunPolicy, Scheduler};
 use coordinator_plugins::ttl::{Expiry, Ttl, TtlConfig};
@@ -196,16 +196,7 @@ async fn scheduler_runs_and_skips_move_their_counters() {
     // No leader for five minutes: `bad`'s missed slots are skipped when
     // one starts (`ok` runs its newest missed slot once).
     tokio::time::sleep(Duration::from_secs(5 * 60)).await;
-    let plugin_part = scheduler.plugin();
-    plugin_part
-        .on_become_coordinator(standalone(
-            1,
-            store.clone(),
-            &clock,
-            Duration::from_secs(86_400),
-        ))
-        .await
-        .unwrap();
+    let plugin_part = lead_standalone(&scheduler, 1, store.clone(), &clock, A_DAY).await;
     tokio::time::sleep(Duration::from_secs(3 * 60 + 30)).await;
     assert_eq!(count("coordinator_scheduler_missed_skipped_total"), 1);
     let started = count("coordinator_scheduler_runs_started_total");

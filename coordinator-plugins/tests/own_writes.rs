@@ -9,7 +9,7 @@ mod common;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{clock, registry, standalone, virtual_store, LandsThrottled};
+use common::{clock, lead_standalone, registry, standalone, virtual_store, LandsThrottled, A_DAY};
 use coordinator_plugins::queue::{Queue, QueueConfig, QueueError};
 use coordinator_plugins::scheduler::{JobContext, JobError, JobSpec, RunOutcome, Scheduler};
 use coordinator_plugins::RetryPolicy;
@@ -134,11 +134,7 @@ async fn a_slot_claimed_under_a_throttled_answer_still_runs_once() {
         .unwrap();
     // The first slot's claim lands, and is answered `Throttled`.
     store.arm("/slots/", 1);
-    let plugin = scheduler.plugin();
-    plugin
-        .on_become_coordinator(standalone(1, shared, &clock, Duration::from_secs(86_400)))
-        .await
-        .unwrap();
+    let plugin = lead_standalone(&scheduler, 1, shared, &clock, A_DAY).await;
     tokio::time::sleep(Duration::from_secs(3 * 60 + 30)).await;
     assert_eq!(store.hits(), 1);
     let slots = runs.lock().unwrap().clone();
@@ -223,16 +219,14 @@ async fn a_take_over_that_landed_under_a_throttled_answer_runs_its_attempt() {
         .await
         .unwrap();
     let first = (common::T0 / 60_000 + 1) * 60_000;
-    let term1 = scheduler.plugin();
-    term1
-        .on_become_coordinator(standalone(
-            1,
-            shared.clone(),
-            &clock,
-            Duration::from_secs(50),
-        ))
-        .await
-        .unwrap();
+    let term1 = lead_standalone(
+        &scheduler,
+        1,
+        shared.clone(),
+        &clock,
+        Duration::from_secs(50),
+    )
+    .await;
     tokio::time::sleep(Duration::from_secs(50)).await;
     term1
         .on_stop_being_coordinator(StepDownReason::Stopping)
@@ -242,11 +236,7 @@ async fn a_take_over_that_landed_under_a_throttled_answer_runs_its_attempt() {
     // The next term takes the slot over once its lease lapsed; that write
     // lands and is answered `Throttled`.
     store.arm(&format!("/s{first:015}.json"), 1);
-    let term2 = scheduler.plugin();
-    term2
-        .on_become_coordinator(standalone(2, shared, &clock, Duration::from_secs(86_400)))
-        .await
-        .unwrap();
+    let term2 = lead_standalone(&scheduler, 2, shared, &clock, A_DAY).await;
     tokio::time::sleep(Duration::from_secs(150)).await;
     assert_eq!(store.hits(), 1, "the take-over landed");
     let first_runs: Vec<_> = runs
@@ -307,11 +297,7 @@ async fn a_renewal_that_landed_under_a_throttled_answer_keeps_the_run() {
         .add(JobSpec::new("slow", "0 * * * *"))
         .await
         .unwrap();
-    let plugin = scheduler.plugin();
-    plugin
-        .on_become_coordinator(standalone(1, shared, &clock, Duration::from_secs(86_400)))
-        .await
-        .unwrap();
+    let plugin = lead_standalone(&scheduler, 1, shared, &clock, A_DAY).await;
     tokio::time::sleep(Duration::from_secs(3600)).await;
     assert_eq!(store.hits(), 1, "a renewal landed under a throttled answer");
     assert_eq!(runs.lock().unwrap().len(), 1, "one run, one attempt");

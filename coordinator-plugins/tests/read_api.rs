@@ -7,7 +7,7 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{clock, registry, standalone, virtual_store};
+use common::{clock, lead_standalone, registry, standalone, virtual_store, A_DAY};
 use coordinator_plugins::scheduler::{JobContext, JobError, JobSpec, RunOutcome, Scheduler};
 use coordinator_plugins::ttl::{Expiry, Ttl, TtlBacklog, TtlConfig};
 use coordinator_runtime::{Clock, CoordinatorPlugin, StepDownReason};
@@ -43,16 +43,7 @@ async fn job_states_show_the_next_run_and_the_last_outcome() {
     assert_eq!(tick.next_run_unix_ms, Some(next_slot(clock.unix_ms())));
     assert_eq!(tick.last_run, None, "never ran");
 
-    let plugin = scheduler.plugin();
-    plugin
-        .on_become_coordinator(standalone(
-            1,
-            store.clone(),
-            &clock,
-            Duration::from_secs(86_400),
-        ))
-        .await
-        .unwrap();
+    let plugin = lead_standalone(&scheduler, 1, store.clone(), &clock, A_DAY).await;
     tokio::time::sleep(Duration::from_secs(11 * 60)).await;
     let states = scheduler.job_states().await.unwrap();
     let tick = &states[1];

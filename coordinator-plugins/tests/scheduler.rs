@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{clock, registry, standalone, virtual_store, TestRng, T0};
+use common::{clock, lead_standalone, registry, virtual_store, TestRng, A_DAY, T0};
 use coordinator_plugins::scheduler::{
     Delivery, JobContext, JobError, JobSpec, MissedRunPolicy, RunOutcome, Schedule, Scheduler,
     SchedulerConfig,
@@ -108,16 +108,7 @@ async fn runs_each_slot_serves_run_now_and_honours_disable() {
             .is_err(),
         "exists"
     );
-    let plugin = scheduler.plugin();
-    plugin
-        .on_become_coordinator(standalone(
-            1,
-            store.clone(),
-            &clock,
-            Duration::from_secs(86_400),
-        ))
-        .await
-        .unwrap();
+    let plugin = lead_standalone(&scheduler, 1, store.clone(), &clock, A_DAY).await;
     tokio::time::sleep(Duration::from_secs(5 * 60)).await;
     let slots: Vec<u64> = runs.lock().unwrap().iter().filter_map(|r| r.0).collect();
     assert_eq!(slots.len(), 5, "{slots:?}");
@@ -186,16 +177,7 @@ async fn timeout_really_cancels_and_retries_back_off() {
         )
         .await
         .unwrap();
-    let plugin = scheduler.plugin();
-    plugin
-        .on_become_coordinator(standalone(
-            1,
-            store.clone(),
-            &clock,
-            Duration::from_secs(86_400),
-        ))
-        .await
-        .unwrap();
+    let plugin = lead_standalone(&scheduler, 1, store.clone(), &clock, A_DAY).await;
     tokio::time::sleep(Duration::from_secs(3600)).await;
     assert_eq!(
         *finished.lock().unwrap(),
@@ -261,17 +243,15 @@ async fn missed_runs_run_once_or_skip_and_cut_short_runs_follow_delivery() {
             .await
             .unwrap();
         // Leader 1 runs the 01:00-ish slot and dies 10 minutes later.
-        let first = scheduler.plugin();
         let until_first_slot = 3_600_000 - (T0 % 3_600_000);
-        first
-            .on_become_coordinator(standalone(
-                1,
-                store.clone(),
-                &clock,
-                Duration::from_millis(until_first_slot + 600_000),
-            ))
-            .await
-            .unwrap();
+        let first = lead_standalone(
+            &scheduler,
+            1,
+            store.clone(),
+            &clock,
+            Duration::from_millis(until_first_slot + 600_000),
+        )
+        .await;
         tokio::time::sleep(Duration::from_millis(until_first_slot + 600_000)).await;
         first
             .on_stop_being_coordinator(StepDownReason::RenewDeadlineExceeded)
@@ -280,16 +260,7 @@ async fn missed_runs_run_once_or_skip_and_cut_short_runs_follow_delivery() {
         assert_eq!(runs.lock().unwrap().len(), 1);
         // Nobody leads for 3 hours; then leader 2.
         tokio::time::sleep(Duration::from_secs(3 * 3600)).await;
-        let second = scheduler.plugin();
-        second
-            .on_become_coordinator(standalone(
-                2,
-                store.clone(),
-                &clock,
-                Duration::from_secs(86_400),
-            ))
-            .await
-            .unwrap();
+        let second = lead_standalone(&scheduler, 2, store.clone(), &clock, A_DAY).await;
         tokio::time::sleep(Duration::from_secs(120)).await;
         let later: Vec<_> = runs.lock().unwrap()[1..].to_vec();
         let history = scheduler.history("h", 100).await.unwrap();

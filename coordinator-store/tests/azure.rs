@@ -21,12 +21,14 @@ mod common;
 use std::time::Instant;
 
 use common::{emulator_options as azurite_options, say, unique, Emulator};
-use coordinator_store::conformance::{self, RaceReport, SuiteOptions, VersionScheme};
+use coordinator_store::conformance::{self, SuiteOptions, VersionScheme};
 use coordinator_store::{open_with, LeaseStoreExt, StoreError, PROBE_PREFIX};
 
 const AZURITE: Emulator = Emulator {
     name: "Azurite",
     backend: "Azure",
+    store_backend: "azure",
+    linearizable: true,
     endpoint_var: "COORD_AZURE_ENDPOINT",
     require_var: "COORD_REQUIRE_AZURE",
     bucket_var: "COORD_AZURE_CONTAINER",
@@ -43,13 +45,6 @@ fn container() -> String {
 
 fn azure_url(endpoint: &str, container: &str, prefix: &str) -> String {
     format!("az://{container}/{prefix}?endpoint={endpoint}")
-}
-
-fn report(case: &str, report: RaceReport) {
-    say(format!(
-        "{case} on Azurite: {} of {} rounds had several winners",
-        report.rounds_with_several_winners, report.rounds
-    ));
 }
 
 /// The whole conformance suite, the races with exactly one winner
@@ -88,7 +83,7 @@ async fn conformance_suite_on_azurite() {
         list_keys: 2_500,
         contenders: 20,
         rounds: 0,
-        expect_linearizable: true,
+        expect_linearizable: AZURITE.linearizable,
         versions: VersionScheme::UniquePerWrite,
     };
     let started = Instant::now();
@@ -99,15 +94,7 @@ async fn conformance_suite_on_azurite() {
     ));
     // Exactly one winner per round is required: Azurite serialises
     // conditional writes (unlike moto).
-    let started = Instant::now();
-    let cas = conformance::concurrent_compare_and_swap(store.clone(), "races", 20, 10, true).await;
-    report("concurrent_compare_and_swap", cas);
-    let create = conformance::concurrent_create(store, "races", 20, 10, true).await;
-    report("concurrent_create", create);
-    say(format!(
-        "races on Azurite (20 contenders x 10 rounds, twice): {:?}",
-        started.elapsed()
-    ));
+    AZURITE.races(store, 20, 10).await;
 }
 
 /// Azure's conditional delete (`Delete Blob` with `If-Match`, SharedKey
@@ -121,47 +108,11 @@ async fn conditional_delete_on_azurite() {
     };
     let url = azure_url(&endpoint, &container(), &unique("cdelete"));
     let store = open_with(&url, azurite_options()).await.unwrap();
-    assert!(store.capabilities().conditional_delete);
     assert!(
         store.list(PROBE_PREFIX).await.unwrap().is_empty(),
         "the probes of open() delete their objects"
     );
-
-    let first = store.create("q/msg.json", "1".into()).await.unwrap();
-    let second = store
-        .compare_and_swap("q/msg.json", &first.version, "2".into())
-        .await
-        .unwrap();
-    let err = store
-        .delete_if_version("q/msg.json", &first.version)
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(&err, StoreError::Conflict { key, backend: "azure" } if key == "q/msg.json"),
-        "{err:?}"
-    );
-    let kept = store.get("q/msg.json").await.unwrap().unwrap();
-    assert_eq!(
-        (kept.body.as_ref(), &kept.version),
-        (&b"2"[..], &second.version),
-        "a refused conditional delete leaves the blob alone"
-    );
-    // A listing's ETag is unquoted, a write's quoted: both name the blob.
-    let listed = store.list("q").await.unwrap();
-    assert_eq!(listed.len(), 1);
-    store
-        .delete_if_version("q/msg.json", &listed[0].version)
-        .await
-        .unwrap();
-    assert!(store.get("q/msg.json").await.unwrap().is_none());
-    let err = store
-        .delete_if_version("q/msg.json", &second.version)
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(err, StoreError::Conflict { .. }),
-        "a missing blob (404 BlobNotFound) is a conflict: {err:?}"
-    );
+    AZURITE.conditional_delete(store.as_ref()).await;
 
     // Keys with characters that need escaping in a URL path.
     let key = "q/a b+c%d/é.json";

@@ -27,7 +27,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{emulator_options as moto_options, say, unique, Emulator};
-use coordinator_store::conformance::{self, RaceReport, SuiteOptions, VersionScheme};
+use coordinator_store::conformance::{self, SuiteOptions, VersionScheme};
 use coordinator_store::{
     open, open_unprobed, open_unprobed_with, open_with, probe_cas, LeaseStore, LeaseStoreExt,
     StoreError, StoreOptions, PROBE_PREFIX,
@@ -36,6 +36,8 @@ use coordinator_store::{
 const MOTO: Emulator = Emulator {
     name: "moto",
     backend: "S3",
+    store_backend: "s3",
+    linearizable: false,
     endpoint_var: "COORD_S3_ENDPOINT",
     require_var: "COORD_REQUIRE_S3",
     bucket_var: "COORD_S3_BUCKET",
@@ -59,22 +61,6 @@ fn env_usize(name: &str, default: usize) -> usize {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
-}
-
-fn report(case: &str, report: RaceReport) {
-    if report.rounds_with_several_winners > 0 {
-        say(format!(
-            "*** {case} on moto: {} of {} rounds had several winners. That is moto (its \
-             conditional PUT is a check-then-write without a lock), not our code; real S3 \
-             and our memory and local stores allow exactly one. ***",
-            report.rounds_with_several_winners, report.rounds
-        ));
-    } else {
-        say(format!(
-            "{case} on moto: exactly one winner in each of {} rounds",
-            report.rounds
-        ));
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -107,7 +93,7 @@ async fn conformance_suite_on_moto() {
         list_keys: 2_500,
         contenders: 10,
         rounds: 0,
-        expect_linearizable: false,
+        expect_linearizable: MOTO.linearizable,
         versions: VersionScheme::ContentDigest,
     };
     let started = Instant::now();
@@ -123,17 +109,7 @@ async fn conformance_suite_on_moto() {
     // moto's double winners.
     let contenders = env_usize("COORD_S3_CONTENDERS", 20);
     let rounds = env_usize("COORD_S3_ROUNDS", 10);
-    let started = Instant::now();
-    let cas =
-        conformance::concurrent_compare_and_swap(store.clone(), "races", contenders, rounds, false)
-            .await;
-    report("concurrent_compare_and_swap", cas);
-    let create = conformance::concurrent_create(store, "races", contenders, rounds, false).await;
-    report("concurrent_create", create);
-    say(format!(
-        "races on moto ({contenders} contenders x {rounds} rounds, twice): {:?}",
-        started.elapsed()
-    ));
+    MOTO.races(store, contenders, rounds).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -246,40 +222,7 @@ async fn conditional_delete_on_moto() {
     };
     let url = s3_url(&endpoint, &bucket(), &unique("cdelete"));
     let store = open_with(&url, moto_options()).await.unwrap();
-    assert!(store.capabilities().conditional_delete);
-
-    let first = store.create("q/msg.json", "1".into()).await.unwrap();
-    let second = store
-        .compare_and_swap("q/msg.json", &first.version, "2".into())
-        .await
-        .unwrap();
-    let err = store
-        .delete_if_version("q/msg.json", &first.version)
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(&err, StoreError::Conflict { key, backend: "s3" } if key == "q/msg.json"),
-        "{err:?}"
-    );
-    let kept = store.get("q/msg.json").await.unwrap().unwrap();
-    assert_eq!(
-        (kept.body.as_ref(), &kept.version),
-        (&b"2"[..], &second.version),
-        "a refused conditional delete leaves the object alone"
-    );
-    store
-        .delete_if_version("q/msg.json", &second.version)
-        .await
-        .unwrap();
-    assert!(store.get("q/msg.json").await.unwrap().is_none());
-    let err = store
-        .delete_if_version("q/msg.json", &second.version)
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(err, StoreError::Conflict { .. }),
-        "a missing object (404 NoSuchKey) is a conflict: {err:?}"
-    );
+    MOTO.conditional_delete(store.as_ref()).await;
 
     let unprobed = open_unprobed(&url).await.unwrap();
     assert!(!unprobed.capabilities().conditional_delete);

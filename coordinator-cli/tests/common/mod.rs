@@ -1,5 +1,8 @@
-//! Running the real `coordinator` binary.
+//! Running the real `coordinator` binary: a command to completion
+//! ([`run`]) or a worker until the test stops it ([`worker`]).
 #![allow(dead_code, unreachable_pub)]
+
+pub mod worker;
 
 use std::path::Path;
 use std::process::{Command, Output};

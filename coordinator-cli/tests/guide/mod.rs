@@ -1,6 +1,7 @@
-//! The harness of `troubleshooting.rs`: the guide's quoted blocks, the
-//! `…` wildcard, scenarios (a store directory, `coordinator run` workers,
-//! the library's log lines) and the check that runs a block against one.
+//! The harness of `troubleshooting.rs`: the guide's quoted blocks,
+//! scenarios (a store directory, `coordinator run` workers, the library's
+//! log lines) and the check that runs a block against one (its `…`
+//! wildcard is the doc-command tests' `wildcard_matches`).
 #![allow(dead_code, unreachable_pub)]
 
 use std::io::{BufRead, BufReader, Write};
@@ -13,6 +14,7 @@ use coordinator_runtime::{CoordinatorConfig, CoordinatorRegistry};
 use coordinator_store::LeaseStore;
 
 use crate::common::{self, coordinator, file_url};
+use crate::doc_commands::wildcard_matches;
 
 pub const GUIDE: &str = include_str!("../../../docs/troubleshooting.md");
 
@@ -41,29 +43,6 @@ pub fn blocks() -> Vec<(String, Vec<String>)> {
         out.push((name.to_owned(), body));
     }
     out
-}
-
-/// Does `actual` match `expected`, where `…` in `expected` stands for any text?
-pub fn matches(expected: &str, actual: &str) -> bool {
-    let pieces: Vec<&str> = expected.split('…').collect();
-    if pieces.len() == 1 {
-        return actual == expected;
-    }
-    let (first, last) = (pieces[0], pieces[pieces.len() - 1]);
-    if actual.len() < first.len() + last.len()
-        || !actual.starts_with(first)
-        || !actual.ends_with(last)
-    {
-        return false;
-    }
-    let mut rest = &actual[first.len()..actual.len() - last.len()];
-    for piece in &pieces[1..pieces.len() - 1] {
-        match rest.find(piece) {
-            Some(at) => rest = &rest[at + piece.len()..],
-            None => return false,
-        }
-    }
-    true
 }
 
 /// A scenario: where its store is, and what it printed on its own.
@@ -179,7 +158,10 @@ impl Scenario {
             if line.trim().is_empty() {
                 continue;
             }
-            if !seen.iter().any(|actual| matches(&line, actual.trim_end())) {
+            if !seen
+                .iter()
+                .any(|actual| wildcard_matches(&line, actual.trim_end()))
+            {
                 missing.push(format!("{context}: {line}"));
             }
         }

@@ -11,8 +11,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use coordinator_core::{Namespace, SplitMix64, WorkerId};
+use coordinator_plugins::scheduler::{Scheduler, SchedulerPlugin};
 use coordinator_runtime::{
-    Clock, CoordinatorConfig, CoordinatorRegistry, LeaderContext, TokioClock,
+    Clock, CoordinatorConfig, CoordinatorPlugin, CoordinatorRegistry, LeaderContext, TokioClock,
 };
 use coordinator_store::{LeaseStore, MemoryStore};
 
@@ -47,6 +48,27 @@ pub fn standalone(
         clock.clone(),
         deadline,
     )
+}
+
+/// A day: long enough for any leader term of these tests.
+pub const A_DAY: Duration = Duration::from_secs(86_400);
+
+/// `scheduler`'s leader part, started as leader at `epoch` for `for_`
+/// outside any election (a [`standalone`] context), as a worker's
+/// coordinator starts it when it wins.
+pub async fn lead_standalone(
+    scheduler: &Scheduler,
+    epoch: u64,
+    store: Arc<dyn LeaseStore>,
+    clock: &Arc<TokioClock>,
+    for_: Duration,
+) -> SchedulerPlugin {
+    let plugin = scheduler.plugin();
+    plugin
+        .on_become_coordinator(standalone(epoch, store, clock, for_))
+        .await
+        .unwrap();
+    plugin
 }
 
 pub fn seed_of(id: &str) -> u64 {

@@ -4,11 +4,18 @@
 //! test says `SKIPPED` on stderr and passes, unless the server's
 //! `COORD_REQUIRE_*` variable is `1` (set by `scripts/test` under CI), when
 //! it fails: CI must never pass with these tests skipped.
+//!
+//! Beyond the conformance suite, both run the same cases of their own
+//! here: the races, with the winners reported where they are seen
+//! ([`Emulator::races`]), and conditional delete through a store from
+//! `open()` ([`Emulator::conditional_delete`]).
 
 use std::io::Write;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use coordinator_store::StoreOptions;
+use coordinator_store::conformance::{self, RaceReport};
+use coordinator_store::{LeaseStore, LeaseStoreExt, StoreError, StoreOptions};
 
 /// An emulator the tests run against.
 pub(crate) struct Emulator {
@@ -16,6 +23,12 @@ pub(crate) struct Emulator {
     pub(crate) name: &'static str,
     /// The backend whose tests need it, in messages: `S3`, `Azure`.
     pub(crate) backend: &'static str,
+    /// What its stores' `LeaseStore::backend` says: `s3`, `azure`.
+    pub(crate) store_backend: &'static str,
+    /// Whether a race of conditional writes has exactly one winner on it.
+    /// False for moto, whose conditional PUT is a check-then-write without
+    /// a lock: its double winners are reported, loudly, not failed.
+    pub(crate) linearizable: bool,
     /// The variable that holds its endpoint.
     pub(crate) endpoint_var: &'static str,
     /// The variable that turns a missing endpoint into a failure.
@@ -54,6 +67,100 @@ impl Emulator {
     /// The bucket (or container) the tests write under.
     pub(crate) fn bucket(&self) -> String {
         std::env::var(self.bucket_var).unwrap_or_else(|_| "coordinator-test".to_owned())
+    }
+
+    /// The conformance suite's two races (compare-and-swap on one key,
+    /// create of one fresh key) on `store`, under the prefix `races`, each
+    /// reported on stderr with the time both took. Exactly one winner per
+    /// round is required where the emulator is [`linearizable`]; elsewhere
+    /// several winners are counted and said to be the emulator's.
+    ///
+    /// [`linearizable`]: Emulator::linearizable
+    pub(crate) async fn races(&self, store: Arc<dyn LeaseStore>, contenders: usize, rounds: usize) {
+        let started = Instant::now();
+        let cas = conformance::concurrent_compare_and_swap(
+            store.clone(),
+            "races",
+            contenders,
+            rounds,
+            self.linearizable,
+        )
+        .await;
+        self.report("concurrent_compare_and_swap", cas);
+        let create =
+            conformance::concurrent_create(store, "races", contenders, rounds, self.linearizable)
+                .await;
+        self.report("concurrent_create", create);
+        say(format!(
+            "races on {} ({contenders} contenders x {rounds} rounds, twice): {:?}",
+            self.name,
+            started.elapsed()
+        ));
+    }
+
+    fn report(&self, case: &str, report: RaceReport) {
+        if report.rounds_with_several_winners > 0 {
+            say(format!(
+                "*** {case} on {}: {} of {} rounds had several winners. That is {} (its \
+                 conditional PUT is a check-then-write without a lock), not our code; real {} \
+                 and our memory and local stores allow exactly one. ***",
+                self.name,
+                report.rounds_with_several_winners,
+                report.rounds,
+                self.name,
+                self.backend
+            ));
+        } else {
+            say(format!(
+                "{case} on {}: exactly one winner in each of {} rounds",
+                self.name, report.rounds
+            ));
+        }
+    }
+
+    /// Conditional delete on a store from `open()` whose probe turned it
+    /// on: a stale version is refused (a `Conflict` naming the key and the
+    /// backend) and deletes nothing, the current version as a listing gives
+    /// it deletes, and a missing object is a conflict.
+    pub(crate) async fn conditional_delete(&self, store: &dyn LeaseStore) {
+        assert!(store.capabilities().conditional_delete);
+        let first = store.create("q/msg.json", "1".into()).await.unwrap();
+        let second = store
+            .compare_and_swap("q/msg.json", &first.version, "2".into())
+            .await
+            .unwrap();
+        let err = store
+            .delete_if_version("q/msg.json", &first.version)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, StoreError::Conflict { key, backend } if key == "q/msg.json" && *backend == self.store_backend),
+            "{err:?}"
+        );
+        let kept = store.get("q/msg.json").await.unwrap().unwrap();
+        assert_eq!(
+            (kept.body.as_ref(), &kept.version),
+            (&b"2"[..], &second.version),
+            "a refused conditional delete leaves the object alone"
+        );
+        // A listing's version is the write's (Azure lists an ETag
+        // unquoted, a write returns it quoted): either deletes.
+        let listed = store.list("q").await.unwrap();
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0].version, second.version);
+        store
+            .delete_if_version("q/msg.json", &listed[0].version)
+            .await
+            .unwrap();
+        assert!(store.get("q/msg.json").await.unwrap().is_none());
+        let err = store
+            .delete_if_version("q/msg.json", &second.version)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, StoreError::Conflict { .. }),
+            "a missing object (404 NoSuchKey, BlobNotFound) is a conflict: {err:?}"
+        );
     }
 }
 

@@ -1,15 +1,16 @@
 //! The shell commands a markdown document shows, read from the document so
 //! that a test runs them as written and the document cannot drift from
 //! what the code does. Shared by the doc-command tests of several crates
-//! (`#[path]`-included), each one level below the workspace root.
+//! (`#[path]`-included), each one level below the workspace root, and by
+//! the CLI's troubleshooting-guide test, for [`wildcard_matches`].
 //!
 //! A command is a `$ ` line of a `console` block (the lines up to the next
 //! `$ ` are the output it quotes) or a line of a `sh`/`bash` block (no
 //! quoted output); a trailing `\` joins the next line. Quoted output is
 //! compared by [`same_line`]: every run of letters and digits that holds a
 //! digit (times, ids, counts, versions) stands for any such run, runs of
-//! spaces are one, and `…` stands for any text, like the CLI's walk-through
-//! and guide tests (which hide a whole word holding a digit).
+//! spaces are one, and `…` stands for any text ([`wildcard_matches`]; the
+//! troubleshooting guide's quotes use only `…`, everything else exact).
 #![allow(dead_code)]
 
 use std::path::PathBuf;
@@ -144,12 +145,18 @@ pub(crate) fn normalize(line: &str) -> String {
 }
 
 /// Does `actual` print what the document quotes as `quoted`? Both are
-/// normalized; `…` in `quoted` stands for any text.
+/// normalized, then compared by [`wildcard_matches`].
 pub(crate) fn same_line(quoted: &str, actual: &str) -> bool {
-    let (quoted, actual) = (normalize(quoted), normalize(actual));
-    let pieces: Vec<&str> = quoted.split('…').collect();
+    wildcard_matches(&normalize(quoted), &normalize(actual))
+}
+
+/// Does `actual` match `pattern` exactly, where each `…` in `pattern`
+/// stands for any text (none included)? The pieces between wildcards must
+/// appear in order and may not overlap: `ab…ba` does not match `aba`.
+pub(crate) fn wildcard_matches(pattern: &str, actual: &str) -> bool {
+    let pieces: Vec<&str> = pattern.split('…').collect();
     if pieces.len() == 1 {
-        return quoted == actual;
+        return actual == pattern;
     }
     let (first, last) = (pieces[0], pieces[pieces.len() - 1]);
     if actual.len() < first.len() + last.len()
