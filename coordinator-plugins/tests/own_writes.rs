@@ -348,3 +348,46 @@ async fn an_abandoned_claim_left_for_the_leader_gives_its_message_back() {
     let stats = queue.stats().await.unwrap();
     assert_eq!((stats.completed, stats.failed, stats.pending), (1, 0, 0));
 }
+
+/// The chaos test's seed 23: a message whose abandoned claim the leader
+/// finished is claimed again at once, under the same claim key (the same
+/// attempt), before the leader lists the claims again. The leader had
+/// recorded the abandoned claim's key as counted and deleted the new, live
+/// claim as if it were the old one: the message went to two consumers at
+/// once, and round again for the rest of the run (completed 245 times).
+#[tokio::test(start_paused = true)]
+async fn a_claim_that_reuses_an_abandoned_claims_key_is_left_alone() {
+    let store = Arc::new(LandsThrottled::new(Arc::new(virtual_store())));
+    let (queue, clock) = queue_on(&store);
+    let id = queue.enqueue("job").await.unwrap();
+    let consumer = queue.consumer();
+    store.arm("/claims/", 1);
+    let first = consumer.claim(1).await;
+    assert!(matches!(first, Err(QueueError::Store { .. })), "{first:?}");
+    tokio::time::sleep(Duration::from_secs(11)).await;
+    store.fail_deletes("/claims/", 1);
+    assert!(consumer.claim(1).await.unwrap().is_empty());
+    let shared: Arc<dyn LeaseStore> = store.clone();
+    let ctx = standalone(1, shared, &clock, Duration::from_secs(60));
+    let leader = queue.maintenance();
+    leader.sweep(&ctx).await.unwrap();
+    // At once, before the leader lists the claims again.
+    let mut again = queue.consumer().claim(1).await.unwrap();
+    assert_eq!(again.len(), 1, "the message was lost");
+    let message = again.pop().unwrap();
+    assert_eq!(message.message().id, id);
+    leader.sweep(&ctx).await.unwrap();
+    assert!(
+        queue.consumer().claim(1).await.unwrap().is_empty(),
+        "the leader deleted a live claim: the message went to a second consumer"
+    );
+    message.complete().await.unwrap();
+    leader.sweep(&ctx).await.unwrap();
+    leader.sweep(&ctx).await.unwrap();
+    let stats = queue.stats().await.unwrap();
+    assert_eq!((stats.completed, stats.failed, stats.pending), (1, 0, 0));
+    assert!(
+        queue.consumer().claim(1).await.unwrap().is_empty(),
+        "a completed message came back"
+    );
+}

@@ -399,6 +399,11 @@ impl QueueMaintenance {
                     report.finished += 1;
                     report.recovered += counts.recovered;
                 }
+                Ok(Outcome::Released { key }) => {
+                    state.claims.remove(&key);
+                    state.seen.forget(&key);
+                    report.finished += 1;
+                }
                 Ok(Outcome::Skipped) => {}
                 // Left for the next sweep; the others' progress (and
                 // counts) are kept.
@@ -488,6 +493,13 @@ impl QueueMaintenance {
         } else {
             (version, record)
         };
+        #[cfg(feature = "mutations")]
+        let mutant = q.config.mutation_abandoned_deletes_message;
+        #[cfg(not(feature = "mutations"))]
+        let mutant = false;
+        if matches!(record.state, ClaimState::Abandoned { .. }) && !mutant {
+            return self.release_abandoned(ctx, key, &version).await;
+        }
         match self
             .finish(
                 ctx,
@@ -508,6 +520,35 @@ impl QueueMaintenance {
             }),
             None => Ok(Outcome::Skipped),
         }
+    }
+
+    /// Deletes an abandoned claim (the claimer gave the message back unrun)
+    /// at the version read, and nothing else.
+    ///
+    /// Its message may still be there: the claimer recognised its own claim,
+    /// written under a lost answer, only after the claim's visibility had
+    /// run out (deleting that message would lose it: the chaos test's seed
+    /// 12). The next claim of that message then takes the same key (the
+    /// same attempt), so this key must not go into the counters object's
+    /// `counted` set like a finished claim's: until a listing lacked it, the
+    /// leader would take the new, live claim for the old one and delete it,
+    /// and the message would go to a second consumer, and round again (seed
+    /// 23). An abandoned claim adds nothing to the counts, so nothing needs
+    /// recording; the conditional delete leaves a newer claim under the
+    /// same key alone.
+    async fn release_abandoned(
+        &self,
+        ctx: &LeaderContext,
+        key: String,
+        version: &Version,
+    ) -> Result<Outcome, QueueError> {
+        if !ctx.is_valid() {
+            return Ok(Outcome::Skipped);
+        }
+        delete_write_once(self.queue.store.as_ref(), &key, version)
+            .await
+            .map_err(|e| QueueError::store("delete", &key, e))?;
+        Ok(Outcome::Released { key })
     }
 
     fn next_after(&self, attempt: u32) -> Next {
@@ -570,20 +611,12 @@ impl QueueMaintenance {
         match &record.state {
             ClaimState::Claimed { .. } => return Ok(None),
             ClaimState::Completed { .. } => counts.completed += 1,
-            // The claimer gave the message back unrun: when it found it
-            // already gone, or when it recognised its own claim (written
-            // under a lost answer) only after the claim's visibility had
-            // run out. In the second case the message is still there, and
-            // deleting it would lose it (the chaos test's seed 12): delete
-            // only the claim, and the message is claimable again.
+            // Released in `handle_claim` (`release_abandoned`), except by the
+            // test-only mutant, which deletes the message as before the fix
+            // of the chaos test's seed 12.
             #[cfg(feature = "mutations")]
             ClaimState::Abandoned { .. } if q.config.mutation_abandoned_deletes_message => {}
-            ClaimState::Abandoned { .. } => {
-                if !ctx.is_valid() {
-                    return Ok(None);
-                }
-                return Ok(Some(version));
-            }
+            ClaimState::Abandoned { .. } => return Ok(None),
             ClaimState::Failed {
                 followed_up: true,
                 next,
@@ -803,6 +836,11 @@ enum Outcome {
         key: String,
         version: Version,
         counts: Counts,
+    },
+    /// An abandoned claim, deleted: it adds nothing to the counters and is
+    /// never recorded as counted (see `release_abandoned`).
+    Released {
+        key: String,
     },
     Skipped,
 }
