@@ -115,6 +115,13 @@ struct Tracked {
     schedule: Option<Schedule>,
     /// The next slot to claim; `None` until the job is set up this term.
     next_due: Option<u64>,
+    /// The last claim of `next_due` failed: it is not tried again before
+    /// this instant (one tick later). Without the pause a claim that fails
+    /// at once (a store refusing fast, or this term's deadline passed
+    /// before its token fired) is retried in a busy loop that hammers the
+    /// store, piles up claim attempts, and, under paused time, stops the
+    /// clock that would end the term.
+    retry_at: Option<Instant>,
 }
 
 /// A slot someone else was running when we looked.
@@ -198,10 +205,15 @@ impl Leader {
             self.claim_due().await;
             // Sleep until the next slot, the next reload, or one tick.
             let now_unix = inner.clock.unix_ms();
+            let now = inner.clock.now();
             let mut wait = inner.config.tick;
             for tracked in self.jobs.values() {
                 if let (true, Some(due)) = (tracked.record.enabled, tracked.next_due) {
-                    wait = wait.min(Duration::from_millis(due.saturating_sub(now_unix)));
+                    let mut until = Duration::from_millis(due.saturating_sub(now_unix));
+                    if let Some(at) = tracked.retry_at {
+                        until = until.max(at.saturating_since(now));
+                    }
+                    wait = wait.min(until);
                 }
             }
             wait = wait.min(next_reload.saturating_since(inner.clock.now()));
@@ -251,6 +263,7 @@ impl Leader {
                 record,
                 schedule,
                 next_due: None,
+                retry_at: None,
             };
             if tracked.record.enabled && !tracked.record.removed {
                 self.set_up(&job, &mut tracked).await?;
@@ -317,6 +330,7 @@ impl Leader {
             // stays due and the normal claiming takes it.
             if let Claim::Retry = self.claim_slot(job, &spec, slot, SlotKind::CatchUp).await {
                 tracked.next_due = Some(slot);
+                tracked.retry_at = Some(inner.clock.now() + inner.config.tick);
             }
         } else if let Some(slot) = missed {
             tracing::info!(target: TARGET, scheduler = %inner.name, job, slot_unix_ms = slot, "missed slots skipped");
@@ -427,13 +441,16 @@ impl Leader {
         );
     }
 
-    /// Claims every enabled job's slots that are due now.
+    /// Claims every enabled job's slots that are due now, except those
+    /// whose last claim failed less than a tick ago.
     async fn claim_due(&mut self) {
         let now = self.inner.clock.unix_ms();
+        let now_clock = self.inner.clock.now();
         let due: Vec<(String, JobSpec, u64)> = self
             .jobs
             .iter()
             .filter(|(_, t)| t.record.enabled && !t.record.removed)
+            .filter(|(_, t)| t.retry_at.is_none_or(|at| at <= now_clock))
             .filter_map(|(job, t)| {
                 t.next_due
                     .filter(|&d| d <= now)
@@ -445,11 +462,16 @@ impl Leader {
                 .claim_slot(&job, &spec, slot, SlotKind::Scheduled)
                 .await
             {
-                Claim::Retry => continue,
+                Claim::Retry => {
+                    if let Some(tracked) = self.jobs.get_mut(&job) {
+                        tracked.retry_at = Some(self.inner.clock.now() + self.inner.config.tick);
+                    }
+                }
                 Claim::Claimed | Claim::Taken => {
                     if let Some(tracked) = self.jobs.get_mut(&job) {
                         tracked.next_due =
                             tracked.schedule.as_ref().and_then(|s| s.next_after(slot));
+                        tracked.retry_at = None;
                     }
                 }
             }
