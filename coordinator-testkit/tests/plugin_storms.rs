@@ -12,14 +12,13 @@ use coordinator_testkit::plugins::queue::{run_queue, QueueReport, QueueScenario}
 use coordinator_testkit::plugins::storms::Storms;
 use coordinator_testkit::seeds_from_env;
 
-/// The plugin simulator does not replay a seed exactly (two runs of one
-/// seed differ, with or without storms), so a fixed seed cannot be named:
-/// the mutant test tries seeds in turn until the oracle reports a loss.
-/// About one run in thirteen finds it (5 of 66 in the scans that shaped
-/// these storms): it stops at the first (about the thirteenth on average),
-/// and all 160 miss it with a chance of about 3 in a million (64 would
-/// miss it once in 150 runs: too flaky for CI).
-const MUTANT_SEEDS: std::ops::Range<u64> = 1..161;
+/// A seed replays a run exactly (`tests/plugin_replay.rs`), so this names
+/// one: with the old finish, seed 56 loses a message (the first of 1..161
+/// that does). Any change to the plugins,
+/// the runtime or the simulator changes every run, so if this seed stops
+/// losing one, scan again (`COORD_SIM_SEED=1..161`, the test stops at the
+/// first seed that loses a message) and name that seed here.
+const MUTANT_SEEDS: [u64; 1] = [56];
 
 /// The real code, under the same storms.
 const REAL_SEEDS: [u64; 4] = [1, 2, 3, 4];
@@ -56,7 +55,7 @@ fn rerun(seed: u64) -> String {
 
 #[test]
 fn storms_make_the_old_finish_lose_a_message() {
-    let seeds = seeds_from_env(&MUTANT_SEEDS.collect::<Vec<_>>());
+    let seeds = seeds_from_env(&MUTANT_SEEDS);
     let found = seeds.iter().copied().find(|&seed| {
         let report = run(seed, true);
         let reported = report
@@ -67,7 +66,10 @@ fn storms_make_the_old_finish_lose_a_message() {
         reported
     });
     eprintln!("the old finish lost a message in seed {found:?}");
-    assert!(found.is_some(), "no seed of {seeds:?} lost a message");
+    assert!(
+        found.is_some(),
+        "no seed of {seeds:?} lost a message; if the runs changed, scan for another: COORD_SIM_SEED=1..161"
+    );
 }
 
 /// Under storms the leader's completion count (`stats.json`) sometimes

@@ -2,7 +2,7 @@
 //! slots as they fall due, serves run-now requests, takes over runs cut
 //! short by a fail-over, and trims history.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 
 use futures::StreamExt;
 use std::fmt;
@@ -82,6 +82,9 @@ impl CoordinatorPlugin for SchedulerPlugin {
         let leader = Leader::new(self.inner.clone(), ctx.clone());
         let task = tokio::spawn(async move {
             tokio::select! {
+                // In order: tokio picks a ready branch at random (seeded per
+                // process), and a seed must replay a simulated run.
+                biased;
                 () = ctx.cancelled() => {}
                 () = leader.run() => {}
             }
@@ -147,19 +150,21 @@ enum Claim {
 struct Leader {
     inner: Arc<SchedulerInner>,
     ctx: LeaderContext,
-    jobs: HashMap<String, Tracked>,
-    watched: HashMap<String, Watched>,
+    /// Ordered, as every map here that is walked: the store requests go out
+    /// in key order, so a seed replays a run.
+    jobs: BTreeMap<String, Tracked>,
+    watched: BTreeMap<String, Watched>,
     seen: Observations,
     runs: JoinSet<Released>,
     /// Slots a run of this term holds now.
-    live: std::collections::HashSet<String>,
+    live: BTreeSet<String>,
     /// Slots to read, to watch those still marked running: key → job.
     unread: BTreeMap<String, String>,
     /// Slot claims whose answer was lost (throttled, unavailable,
     /// ambiguous): key → every claim sent for it. Claiming the slot again
     /// recognises one that landed as ours ([`crate::swap`]), instead of
     /// taking the slot for someone else's and leaving it unrun.
-    pending: HashMap<String, Attempts<Slot>>,
+    pending: BTreeMap<String, Attempts<Slot>>,
 }
 
 impl Leader {
@@ -167,13 +172,13 @@ impl Leader {
         Self {
             inner,
             ctx,
-            jobs: HashMap::new(),
-            watched: HashMap::new(),
+            jobs: BTreeMap::new(),
+            watched: BTreeMap::new(),
             seen: Observations::default(),
             runs: JoinSet::new(),
-            live: std::collections::HashSet::new(),
+            live: BTreeSet::new(),
             unread: BTreeMap::new(),
-            pending: HashMap::new(),
+            pending: BTreeMap::new(),
         }
     }
 
@@ -218,6 +223,9 @@ impl Leader {
             }
             wait = wait.min(next_reload.saturating_since(inner.clock.now()));
             tokio::select! {
+                // In order: tokio picks a ready branch at random (seeded per
+                // process), and a seed must replay a simulated run.
+                biased;
                 Some(ended) = self.runs.join_next(), if !self.runs.is_empty() => {
                     self.watch_released(ended);
                 }
