@@ -20,8 +20,11 @@ use coordinator_testkit::seeds_from_env;
 /// first seed that loses a message) and name that seed here.
 const MUTANT_SEEDS: [u64; 1] = [56];
 
-/// The real code, under the same storms.
-const REAL_SEEDS: [u64; 4] = [1, 2, 3, 4];
+/// The real code, under the same storms. Seeds 146 and 272 met the
+/// abandoned claim whose key the leader counted (see
+/// `coordinator-plugins/tests/queue_abandoned_key_reuse.rs`): two live
+/// handlers on one message, and in 272 one completion left uncounted.
+const REAL_SEEDS: [u64; 6] = [1, 2, 3, 4, 146, 272];
 
 /// Storms shaped for this bug: twice as often as the default, each on one
 /// worker (a consumer must fail its polls for a whole visibility while the
@@ -72,23 +75,16 @@ fn storms_make_the_old_finish_lose_a_message() {
     );
 }
 
-/// Under storms the leader's completion count (`stats.json`) sometimes
-/// ends one short of the handlers' (seed 30 of 1..40 once: "the leader
-/// counted 979 messages completed; 980 were"). Not yet explained, and not
-/// a loss: this test checks what its name says, and leaves that count out
-/// until it is (the default scenarios, without storms, still check it).
-const STATS_UNDER_STORMS: &str = "the leader counted";
-
 #[test]
 fn storms_lose_nothing_with_the_real_finish() {
     for seed in seeds_from_env(&REAL_SEEDS) {
         let report = run(seed, false);
-        let violations: Vec<&String> = report
-            .violations
-            .iter()
-            .filter(|v| !v.starts_with(STATS_UNDER_STORMS))
-            .collect();
-        assert!(violations.is_empty(), "{}: {:#?}", rerun(seed), violations);
+        assert!(
+            report.violations.is_empty(),
+            "{}: {:#?}",
+            rerun(seed),
+            report.violations
+        );
         assert_eq!(report.lost, 0, "{}", rerun(seed));
         assert_eq!(report.left_in_queue, 0, "{}: not drained", rerun(seed));
     }

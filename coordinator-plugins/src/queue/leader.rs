@@ -579,11 +579,20 @@ impl QueueMaintenance {
             // only the claim, and the message is claimable again.
             #[cfg(feature = "mutations")]
             ClaimState::Abandoned { .. } if q.config.mutation_abandoned_deletes_message => {}
+            // Deleted here and never counted: it adds nothing, and its key
+            // is used again by the message's next claim. Counted, the key
+            // would sit in the counters' `counted` set, and the next sweep
+            // would take that next, live claim for the counted one and
+            // delete it (a second consumer could then run the message
+            // while the first still did, and the completion that finally
+            // went through was deleted uncounted).
             ClaimState::Abandoned { .. } => {
-                if !ctx.is_valid() {
-                    return Ok(None);
+                if ctx.is_valid() {
+                    delete_write_once(store, key, &version)
+                        .await
+                        .map_err(|e| QueueError::store("delete", key, e))?;
                 }
-                return Ok(Some(version));
+                return Ok(None);
             }
             ClaimState::Failed {
                 followed_up: true,
