@@ -705,7 +705,7 @@ impl Leader {
             return;
         };
         let mut record = watched.record.clone();
-        let attempts = record.attempts.last().map_or(0, |a| a.attempt);
+        let attempts = record.last_attempt();
         let now = inner.clock.unix_ms();
         if let Some(last) = record.attempts.last_mut() {
             last.end_unix_ms.get_or_insert(now);
@@ -716,7 +716,7 @@ impl Leader {
         let rerun =
             spec.delivery == Delivery::AtLeastOnce && spec.retry.has_attempt_after(attempts);
         if rerun {
-            record.attempts.push(AttemptRecord {
+            record.push_attempt(AttemptRecord {
                 attempt: attempts + 1,
                 worker: self.ctx.worker_id().to_string(),
                 epoch: self.ctx.epoch(),
