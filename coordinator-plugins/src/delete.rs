@@ -11,7 +11,10 @@
 //!   as safe: the key is never reused and its object never rewritten, so
 //!   the only version a delete can remove is the one we read. A terminal
 //!   claim *is* the tombstone the design asks for; this deletes it once its
-//!   work is done.
+//!   work is done. The exception is an `Abandoned` claim whose message is
+//!   still there: the message's next claim uses its key again, so there a
+//!   plain delete that lands late could remove that next claim (not yet
+//!   closed on backends without conditional delete; docs/chaos.md).
 //! * [`retire`]: for objects that are rewritten and whose keys users may
 //!   reuse (TTL records, job definitions). A conditional delete where the
 //!   backend has one; otherwise a compare-and-swap to a terminal tombstone

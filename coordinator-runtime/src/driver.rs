@@ -107,6 +107,9 @@ impl Driver {
                 sleep.as_mut().reset(sleep_target(clock.as_ref(), due));
             }
             tokio::select! {
+                // In order: tokio picks a ready branch at random (seeded per
+                // process), and a seed must replay a simulated run.
+                biased;
                 command = self.commands.recv(), if self.commands_open => {
                     if command.is_none() {
                         // Every handle is gone: stop as if asked to.

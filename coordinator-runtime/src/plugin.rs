@@ -359,6 +359,8 @@ async fn until_cancelled<F: std::future::Future<Output = Result<(), PluginError>
     future: F,
 ) -> bool {
     tokio::select! {
+        // In order: tokio picks a ready branch at random (seeded per
+        // process), and a seed must replay a simulated run.
         biased;
         () = ctx.cancelled() => {
             failures.count(plugin, hook);
@@ -450,6 +452,9 @@ async fn run_plugin_inner(plugin: Arc<dyn CoordinatorPlugin>, env: RunnerEnv) {
         }
         let work_at = next_work;
         tokio::select! {
+            // In order: tokio picks a ready branch at random (seeded per
+            // process), and a seed must replay a simulated run.
+            biased;
             changed = terms.changed(), if terms_open => terms_open = changed.is_ok(),
             changed = state.changed(), if state_open => state_open = changed.is_ok(),
             () = cancelled(current.as_ref().map(LeaderContext::cancellation_token)) => {}

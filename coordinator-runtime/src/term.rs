@@ -99,6 +99,9 @@ pub(crate) async fn watchdog(
             .as_ref()
             .map(|term| sleep_target(clock.as_ref(), term.deadline()));
         tokio::select! {
+            // In order: tokio picks a ready branch at random (seeded per
+            // process), and a seed must replay a simulated run.
+            biased;
             () = cancelled(live.as_ref().map(|t| t.token())) => {}
             () = sleep_until(target) => {
                 if let Some(term) = &live {

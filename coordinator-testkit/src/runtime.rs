@@ -126,6 +126,10 @@ pub struct SeededStore {
     faults: Option<RequestFaults>,
     request_timeout_ms: u64,
     requests: Mutex<Requests>,
+    /// Every request so far, folded in order (see [`Self::trace_hash`]).
+    trace: Mutex<u64>,
+    /// Virtual time zero for the trace.
+    origin: tokio::time::Instant,
     conditional_delete: bool,
 }
 
@@ -148,6 +152,8 @@ impl SeededStore {
             faults,
             request_timeout_ms: u64::try_from(request_timeout.as_millis()).unwrap_or(u64::MAX),
             requests: Mutex::new(Requests::default()),
+            trace: Mutex::new(0),
+            origin: tokio::time::Instant::now(),
             conditional_delete: true,
         }
     }
@@ -170,6 +176,14 @@ impl SeededStore {
     /// The requests made so far.
     pub fn requests(&self) -> Requests {
         self.requests.lock().map(|r| *r).unwrap_or_default()
+    }
+
+    /// A hash of every request so far, in the order they were made: its
+    /// operation, key, virtual instant (ms since this store was made) and
+    /// the fault drawn for it. Two runs of one seed must give the same
+    /// hash; a report that differs anywhere downstream differs here first.
+    pub fn trace_hash(&self) -> String {
+        format!("{:016x}", self.trace.lock().map(|t| *t).unwrap_or(0))
     }
 
     async fn call(&self, op: Op) -> Result<Out, StoreError> {
@@ -200,6 +214,13 @@ impl SeededStore {
         };
         if let Ok(mut r) = self.requests.lock() {
             op.count(&mut r);
+        }
+        if let Ok(mut trace) = self.trace.lock() {
+            let at = u64::try_from(self.origin.elapsed().as_millis()).unwrap_or(u64::MAX);
+            let text = format!("{} {} {at} {fault:?}", op.name(), op.key());
+            *trace = text
+                .bytes()
+                .fold(mix64(*trace), |h, b| mix64(h ^ u64::from(b)));
         }
         let sleep = |ms: u64| tokio::time::sleep(Duration::from_millis(ms));
         match fault {

@@ -3,26 +3,31 @@
 //! claim written under a lost answer, recognised by its claimer only after
 //! its visibility ran out, ended `Abandoned`, its delete failing, and the
 //! leader's `finish` before b91c245 deleting the message with the claim.
-//! Independent per-request faults never lined these up; storms do.
+//! Independent per-request faults never lined these up; storms do. The
+//! scheduler runs under storms here too: it used to stall under them.
 //!
 //! Rerun a seed with `COORD_SIM_SEED=<seed>`.
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
 use coordinator_testkit::plugins::queue::{run_queue, QueueReport, QueueScenario};
+use coordinator_testkit::plugins::scheduler::{run_scheduler, SchedulerScenario};
 use coordinator_testkit::plugins::storms::Storms;
 use coordinator_testkit::seeds_from_env;
 
-/// The plugin simulator does not replay a seed exactly (two runs of one
-/// seed differ, with or without storms), so a fixed seed cannot be named:
-/// the mutant test tries seeds in turn until the oracle reports a loss.
-/// About one run in thirteen finds it (5 of 66 in the scans that shaped
-/// these storms): it stops at the first (about the thirteenth on average),
-/// and all 160 miss it with a chance of about 3 in a million (64 would
-/// miss it once in 150 runs: too flaky for CI).
-const MUTANT_SEEDS: std::ops::Range<u64> = 1..161;
+/// A seed replays a run exactly (`tests/plugin_replay.rs`), so this names
+/// one: with the old finish, seed 56 loses a message (the first of 1..161
+/// that does). Any change to the plugins,
+/// the runtime or the simulator changes every run, so if this seed stops
+/// losing one, scan again (`COORD_SIM_SEED=1..161`, the test stops at the
+/// first seed that loses a message) and name that seed here.
+const MUTANT_SEEDS: [u64; 1] = [56];
 
-/// The real code, under the same storms.
-const REAL_SEEDS: [u64; 4] = [1, 2, 3, 4];
+/// The real code, under the same storms. Seeds 146 and 272 met the
+/// abandoned claim whose key the leader counted (see
+/// `coordinator-plugins/tests/own_writes.rs`,
+/// `a_claim_that_reuses_an_abandoned_claims_key_is_left_alone`): two live
+/// handlers on one message, and in 272 one completion left uncounted.
+const REAL_SEEDS: [u64; 6] = [1, 2, 3, 4, 146, 272];
 
 /// Storms shaped for this bug: twice as often as the default, each on one
 /// worker (a consumer must fail its polls for a whole visibility while the
@@ -56,7 +61,7 @@ fn rerun(seed: u64) -> String {
 
 #[test]
 fn storms_make_the_old_finish_lose_a_message() {
-    let seeds = seeds_from_env(&MUTANT_SEEDS.collect::<Vec<_>>());
+    let seeds = seeds_from_env(&MUTANT_SEEDS);
     let found = seeds.iter().copied().find(|&seed| {
         let report = run(seed, true);
         let reported = report
@@ -67,27 +72,62 @@ fn storms_make_the_old_finish_lose_a_message() {
         reported
     });
     eprintln!("the old finish lost a message in seed {found:?}");
-    assert!(found.is_some(), "no seed of {seeds:?} lost a message");
+    assert!(
+        found.is_some(),
+        "no seed of {seeds:?} lost a message; if the runs changed, scan for another: COORD_SIM_SEED=1..161"
+    );
 }
-
-/// Under storms the leader's completion count (`stats.json`) sometimes
-/// ends one short of the handlers' (seed 30 of 1..40 once: "the leader
-/// counted 979 messages completed; 980 were"). Not yet explained, and not
-/// a loss: this test checks what its name says, and leaves that count out
-/// until it is (the default scenarios, without storms, still check it).
-const STATS_UNDER_STORMS: &str = "the leader counted";
 
 #[test]
 fn storms_lose_nothing_with_the_real_finish() {
     for seed in seeds_from_env(&REAL_SEEDS) {
         let report = run(seed, false);
-        let violations: Vec<&String> = report
-            .violations
-            .iter()
-            .filter(|v| !v.starts_with(STATS_UNDER_STORMS))
-            .collect();
-        assert!(violations.is_empty(), "{}: {:#?}", rerun(seed), violations);
+        assert!(
+            report.violations.is_empty(),
+            "{}: {:#?}",
+            rerun(seed),
+            report.violations
+        );
         assert_eq!(report.lost, 0, "{}", rerun(seed));
         assert_eq!(report.left_in_queue, 0, "{}: not drained", rerun(seed));
+    }
+}
+
+/// The scheduler under the default storms: two hours of a per-minute job.
+/// It used to stall (3 runs of 6 of seed 1 never finished): a failed slot
+/// claim was retried without waiting, and a leader whose deadline had
+/// passed on its clock before its term's token fired spun there, so paused
+/// time never moved again (`coordinator-plugins/tests/scheduler_claim_retry.rs`).
+///
+/// The oracle's "every slot completed" is not a promise under storms: a
+/// leader that cannot claim for over a minute past a slot runs only the
+/// newest missed slot (`MissedRunPolicy::RunOnce`), and fail-overs can use
+/// up a slot's three attempts. Seeds 5 and 18 of 1..24 end so; these do not.
+const SCHEDULER_SEEDS: [u64; 4] = [1, 2, 3, 4];
+
+#[test]
+fn the_scheduler_under_storms_finishes_and_keeps_its_oracle() {
+    for seed in seeds_from_env(&SCHEDULER_SEEDS) {
+        let mut sc = SchedulerScenario::new(seed, 3, 2);
+        sc.world.storms = Some(Storms::default());
+        let report = run_scheduler(&sc);
+        eprintln!(
+            "scheduler seed {seed}: {} slots, {} completed, {} runs, {} fail-overs, {} epochs, {:?}",
+            report.slots,
+            report.slots_completed,
+            report.runs,
+            report.fail_overs,
+            report.epochs,
+            report.violations
+        );
+        let rerun = format!(
+            "rerun: COORD_SIM_SEED={seed} cargo test -p coordinator-testkit --features plugins,mutations --test plugin_storms the_scheduler"
+        );
+        assert!(
+            report.violations.is_empty(),
+            "{rerun}: {:#?}",
+            report.violations
+        );
+        assert!(report.slots > 100, "{rerun}: {report:?}");
     }
 }

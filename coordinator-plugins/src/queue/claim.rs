@@ -699,6 +699,9 @@ impl ClaimHandle {
                 return;
             }
             tokio::select! {
+                // In order: tokio picks a ready branch at random (seeded per
+                // process), and a seed must replay a simulated run.
+                biased;
                 () = inner.cancel.cancelled() => return,
                 () = crate::clock::sleep_until(inner.queue.clock.as_ref(), deadline) => {}
             }

@@ -2,7 +2,7 @@
 //! claims, finishes ended ones (retry messages, dead letters, deletes), and
 //! keeps the counters.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -69,8 +69,9 @@ pub struct QueueMaintenance {
 #[derive(Default)]
 struct LeaderState {
     epoch: u64,
-    /// Claims read, by key: the version read and its record.
-    claims: HashMap<String, (Version, ClaimRecord)>,
+    /// Claims read, by key: the version read and its record. Ordered: a
+    /// sweep's requests go out in key order, so a seed replays a run.
+    claims: BTreeMap<String, (Version, ClaimRecord)>,
     seen: Observations,
     /// The counters object as last written or read.
     stats: Option<(Version, StatsRecord)>,
@@ -82,9 +83,9 @@ struct LeaderState {
     /// and what it adds to the counters. Saving adds each claim's counts
     /// once: a claim already in the record's `counted` set adds nothing,
     /// so a save that landed unseen (ambiguous, retried) is not doubled.
-    finished: HashMap<String, (Version, Counts)>,
+    finished: BTreeMap<String, (Version, Counts)>,
     /// The claim keys of the latest listing.
-    listed: HashSet<String>,
+    listed: BTreeSet<String>,
 }
 
 /// What one sweep did, for logs and tests.

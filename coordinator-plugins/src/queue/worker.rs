@@ -172,6 +172,9 @@ impl QueueWorker {
             }
             let wait_poll = free > 0;
             tokio::select! {
+                // In order: tokio picks a ready branch at random (seeded per
+                // process), and a seed must replay a simulated run.
+                biased;
                 () = shutdown.cancelled() => {}
                 Some(_) = tasks.join_next(), if !tasks.is_empty() => {
                     // A slot freed: poll at once unless we are backing off.
@@ -190,6 +193,8 @@ impl QueueWorker {
 async fn run_one(handler: Arc<dyn MessageHandler>, message: super::ClaimedMessage) {
     let handle = message.handle().clone();
     let outcome = tokio::select! {
+        // In order: tokio picks a ready branch at random (seeded per
+        // process), and a seed must replay a simulated run.
         biased;
         () = handle.expired() => None,
         result = handler.handle(message.message().clone(), handle.clone()) => Some(result),

@@ -50,7 +50,9 @@ pub struct RunRecord {
     pub running: bool,
     /// The final outcome, once it ended.
     pub outcome: Option<RunOutcome>,
-    /// Every attempt: start, end, outcome, worker, epoch.
+    /// The attempts, oldest first: start, end, outcome, worker, epoch. Only
+    /// the newest 16 are kept; `attempt` numbers them from 1, so the last
+    /// one's is how many there were.
     pub attempts: Vec<AttemptRecord>,
 }
 

@@ -2,7 +2,7 @@
 //! slots as they fall due, serves run-now requests, takes over runs cut
 //! short by a fail-over, and trims history.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 
 use futures::StreamExt;
 use std::fmt;
@@ -82,6 +82,9 @@ impl CoordinatorPlugin for SchedulerPlugin {
         let leader = Leader::new(self.inner.clone(), ctx.clone());
         let task = tokio::spawn(async move {
             tokio::select! {
+                // In order: tokio picks a ready branch at random (seeded per
+                // process), and a seed must replay a simulated run.
+                biased;
                 () = ctx.cancelled() => {}
                 () = leader.run() => {}
             }
@@ -115,6 +118,13 @@ struct Tracked {
     schedule: Option<Schedule>,
     /// The next slot to claim; `None` until the job is set up this term.
     next_due: Option<u64>,
+    /// The last claim of `next_due` failed: it is not tried again before
+    /// this instant (one tick later). Without the pause a claim that fails
+    /// at once (a store refusing fast, or this term's deadline passed
+    /// before its token fired) is retried in a busy loop that hammers the
+    /// store, piles up claim attempts, and, under paused time, stops the
+    /// clock that would end the term.
+    retry_at: Option<Instant>,
 }
 
 /// A slot someone else was running when we looked.
@@ -140,19 +150,21 @@ enum Claim {
 struct Leader {
     inner: Arc<SchedulerInner>,
     ctx: LeaderContext,
-    jobs: HashMap<String, Tracked>,
-    watched: HashMap<String, Watched>,
+    /// Ordered, as every map here that is walked: the store requests go out
+    /// in key order, so a seed replays a run.
+    jobs: BTreeMap<String, Tracked>,
+    watched: BTreeMap<String, Watched>,
     seen: Observations,
     runs: JoinSet<Released>,
     /// Slots a run of this term holds now.
-    live: std::collections::HashSet<String>,
+    live: BTreeSet<String>,
     /// Slots to read, to watch those still marked running: key → job.
     unread: BTreeMap<String, String>,
     /// Slot claims whose answer was lost (throttled, unavailable,
     /// ambiguous): key → every claim sent for it. Claiming the slot again
     /// recognises one that landed as ours ([`crate::swap`]), instead of
     /// taking the slot for someone else's and leaving it unrun.
-    pending: HashMap<String, Attempts<Slot>>,
+    pending: BTreeMap<String, Attempts<Slot>>,
 }
 
 impl Leader {
@@ -160,13 +172,13 @@ impl Leader {
         Self {
             inner,
             ctx,
-            jobs: HashMap::new(),
-            watched: HashMap::new(),
+            jobs: BTreeMap::new(),
+            watched: BTreeMap::new(),
             seen: Observations::default(),
             runs: JoinSet::new(),
-            live: std::collections::HashSet::new(),
+            live: BTreeSet::new(),
             unread: BTreeMap::new(),
-            pending: HashMap::new(),
+            pending: BTreeMap::new(),
         }
     }
 
@@ -198,14 +210,22 @@ impl Leader {
             self.claim_due().await;
             // Sleep until the next slot, the next reload, or one tick.
             let now_unix = inner.clock.unix_ms();
+            let now = inner.clock.now();
             let mut wait = inner.config.tick;
             for tracked in self.jobs.values() {
                 if let (true, Some(due)) = (tracked.record.enabled, tracked.next_due) {
-                    wait = wait.min(Duration::from_millis(due.saturating_sub(now_unix)));
+                    let mut until = Duration::from_millis(due.saturating_sub(now_unix));
+                    if let Some(at) = tracked.retry_at {
+                        until = until.max(at.saturating_since(now));
+                    }
+                    wait = wait.min(until);
                 }
             }
             wait = wait.min(next_reload.saturating_since(inner.clock.now()));
             tokio::select! {
+                // In order: tokio picks a ready branch at random (seeded per
+                // process), and a seed must replay a simulated run.
+                biased;
                 Some(ended) = self.runs.join_next(), if !self.runs.is_empty() => {
                     self.watch_released(ended);
                 }
@@ -251,6 +271,7 @@ impl Leader {
                 record,
                 schedule,
                 next_due: None,
+                retry_at: None,
             };
             if tracked.record.enabled && !tracked.record.removed {
                 self.set_up(&job, &mut tracked).await?;
@@ -317,6 +338,7 @@ impl Leader {
             // stays due and the normal claiming takes it.
             if let Claim::Retry = self.claim_slot(job, &spec, slot, SlotKind::CatchUp).await {
                 tracked.next_due = Some(slot);
+                tracked.retry_at = Some(inner.clock.now() + inner.config.tick);
             }
         } else if let Some(slot) = missed {
             tracing::info!(target: TARGET, scheduler = %inner.name, job, slot_unix_ms = slot, "missed slots skipped");
@@ -427,13 +449,16 @@ impl Leader {
         );
     }
 
-    /// Claims every enabled job's slots that are due now.
+    /// Claims every enabled job's slots that are due now, except those
+    /// whose last claim failed less than a tick ago.
     async fn claim_due(&mut self) {
         let now = self.inner.clock.unix_ms();
+        let now_clock = self.inner.clock.now();
         let due: Vec<(String, JobSpec, u64)> = self
             .jobs
             .iter()
             .filter(|(_, t)| t.record.enabled && !t.record.removed)
+            .filter(|(_, t)| t.retry_at.is_none_or(|at| at <= now_clock))
             .filter_map(|(job, t)| {
                 t.next_due
                     .filter(|&d| d <= now)
@@ -445,11 +470,16 @@ impl Leader {
                 .claim_slot(&job, &spec, slot, SlotKind::Scheduled)
                 .await
             {
-                Claim::Retry => continue,
+                Claim::Retry => {
+                    if let Some(tracked) = self.jobs.get_mut(&job) {
+                        tracked.retry_at = Some(self.inner.clock.now() + self.inner.config.tick);
+                    }
+                }
                 Claim::Claimed | Claim::Taken => {
                     if let Some(tracked) = self.jobs.get_mut(&job) {
                         tracked.next_due =
                             tracked.schedule.as_ref().and_then(|s| s.next_after(slot));
+                        tracked.retry_at = None;
                     }
                 }
             }
@@ -675,7 +705,7 @@ impl Leader {
             return;
         };
         let mut record = watched.record.clone();
-        let attempts = record.attempts.last().map_or(0, |a| a.attempt);
+        let attempts = record.last_attempt();
         let now = inner.clock.unix_ms();
         if let Some(last) = record.attempts.last_mut() {
             last.end_unix_ms.get_or_insert(now);
@@ -686,7 +716,7 @@ impl Leader {
         let rerun =
             spec.delivery == Delivery::AtLeastOnce && spec.retry.has_attempt_after(attempts);
         if rerun {
-            record.attempts.push(AttemptRecord {
+            record.push_attempt(AttemptRecord {
                 attempt: attempts + 1,
                 worker: self.ctx.worker_id().to_string(),
                 epoch: self.ctx.epoch(),

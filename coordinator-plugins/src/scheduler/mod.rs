@@ -26,7 +26,8 @@
 //! worker whose create succeeded runs that slot. The runner renews the slot
 //! while the job runs (a lease, judged by observers on their own clocks) and
 //! ends it with the outcome: the slot objects are the persisted history
-//! (start, end, outcome, worker, epoch of every attempt).
+//! (start, end, outcome, worker, epoch of each of a slot's newest 16
+//! attempts; their numbers count every attempt).
 //!
 //! # Guarantees
 //!

@@ -149,6 +149,14 @@ pub struct AttemptRecord {
     pub outcome: Option<RunOutcome>,
 }
 
+/// How many attempts a slot object keeps: the newest. Every renewal
+/// rewrites the whole object, and `retry.max_attempts` has no upper bound,
+/// so a job that fails or is cut short again and again would otherwise
+/// write ever larger objects. What the list is used for needs only the
+/// newest entry: its `attempt` counts the attempts (1-based), whatever was
+/// dropped before it.
+pub(crate) const ATTEMPTS_KEPT: usize = 16;
+
 /// A slot object: the claim and its run's history.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub(crate) struct SlotRecord {
@@ -163,12 +171,57 @@ pub(crate) struct SlotRecord {
     /// True while a runner holds it.
     pub(crate) running: bool,
     pub(crate) outcome: Option<RunOutcome>,
+    /// The newest [`ATTEMPTS_KEPT`] attempts; add with
+    /// [`push_attempt`](Self::push_attempt).
     pub(crate) attempts: Vec<AttemptRecord>,
+}
+
+impl SlotRecord {
+    /// The attempt number of the newest attempt (0 before the first).
+    pub(crate) fn last_attempt(&self) -> u32 {
+        self.attempts.last().map_or(0, |a| a.attempt)
+    }
+
+    /// Adds the next attempt, dropping the oldest beyond [`ATTEMPTS_KEPT`].
+    pub(crate) fn push_attempt(&mut self, attempt: AttemptRecord) {
+        self.attempts.push(attempt);
+        let excess = self.attempts.len().saturating_sub(ATTEMPTS_KEPT);
+        self.attempts.drain(..excess);
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_slot_keeps_its_newest_attempts_and_their_count() {
+        let mut record = SlotRecord {
+            format: 1,
+            job: "j".into(),
+            kind: SlotKind::Scheduled,
+            slot_unix_ms: Some(0),
+            nonce: "n".into(),
+            lease_ms: 1,
+            running: true,
+            outcome: None,
+            attempts: Vec::new(),
+        };
+        assert_eq!(record.last_attempt(), 0);
+        for n in 1..=100 {
+            record.push_attempt(AttemptRecord {
+                attempt: record.last_attempt() + 1,
+                worker: "w".into(),
+                epoch: 1,
+                start_unix_ms: n,
+                end_unix_ms: None,
+                outcome: None,
+            });
+        }
+        assert_eq!(record.attempts.len(), ATTEMPTS_KEPT);
+        assert_eq!(record.last_attempt(), 100);
+        assert_eq!(record.attempts[0].attempt, 101 - ATTEMPTS_KEPT as u32);
+    }
 
     #[test]
     fn keys() {

@@ -219,7 +219,7 @@ impl Run {
 
     async fn attempts(&mut self) {
         loop {
-            let attempt = self.record.attempts.last().map_or(1, |a| a.attempt);
+            let attempt = self.record.last_attempt().max(1);
             let token = self.ctx.cancellation_token().child_token();
             let job_ctx = JobContext {
                 job: self.spec.name.clone(),
@@ -290,7 +290,7 @@ impl Run {
             }
             let worker = self.ctx.worker_id().to_string();
             let start = self.now_unix();
-            self.record.attempts.push(AttemptRecord {
+            self.record.push_attempt(AttemptRecord {
                 attempt: attempt + 1,
                 worker,
                 epoch: self.ctx.epoch(),

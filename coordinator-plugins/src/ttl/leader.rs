@@ -614,6 +614,9 @@ impl TtlSweeper {
             epoch: ctx.epoch(),
         };
         let outcome = tokio::select! {
+            // In order: tokio picks a ready branch at random (seeded per
+            // process), and a seed must replay a simulated run.
+            biased;
             () = ctx.cancelled() => return Ok(Acted::Retry),
             outcome = tokio::time::timeout(inner.config.callback_timeout, callback.expired(record)) => outcome,
         };

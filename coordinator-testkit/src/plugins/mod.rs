@@ -13,11 +13,15 @@
 //!   clock), and within its bucket width plus one sweep interval plus the
 //!   time no one led.
 //!
-//! A seed fixes the schedule (workers, crashes, faults, storms), but a run
-//! is not yet replayed exactly: two runs of one seed can differ (found
-//! while shaping the storms; the cause is not yet located), so a failing
-//! seed may not fail again. The `coordinator-plugin-sim` binary prints the
-//! reports.
+//! A seed replays a run exactly: the schedule (workers, crashes, faults,
+//! storms) and everything the plugins do, so a failing seed fails again.
+//! Each report's `trace_hash` hashes every store request in order, and
+//! `tests/plugin_replay.rs` compares reports byte for byte across two runs
+//! in one process and in two processes. Keeping it so: the plugins and the
+//! runtime walk only ordered maps where the order reaches the store, and
+//! every `tokio::select!` they run is `biased` (tokio otherwise picks a
+//! ready branch at random, seeded per process). The
+//! `coordinator-plugin-sim` binary prints the reports.
 
 pub mod queue;
 pub mod scheduler;

@@ -90,6 +90,10 @@ pub struct QueueReport {
     pub drained_after_seconds: f64,
     /// Store requests of everything (election, workers, leader).
     pub requests: Requests,
+    /// A hash of every store request in order, as
+    /// [`SeededStore::trace_hash`](crate::runtime::SeededStore::trace_hash)
+    /// gives it: two runs of one seed give the same.
+    pub trace_hash: String,
     /// `requests.total() / messages`.
     pub requests_per_message: f64,
     /// The longest time no one led.
@@ -368,6 +372,7 @@ async fn run(sc: QueueScenario) -> QueueReport {
             .push(format!("cannot read the stats: {error}")),
     }
     report.requests = stage.store.requests();
+    report.trace_hash = stage.store.trace_hash();
     report.requests_per_message =
         crate::report::round3(report.requests.total() as f64 / (sc.messages.max(1)) as f64);
     report.longest_leaderless_seconds = secs(watch.longest());

@@ -70,6 +70,10 @@ pub struct SchedulerReport {
     pub violations: Vec<String>,
     /// Store requests of everything (election, scheduler, history).
     pub requests: Requests,
+    /// A hash of every store request in order, as
+    /// [`SeededStore::trace_hash`](crate::runtime::SeededStore::trace_hash)
+    /// gives it: two runs of one seed give the same.
+    pub trace_hash: String,
     /// Leader-only requests per slot are not separable here: all requests
     /// divided by slots.
     pub requests_per_slot: f64,
@@ -309,6 +313,7 @@ async fn run(sc: SchedulerScenario) -> SchedulerReport {
     report.runs = o.runs;
     report.epochs = o.epochs.len();
     report.requests = stage.store.requests();
+    report.trace_hash = stage.store.trace_hash();
     report.requests_per_slot =
         crate::report::round3(report.requests.total() as f64 / report.slots.max(1) as f64);
     report.longest_leaderless_seconds = secs(watch.longest());

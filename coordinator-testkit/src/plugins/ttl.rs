@@ -101,6 +101,10 @@ pub struct TtlReport {
     pub violations: Vec<String>,
     /// Store requests of everything.
     pub requests: Requests,
+    /// A hash of every store request in order, as
+    /// [`SeededStore::trace_hash`](crate::runtime::SeededStore::trace_hash)
+    /// gives it: two runs of one seed give the same.
+    pub trace_hash: String,
     /// `requests.total() / records`.
     pub requests_per_expiry: f64,
     /// The longest time no one led.
@@ -356,6 +360,7 @@ async fn run(sc: TtlScenario) -> TtlReport {
         }
     }
     report.requests = stage.store.requests();
+    report.trace_hash = stage.store.trace_hash();
     report.requests_per_expiry =
         crate::report::round3(report.requests.total() as f64 / sc.records.max(1) as f64);
     report.longest_leaderless_seconds = secs(watch.longest());
