@@ -10,10 +10,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::{clock, lead_standalone, registry, standalone, virtual_store, LandsThrottled, A_DAY};
-use coordinator_plugins::queue::{Queue, QueueConfig, QueueError};
+use coordinator_plugins::queue::{Queue, QueueConfig, QueueError, QueueMaintenance};
 use coordinator_plugins::scheduler::{JobContext, JobError, JobSpec, RunOutcome, Scheduler};
-use coordinator_plugins::RetryPolicy;
-use coordinator_runtime::{CoordinatorPlugin, StepDownReason};
+use coordinator_plugins::{RetryPolicy, SortableId};
+use coordinator_runtime::{CoordinatorPlugin, LeaderContext, StepDownReason};
 use coordinator_store::LeaseStore;
 
 /// Each run's slot, attempt and epoch.
@@ -317,8 +317,13 @@ async fn a_renewal_that_landed_under_a_throttled_answer_keeps_the_run() {
 /// out, is ended `Abandoned`; if deleting it then fails, the leader meets
 /// the abandoned claim. The message is still there and must be given back,
 /// not deleted as if it had been handled.
-#[tokio::test(start_paused = true)]
-async fn an_abandoned_claim_left_for_the_leader_gives_its_message_back() {
+/// A message whose claim was written under a lost answer, recognised by
+/// its claimer only after the claim's visibility ran out (so ended
+/// `Abandoned`), and whose claimer's delete of it failed: the leader's to
+/// finish. Returns the queue, the message id and the leader with its
+/// context.
+async fn abandoned_claim_left_for_the_leader(
+) -> (Queue, SortableId, QueueMaintenance, LeaderContext) {
     let store = Arc::new(LandsThrottled::new(Arc::new(virtual_store())));
     let (queue, clock) = queue_on(&store);
     let id = queue.enqueue("job").await.unwrap();
@@ -335,7 +340,12 @@ async fn an_abandoned_claim_left_for_the_leader_gives_its_message_back() {
     assert_eq!(store.deletes_left(), 0, "the claimer tried to delete it");
     let shared: Arc<dyn LeaseStore> = store.clone();
     let ctx = standalone(1, shared, &clock, Duration::from_secs(60));
-    let leader = queue.maintenance();
+    (queue.clone(), id, queue.maintenance(), ctx)
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_abandoned_claim_left_for_the_leader_gives_its_message_back() {
+    let (queue, id, leader, ctx) = abandoned_claim_left_for_the_leader().await;
     leader.sweep(&ctx).await.unwrap();
     tokio::time::sleep(Duration::from_secs(2)).await;
     leader.sweep(&ctx).await.unwrap();
@@ -357,19 +367,7 @@ async fn an_abandoned_claim_left_for_the_leader_gives_its_message_back() {
 /// once, and round again for the rest of the run (completed 245 times).
 #[tokio::test(start_paused = true)]
 async fn a_claim_that_reuses_an_abandoned_claims_key_is_left_alone() {
-    let store = Arc::new(LandsThrottled::new(Arc::new(virtual_store())));
-    let (queue, clock) = queue_on(&store);
-    let id = queue.enqueue("job").await.unwrap();
-    let consumer = queue.consumer();
-    store.arm("/claims/", 1);
-    let first = consumer.claim(1).await;
-    assert!(matches!(first, Err(QueueError::Store { .. })), "{first:?}");
-    tokio::time::sleep(Duration::from_secs(11)).await;
-    store.fail_deletes("/claims/", 1);
-    assert!(consumer.claim(1).await.unwrap().is_empty());
-    let shared: Arc<dyn LeaseStore> = store.clone();
-    let ctx = standalone(1, shared, &clock, Duration::from_secs(60));
-    let leader = queue.maintenance();
+    let (queue, id, leader, ctx) = abandoned_claim_left_for_the_leader().await;
     leader.sweep(&ctx).await.unwrap();
     // At once, before the leader lists the claims again.
     let mut again = queue.consumer().claim(1).await.unwrap();

@@ -41,6 +41,24 @@ fn counting_handler(
     }
 }
 
+/// A scheduler on `registry` with one job, `tick`, every minute, counting
+/// its runs in `runs`.
+async fn every_minute(
+    registry: &coordinator_runtime::CoordinatorRegistry,
+    runs: &Arc<AtomicU64>,
+) -> Scheduler {
+    let scheduler = Scheduler::builder(registry, "ns", "cron")
+        .config(config())
+        .handler("tick", counting_handler(runs))
+        .build()
+        .unwrap();
+    scheduler
+        .add(JobSpec::new("tick", "* * * * *"))
+        .await
+        .unwrap();
+    scheduler
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_claim_the_store_refuses_at_once_is_retried_once_a_tick() {
     // Every write under the slots is refused after 10 ms: a store that
@@ -61,15 +79,7 @@ async fn a_claim_the_store_refuses_at_once_is_retried_once_a_tick() {
     let store: Arc<dyn LeaseStore> = metered.clone();
     let clock = common::clock();
     let runs = Arc::new(AtomicU64::new(0));
-    let scheduler = Scheduler::builder(&registry(store.clone(), "w1", &clock), "ns", "cron")
-        .config(config())
-        .handler("tick", counting_handler(&runs))
-        .build()
-        .unwrap();
-    scheduler
-        .add(JobSpec::new("tick", "* * * * *"))
-        .await
-        .unwrap();
+    let scheduler = every_minute(&registry(store.clone(), "w1", &clock), &runs).await;
     let plugin = scheduler.plugin();
     let before = metered.snapshot().of(RequestKind::Put);
     plugin
@@ -140,15 +150,7 @@ async fn a_term_past_its_deadline_waits_for_its_token_without_spinning() {
         .build()
         .unwrap();
     let runs = Arc::new(AtomicU64::new(0));
-    let scheduler = Scheduler::builder(&registry, "ns", "cron")
-        .config(config())
-        .handler("tick", counting_handler(&runs))
-        .build()
-        .unwrap();
-    scheduler
-        .add(JobSpec::new("tick", "* * * * *"))
-        .await
-        .unwrap();
+    let scheduler = every_minute(&registry, &runs).await;
     // Valid for 30 s: the first slot (after 40 s) falls due after that.
     let deadline = clock.inner.now() + Duration::from_secs(30);
     let ctx = LeaderContext::standalone(
