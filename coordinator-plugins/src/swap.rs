@@ -152,20 +152,47 @@ pub(crate) async fn swap<T>(
     body: Bytes,
     ours: T,
 ) -> Result<Swapped<T>, StoreError> {
+    Ok(swap_seeing_gone(store, attempts, key, expected, body, ours)
+        .await?
+        .0)
+}
+
+/// As [`swap`], and for a [`Swapped::Changed(None)`](Swapped::Changed)
+/// (the object is gone) whether one of our attempts may have landed
+/// before it went: this one was answered ambiguously (a lost answer, a
+/// timeout), or earlier ones are still unsettled. A plain refusal (not
+/// found, or a conflict: the expected version was gone) says ours did not
+/// land, except in the rare case the store's client retried after a 5xx
+/// that had in fact applied it (see `coordinator_store::StoreOptions`).
+pub(crate) async fn swap_seeing_gone<T>(
+    store: &dyn LeaseStore,
+    attempts: &mut Attempts<T>,
+    key: &str,
+    expected: &Version,
+    body: Bytes,
+    ours: T,
+) -> Result<(Swapped<T>, bool), StoreError> {
     let at = attempts.record(&body, ours);
+    let earlier_pending = attempts.sent.len() > 1;
     match store.compare_and_swap(key, expected, body.clone()).await {
-        Ok(written) => Ok(Swapped::Written(Landed {
-            version: written.version,
-            ours: attempts.take(at),
-            latest: true,
-        })),
+        Ok(written) => Ok((
+            Swapped::Written(Landed {
+                version: written.version,
+                ours: attempts.take(at),
+                latest: true,
+            }),
+            false,
+        )),
         Err(StoreError::NotFound { .. }) => {
             attempts.clear();
-            Ok(Swapped::Changed(None))
+            Ok((Swapped::Changed(None), earlier_pending))
         }
         Err(error @ (StoreError::Conflict { .. } | StoreError::Ambiguous { .. })) => {
+            let in_doubt = matches!(error, StoreError::Ambiguous { .. }) || earlier_pending;
             let found = store.get(key).await?;
-            settle(attempts, found, &body, Some(expected), false, error)
+            let gone = found.is_none();
+            let settled = settle(attempts, found, &body, Some(expected), false, error)?;
+            Ok((settled, gone && in_doubt))
         }
         Err(error) => Err(error),
     }

@@ -14,7 +14,7 @@ use coordinator_plugins::queue::{Queue, QueueConfig, QueueError, QueueMaintenanc
 use coordinator_plugins::scheduler::{JobContext, JobError, JobSpec, RunOutcome, Scheduler};
 use coordinator_plugins::{RetryPolicy, SortableId};
 use coordinator_runtime::{CoordinatorPlugin, LeaderContext, StepDownReason};
-use coordinator_store::LeaseStore;
+use coordinator_store::{FailingStore, Fault, FaultKind, LeaseStore, RequestKind};
 
 /// Each run's slot, attempt and epoch.
 type Runs = Arc<Mutex<Vec<(Option<u64>, u32, u64)>>>;
@@ -388,4 +388,54 @@ async fn a_claim_that_reuses_an_abandoned_claims_key_is_left_alone() {
         queue.consumer().claim(1).await.unwrap().is_empty(),
         "a completed message came back"
     );
+}
+
+/// The chaos test's seed 26: a completion lands but its answer is lost,
+/// and before the claimer reads the claim back the leader has finished it
+/// (the message and the claim deleted, the completion counted). The
+/// claimer cannot tell that from a claim the leader recovered and
+/// finished: it must say the outcome is unknown, not that its completion
+/// was rejected and the message will come again (it will not).
+#[tokio::test(start_paused = true)]
+async fn a_completion_whose_claim_is_gone_before_the_read_back_is_of_unknown_outcome() {
+    let failing = Arc::new(FailingStore::new(virtual_store(), 26));
+    let store: Arc<dyn LeaseStore> = failing.clone();
+    let clock = clock();
+    let queue = Queue::builder(&registry(store.clone(), "w1", &clock), "ns", "q")
+        .config(queue_config())
+        .build()
+        .unwrap();
+    queue.enqueue("job").await.unwrap();
+    let held = queue.consumer().claim(1).await.unwrap().pop().unwrap();
+    let claims = "plg_coordinator_data/ns/queue/q/claims/";
+    // The completion lands unseen; the claimer's read-back is slow.
+    failing.set_faults(vec![
+        Fault::new(FaultKind::AmbiguousApplied)
+            .on(RequestKind::Put)
+            .under(claims),
+        Fault::new(FaultKind::Latency(Duration::from_secs(5)))
+            .on(RequestKind::Get)
+            .under(claims),
+    ]);
+    let completing = tokio::spawn(held.complete());
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    failing.clear_faults();
+    // Meanwhile the leader finishes the completed claim.
+    let ctx = standalone(1, store.clone(), &clock, Duration::from_secs(60));
+    let leader = queue.maintenance();
+    leader.sweep(&ctx).await.unwrap();
+    let stats = queue.stats().await.unwrap();
+    assert_eq!((stats.completed, stats.pending), (1, 0), "{stats:?}");
+    let answer = completing.await.unwrap();
+    assert!(
+        matches!(
+            answer,
+            Err(QueueError::OutcomeUnknown { op: "complete", .. })
+        ),
+        "{answer:?}"
+    );
+    // And indeed nothing comes again.
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    leader.sweep(&ctx).await.unwrap();
+    assert!(queue.consumer().claim(1).await.unwrap().is_empty());
 }

@@ -664,12 +664,23 @@ impl ClaimHandle {
         record: &ClaimRecord,
         sent: Sent,
     ) -> Result<Swapped<Sent>, QueueError> {
+        Ok(self.swap_seeing_gone(live, record, sent).await?.0)
+    }
+
+    /// As [`swap`](Self::swap), also saying whether a claim found gone may
+    /// have been ended by one of our writes ([`swap::swap_seeing_gone`]).
+    async fn swap_seeing_gone(
+        &self,
+        live: &mut Live,
+        record: &ClaimRecord,
+        sent: Sent,
+    ) -> Result<(Swapped<Sent>, bool), QueueError> {
         let inner = &self.inner;
         let q = &inner.queue;
         let body = codec::encode(record, None)
             .map_err(|reason| QueueError::corrupt(&inner.claim_key, q.backend(), reason))?;
         let expected = live.version.clone();
-        swap::swap(
+        swap::swap_seeing_gone(
             q.store.as_ref(),
             &mut live.attempts,
             &inner.claim_key,
@@ -736,7 +747,9 @@ impl ClaimHandle {
                 updated_unix_ms: q.clock.unix_ms(),
                 state: state.clone(),
             };
-            let swapped = self.swap(&mut live, &record, Sent::End { abandon }).await?;
+            let (swapped, maybe_ours) = self
+                .swap_seeing_gone(&mut live, &record, Sent::End { abandon })
+                .await?;
             match swapped {
                 Swapped::Written(landed) => match landed.ours {
                     // An extension of ours whose answer was lost is there:
@@ -758,6 +771,24 @@ impl ClaimHandle {
                         return Ok(());
                     }
                 },
+                // Gone after an answer that left our write in doubt: the
+                // leader deletes a claim only once it has finished it, and
+                // it may have been this write, landed unseen, that ended
+                // it. Not a rejection (the chaos test's seed 26: a
+                // completed message reported as "will be delivered
+                // again").
+                Swapped::Changed(None) if maybe_ours => {
+                    live.ended = true;
+                    inner.cancel.cancel();
+                    tracing::warn!(target: TARGET, queue = %q.name, worker_id = %inner.worker,
+                        key = %inner.claim_key, op,
+                        "{op} outcome unknown: the claim was gone when read back; the message is either done or will be delivered again");
+                    return Err(QueueError::OutcomeUnknown {
+                        op,
+                        key: inner.claim_key.clone(),
+                        worker: inner.worker.clone(),
+                    });
+                }
                 Swapped::Changed(_) => {
                     live.ended = true;
                     inner.cancel.cancel();
@@ -813,6 +844,8 @@ impl ClaimedMessage {
     /// [`QueueError::ClaimLost`] if the claim was recovered meanwhile (the
     /// completion is rejected, logged as a warning and counted in
     /// [`WorkerStats::rejected`]; the message will be delivered again);
+    /// [`QueueError::OutcomeUnknown`] if the write may have landed unseen
+    /// and the claim was gone when read back (done, or delivered again);
     /// [`QueueError::Store`] if the store failed (the claim then expires
     /// and the message is retried).
     ///

@@ -67,6 +67,23 @@ pub enum QueueError {
         /// Why: the local deadline passed, or the claim's version changed.
         why: &'static str,
     },
+
+    /// A completion or failure whose outcome cannot be known: its write may
+    /// have landed with its answer lost (or under a hidden retry of the
+    /// store's client), and the claim was gone when the worker read it
+    /// back: the leader deletes a claim once it has finished it, whether
+    /// this write ended it or the leader recovered it first. The message is
+    /// either done or delivered again (at least once); nothing to undo, and
+    /// no need to retry the call.
+    #[error("{op} of `{key}` by worker `{worker}`: outcome unknown (the write may have landed unseen, and the claim was gone when read back); the message is either done or will be delivered again")]
+    OutcomeUnknown {
+        /// `"complete"` or `"fail"`.
+        op: &'static str,
+        /// The claim key.
+        key: String,
+        /// The worker.
+        worker: String,
+    },
 }
 
 impl QueueError {

@@ -57,7 +57,10 @@
 //! * **Late completions are rejected and reported**: a worker whose claim
 //!   was recovered gets [`QueueError::ClaimLost`] from
 //!   [`complete`](ClaimedMessage::complete) (and a warning is logged);
-//!   the store refused the write.
+//!   the store refused the write. A completion that may have landed
+//!   unseen while the claim is gone by the time it is read back gets
+//!   [`QueueError::OutcomeUnknown`] instead: the leader may have finished
+//!   it, or recovered it first, and nothing in the store tells which.
 //! * The claim keys do not depend on the coordination mode, so a migration
 //!   that runs the maintenance under both elections still claims each
 //!   message once.
