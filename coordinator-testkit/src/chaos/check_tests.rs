@@ -295,3 +295,26 @@ fn a_process_that_exits_on_its_own_after_ready_is_caught_and_one_before_is_count
     }
     assert!(kinds(&log).is_empty());
 }
+
+#[test]
+fn a_graceful_stop_ends_the_belief_at_the_terms_end() {
+    let mut log = clean();
+    // w0 is stopped gracefully at 10 s: its loop prints `stopping`, the
+    // term ends, the lease is released, and w1 leads 10 ms later, before
+    // w0's process has exited (at 10.05 s).
+    log.lives[0]
+        .lines
+        .push(line("w0", 9.99, WorkerEvent::Stopping));
+    log.lives[0]
+        .lines
+        .push(line("w0", 10.0, WorkerEvent::TermEnded { epoch: 1 }));
+    log.lives[0].end_ns = Some(10 * S + 50_000_000);
+    log.lives[1].lines[0] = leading("w1", 10.01, 2, 15.0);
+    let checked = check(&log);
+    assert_eq!(checked.beliefs[0].end_ns, 10 * S);
+    assert!(checked.violations.is_empty(), "{:?}", checked.violations);
+    // Without the term's end the belief lasts to the process's end: an
+    // overlap.
+    log.lives[0].lines.pop();
+    assert_eq!(kinds(&log), [ViolationKind::OverlappingBeliefs]);
+}
