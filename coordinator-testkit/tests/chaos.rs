@@ -135,6 +135,11 @@ fn the_script_runs_a_seed_and_writes_its_files() {
         log.contains("coordinator starting"),
         "each worker process's log is kept: {log:.300}"
     );
+    let auditor = std::fs::read_to_string(out.join("logs/auditor.log")).unwrap();
+    assert!(
+        auditor.contains("worker_id=auditor"),
+        "the auditor's log is kept: {auditor:.300}"
+    );
     let _ = std::fs::remove_dir_all(&out);
 }
 
@@ -257,7 +262,7 @@ fn the_documented_pictures_are_drawn_from_their_timelines() {
     let doc = std::fs::read_to_string(root.join("docs/chaos.md")).unwrap();
     let dir = std::env::temp_dir().join(format!("coordinator-chaos-draw-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    for seed in [12, 13] {
+    for seed in [12, 13, 23] {
         let name = format!("timeline-seed-{seed}");
         assert!(
             doc.contains(&format!("(chaos/{name}.svg)")),

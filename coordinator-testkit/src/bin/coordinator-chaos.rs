@@ -11,7 +11,7 @@
 //! `timeline.json`, `timeline.svg` (the picture: `timeline::render_svg`)
 //! and `runlog.json` there, and each worker process's log
 //! (`COORDINATOR_LOG=coordinator=info`) in `logs/<worker>-<life>.log`
-//! while it runs. Exit status: 0 no violation,
+//! while it runs, and the auditor's in `logs/auditor.log`. Exit status: 0 no violation,
 //! 1 the run failed, 2 a usage error, 3 a violation.
 //!
 //! `coordinator-chaos --check DIR/runlog.json` checks a stored run again
@@ -185,6 +185,24 @@ fn main() -> ExitCode {
             return ExitCode::from(exit_code::USAGE as u8);
         }
     };
+    // The auditor runs in this process: its library log (and the
+    // operator's store) goes beside the workers' logs.
+    if let Some(dir) = &args.config.log_dir {
+        let path = dir.join("auditor.log");
+        match std::fs::File::create(&path) {
+            Ok(file) => {
+                let _ = tracing_subscriber::fmt()
+                    .with_env_filter(tracing_subscriber::EnvFilter::new("coordinator=info"))
+                    .with_writer(std::sync::Mutex::new(file))
+                    .with_ansi(false)
+                    .try_init();
+            }
+            Err(e) => {
+                eprintln!("coordinator-chaos: creating {}: {e}", path.display());
+                return ExitCode::from(exit_code::ERROR as u8);
+            }
+        }
+    }
     eprintln!(
         "coordinator-chaos: seed {} for {:.0} s (rerun with --seed {})",
         args.config.seed,

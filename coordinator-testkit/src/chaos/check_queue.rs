@@ -7,7 +7,8 @@
 //!   at one instant is a violation.
 //! * **Lost**: a message enqueued without error is accounted for if a
 //!   completion of it was accepted (or answered with an error: it may have
-//!   landed), if the auditor drained it, or if it is a dead letter. One
+//!   landed), if the auditor drained it (or its completion by the auditor
+//!   answered an error), or if it is a dead letter. One
 //!   that is none of these is lost — judged only when the audit emptied
 //!   the queue (otherwise it is counted as unresolved). A process that was
 //!   killed or stopped may have completed the message it held and died
@@ -149,7 +150,14 @@ pub fn check(log: &RunLog, out: &mut Vec<Violation>) -> Option<QueueStats> {
             ));
         }
     }
-    let drained: BTreeSet<&str> = audit.drained.iter().map(String::as_str).collect();
+    // A completion by the auditor that answered an error may have landed,
+    // like a consumer's.
+    let drained: BTreeSet<&str> = audit
+        .drained
+        .iter()
+        .map(String::as_str)
+        .chain(audit.unsure.iter().map(|(payload, _)| payload.as_str()))
+        .collect();
     stats.drained = drained.len() as u64;
     stats.dead = audit.dead.len() as u64;
     let mut dead: BTreeSet<&str> = BTreeSet::new();
@@ -331,6 +339,7 @@ mod tests {
             ],
             queue: Some(QueueAudit {
                 drained: vec!["d".into()],
+                unsure: Vec::new(),
                 dead: vec![("2".into(), "b".into())],
                 left: 0,
             }),
@@ -380,7 +389,13 @@ mod tests {
             audit.drained.clear();
         }
         assert_eq!(kinds(&log), [ViolationKind::MessageLost]);
+        // The auditor's completion answered an error: it may have landed.
         if let Some(audit) = &mut log.queue {
+            audit.unsure.push(("d".into(), "outcome unknown".into()));
+        }
+        assert!(kinds(&log).is_empty());
+        if let Some(audit) = &mut log.queue {
+            audit.unsure.clear();
             audit.left = 1;
         }
         let mut out = Vec::new();

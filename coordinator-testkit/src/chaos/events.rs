@@ -166,6 +166,11 @@ pub enum Finish {
 pub struct QueueAudit {
     /// Payloads the auditor claimed and completed.
     pub drained: Vec<String>,
+    /// Payloads the auditor claimed whose completion answered an error
+    /// (it may have landed: the auditor's store is slow by the end of a
+    /// run), with the error.
+    #[serde(default)]
+    pub unsure: Vec<(String, String)>,
     /// Dead letters: (message id, payload).
     pub dead: Vec<(String, String)>,
     /// Messages still there when the audit gave up (pending, delayed, in

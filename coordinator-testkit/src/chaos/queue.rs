@@ -143,8 +143,9 @@ pub async fn audit(
         if let Ok(claimed) = consumer.claim(32).await {
             for message in claimed {
                 let payload = String::from_utf8_lossy(&message.message().payload).into_owned();
-                if message.complete().await.is_ok() {
-                    audit.drained.push(payload);
+                match message.complete().await {
+                    Ok(()) => audit.drained.push(payload),
+                    Err(error) => audit.unsure.push((payload, error.to_string())),
                 }
             }
         }
