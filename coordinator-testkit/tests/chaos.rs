@@ -262,7 +262,7 @@ fn the_documented_pictures_are_drawn_from_their_timelines() {
     let doc = std::fs::read_to_string(root.join("docs/chaos.md")).unwrap();
     let dir = std::env::temp_dir().join(format!("coordinator-chaos-draw-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    for seed in [12, 13, 23] {
+    for seed in [12, 13, 23, 30] {
         let name = format!("timeline-seed-{seed}");
         assert!(
             doc.contains(&format!("(chaos/{name}.svg)")),
