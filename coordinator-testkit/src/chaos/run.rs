@@ -668,6 +668,22 @@ impl Player<'_> {
         });
     }
 
+    /// [`act`](Self::act) on worker `i`, held to `bound` if it led.
+    #[allow(clippy::too_many_arguments)]
+    fn act_on(
+        &mut self,
+        i: usize,
+        leader: bool,
+        at_ns: u64,
+        until_ns: Option<u64>,
+        kind: MarkKind,
+        label: String,
+        bound: (Duration, &str),
+    ) {
+        let takeover = leader.then_some((at_ns, bound.0, bound.1));
+        self.act(at_ns, until_ns, Some(i), kind, label, takeover);
+    }
+
     async fn play(&mut self, step: &Step) -> Result<(), String> {
         *self.steps.entry(step.kind().into()).or_default() += 1;
         let liveness = self.bounds.liveness;
@@ -712,14 +728,14 @@ impl Player<'_> {
                 let (i, leader) = self.resolve(*target);
                 let at = monotonic_ns();
                 self.fleet.kill(i).await;
-                let check = leader.then_some((at, liveness, "liveness"));
-                self.act(
+                self.act_on(
+                    i,
+                    leader,
                     at,
                     None,
-                    Some(i),
                     MarkKind::Nemesis,
                     format!("SIGKILL w{i}"),
-                    check,
+                    (liveness, "liveness"),
                 );
                 self.wait(*down).await?;
                 self.restart(i)?;
@@ -731,28 +747,28 @@ impl Player<'_> {
                 self.wait(*hold).await?;
                 self.fleet.signal(i, rustix::process::Signal::CONT);
                 let end = monotonic_ns();
-                let check = leader.then_some((at, liveness, "liveness"));
-                self.act(
+                self.act_on(
+                    i,
+                    leader,
                     at,
                     Some(end),
-                    Some(i),
                     MarkKind::Nemesis,
                     format!("SIGSTOP w{i} {:.1} s", hold.as_secs_f64()),
-                    check,
+                    (liveness, "liveness"),
                 );
             }
             Step::Terminate { target, down } => {
                 let (i, leader) = self.resolve(*target);
                 let at = monotonic_ns();
                 self.fleet.terminate(i).await;
-                let check = leader.then_some((at, self.bounds.handover, "handover"));
-                self.act(
+                self.act_on(
+                    i,
+                    leader,
                     at,
                     None,
-                    Some(i),
                     MarkKind::Nemesis,
                     format!("SIGTERM w{i}"),
-                    check,
+                    (self.bounds.handover, "handover"),
                 );
                 self.wait(*down).await?;
                 self.restart(i)?;
@@ -764,14 +780,14 @@ impl Player<'_> {
                 self.wait(*hold).await?;
                 self.proxy.partition(i, false);
                 let end = monotonic_ns();
-                let check = leader.then_some((at, liveness, "liveness"));
-                self.act(
+                self.act_on(
+                    i,
+                    leader,
                     at,
                     Some(end),
-                    Some(i),
                     MarkKind::Fault,
                     format!("partition w{i} {:.1} s", hold.as_secs_f64()),
-                    check,
+                    (liveness, "liveness"),
                 );
             }
             Step::RollingRestart => {
@@ -787,14 +803,14 @@ impl Player<'_> {
                     let leader = self.fleet.leader() == Some(i);
                     let at = monotonic_ns();
                     self.fleet.terminate(i).await;
-                    let check = leader.then_some((at, self.bounds.handover, "handover"));
-                    self.act(
+                    self.act_on(
+                        i,
+                        leader,
                         at,
                         None,
-                        Some(i),
                         MarkKind::Nemesis,
                         format!("rolling restart w{i} ({name} timings)"),
-                        check,
+                        (self.bounds.handover, "handover"),
                     );
                     self.fleet.timings[i] = json.clone();
                     self.restart(i)?;
