@@ -57,6 +57,27 @@ fn invocation(command: &DocCommand, bin: &str) -> Option<Vec<String>> {
 }
 
 /// Replaces the value after `flag`, if present, with `with(value)`.
+/// Runs `cmd` with `args` (the documented command, shortened) and requires
+/// exit status 0; returns its output and where the command is documented.
+fn run_passing(
+    cmd: &mut Command,
+    args: &[String],
+    command: &DocCommand,
+) -> (std::process::Output, String) {
+    let out = cmd.args(args).output().unwrap();
+    let where_ = format!(
+        "{}:{}: `{}` ({args:?})",
+        command.doc, command.line, command.text
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(coordinator_testkit::exit_code::PASSED),
+        "{where_}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out, where_)
+}
+
 fn shorten(args: &mut [String], flag: &str, with: impl Fn(&str) -> String) {
     if let Some(at) = args.iter().position(|a| a == flag) {
         args[at + 1] = with(&args[at + 1]);
@@ -110,20 +131,10 @@ fn every_documented_simulator_run_exits_cleanly() {
             let start: u64 = range.split("..").next().unwrap().parse().unwrap();
             format!("{start}..{}", start + 2)
         });
-        let out = Command::new(env!("CARGO_BIN_EXE_coordinator-sim"))
-            .args(&args)
-            .env_remove("COORD_SIM_SEED")
-            .output()
-            .unwrap();
-        let where_ = format!(
-            "{}:{}: `{}` ({args:?})",
-            command.doc, command.line, command.text
-        );
-        assert_eq!(
-            out.status.code(),
-            Some(coordinator_testkit::exit_code::PASSED),
-            "{where_}: {}",
-            String::from_utf8_lossy(&out.stderr)
+        let (out, where_) = run_passing(
+            Command::new(env!("CARGO_BIN_EXE_coordinator-sim")).env_remove("COORD_SIM_SEED"),
+            &args,
+            &command,
         );
         if args.iter().any(|a| a == "--json") {
             let report: serde_json::Value = serde_json::from_slice(&out.stdout)
@@ -159,19 +170,10 @@ fn every_documented_plugin_simulator_run_keeps_its_oracle() {
                 args.extend(["--messages".to_owned(), "500".to_owned()]);
             }
         }
-        let out = Command::new(env!("CARGO_BIN_EXE_coordinator-plugin-sim"))
-            .args(&args)
-            .output()
-            .unwrap();
-        let where_ = format!(
-            "{}:{}: `{}` ({args:?})",
-            command.doc, command.line, command.text
-        );
-        assert_eq!(
-            out.status.code(),
-            Some(0),
-            "{where_}: {}",
-            String::from_utf8_lossy(&out.stderr)
+        let (out, where_) = run_passing(
+            &mut Command::new(env!("CARGO_BIN_EXE_coordinator-plugin-sim")),
+            &args,
+            &command,
         );
         let _: serde_json::Value = serde_json::from_slice(&out.stdout)
             .unwrap_or_else(|e| panic!("{where_}: no JSON report: {e}"));
